@@ -1,0 +1,258 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/internal/jsutil"
+	"github.com/troupe-dev/troupe/pb"
+)
+
+// Lease defaults: the server drops a host that has not renewed for
+// DefaultLeaseTTL; a host renews DefaultLeaseTTL/DefaultRenewals times per TTL.
+const (
+	DefaultLeaseTTL = 4 * time.Second
+	DefaultRenewals = 4
+)
+
+// ErrHostIDInUse is returned by Join when a live host already holds the id.
+var ErrHostIDInUse = errors.New("placement: host id is held by a live host")
+
+// LeaseConfig sets the lease timing. The zero value means the defaults.
+type LeaseConfig struct {
+	// TTL is the per-message TTL of the record, in whole seconds (the server's
+	// granularity), at least 1s.
+	TTL time.Duration
+	// Renew is the renewal period; 0 means TTL/DefaultRenewals.
+	Renew time.Duration
+	// MarkerTTL is the TTL of the purge marker Leave writes; 0 means
+	// DefaultMarkerTTL. Use the bucket's BucketConfig.MarkerTTL.
+	MarkerTTL time.Duration
+}
+
+func (c LeaseConfig) withDefaults() (LeaseConfig, error) {
+	if c.TTL == 0 {
+		c.TTL = DefaultLeaseTTL
+	}
+	if c.TTL < time.Second || c.TTL%time.Second != 0 {
+		return c, fmt.Errorf("placement: lease TTL %v must be a whole number of seconds, at least 1s", c.TTL)
+	}
+	if c.Renew == 0 {
+		c.Renew = c.TTL / DefaultRenewals
+	}
+	if c.Renew <= 0 || c.Renew > c.TTL/2 {
+		return c, fmt.Errorf("placement: renewal period %v must be positive and at most half the TTL %v", c.Renew, c.TTL)
+	}
+	if c.MarkerTTL == 0 {
+		c.MarkerTTL = DefaultMarkerTTL
+	}
+	return c, nil
+}
+
+// Lease keeps a host's record alive in the membership bucket. Join writes
+// the record and starts a renewal loop owned by the Lease; Leave stops the
+// loop and removes the record. All methods are safe for concurrent use.
+type Lease struct {
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	cfg    LeaseConfig
+	key    string
+	stop   chan struct{}
+	done   chan struct{}
+	onLost func(error)
+
+	mu       sync.Mutex
+	rec      *pb.HostRecord // what the next renewal publishes
+	rev      uint64         // revision of our last write; 0 when not held
+	renewed  time.Time      // send time of the last successful write
+	stopOnce sync.Once
+}
+
+// Join writes rec under hosts.<rec.HostId> with the lease TTL and starts
+// renewing it. It fails with ErrHostIDInUse when another live host holds the
+// id. onLost, if not nil, is called from the renewal goroutine whenever the
+// lease is found lost (the record expired or was overwritten); the Lease then
+// keeps trying to join again with the same record.
+func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, rec *pb.HostRecord, cfg LeaseConfig, onLost func(error)) (*Lease, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := HostID(rec.GetHostId()).Validate(); err != nil {
+		return nil, err
+	}
+	l := &Lease{
+		js: js, kv: kv, cfg: cfg,
+		key:    HostKey(HostID(rec.GetHostId())),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		onLost: onLost,
+		rec:    proto.Clone(rec).(*pb.HostRecord),
+	}
+	l.rec.ChangedRevision = 0
+	if err := l.create(ctx); err != nil {
+		if jsutil.IsConflict(err) {
+			return nil, fmt.Errorf("%w: %s", ErrHostIDInUse, rec.GetHostId())
+		}
+		return nil, fmt.Errorf("placement: join as %s: %w", rec.GetHostId(), err)
+	}
+	go l.loop()
+	return l, nil
+}
+
+// Revision is the bucket revision of the lease's last successful write, 0
+// while the lease is not held.
+func (l *Lease) Revision() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rev
+}
+
+// Renewed is the time the last successful write was sent. The server cannot
+// expire the record before Renewed plus the TTL (assuming clock rates agree).
+func (l *Lease) Renewed() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.renewed
+}
+
+// TTL is the lease's time to live.
+func (l *Lease) TTL() time.Duration { return l.cfg.TTL }
+
+// Update publishes a record whose meaning changed (for example, draining)
+// and returns its revision. It fails if the lease is not held.
+func (l *Lease) Update(ctx context.Context, rec *pb.HostRecord) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rev == 0 {
+		return 0, errors.New("placement: lease not held")
+	}
+	next := proto.Clone(rec).(*pb.HostRecord)
+	next.ChangedRevision = 0
+	rev, err := l.publishLocked(ctx, next)
+	if err != nil {
+		return 0, err
+	}
+	next.ChangedRevision = rev
+	l.rec = next
+	return rev, nil
+}
+
+// Leave stops renewing and removes the record, leaving a purge marker that
+// every watcher sees. It is safe to call more than once.
+func (l *Lease) Leave(ctx context.Context) error {
+	l.halt()
+	l.mu.Lock()
+	rev := l.rev
+	l.rev = 0
+	l.mu.Unlock()
+	if rev == 0 {
+		return nil
+	}
+	err := l.kv.Purge(ctx, l.key, jetstream.LastRevision(rev), jetstream.PurgeTTL(l.cfg.MarkerTTL))
+	if err != nil && !jsutil.IsConflict(err) {
+		return fmt.Errorf("placement: leave: %w", err)
+	}
+	return nil
+}
+
+// Stop stops renewing without removing the record; the server expires it
+// after the TTL, as if the host had crashed.
+func (l *Lease) Stop() { l.halt() }
+
+func (l *Lease) halt() {
+	l.stopOnce.Do(func() { close(l.stop) })
+	<-l.done
+}
+
+func (l *Lease) loop() {
+	defer close(l.done)
+	t := time.NewTicker(l.cfg.Renew)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		l.tick()
+	}
+}
+
+// tick renews a held lease, or tries to take it again after it was lost.
+func (l *Lease) tick() {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Renew)
+	defer cancel()
+	if l.Revision() == 0 {
+		_ = l.create(ctx)
+		return
+	}
+	err := l.renew(ctx)
+	if err == nil {
+		return
+	}
+	lost := jsutil.IsConflict(err) || time.Since(l.Renewed()) >= l.cfg.TTL
+	if !lost {
+		return // transient: the next tick tries again
+	}
+	l.mu.Lock()
+	l.rev = 0
+	l.mu.Unlock()
+	if l.onLost != nil {
+		l.onLost(err)
+	}
+}
+
+func (l *Lease) create(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rec := proto.Clone(l.rec).(*pb.HostRecord)
+	rec.ChangedRevision = 0
+	data, err := proto.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	sent := time.Now()
+	rev, err := l.kv.Create(ctx, l.key, data, jetstream.KeyTTL(l.cfg.TTL))
+	if err != nil {
+		return err
+	}
+	rec.ChangedRevision = rev
+	l.rec, l.rev, l.renewed = rec, rev, sent
+	return nil
+}
+
+func (l *Lease) renew(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rev == 0 {
+		return errors.New("placement: lease not held")
+	}
+	_, err := l.publishLocked(ctx, l.rec)
+	return err
+}
+
+// publishLocked re-publishes rec with the lease TTL, expecting our own last
+// write to be the key's latest: KV Update cannot carry a TTL, so this goes to
+// the key's subject directly.
+func (l *Lease) publishLocked(ctx context.Context, rec *pb.HostRecord) (uint64, error) {
+	data, err := proto.Marshal(rec)
+	if err != nil {
+		return 0, err
+	}
+	sent := time.Now()
+	ack, err := l.js.Publish(ctx, "$KV."+l.kv.Bucket()+"."+l.key, data,
+		jetstream.WithMsgTTL(l.cfg.TTL),
+		jetstream.WithExpectLastSequencePerSubject(l.rev))
+	if err != nil {
+		return 0, err
+	}
+	l.rev, l.renewed = ack.Sequence, sent
+	return ack.Sequence, nil
+}

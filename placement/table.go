@@ -1,0 +1,189 @@
+package placement
+
+import (
+	"cmp"
+	"slices"
+)
+
+// Member is one host as the table sees it. Members are immutable once in a
+// Table: the Member values and slices a Table hands out are shared with it
+// and must not be modified.
+type Member struct {
+	ID       HostID
+	Subject  string      // NATS subject where the host takes calls
+	Types    []ActorType // actor types it serves
+	Draining bool        // a draining host owns nothing (it is leaving)
+}
+
+// Table is the placement table of one generation: a pure function from the
+// member set to the owner of every actor. It is immutable once built and
+// safe for concurrent use. A nil *Table behaves as an empty table.
+type Table struct {
+	gen     uint64
+	members []Member // sorted by ID, IDs unique
+	byType  map[ActorType]*typeHosts
+	types   []ActorType // keys of byType, sorted
+}
+
+// typeHosts holds the owner candidates of one actor type.
+type typeHosts struct {
+	hosts []HostID    // sorted
+	cands []candidate // same order as hosts
+}
+
+// candidate is a non-draining member serving a type, with its host hash.
+type candidate struct {
+	hash uint64
+	m    *Member
+}
+
+// NewTable builds the table of the given generation from a member set.
+//
+// It copies its input, so the caller may reuse members afterwards. The
+// result does not depend on the order of members, except that when several
+// members share an ID the last one wins. Each member's Types are sorted and
+// deduplicated. NewTable does not validate ids: callers check them where
+// members enter the system.
+func NewTable(generation uint64, members []Member) *Table {
+	t := &Table{gen: generation, members: uniqueMembers(members)}
+	t.byType = make(map[ActorType]*typeHosts)
+	for i := range t.members {
+		t.addCandidate(&t.members[i])
+	}
+	for typ := range t.byType {
+		t.types = append(t.types, typ)
+	}
+	slices.Sort(t.types)
+	return t
+}
+
+// uniqueMembers returns copies of members sorted by ID, keeping the last
+// member of each ID, with sorted and deduplicated Types.
+func uniqueMembers(members []Member) []Member {
+	last := make(map[HostID]int, len(members))
+	for i, m := range members {
+		last[m.ID] = i
+	}
+	out := make([]Member, 0, len(last))
+	for i, m := range members {
+		if last[m.ID] == i {
+			m.Types = sortedTypes(m.Types)
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// sortedTypes returns a sorted, deduplicated copy of types.
+func sortedTypes(types []ActorType) []ActorType {
+	out := slices.Clone(types)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// addCandidate registers m as a candidate for each type it serves, unless it
+// is draining. Members are added in ID order, so candidate lists stay sorted.
+func (t *Table) addCandidate(m *Member) {
+	if m.Draining {
+		return
+	}
+	for _, typ := range m.Types {
+		th := t.byType[typ]
+		if th == nil {
+			th = &typeHosts{}
+			t.byType[typ] = th
+		}
+		th.hosts = append(th.hosts, m.ID)
+		th.cands = append(th.cands, candidate{hash: hostHash(m.ID), m: m})
+	}
+}
+
+// Generation returns the generation the table was built for (0 for nil).
+func (t *Table) Generation() uint64 {
+	if t == nil {
+		return 0
+	}
+	return t.gen
+}
+
+// Members returns all members, draining ones included, sorted by ID. The
+// slice is shared with the table: the caller must not modify it.
+func (t *Table) Members() []Member {
+	if t == nil {
+		return nil
+	}
+	return t.members
+}
+
+// Member returns the member with the given ID. Its Types slice is shared
+// with the table and must not be modified.
+func (t *Table) Member(id HostID) (Member, bool) {
+	if t == nil {
+		return Member{}, false
+	}
+	i, ok := slices.BinarySearchFunc(t.members, id, func(m Member, id HostID) int {
+		return cmp.Compare(m.ID, id)
+	})
+	if !ok {
+		return Member{}, false
+	}
+	return t.members[i], true
+}
+
+// Owner returns the member that owns the actor (typ, id): the non-draining
+// member serving typ with the highest rendezvous score (see the package
+// documentation). It reports false if no such member exists. The returned
+// Member is shared with the table and must not be modified. Owner does not
+// allocate.
+func (t *Table) Owner(typ ActorType, id ActorID) (*Member, bool) {
+	if t == nil {
+		return nil, false
+	}
+	th := t.byType[typ]
+	if th == nil {
+		return nil, false
+	}
+	return pick(KeyHash(typ, id), th.cands), true
+}
+
+// pick returns the candidate with the highest score for key. On equal scores
+// (equal host hashes) the earlier candidate, that is the smaller host ID,
+// wins. cands must not be empty.
+func pick(key uint64, cands []candidate) *Member {
+	best := cands[0].m
+	bestScore := score(key, cands[0].hash)
+	for _, c := range cands[1:] {
+		if s := score(key, c.hash); s > bestScore {
+			best, bestScore = c.m, s
+		}
+	}
+	return best
+}
+
+// Serves reports whether some non-draining member serves typ.
+func (t *Table) Serves(typ ActorType) bool {
+	if t == nil {
+		return false
+	}
+	return t.byType[typ] != nil
+}
+
+// Hosts returns the IDs of the non-draining members serving typ, sorted: the
+// candidates among which Owner chooses. The caller owns the returned slice.
+func (t *Table) Hosts(typ ActorType) []HostID {
+	if t == nil || t.byType[typ] == nil {
+		return nil
+	}
+	return slices.Clone(t.byType[typ].hosts)
+}
+
+// Types returns the actor types that some non-draining member serves, sorted:
+// exactly the types for which Serves reports true. The caller owns the
+// returned slice.
+func (t *Table) Types() []ActorType {
+	if t == nil {
+		return nil
+	}
+	return slices.Clone(t.types)
+}
