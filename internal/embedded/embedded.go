@@ -1,0 +1,91 @@
+// Package embedded starts an in-process NATS server with JetStream. `troupe
+// dev` runs on it, and so does every test: the same server code as a
+// standalone nats-server, with no process to install or manage.
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Config says how to start the server. The zero value listens on a random
+// loopback port and stores JetStream data in a directory the caller must
+// provide.
+type Config struct {
+	// Listen is HOST:PORT for clients; "" means 127.0.0.1 on a random port.
+	Listen string
+	// StoreDir holds JetStream data. Required.
+	StoreDir string
+	// SyncAlways makes JetStream fsync every write before acknowledging it.
+	// Off, the server fsyncs every SyncInterval: a process crash loses
+	// nothing, an OS crash or power loss can lose the last interval's writes.
+	SyncAlways bool
+	// SyncInterval is the fsync period when SyncAlways is off; 0 means the
+	// server's default (2 minutes).
+	SyncInterval time.Duration
+	// ServerName names the server in logs and cluster views; "" means
+	// "troupe".
+	ServerName string
+	// Logs routes the server's log lines to the process's standard error.
+	Logs bool
+}
+
+// Start starts a server and waits until it accepts connections.
+func Start(cfg Config) (*server.Server, error) {
+	opts, err := cfg.options()
+	if err != nil {
+		return nil, err
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if cfg.Logs {
+		s.ConfigureLogger()
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready to accept connections on %s within 10s", cfg.Listen)
+	}
+	return s, nil
+}
+
+func (cfg Config) options() (*server.Options, error) {
+	if cfg.StoreDir == "" {
+		return nil, errors.New("embedded nats: no store directory")
+	}
+	host, port := "127.0.0.1", server.RANDOM_PORT
+	if cfg.Listen != "" {
+		h, p, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: listen address %q: %w", cfg.Listen, err)
+		}
+		if port, err = strconv.Atoi(p); err != nil || port < 0 || port > 65535 {
+			return nil, fmt.Errorf("embedded nats: listen address %q: bad port", cfg.Listen)
+		}
+		if h != "" {
+			host = h
+		}
+	}
+	name := cfg.ServerName
+	if name == "" {
+		name = "troupe"
+	}
+	return &server.Options{
+		ServerName:   name,
+		Host:         host,
+		Port:         port,
+		JetStream:    true,
+		StoreDir:     cfg.StoreDir,
+		SyncAlways:   cfg.SyncAlways,
+		SyncInterval: cfg.SyncInterval,
+		NoSigs:       true,
+		NoLog:        !cfg.Logs,
+	}, nil
+}

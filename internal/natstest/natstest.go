@@ -1,0 +1,48 @@
+// Package natstest starts real NATS servers for tests: an embedded
+// nats-server with JetStream on a random loopback port and a temporary store,
+// shut down when the test ends.
+package natstest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/internal/embedded"
+)
+
+// Server starts a JetStream-enabled server for t. The server is shut down
+// and its store removed when t ends.
+func Server(t testing.TB) *server.Server {
+	t.Helper()
+	return ServerIn(t, t.TempDir())
+}
+
+// ServerIn starts a server on the given store directory, so a test can stop
+// it and start another on the same data.
+func ServerIn(t testing.TB, dir string) *server.Server {
+	t.Helper()
+	s, err := embedded.Start(embedded.Config{StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// Connect opens a client connection to s, closed when t ends.
+func Connect(t testing.TB, s *server.Server, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(20 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
