@@ -1,0 +1,136 @@
+package host
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// Actor handles the calls of one activation.
+//
+// Concurrency contract: the host calls Receive (and the optional Activate
+// and Deactivate hooks) for one activation from one goroutine at a time, in
+// the order the calls arrived: turns never overlap, so an actor needs no
+// locks of its own. Different activations run in parallel. Receive must
+// return when ctx ends (the caller's deadline); its reply bytes are owned by
+// the host after it returns.
+//
+// A returned error reaches the caller as a *router.Error: return one made
+// with router.Errorf or router.AppError to choose the code; any other error
+// becomes CodeApplication with its text.
+type Actor interface {
+	Receive(ctx context.Context, call Call) ([]byte, error)
+}
+
+// ActorFunc adapts a function to Actor, for actors that keep no fields.
+type ActorFunc func(ctx context.Context, call Call) ([]byte, error)
+
+// Receive calls f.
+func (f ActorFunc) Receive(ctx context.Context, call Call) ([]byte, error) { return f(ctx, call) }
+
+// Activator is implemented by actors that need a hook when activated: after
+// the state is loaded, before the first call's turn. An error fails that call
+// and discards the activation.
+type Activator interface {
+	Activate(ctx context.Context) error
+}
+
+// Deactivator is implemented by actors that need a hook when deactivated
+// (idle, moved to another host, or host shutdown). It runs as the
+// activation's last turn; state it sets is saved.
+type Deactivator interface {
+	Deactivate(ctx context.Context) error
+}
+
+// Factory makes the Actor for one activation. self stays valid for the
+// activation's life; keep it to reach the actor's identity and state.
+type Factory func(self *Self) Actor
+
+// Func returns a Factory for an actor that is just a function.
+func Func(f ActorFunc) Factory { return func(*Self) Actor { return f } }
+
+// Call is one call delivered to an actor. Payload is owned by the actor for
+// the turn and must not be retained after Receive returns unless copied.
+type Call struct {
+	Method  string
+	Payload []byte
+	// Header holds the request's headers, including any the caller added
+	// with router.WithHeader.
+	Header nats.Header
+}
+
+// UnknownMethod is the error an actor returns for a method it does not have.
+func UnknownMethod(c Call) error {
+	return router.Errorf(router.CodeUnknownMethod, "no method %q", c.Method)
+}
+
+// Self is an activation's handle on itself: its identity, its durable state
+// and the router for calling other actors. Its methods may only be called
+// from the activation's own turns (Receive and the hooks).
+type Self struct {
+	a *activation
+}
+
+// Type is the actor's type.
+func (s *Self) Type() placement.ActorType { return s.a.t.name }
+
+// ID is the actor's id.
+func (s *Self) ID() placement.ActorID { return s.a.id }
+
+// State is the actor's durable state: as loaded on activation, or as set by
+// SetState in this or an earlier turn. nil when the actor has none. The bytes
+// must not be modified.
+func (s *Self) State() []byte { return s.a.state }
+
+// SetState replaces the actor's state. At the end of the turn the host
+// saves it with a compare-and-set on the last revision it read, before the
+// reply is sent: an acknowledged call's state is durable, and a stale
+// activation's write is refused. The host keeps b; do not modify it after.
+func (s *Self) SetState(b []byte) {
+	if b == nil {
+		b = []byte{}
+	}
+	s.a.state, s.a.dirty = b, true
+}
+
+// Router calls other actors; pass the turn's ctx so the deadline carries over.
+func (s *Self) Router() *router.Router { return s.a.h.router }
+
+// TypeOption tweaks one registered actor type.
+type TypeOption interface{ apply(*actorType) }
+
+type typeOptionFunc func(*actorType)
+
+func (f typeOptionFunc) apply(t *actorType) { f(t) }
+
+// MailboxSize bounds the calls waiting for one activation of the type;
+// further calls fail with router.ErrBusy. It overrides Config.MailboxSize.
+func MailboxSize(n int) TypeOption {
+	return typeOptionFunc(func(t *actorType) { t.mailbox = n })
+}
+
+// IdleTimeout deactivates an activation of the type after it received no
+// call for d. It overrides Config.IdleTimeout.
+func IdleTimeout(d time.Duration) TypeOption {
+	return typeOptionFunc(func(t *actorType) { t.idle = d })
+}
+
+// NoState declares that the type keeps no durable state: activation reads
+// nothing from the state bucket and SetState is ignored.
+func NoState() TypeOption {
+	return typeOptionFunc(func(t *actorType) { t.stateless = true })
+}
+
+// actorType is a registered type.
+type actorType struct {
+	name      placement.ActorType
+	factory   Factory
+	mailbox   int
+	idle      time.Duration
+	stateless bool
+	dir       directory
+}

@@ -1,0 +1,144 @@
+package host
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/troupe-dev/troupe/placement"
+)
+
+// Defaults for Config.
+const (
+	DefaultSubjectPrefix = "troupe"
+	DefaultStateBucket   = "troupe_state"
+	DefaultMailboxSize   = 256
+	DefaultIdleTimeout   = 15 * time.Minute
+	DefaultCallTimeout   = 5 * time.Second
+	DefaultSaveTimeout   = 5 * time.Second
+)
+
+// Clock tells the time. Tests inject one to drive idle deactivation without
+// sleeping.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Config configures a Host. The zero value of every field means its default;
+// DefaultConfig shows them.
+type Config struct {
+	// ID names the host; "" means a random id ("h-" and 8 hex digits).
+	ID placement.HostID
+	// SubjectPrefix starts every troupe subject; the host takes calls on
+	// <prefix>.host.<id>.
+	SubjectPrefix string
+	// Membership configures the membership bucket.
+	Membership placement.BucketConfig
+	// Lease configures the host's lease on its membership record.
+	Lease placement.LeaseConfig
+	// StateBucket is the KV bucket holding actor state.
+	StateBucket string
+	// StateReplicas is the state bucket's replica count; 0 means 1.
+	StateReplicas int
+	// MailboxSize bounds the calls waiting for one activation.
+	MailboxSize int
+	// IdleTimeout deactivates an activation that received no call for this
+	// long.
+	IdleTimeout time.Duration
+	// CallTimeout bounds a call whose request carries no timeout.
+	CallTimeout time.Duration
+	// SaveTimeout bounds one state save.
+	SaveTimeout time.Duration
+	// Clock tells the time; nil means the system clock.
+	Clock Clock
+	// Logger receives the host's logs; nil means slog.Default(). Every line
+	// carries the host id.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in (and a random
+// ID).
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
+func (c Config) withDefaults() Config {
+	if c.ID == "" {
+		c.ID = randomHostID()
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if c.StateBucket == "" {
+		c.StateBucket = DefaultStateBucket
+	}
+	if c.StateReplicas == 0 {
+		c.StateReplicas = 1
+	}
+	if c.MailboxSize == 0 {
+		c.MailboxSize = DefaultMailboxSize
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.SaveTimeout == 0 {
+		c.SaveTimeout = DefaultSaveTimeout
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// ErrInvalidConfig is wrapped by configuration errors.
+var ErrInvalidConfig = errors.New("host: invalid config")
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if err := c.ID.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := validSubjectPrefix(c.SubjectPrefix); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if c.MailboxSize < 1 || c.IdleTimeout < 0 || c.CallTimeout < 0 || c.SaveTimeout < 0 {
+		return fmt.Errorf("%w: mailbox size, idle, call and save timeouts must be positive", ErrInvalidConfig)
+	}
+	return nil
+}
+
+func validSubjectPrefix(p string) error {
+	if p == "" || p[0] == '.' || p[len(p)-1] == '.' {
+		return fmt.Errorf("subject prefix %q must not be empty or start or end with a dot", p)
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c == '*' || c == '>' || c >= 0x7f || c == '.' && p[i-1] == '.' {
+			return fmt.Errorf("subject prefix %q must be literal subject tokens", p)
+		}
+	}
+	return nil
+}
+
+func randomHostID() placement.HostID {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return placement.HostID("h-" + hex.EncodeToString(b[:]))
+}
+
+func randomIncarnation() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,87 @@
+package host
+
+import (
+	"hash/maphash"
+	"sync"
+
+	"github.com/troupe-dev/troupe/placement"
+)
+
+// shards spreads one type's activations over independently locked maps, so
+// concurrent calls for different actors rarely contend.
+const shards = 64
+
+// directory holds the activations of one actor type on this host.
+type directory struct {
+	seed   maphash.Seed
+	shards [shards]shard
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[placement.ActorID]*activation
+}
+
+func (d *directory) init() {
+	d.seed = maphash.MakeSeed()
+	for i := range d.shards {
+		d.shards[i].m = make(map[placement.ActorID]*activation)
+	}
+}
+
+func (d *directory) shard(id placement.ActorID) *shard {
+	return &d.shards[maphash.String(d.seed, string(id))%shards]
+}
+
+// getOrCreate returns the activation of id, creating it with mk if there is
+// none.
+func (d *directory) getOrCreate(id placement.ActorID, mk func() *activation) *activation {
+	s := d.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.m[id]
+	if !ok {
+		a = mk()
+		s.m[id] = a
+	}
+	return a
+}
+
+// remove drops a if it is still id's activation.
+func (d *directory) remove(id placement.ActorID, a *activation) {
+	s := d.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[id] == a {
+		delete(s.m, id)
+	}
+}
+
+// each calls f for every activation. f runs without the shard locked, so it
+// may call back into the directory.
+func (d *directory) each(f func(*activation)) {
+	var batch []*activation
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		batch = batch[:0]
+		for _, a := range s.m {
+			batch = append(batch, a)
+		}
+		s.mu.Unlock()
+		for _, a := range batch {
+			f(a)
+		}
+	}
+}
+
+func (d *directory) len() int {
+	n := 0
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}

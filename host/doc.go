@@ -1,0 +1,45 @@
+// Package host runs actors: it is the serving side of troupe.
+//
+// A Host joins the member set with a lease in the membership bucket (see
+// package placement), subscribes to its own subject <prefix>.host.<id>, and
+// serves calls for the actors that the placement table gives it:
+//
+//	h, _ := host.New(nc, host.Config{})
+//	_ = h.Register("counter", counter.New)
+//	_ = h.Start(ctx)
+//	defer h.Shutdown(ctx)
+//
+// # Turns
+//
+// Each active actor has a mailbox: a bounded FIFO of calls (Config.MailboxSize;
+// a full one answers router.ErrBusy). While calls are waiting, one goroutine
+// runs them one turn at a time; when the mailbox empties the goroutine ends,
+// so an idle actor costs memory but no goroutine.
+//
+// # Lifecycle
+//
+// The first call activates an actor: the host loads its state from the state
+// bucket, calls the type's Factory, then the optional Activate hook. An
+// actor is deactivated (optional Deactivate hook, then a final save) when it
+// has been idle for the idle timeout, when a table change gives it to
+// another host, and when the host shuts down. Deactivation is itself a turn,
+// queued behind the calls already waiting, so it never overlaps a call.
+//
+// # State
+//
+// An actor's state is bytes (Self.State, Self.SetState). A turn that set it is
+// saved before its reply is sent, with a compare-and-set on the revision the
+// activation read: an acknowledged call's state is durable, and a write from
+// a stale activation is refused with router.ErrStateConflict instead of
+// overwriting newer state. A turn that fails, panics, or whose save fails is
+// discarded with its activation, so memory never drifts from the store; the
+// next call activates the actor again from the store.
+//
+// # Routing
+//
+// A request carries the caller's table generation. A host that has not yet
+// applied that generation waits for its watcher (bounded by the call's
+// deadline) before deciding; a host that does not own the actor at its
+// table answers MOVED with its generation, and the caller catches up and
+// retries.
+package host

@@ -1,0 +1,75 @@
+package host_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/natstest"
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// startHost starts a host with its own connection to s; register adds its
+// actor types. The host is closed when the test ends.
+func startHost(t *testing.T, s *server.Server, cfg host.Config, register func(*host.Host)) *host.Host {
+	t.Helper()
+	nc := natstest.Connect(t, s)
+	h, err := host.New(nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(h)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// newRouter returns a router with its own connection to s.
+func newRouter(t *testing.T, s *server.Server) *router.Router {
+	t.Helper()
+	nc := natstest.Connect(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := router.New(ctx, nc, router.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// waitMembers waits until r's table lists exactly n hosts.
+func waitMembers(t *testing.T, r *router.Router, n int) *placement.Table {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		ch := r.Watcher().Changed()
+		if tab := r.Table(); len(tab.Members()) == n {
+			return tab
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("table has %d members, want %d", len(r.Table().Members()), n)
+		}
+	}
+}
+
+func call(t *testing.T, r *router.Router, typ placement.ActorType, id placement.ActorID, method, payload string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply, err := r.Call(ctx, typ, id, method, []byte(payload))
+	if err != nil {
+		t.Fatalf("%s %q %s %q: %v", typ, id, method, payload, err)
+	}
+	return string(reply)
+}

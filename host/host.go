@@ -1,0 +1,349 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// Version is reported in host records.
+const Version = "0.1.0"
+
+// Errors of the host's lifecycle.
+var (
+	ErrStarted    = errors.New("host: already started")
+	ErrNotStarted = errors.New("host: not started")
+	ErrHostClosed = errors.New("host: closed")
+)
+
+// Host serves actors: it holds a lease in the membership bucket, takes calls
+// on its own subject for the actors the table gives it, and runs each actor's
+// calls one turn at a time.
+//
+// A Host owns every goroutine it starts (the membership watcher, the lease
+// renewal, the table follower, the idle sweeper and the actors' turns);
+// Shutdown drains and waits for them, Close stops them without draining.
+type Host struct {
+	nc  *nats.Conn
+	cfg Config
+	log *slog.Logger
+
+	types map[placement.ActorType]*actorType
+
+	// Set by Start.
+	js      jetstream.JetStream
+	state   jetstream.KeyValue
+	w       *placement.Watcher
+	lease   *placement.Lease
+	router  *router.Router
+	sub     *nats.Subscription
+	subject string
+
+	started  atomic.Bool
+	closing  atomic.Bool
+	stop     chan struct{}
+	loops    sync.WaitGroup // the host's own loops
+	turns    sync.WaitGroup // running mailboxes and deferred admissions
+	stopOnce sync.Once
+}
+
+// New returns a host that will serve on nc once started. Register actor
+// types, then call Start.
+func New(nc *nats.Conn, cfg Config) (*Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Host{
+		nc:    nc,
+		cfg:   cfg,
+		log:   cfg.Logger.With("host", string(cfg.ID)),
+		types: make(map[placement.ActorType]*actorType),
+		stop:  make(chan struct{}),
+	}, nil
+}
+
+// ID is the host's id.
+func (h *Host) ID() placement.HostID { return h.cfg.ID }
+
+// Subject is where the host takes calls.
+func (h *Host) Subject() string { return h.cfg.SubjectPrefix + ".host." + string(h.cfg.ID) }
+
+// Router calls actors through the host's membership watcher. Valid after
+// Start.
+func (h *Host) Router() *router.Router { return h.router }
+
+// Register adds an actor type with the factory that makes its activations.
+// It must be called before Start.
+func (h *Host) Register(typ placement.ActorType, factory Factory, opts ...TypeOption) error {
+	if h.started.Load() {
+		return ErrStarted
+	}
+	if err := typ.Validate(); err != nil {
+		return err
+	}
+	if factory == nil {
+		return fmt.Errorf("host: nil factory for actor type %q", typ)
+	}
+	if _, dup := h.types[typ]; dup {
+		return fmt.Errorf("host: actor type %q registered twice", typ)
+	}
+	t := &actorType{name: typ, factory: factory, mailbox: h.cfg.MailboxSize, idle: h.cfg.IdleTimeout}
+	for _, o := range opts {
+		o.apply(t)
+	}
+	if t.mailbox < 1 || t.idle <= 0 {
+		return fmt.Errorf("host: actor type %q: mailbox size and idle timeout must be positive", typ)
+	}
+	t.dir.init()
+	h.types[typ] = t
+	return nil
+}
+
+// Start creates the buckets if needed, starts following the membership,
+// subscribes to the host's subject and joins the member set. It returns once
+// the host's own table includes it.
+func (h *Host) Start(ctx context.Context) error {
+	if !h.started.CompareAndSwap(false, true) {
+		return ErrStarted
+	}
+	if err := h.start(ctx); err != nil {
+		h.Close()
+		return err
+	}
+	h.log.Info("host joined", "subject", h.subject, "types", h.typeNames(), "generation", h.w.Table().Generation())
+	return nil
+}
+
+func (h *Host) start(ctx context.Context) error {
+	var err error
+	if h.js, err = jetstream.New(h.nc); err != nil {
+		return err
+	}
+	members, err := placement.EnsureBucket(ctx, h.js, h.cfg.Membership)
+	if err != nil {
+		return err
+	}
+	if h.state, err = ensureStateBucket(ctx, h.js, h.cfg); err != nil {
+		return err
+	}
+	if h.w, err = placement.Watch(ctx, members); err != nil {
+		return err
+	}
+	if h.router, err = router.New(ctx, h.nc, router.Config{Watcher: h.w}); err != nil {
+		return err
+	}
+	h.subject = h.Subject()
+	if h.sub, err = h.nc.Subscribe(h.subject, h.serve); err != nil {
+		return fmt.Errorf("host: subscribe %s: %w", h.subject, err)
+	}
+	_ = h.sub.SetPendingLimits(-1, -1) // mailboxes bound the work, not the socket
+	leaseCfg := h.cfg.Lease
+	if leaseCfg.MarkerTTL == 0 {
+		leaseCfg.MarkerTTL = h.cfg.Membership.MarkerTTL
+	}
+	h.lease, err = placement.Join(ctx, h.js, members, h.record(), leaseCfg, func(err error) {
+		h.log.Warn("lease lost; joining again", "err", err)
+	})
+	if err != nil {
+		return err
+	}
+	if err := h.w.WaitApplied(ctx, h.lease.Revision()); err != nil {
+		return fmt.Errorf("host: waiting to see own join: %w", err)
+	}
+	h.goLoop(h.followTable)
+	h.goLoop(h.sweepLoop)
+	return nil
+}
+
+func (h *Host) record() *pb.HostRecord {
+	return &pb.HostRecord{
+		HostId:        string(h.cfg.ID),
+		Subject:       h.Subject(),
+		ActorTypes:    h.typeNames(),
+		State:         pb.HostState_HOST_STATE_ACTIVE,
+		Incarnation:   randomIncarnation(),
+		StartedUnixMs: time.Now().UnixMilli(),
+		Version:       Version,
+	}
+}
+
+func (h *Host) typeNames() []string {
+	names := make([]string, 0, len(h.types))
+	for n := range h.types {
+		names = append(names, string(n))
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (h *Host) goLoop(f func()) {
+	h.loops.Add(1)
+	go func() {
+		defer h.loops.Done()
+		f()
+	}()
+}
+
+// Shutdown leaves gracefully: it removes the host's record so the table
+// moves its actors to other hosts, answers calls for them with MOVED (the
+// callers follow), lets running turns finish and saves state while
+// deactivating, then unsubscribes. If ctx ends first, it stops hard.
+func (h *Host) Shutdown(ctx context.Context) error {
+	if !h.started.Load() {
+		return ErrNotStarted
+	}
+	if !h.closing.CompareAndSwap(false, true) {
+		return ErrHostClosed
+	}
+	h.log.Info("host leaving")
+	err := h.lease.Leave(ctx)
+	if err == nil {
+		err = h.waitLeft(ctx)
+	}
+	if err != nil {
+		h.log.Warn("leave not confirmed; deactivating anyway", "err", err)
+	}
+	h.deactivateAll(func(*activation) bool { return true })
+	done := make(chan struct{})
+	go func() { h.turns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("host: shutdown: turns still running: %w", ctx.Err()))
+	}
+	if h.sub != nil {
+		_ = h.sub.Drain()
+	}
+	h.halt()
+	return err
+}
+
+// Close stops the host at once: it unsubscribes and stops renewing its lease
+// without removing it (other hosts take its actors once the lease expires, as
+// after a crash) and does not wait for running turns or save state.
+func (h *Host) Close() {
+	h.closing.Store(true)
+	if h.sub != nil {
+		_ = h.sub.Unsubscribe()
+	}
+	if h.lease != nil {
+		h.lease.Stop()
+	}
+	h.halt()
+}
+
+// halt stops the host's loops and its watcher.
+func (h *Host) halt() {
+	h.stopOnce.Do(func() {
+		close(h.stop)
+		h.loops.Wait()
+		if h.w != nil {
+			h.w.Stop()
+		}
+		h.log.Info("host stopped")
+	})
+}
+
+// waitLeft waits until the host's own table no longer lists it.
+func (h *Host) waitLeft(ctx context.Context) error {
+	for {
+		changed := h.w.Changed()
+		if _, in := h.w.Table().Member(h.cfg.ID); !in {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// followTable deactivates the actors a new table gives to other hosts.
+func (h *Host) followTable() {
+	last := h.w.Table()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.w.Changed():
+		}
+		t := h.w.Table()
+		if t == last {
+			continue
+		}
+		last = t
+		h.deactivateAll(func(a *activation) bool { return !h.owns(t, a.t.name, a.id) })
+	}
+}
+
+func (h *Host) owns(t *placement.Table, typ placement.ActorType, id placement.ActorID) bool {
+	m, ok := t.Owner(typ, id)
+	return ok && m.ID == h.cfg.ID
+}
+
+// deactivateAll asks every activation that matches to deactivate after the
+// turns already in its mailbox.
+func (h *Host) deactivateAll(match func(*activation) bool) {
+	for _, t := range h.types {
+		t.dir.each(func(a *activation) {
+			if match(a) {
+				a.deactivate()
+			}
+		})
+	}
+}
+
+// sweepLoop deactivates idle activations.
+func (h *Host) sweepLoop() {
+	period := time.Second
+	for _, t := range h.types {
+		period = min(period, max(t.idle/4, 10*time.Millisecond))
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-tick.C:
+			h.sweepIdle()
+		}
+	}
+}
+
+// sweepIdle deactivates every activation idle for longer than its type's
+// idle timeout.
+func (h *Host) sweepIdle() {
+	now := h.cfg.Clock.Now().UnixNano()
+	for _, t := range h.types {
+		cutoff := now - int64(t.idle)
+		t.dir.each(func(a *activation) {
+			if a.idleSince(cutoff) {
+				a.deactivate()
+			}
+		})
+	}
+}
+
+// ActiveActors counts the activations of each type.
+func (h *Host) ActiveActors() map[placement.ActorType]int {
+	n := make(map[placement.ActorType]int, len(h.types))
+	for name, t := range h.types {
+		n[name] = t.dir.len()
+	}
+	return n
+}

@@ -1,0 +1,146 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// maxTimeout caps the timeout a request may ask for.
+const maxTimeout = time.Hour
+
+// envelope is one message in a mailbox: a call, or the order to deactivate.
+type envelope struct {
+	msg        *nats.Msg
+	t          *actorType
+	id         placement.ActorID
+	method     string
+	gen        uint64
+	deadline   time.Time
+	deactivate bool
+}
+
+// serve takes one request from the host's subject. It runs on the
+// subscription's goroutine, so it only parses, routes and enqueues; turns
+// run on the activations' own goroutines.
+func (h *Host) serve(msg *nats.Msg) {
+	if msg.Reply == "" {
+		h.log.Debug("dropping request without a reply subject", "subject", msg.Subject)
+		return
+	}
+	env, err := h.parse(msg)
+	if err != nil {
+		h.fail(msg, err)
+		return
+	}
+	if env.gen > h.w.Applied() {
+		h.turns.Add(1)
+		go h.admitLater(env)
+		return
+	}
+	h.admit(env)
+}
+
+// parse validates a request's headers.
+func (h *Host) parse(msg *nats.Msg) (*envelope, *router.Error) {
+	hdr := msg.Header
+	typ := placement.ActorType(hdr.Get(router.HeaderType))
+	if typ == "" {
+		return nil, router.Errorf(router.CodeBadRequest, "missing %s header", router.HeaderType)
+	}
+	t, ok := h.types[typ]
+	if !ok {
+		return nil, router.Errorf(router.CodeUnknownType, "host %s does not serve actor type %q", h.cfg.ID, typ)
+	}
+	rawID, ok := hdr[router.HeaderID]
+	if !ok || len(rawID) != 1 {
+		return nil, router.Errorf(router.CodeBadRequest, "want exactly one %s header", router.HeaderID)
+	}
+	id, err := router.DecodeID(rawID[0])
+	if err != nil {
+		return nil, router.Errorf(router.CodeBadRequest, "malformed %s header: %v", router.HeaderID, err)
+	}
+	if err := placement.ActorID(id).Validate(); err != nil {
+		return nil, router.Errorf(router.CodeInvalidID, "%v", err)
+	}
+	method := hdr.Get(router.HeaderMethod)
+	if err := placement.ValidateName("method", method); err != nil {
+		return nil, router.Errorf(router.CodeInvalidMethod, "%v", err)
+	}
+	env := &envelope{msg: msg, t: t, id: placement.ActorID(id), method: method}
+	if g := hdr.Get(router.HeaderGeneration); g != "" {
+		if env.gen, err = strconv.ParseUint(g, 10, 64); err != nil {
+			return nil, router.Errorf(router.CodeBadRequest, "malformed %s header %q", router.HeaderGeneration, g)
+		}
+	}
+	timeout := h.cfg.CallTimeout
+	if ms := hdr.Get(router.HeaderTimeout); ms != "" {
+		n, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil || n < 0 {
+			return nil, router.Errorf(router.CodeBadRequest, "malformed %s header %q: want milliseconds", router.HeaderTimeout, ms)
+		}
+		timeout = min(time.Duration(n)*time.Millisecond, maxTimeout)
+	}
+	env.deadline = time.Now().Add(timeout)
+	return env, nil
+}
+
+// admitLater waits for the host's watcher to reach the caller's generation,
+// bounded by the call's deadline, then admits the call.
+func (h *Host) admitLater(env *envelope) {
+	defer h.turns.Done()
+	ctx, cancel := context.WithDeadline(context.Background(), env.deadline)
+	defer cancel()
+	if err := h.w.WaitApplied(ctx, env.gen); err != nil {
+		if errors.Is(err, placement.ErrWatcherStopped) {
+			h.fail(env.msg, router.Errorf(router.CodeUnavailable, "host %s is stopping", h.cfg.ID))
+			return
+		}
+		h.fail(env.msg, router.Errorf(router.CodeDeadlineExceeded,
+			"host %s did not reach generation %d before the deadline", h.cfg.ID, env.gen))
+		return
+	}
+	h.admit(env)
+}
+
+// admit puts a call in its actor's mailbox if this host owns the actor at
+// its current table, or answers MOVED.
+func (h *Host) admit(env *envelope) {
+	table := h.w.Table()
+	if !h.owns(table, env.t.name, env.id) {
+		e := router.Errorf(router.CodeMoved, "actor is not on host %s at generation %d", h.cfg.ID, table.Generation())
+		e.Generation = table.Generation()
+		h.fail(env.msg, e)
+		return
+	}
+	for {
+		a := env.t.dir.getOrCreate(env.id, func() *activation { return newActivation(h, env.t, env.id) })
+		switch err := a.enqueue(env); err {
+		case nil:
+			return
+		case errBusy:
+			h.fail(env.msg, router.Errorf(router.CodeBusy, "mailbox of %s %s is full (%d calls waiting)", env.t.name, router.EncodeID(string(env.id)), env.t.mailbox))
+			return
+		}
+		// The activation closed between lookup and enqueue: take a new one.
+	}
+}
+
+// fail answers a request with an error reply.
+func (h *Host) fail(msg *nats.Msg, e *router.Error) {
+	hdr, body := router.EncodeError(e)
+	h.respond(msg, &nats.Msg{Header: hdr, Data: body})
+}
+
+func (h *Host) respond(req, resp *nats.Msg) {
+	resp.Subject = req.Reply
+	if err := h.nc.PublishMsg(resp); err != nil {
+		h.log.Debug("reply not sent", "err", err)
+	}
+}

@@ -1,0 +1,89 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/internal/jsutil"
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+func ensureStateBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.StateBucket,
+		Description: "troupe actor state: one key per actor, written with compare-and-set",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.StateReplicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host: state bucket %q: %w", cfg.StateBucket, err)
+	}
+	return kv, nil
+}
+
+// StateKey is the state-bucket key of an actor: <type>.<escaped id>, where
+// the id keeps [A-Za-z0-9_-] and every other byte becomes =XX (upper-case
+// hex). The escaping is one-to-one, so no two actors share a key.
+func StateKey(typ placement.ActorType, id placement.ActorID) string {
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(typ)+1+len(id)*3)
+	b = append(b, typ...)
+	b = append(b, '.')
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '=', hex[c>>4], hex[c&15])
+	}
+	return string(b)
+}
+
+// loadState reads an actor's state and the revision to compare against when
+// saving; (nil, 0) when it has none.
+func (h *Host) loadState(ctx context.Context, key string) ([]byte, uint64, error) {
+	e, err := h.state.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, 0, nil
+	case err != nil:
+		return nil, 0, router.Errorf(router.CodeUnavailable, "loading state: %w", err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+// saveState writes state with compare-and-set on rev (0: the key must not
+// exist) and returns the new revision. A stale write is refused with
+// CodeStateConflict.
+func (h *Host) saveState(key string, state []byte, rev uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SaveTimeout)
+	defer cancel()
+	var err error
+	var next uint64
+	if rev == 0 {
+		next, err = h.state.Create(ctx, key, state)
+	} else {
+		next, err = h.state.Update(ctx, key, state, rev)
+	}
+	switch {
+	case err == nil:
+		return next, nil
+	case jsutil.IsConflict(err):
+		return 0, router.Errorf(router.CodeStateConflict, "state of %s changed under this activation; the turn was discarded", key)
+	case errors.Is(err, nats.ErrMaxPayload) || isMessageTooLarge(err):
+		return 0, router.Errorf(router.CodeStateTooLarge, "state of %d bytes exceeds the state bucket's limit; the turn was discarded", len(state))
+	}
+	return 0, router.Errorf(router.CodeUnavailable, "saving state (the turn's outcome is unknown): %w", err)
+}
+
+func isMessageTooLarge(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}

@@ -1,0 +1,278 @@
+// Package router is the caller's side of troupe: it finds the host that owns
+// an actor at the current table generation and sends it the call as a NATS
+// request, retrying while the table moves under it, until the call's
+// deadline.
+//
+// A Router follows the membership bucket with a placement.Watcher, so a
+// lookup is a hash over the local table, not a network round trip. Calls
+// carry the caller's generation; a host that no longer owns the actor answers
+// MOVED with its own generation, and the router waits for its watcher to
+// catch up and calls again. A host that vanished (no responders) makes the
+// router wait for the next table change, with backoff. Every call ends with a
+// reply or an *Error before its context's deadline.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/placement"
+)
+
+// DefaultTimeout bounds a call whose context has no deadline.
+const DefaultTimeout = 5 * time.Second
+
+// Config configures a Router. The zero value means the defaults.
+type Config struct {
+	// Bucket is the membership bucket; "" means placement.DefaultBucket.
+	Bucket string
+	// DefaultTimeout bounds calls whose context has no deadline; 0 means
+	// DefaultTimeout.
+	DefaultTimeout time.Duration
+	// Watcher, if set, is a membership watcher the router shares (a host
+	// passes its own); the router then does not stop it on Close.
+	Watcher *placement.Watcher
+}
+
+// Router sends calls to actors. It is safe for concurrent use.
+type Router struct {
+	nc      *nats.Conn
+	w       *placement.Watcher
+	ownW    bool
+	timeout time.Duration
+}
+
+// New returns a Router over nc. Unless cfg.Watcher is set it starts its own
+// watcher, which needs the membership bucket to exist (a host creates it).
+func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Router, error) {
+	r := &Router{nc: nc, w: cfg.Watcher, timeout: cfg.DefaultTimeout}
+	if r.timeout <= 0 {
+		r.timeout = DefaultTimeout
+	}
+	if r.w != nil {
+		return r, nil
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := placement.OpenBucket(ctx, js, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("router: %w (is a troupe host running?)", err)
+	}
+	if r.w, err = placement.Watch(ctx, kv); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	r.ownW = true
+	return r, nil
+}
+
+// Close stops the router's own watcher. Calls in flight fail.
+func (r *Router) Close() {
+	if r.ownW {
+		r.w.Stop()
+	}
+}
+
+// Table is the placement table the router routes by.
+func (r *Router) Table() *placement.Table { return r.w.Table() }
+
+// Watcher is the membership watcher the router routes by.
+func (r *Router) Watcher() *placement.Watcher { return r.w }
+
+// CallOption tweaks one call.
+type CallOption interface{ apply(*callOptions) }
+
+type callOptions struct {
+	header nats.Header
+}
+
+type callOptionFunc func(*callOptions)
+
+func (f callOptionFunc) apply(o *callOptions) { f(o) }
+
+// WithHeader adds a header to the request the actor's host receives.
+// Headers named Troupe-* are reserved and overwritten.
+func WithHeader(key, value string) CallOption {
+	return callOptionFunc(func(o *callOptions) {
+		if o.header == nil {
+			o.header = nats.Header{}
+		}
+		o.header.Add(key, value)
+	})
+}
+
+// Call runs method on the actor (typ, id) with payload and returns its reply.
+// Errors are *Error values (use errors.Is with the Err* sentinels). If ctx
+// has no deadline the router's default timeout applies. The payload is not
+// retained after Call returns.
+func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, opts ...CallOption) ([]byte, error) {
+	if err := validateCall(typ, id, method); err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	}
+	var o callOptions
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: o.header}
+	return c.run(ctx)
+}
+
+func validateCall(typ placement.ActorType, id placement.ActorID, method string) error {
+	if err := typ.Validate(); err != nil {
+		return Errorf(CodeUnknownType, "%v", err)
+	}
+	if err := id.Validate(); err != nil {
+		return Errorf(CodeInvalidID, "%v", err)
+	}
+	if err := placement.ValidateName("method", method); err != nil {
+		return Errorf(CodeInvalidMethod, "%v", err)
+	}
+	return nil
+}
+
+// call is one Call in progress.
+type call struct {
+	r       *Router
+	typ     placement.ActorType
+	id      placement.ActorID
+	method  string
+	payload []byte
+	header  nats.Header
+	backoff time.Duration
+}
+
+// Retry pacing when a host vanished or is busy handing over.
+const (
+	minBackoff = 2 * time.Millisecond
+	maxBackoff = 250 * time.Millisecond
+)
+
+func (c *call) run(ctx context.Context) ([]byte, error) {
+	for {
+		table := c.r.w.Table()
+		owner, ok := table.Owner(c.typ, c.id)
+		if !ok {
+			return nil, Errorf(CodeNoHost, "no live host serves actor type %q", c.typ)
+		}
+		msg, err := c.request(ctx, owner.Subject, table.Generation())
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.r.nc.RequestMsgWithContext(ctx, msg)
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			err = c.wait(ctx, table) // the owner is gone: wait for the table to drop it
+		case err != nil:
+			return nil, c.failure(ctx, err)
+		default:
+			e := DecodeError(resp.Header, resp.Data)
+			if e == nil {
+				return resp.Data, nil
+			}
+			err = c.retryable(ctx, e, table)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// request builds the NATS request for one attempt.
+func (c *call) request(ctx context.Context, subject string, gen uint64) (*nats.Msg, error) {
+	deadline, _ := ctx.Deadline()
+	left := time.Until(deadline)
+	if left <= 0 {
+		return nil, Errorf(CodeDeadlineExceeded, "deadline passed before the call was sent: %w", context.DeadlineExceeded)
+	}
+	h := make(nats.Header, len(c.header)+5)
+	for k, v := range c.header {
+		h[k] = v
+	}
+	h.Set(HeaderType, string(c.typ))
+	h.Set(HeaderID, EncodeID(string(c.id)))
+	h.Set(HeaderMethod, c.method)
+	h.Set(HeaderGeneration, strconv.FormatUint(gen, 10))
+	h.Set(HeaderTimeout, strconv.FormatInt(left.Milliseconds()+1, 10))
+	msg := &nats.Msg{Subject: subject, Header: h, Data: c.payload}
+	if max := c.r.nc.MaxPayload(); max > 0 && int64(len(c.payload)+headerSize(h)) > max {
+		return nil, Errorf(CodePayloadTooLarge, "payload of %d bytes exceeds the server's max payload of %d bytes (with headers)", len(c.payload), max)
+	}
+	return msg, nil
+}
+
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// retryable decides what an error reply means for the call: nil to try
+// again, or the error to return.
+func (c *call) retryable(ctx context.Context, e *Error, table *placement.Table) error {
+	switch e.Code {
+	case CodeMoved:
+		if e.Generation > c.r.w.Applied() {
+			if err := c.r.w.WaitApplied(ctx, e.Generation); err != nil {
+				return c.failure(ctx, err)
+			}
+			c.backoff = 0
+			return nil
+		}
+		return c.wait(ctx, table)
+	case CodeUnavailable, CodeStateConflict:
+		return c.wait(ctx, table)
+	}
+	return e
+}
+
+// wait pauses before another attempt: until the table changes or the backoff
+// runs out, whichever is first, bounded by ctx.
+func (c *call) wait(ctx context.Context, table *placement.Table) error {
+	c.backoff = min(max(2*c.backoff, minBackoff), maxBackoff)
+	d := c.backoff/2 + rand.N(c.backoff/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	changed := c.r.w.Changed()
+	if c.r.w.Table() != table {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return c.failure(ctx, ctx.Err())
+	case <-changed:
+	case <-t.C:
+	}
+	return nil
+}
+
+// failure turns a transport or context error into an *Error.
+func (c *call) failure(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		cause := ctx.Err()
+		if cause == nil {
+			cause = context.DeadlineExceeded
+		}
+		return Errorf(CodeDeadlineExceeded, "%s %s.%s: %w", c.typ, EncodeID(string(c.id)), c.method, cause)
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, placement.ErrWatcherStopped):
+		return Errorf(CodeUnavailable, "%w", err)
+	}
+	return Errorf(CodeInternal, "%w", err)
+}
