@@ -32,6 +32,7 @@ var ErrWatcherStopped = errors.New("placement: watcher stopped")
 type Watcher struct {
 	kw     jetstream.KeyWatcher
 	table  atomic.Pointer[Table]
+	stop   chan struct{}
 	done   chan struct{}
 	stopMu sync.Once
 
@@ -57,6 +58,7 @@ func Watch(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
 	}
 	w := &Watcher{
 		kw:      kw,
+		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		members: make(map[HostID]member),
 		changed: make(chan struct{}),
@@ -90,19 +92,29 @@ func (w *Watcher) readInitial(ctx context.Context) error {
 
 func (w *Watcher) loop() {
 	defer close(w.done)
-	for e := range w.kw.Updates() {
-		if e == nil {
-			continue
-		}
-		if w.apply(e) {
-			w.publish()
-		}
-		w.notify()
+	for w.next() {
 	}
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
 	w.notify()
+}
+
+// next applies the next entry; false when the watch ended.
+func (w *Watcher) next() bool {
+	select {
+	case <-w.stop:
+		return false
+	case e, ok := <-w.kw.Updates():
+		if !ok {
+			return false
+		}
+		if e != nil && w.apply(e) {
+			w.publish()
+		}
+		w.notify()
+		return true
+	}
 }
 
 // apply folds one entry into the member set and reports whether the set
@@ -226,8 +238,13 @@ func (w *Watcher) Records() []*pb.HostRecord {
 	return recs
 }
 
-// Stop ends the watch and waits for the watcher's goroutine.
+// Stop ends the watch and waits for the watcher's goroutine. Removing the
+// server-side consumer is a JetStream API request that can take the client's
+// API timeout when the connection is down, so it finishes in the background.
 func (w *Watcher) Stop() {
-	w.stopMu.Do(func() { _ = w.kw.Stop() })
+	w.stopMu.Do(func() {
+		close(w.stop)
+		go func() { _ = w.kw.Stop() }()
+	})
 	<-w.done
 }

@@ -1,0 +1,150 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/examples/counter"
+	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/natstest"
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+func TestBadInputGetsATypedErrorAndLosesNothing(t *testing.T) {
+	s := natstest.Server(t)
+	h := startHost(t, s, host.Config{}, registerCounter)
+	r := newRouter(t, s)
+	waitMembers(t, r, 1)
+	call(t, r, counter.Type, "c", "add", "42")
+
+	big := make([]byte, 2<<20) // above the default 1 MiB max payload
+	viaRouter := []struct {
+		name    string
+		typ     placement.ActorType
+		id      placement.ActorID
+		method  string
+		payload []byte
+		want    *router.Error
+	}{
+		{"unknown type", "nosuch", "c", "get", nil, router.ErrNoHost},
+		{"invalid type", "no.such", "c", "get", nil, router.ErrUnknownType},
+		{"empty id", counter.Type, "", "get", nil, router.ErrInvalidID},
+		{"id too long", counter.Type, placement.ActorID(strings.Repeat("x", placement.MaxActorIDLen+1)), "get", nil, router.ErrInvalidID},
+		{"unknown method", counter.Type, "c", "reset", nil, router.ErrUnknownMethod},
+		{"invalid method", counter.Type, "c", "get.all", nil, router.ErrInvalidMethod},
+		{"empty method", counter.Type, "c", "", nil, router.ErrInvalidMethod},
+		{"malformed payload", counter.Type, "c", "add", []byte("notanumber"), router.ErrInvalidArgument},
+		{"overflow", counter.Type, "c", "add", []byte("9223372036854775807"), router.ErrInvalidArgument},
+		{"payload too large", counter.Type, "c", "add", big, router.ErrPayloadTooLarge},
+	}
+	for _, tc := range viaRouter {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := r.Call(ctx, tc.typ, tc.id, tc.method, tc.payload)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+
+	raw := natstest.Connect(t, s)
+	hdr := func(kv ...string) nats.Header {
+		h := nats.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Add(kv[i], kv[i+1])
+		}
+		return h
+	}
+	good := []string{router.HeaderType, "counter", router.HeaderID, "c", router.HeaderMethod, "get"}
+	with := func(extra ...string) nats.Header { return hdr(append(append([]string{}, good...), extra...)...) }
+	without := func(key string) nats.Header {
+		h := with()
+		h.Del(key)
+		return h
+	}
+	direct := []struct {
+		name string
+		hdr  nats.Header
+		want router.Code
+	}{
+		{"no headers", nil, router.CodeBadRequest},
+		{"no type", without(router.HeaderType), router.CodeBadRequest},
+		{"no id", without(router.HeaderID), router.CodeBadRequest},
+		{"two ids", with(router.HeaderID, "d"), router.CodeBadRequest},
+		{"no method", without(router.HeaderMethod), router.CodeInvalidMethod},
+		{"unknown type", hdr(router.HeaderType, "nosuch", router.HeaderID, "c", router.HeaderMethod, "get"), router.CodeUnknownType},
+		{"raw dot in id", hdr(router.HeaderType, "counter", router.HeaderID, "a.b", router.HeaderMethod, "get"), router.CodeBadRequest},
+		{"bad escape in id", hdr(router.HeaderType, "counter", router.HeaderID, "a%2", router.HeaderMethod, "get"), router.CodeBadRequest},
+		{"needless escape in id", hdr(router.HeaderType, "counter", router.HeaderID, "%63", router.HeaderMethod, "get"), router.CodeBadRequest},
+		{"empty id", hdr(router.HeaderType, "counter", router.HeaderID, "", router.HeaderMethod, "get"), router.CodeInvalidID},
+		{"bad generation", with(router.HeaderGeneration, "-1"), router.CodeBadRequest},
+		{"bad timeout", with(router.HeaderTimeout, "soon"), router.CodeBadRequest},
+		{"zero timeout", with(router.HeaderTimeout, "0"), router.CodeDeadlineExceeded},
+		{"generation from the future", with(router.HeaderGeneration, "999999999", router.HeaderTimeout, "50"), router.CodeDeadlineExceeded},
+	}
+	for _, tc := range direct {
+		t.Run("raw/"+tc.name, func(t *testing.T) {
+			resp, err := raw.RequestMsg(&nats.Msg{Subject: h.Subject(), Header: tc.hdr, Data: []byte("1")}, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := router.DecodeError(resp.Header, resp.Data)
+			if e == nil || e.Code != tc.want {
+				t.Fatalf("got %v (reply %q), want code %v", e, resp.Data, tc.want)
+			}
+		})
+	}
+
+	// A request nobody can answer is dropped, not a crash.
+	if err := raw.PublishMsg(&nats.Msg{Subject: h.Subject(), Header: with(), Data: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing was lost or changed, and the host still serves.
+	if got := call(t, r, counter.Type, "c", "get", ""); got != "42" {
+		t.Fatalf("after bad input the total is %s, want 42", got)
+	}
+}
+
+func TestIDsAreOpaque(t *testing.T) {
+	s := natstest.Server(t)
+	for range 2 {
+		startHost(t, s, host.Config{}, registerCounter)
+	}
+	r := newRouter(t, s)
+	waitMembers(t, r, 2)
+	ids := []placement.ActorID{
+		"plain", "a.b", "a%2Eb", "a=2Eb", "*", ">", "a.*", "a.>", "with space", " lead", "trail ",
+		"tab\there", "new\nline", "cr\rlf", "nul\x00byte", "\x7f", "é", "日本語", "\xff\xfe invalid utf-8",
+		"%", "%%", "=", "==", "$KV", "_INBOX.x", "troupe.host.x", placement.ActorID(strings.Repeat("z", placement.MaxActorIDLen)),
+	}
+	for i, id := range ids {
+		call(t, r, counter.Type, id, "add", fmt.Sprint(i+1))
+	}
+	keys := map[string]placement.ActorID{}
+	for i, id := range ids {
+		if got := call(t, r, counter.Type, id, "get", ""); got != fmt.Sprint(i+1) {
+			t.Errorf("id %q: total %s, want %d (ids collided)", id, got, i+1)
+		}
+		enc := router.EncodeID(string(id))
+		if dec, err := router.DecodeID(enc); err != nil || dec != string(id) {
+			t.Errorf("id %q: header round trip gave %q, %v", id, dec, err)
+		}
+		if strings.ContainsAny(enc, ".*> \t\r\n") || bytes.ContainsFunc([]byte(enc), func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			t.Errorf("id %q: encoded as %q, not one safe subject token", id, enc)
+		}
+		key := host.StateKey(counter.Type, id)
+		if other, dup := keys[key]; dup {
+			t.Errorf("ids %q and %q share state key %q", id, other, key)
+		}
+		keys[key] = id
+	}
+}

@@ -1,0 +1,197 @@
+package placement_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/internal/natstest"
+	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/placement"
+)
+
+const testTTL = time.Second
+
+func bucket(t *testing.T) (jetstream.JetStream, jetstream.KeyValue) {
+	t.Helper()
+	s := natstest.Server(t)
+	js, err := jetstream.New(natstest.Connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := placement.EnsureBucket(context.Background(), js, placement.BucketConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, kv
+}
+
+func join(t *testing.T, js jetstream.JetStream, kv jetstream.KeyValue, id string, onLost func(error)) *placement.Lease {
+	t.Helper()
+	rec := &pb.HostRecord{HostId: id, Subject: "troupe.host." + id, ActorTypes: []string{"counter"}}
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, onLost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	return l
+}
+
+func watch(t *testing.T, kv jetstream.KeyValue) *placement.Watcher {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	w, err := placement.Watch(ctx, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return w
+}
+
+// waitTable waits until w's table satisfies cond.
+func waitTable(t *testing.T, w *placement.Watcher, what string, cond func(*placement.Table) bool) *placement.Table {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		ch := w.Changed()
+		if tab := w.Table(); cond(tab) {
+			return tab
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s; table has %d members", what, len(w.Table().Members()))
+		}
+	}
+}
+
+func members(n int) func(*placement.Table) bool {
+	return func(tab *placement.Table) bool { return len(tab.Members()) == n }
+}
+
+func TestRenewalsLeaveTheGenerationAlone(t *testing.T) {
+	js, kv := bucket(t)
+	early := watch(t, kv)
+	l := join(t, js, kv, "a", nil)
+	joined := l.Revision()
+	tab := waitTable(t, early, "the join", members(1))
+	if tab.Generation() != joined {
+		t.Fatalf("generation %d, want the join revision %d", tab.Generation(), joined)
+	}
+	// Wait for three renewals, each a new revision of the same record.
+	waitRevision(t, early, joined+3)
+	if l.Revision() <= joined {
+		t.Fatal("the lease was not renewed")
+	}
+	if got := early.Table(); got != tab {
+		t.Fatalf("renewals rebuilt the table (generation %d -> %d)", tab.Generation(), got.Generation())
+	}
+	// A watcher that starts now sees only the latest renewal, and must agree.
+	if late := watch(t, kv); late.Table().Generation() != joined {
+		t.Fatalf("late watcher generation %d, want %d", late.Table().Generation(), joined)
+	}
+}
+
+func waitRevision(t *testing.T, w *placement.Watcher, rev uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.WaitApplied(ctx, rev); err != nil {
+		t.Fatalf("revision %d not applied: %v (at %d)", rev, err, w.Applied())
+	}
+}
+
+func TestExpiredAndDepartedHostsLeaveTheTable(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	a := join(t, js, kv, "a", nil)
+	b := join(t, js, kv, "b", nil)
+	before := waitTable(t, w, "two hosts", members(2))
+
+	b.Stop() // b stops renewing, as if it crashed
+	stopped := time.Now()
+	after := waitTable(t, w, "b's expiry", members(1))
+	if gone := time.Since(stopped); gone > testTTL+time.Second {
+		t.Errorf("b left %v after its last renewal, want within the TTL %v", gone, testTTL)
+	}
+	if _, ok := after.Member("b"); ok || after.Generation() <= before.Generation() {
+		t.Fatalf("after expiry: b present=%v, generation %d -> %d", ok, before.Generation(), after.Generation())
+	}
+	if late := watch(t, kv); late.Table().Generation() != after.Generation() {
+		t.Fatalf("late watcher generation %d, live watcher %d", late.Table().Generation(), after.Generation())
+	}
+
+	if err := a.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	final := waitTable(t, w, "a's departure", members(0))
+	if late := watch(t, kv); late.Table().Generation() != final.Generation() || final.Generation() <= after.Generation() {
+		t.Fatalf("after leave: generations live %d, late %d, before %d", final.Generation(), late.Table().Generation(), after.Generation())
+	}
+}
+
+func TestAHostIDIsHeldByOneLiveHost(t *testing.T) {
+	js, kv := bucket(t)
+	first := join(t, js, kv, "a", nil)
+	rec := &pb.HostRecord{HostId: "a", Subject: "x"}
+	if _, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, nil); !errors.Is(err, placement.ErrHostIDInUse) {
+		t.Fatalf("second join: %v, want ErrHostIDInUse", err)
+	}
+	if err := first.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	join(t, js, kv, "a", nil) // free again after the leave
+}
+
+func TestALostLeaseIsTakenAgain(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	var lost atomic.Int32
+	l := join(t, js, kv, "a", func(error) { lost.Add(1) })
+	waitTable(t, w, "the join", members(1))
+	// Someone removes the record: the next renewal finds it gone.
+	if err := kv.Purge(context.Background(), placement.HostKey("a")); err != nil {
+		t.Fatal(err)
+	}
+	purged := waitTable(t, w, "the purge", members(0)).Generation()
+	tab := waitTable(t, w, "the rejoin", members(1))
+	if lost.Load() == 0 {
+		t.Fatal("onLost was not called")
+	}
+	if tab.Generation() <= purged || l.Revision() < tab.Generation() {
+		t.Fatalf("rejoin generation %d, purge %d, lease revision %d", tab.Generation(), purged, l.Revision())
+	}
+}
+
+func TestRecordsThatAreNotHostsAreIgnored(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	ctx := context.Background()
+	for key, val := range map[string][]byte{
+		"hosts.junk":     []byte("not a protobuf \xff\xff"),
+		"hosts.mismatch": mustMarshal(t, &pb.HostRecord{HostId: "other"}),
+		"hosts.bad$id":   mustMarshal(t, &pb.HostRecord{HostId: "bad$id"}),
+	} {
+		_, _ = kv.Put(ctx, key, val) // keys the bucket refuses are fine too
+	}
+	join(t, js, kv, "a", nil)
+	tab := waitTable(t, w, "the join", members(1))
+	if _, ok := tab.Member("a"); !ok {
+		t.Fatal("the real host is missing")
+	}
+}
+
+func mustMarshal(t *testing.T, rec *pb.HostRecord) []byte {
+	t.Helper()
+	b, err := proto.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
