@@ -41,6 +41,9 @@ func Start(cfg Config) (*server.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkFree(opts.Host, opts.Port); err != nil {
+		return nil, err
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -69,6 +72,9 @@ func (cfg Config) options() (*server.Options, error) {
 		if port, err = strconv.Atoi(p); err != nil || port < 0 || port > 65535 {
 			return nil, fmt.Errorf("embedded nats: listen address %q: bad port", cfg.Listen)
 		}
+		if port == 0 {
+			port = server.RANDOM_PORT // the server reads 0 as its default, 4222
+		}
 		if h != "" {
 			host = h
 		}
@@ -88,4 +94,17 @@ func (cfg Config) options() (*server.Options, error) {
 		NoSigs:       true,
 		NoLog:        !cfg.Logs,
 	}, nil
+}
+
+// checkFree fails at once when the address is taken; the server itself would
+// only log it and never become ready.
+func checkFree(host string, port int) error {
+	if port == server.RANDOM_PORT {
+		return nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	return l.Close()
 }

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+const callUsage = `Usage: troupe call [-s URL] [--creds FILE] [--timeout D] TYPE ID METHOD [PAYLOAD]
+
+Calls METHOD on the actor (TYPE, ID) and prints the reply on standard output.
+PAYLOAD is the request body: none means empty, - reads standard input. A failed
+call prints its error code and message on standard error and exits 1, e.g.
+  troupe: NO_HOST: no live host serves actor type "nosuch"
+
+Flags:
+  -s, --server URL  NATS server URL (default $NATS_URL, else nats://127.0.0.1:4222)
+  --creds FILE      NATS user credentials file
+  --timeout D       deadline of the whole call, connecting included (default 5s)
+
+Example, with troupe dev running:
+  troupe call counter c1 add 5
+`
+
+func runCall(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("call", callUsage, e.stderr)
+	var conn connFlags
+	conn.register(fs, e.getenv)
+	timeout := fs.Duration("timeout", router.DefaultTimeout, "deadline of the call")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if n := fs.NArg(); n < 3 || n > 4 {
+		return usagef(fs, "want TYPE ID METHOD [PAYLOAD], got %d arguments", n)
+	}
+	if *timeout <= 0 {
+		return usagef(fs, "--timeout must be positive")
+	}
+	payload, err := readPayload(fs.Args()[3:], e.stdin)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	reply, err := call(ctx, &conn, fs.Arg(0), fs.Arg(1), fs.Arg(2), payload)
+	if err != nil {
+		return err
+	}
+	return writeReply(e.stdout, reply)
+}
+
+// readPayload returns the PAYLOAD argument, or standard input for "-".
+func readPayload(args []string, stdin io.Reader) ([]byte, error) {
+	switch {
+	case len(args) == 0:
+		return nil, nil
+	case args[0] == "-":
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read payload from standard input: %w", err)
+		}
+		return b, nil
+	}
+	return []byte(args[0]), nil
+}
+
+// call connects, follows the membership and makes one call, all before
+// ctx's deadline. Every error it returns is a *router.Error.
+func call(ctx context.Context, conn *connFlags, typ, id, method string, payload []byte) ([]byte, error) {
+	deadline, _ := ctx.Deadline()
+	nc, err := conn.connect("troupe call", nats.Timeout(time.Until(deadline)))
+	if err != nil {
+		return nil, setupError(err)
+	}
+	defer nc.Close()
+	r, err := router.New(ctx, nc, router.Config{})
+	if err != nil {
+		return nil, setupError(err)
+	}
+	defer r.Close()
+	return r.Call(ctx, placement.ActorType(typ), placement.ActorID(id), method, payload)
+}
+
+// setupError gives a failure to connect or to read the membership a code.
+func setupError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return router.Errorf(router.CodeDeadlineExceeded, "%w", err)
+	}
+	return router.Errorf(router.CodeUnavailable, "%w", err)
+}
+
+// writeReply prints a reply body, ending it with a newline if it has none.
+func writeReply(w io.Writer, body []byte) error {
+	if !bytes.HasSuffix(body, []byte("\n")) {
+		body = append(body, '\n')
+	}
+	_, err := w.Write(body)
+	return err
+}

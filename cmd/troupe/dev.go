@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/embedded"
+)
+
+const devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
+
+Runs an embedded NATS server with JetStream and one host serving the example
+actors (counter), prints the server's URL, and runs until SIGINT or SIGTERM;
+then it drains the host and stops the server. Other hosts can join with
+troupe host -s URL.
+
+Flags:
+  --listen HOST:PORT      client address (default 127.0.0.1:4222)
+  --store DIR             JetStream store (default $XDG_DATA_HOME/troupe/dev,
+                          else ~/.local/share/troupe/dev)
+  --sync always|DURATION  fsync JetStream writes before acknowledging each one
+                          (always), or every DURATION (default: the server's,
+                          2m). Without fsync a process crash loses nothing; an
+                          OS crash or power loss can lose the last DURATION.
+`
+
+type devFlags struct {
+	listen string
+	store  string
+	sync   string
+}
+
+func runDev(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("dev", devUsage, e.stderr)
+	var f devFlags
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:4222", "client address")
+	fs.StringVar(&f.store, "store", "", "JetStream store directory")
+	fs.StringVar(&f.sync, "sync", "", "always or a fsync interval")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	cfg, err := f.serverConfig(e.getenv)
+	if err != nil {
+		return usagef(fs, "%v", err)
+	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	return dev(ctx, e, cfg)
+}
+
+// serverConfig turns the flags into the embedded server's configuration.
+func (f devFlags) serverConfig(getenv func(string) string) (embedded.Config, error) {
+	cfg := embedded.Config{Listen: f.listen, StoreDir: f.store}
+	var err error
+	if cfg.SyncAlways, cfg.SyncInterval, err = parseSync(f.sync); err != nil {
+		return cfg, err
+	}
+	if cfg.StoreDir == "" {
+		cfg.StoreDir, err = defaultStore(getenv)
+	}
+	return cfg, err
+}
+
+// parseSync reads --sync: "" (the server's default), "always" or a duration.
+func parseSync(s string) (always bool, every time.Duration, err error) {
+	switch s {
+	case "":
+		return false, 0, nil
+	case "always":
+		return true, 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return false, 0, fmt.Errorf("--sync %q: want always or a positive duration such as 1s", s)
+	}
+	return false, d, nil
+}
+
+// defaultStore is the per-user store of troupe dev, following the XDG base
+// directory specification.
+func defaultStore(getenv func(string) string) (string, error) {
+	if d := getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "troupe", "dev"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no default store (%w): use --store", err)
+	}
+	return filepath.Join(home, ".local", "share", "troupe", "dev"), nil
+}
+
+// dev runs the server and a host on it until ctx ends.
+func dev(ctx context.Context, e env, cfg embedded.Config) error {
+	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
+		return err
+	}
+	s, err := embedded.Start(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	log := newLogger(e.stderr)
+	u := clientURL(s)
+	log.Info("nats server started", "url", u, "store", cfg.StoreDir)
+	id := host.DefaultConfig().ID
+	nc, err := nats.Connect(u, append(logEvents(log), nats.Name("troupe dev "+string(id)))...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return serveActors(ctx, nc, id, log, func() {
+		fmt.Fprintf(e.stdout, "%s\ntry: troupe call -s %s counter c1 add 5\n", u, u)
+	})
+}
+
+// clientURL is the URL clients on this machine reach s at: a wildcard listen
+// address is replaced by loopback.
+func clientURL(s *server.Server) string {
+	u, err := url.Parse(s.ClientURL())
+	if err != nil {
+		return s.ClientURL()
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
+		loop := "127.0.0.1"
+		if ip.To4() == nil {
+			loop = "::1"
+		}
+		u.Host = net.JoinHostPort(loop, u.Port())
+	}
+	return u.String()
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+func TestParseSync(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		always bool
+		every  time.Duration
+		err    bool
+	}{
+		{"", false, 0, false},
+		{"always", true, 0, false},
+		{"250ms", false, 250 * time.Millisecond, false},
+		{"0s", false, 0, true},
+		{"-1s", false, 0, true},
+		{"never", false, 0, true},
+	} {
+		always, every, err := parseSync(tc.in)
+		if always != tc.always || every != tc.every || (err != nil) != tc.err {
+			t.Errorf("parseSync(%q) = %v, %v, %v", tc.in, always, every, err)
+		}
+	}
+}
+
+func TestDefaultStore(t *testing.T) {
+	getenv := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "XDG_DATA_HOME" {
+				return v
+			}
+			return ""
+		}
+	}
+	if got, _ := defaultStore(getenv("/data")); got != "/data/troupe/dev" {
+		t.Errorf("with XDG_DATA_HOME=/data: %q", got)
+	}
+	t.Setenv("HOME", "/home/u")
+	for _, xdg := range []string{"", "relative"} { // a relative XDG path is ignored
+		if got, _ := defaultStore(getenv(xdg)); got != "/home/u/.local/share/troupe/dev" {
+			t.Errorf("with XDG_DATA_HOME=%q: %q", xdg, got)
+		}
+	}
+}
+
+func TestWriteReply(t *testing.T) {
+	for in, want := range map[string]string{"": "\n", "7": "7\n", "a\n": "a\n", "a\nb": "a\nb\n"} {
+		var b bytes.Buffer
+		if err := writeReply(&b, []byte(in)); err != nil || b.String() != want {
+			t.Errorf("writeReply(%q) wrote %q, %v; want %q", in, b.String(), err, want)
+		}
+	}
+}

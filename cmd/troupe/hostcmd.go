@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/examples/counter"
+	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/placement"
+)
+
+const hostUsage = `Usage: troupe host [-s URL] [--creds FILE] [--name NAME]
+
+Joins a host serving the example actors (counter) to an existing NATS with
+JetStream, and runs until SIGINT or SIGTERM; then it drains: it leaves the
+member set, finishes running calls and saves state. It reconnects to NATS
+forever.
+
+Flags:
+  -s, --server URL  NATS server URL (default $NATS_URL, else nats://127.0.0.1:4222)
+  --creds FILE      NATS user credentials file
+  --name NAME       host id, [A-Za-z0-9_-]{1,64} (default h- and 8 random hex digits)
+`
+
+// Bounds on joining and on draining at exit.
+const (
+	startTimeout = 30 * time.Second
+	drainTimeout = 10 * time.Second
+)
+
+var errConnClosed = errors.New("nats connection closed")
+
+func runHost(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("host", hostUsage, e.stderr)
+	var conn connFlags
+	conn.register(fs, e.getenv)
+	name := fs.String("name", "", "host id")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	id, err := hostID(*name)
+	if err != nil {
+		return usagef(fs, "--name: %v", err)
+	}
+	log := newLogger(e.stderr)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	opts := append(logEvents(log), nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { cancel(errConnClosed) }))
+	nc, err := conn.connect("troupe host "+string(id), opts...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+	return serveActors(ctx, nc, id, log, func() {})
+}
+
+// hostID returns the id --name gives, or a random one.
+func hostID(name string) (placement.HostID, error) {
+	if name == "" {
+		return host.DefaultConfig().ID, nil
+	}
+	id := placement.HostID(name)
+	return id, id.Validate()
+}
+
+// serveActors runs a host with the example actors on nc until ctx ends,
+// then drains it. ready is called once the host has joined.
+func serveActors(ctx context.Context, nc *nats.Conn, id placement.HostID, log *slog.Logger, ready func()) error {
+	h, err := host.New(nc, host.Config{ID: id, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := counter.Register(h); err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	err = h.Start(startCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("start host %s: %w", id, err)
+	}
+	ready()
+	<-ctx.Done()
+	log.Info("stopping", "cause", context.Cause(ctx))
+	return errors.Join(drain(h), stopFailure(context.Cause(ctx)))
+}
+
+// drain shuts h down gracefully, bounded by drainTimeout.
+func drain(h *host.Host) error {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		return fmt.Errorf("drain host %s: %w", h.ID(), err)
+	}
+	return nil
+}
+
+// stopFailure returns why the host stopped if that was a failure (the
+// connection closed for good) rather than a signal.
+func stopFailure(cause error) error {
+	if errors.Is(cause, errConnClosed) {
+		return cause
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/router"
+)
+
+// troupeBin is the binary under test, built once by TestMain.
+var troupeBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "troupe-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	troupeBin = filepath.Join(dir, "troupe")
+	args := []string{"build", "-o", troupeBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a process's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a long-running troupe process, killed when the test ends.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout syncBuffer
+	stderr syncBuffer
+	done   chan struct{}
+	err    error // from Wait, once done is closed
+}
+
+// startProc starts troupe with args.
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(troupeBin, args...), done: make(chan struct{})}
+	p.cmd.Env = testEnv()
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("troupe %s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), p.stdout.String(), p.stderr.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exitCode waits for the process to end and returns its exit status.
+func (p *proc) exitCode(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("troupe %v still running after %v", p.cmd.Args[1:], within)
+	}
+	if p.err != nil && p.cmd.ProcessState == nil {
+		t.Fatal(p.err)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// startDev starts troupe dev and returns it with the URL it printed.
+func startDev(t *testing.T, addr, store string) (*proc, string) {
+	t.Helper()
+	p := startProc(t, "dev", "--listen", addr, "--store", store)
+	var url string
+	waitFor(t, 20*time.Second, "troupe dev prints its URL", func() bool {
+		first, _, ok := strings.Cut(p.stdout.String(), "\n")
+		url = first
+		return ok
+	})
+	if want := "nats://" + addr; url != want {
+		t.Fatalf("troupe dev printed %q first, want %q", url, want)
+	}
+	return p, url
+}
+
+// testEnv is the environment of a troupe process: no NATS_URL, and no
+// second of sleep at exit in a race-enabled binary.
+func testEnv() []string {
+	return append(os.Environ(), "NATS_URL=", "GORACE=atexit_sleep_ms=0")
+}
+
+// result is how a short troupe command ended.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// troupe runs a short command to its end; stdin feeds its standard input
+// and extraEnv adds to its environment. Safe to call from several goroutines.
+func troupe(stdin string, extraEnv []string, args ...string) result {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, troupeBin, args...)
+	cmd.Env = append(testEnv(), extraEnv...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return result{out.String(), errb.String(), ee.ExitCode()}
+	case err != nil:
+		return result{out.String(), err.Error(), -1}
+	}
+	return result{out.String(), errb.String(), 0}
+}
+
+// mustCall runs troupe call and checks it prints want.
+func mustCall(t *testing.T, url, want string, args ...string) {
+	t.Helper()
+	if err := callReply(url, want, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// callReply runs troupe call and reports whether it printed want.
+func callReply(url, want string, args ...string) error {
+	r := troupe("", nil, append([]string{"call", "-s", url}, args...)...)
+	if r.code != 0 || r.stdout != want+"\n" {
+		return fmt.Errorf("troupe call %v: exit %d, stdout %q, stderr %q; want %q", args, r.code, r.stdout, r.stderr, want+"\n")
+	}
+	return nil
+}
+
+// waitFor polls cond until it holds, failing the test after within.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting until %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free just now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// newRouter follows the membership at url from the test process.
+func newRouter(t *testing.T, url string) *router.Router {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := router.New(ctx, nc, router.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
