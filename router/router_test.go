@@ -1,0 +1,154 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/internal/natstest"
+	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// member joins a host record to the bucket by hand; the test plays the host
+// by subscribing to its subject with a real NATS connection.
+func member(t *testing.T, s *server.Server, id string) string {
+	t.Helper()
+	js, err := jetstream.New(natstest.Connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	kv, err := placement.EnsureBucket(ctx, js, placement.BucketConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := "troupe.host." + id
+	l, err := placement.Join(ctx, js, kv, &pb.HostRecord{HostId: id, Subject: subject, ActorTypes: []string{"t"}}, placement.LeaseConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	return subject
+}
+
+func newRouter(t *testing.T, s *server.Server, hosts int) *router.Router {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := router.New(ctx, natstest.Connect(t, s), router.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	for len(r.Table().Members()) != hosts {
+		select {
+		case <-r.Watcher().Changed():
+		case <-ctx.Done():
+			t.Fatalf("router sees %d hosts, want %d", len(r.Table().Members()), hosts)
+		}
+	}
+	return r
+}
+
+func TestRequestCarriesTheCall(t *testing.T) {
+	s := natstest.Server(t)
+	subject := member(t, s, "h1")
+	seen := make(chan *nats.Msg, 1)
+	nc := natstest.Connect(t, s)
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		seen <- m
+		_ = m.Respond([]byte("ok"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := newRouter(t, s, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	reply, err := r.Call(ctx, "t", "a.b c", "m", []byte("payload"), router.WithHeader("X-Trace", "1"))
+	if err != nil || string(reply) != "ok" {
+		t.Fatalf("Call = %q, %v", reply, err)
+	}
+	m := <-seen
+	gen := strconv.FormatUint(r.Table().Generation(), 10)
+	want := map[string]string{
+		router.HeaderType: "t", router.HeaderID: "a%2Eb%20c", router.HeaderMethod: "m",
+		router.HeaderGeneration: gen, "X-Trace": "1",
+	}
+	for k, v := range want {
+		if got := m.Header.Get(k); got != v {
+			t.Errorf("header %s = %q, want %q", k, got, v)
+		}
+	}
+	if ms, err := strconv.Atoi(m.Header.Get(router.HeaderTimeout)); err != nil || ms < 2000 || ms > 3001 {
+		t.Errorf("timeout header %q, want about 3000 ms", m.Header.Get(router.HeaderTimeout))
+	}
+	if string(m.Data) != "payload" {
+		t.Errorf("payload %q", m.Data)
+	}
+}
+
+func TestCallsEndByTheirDeadline(t *testing.T) {
+	s := natstest.Server(t)
+	member(t, s, "ghost") // a live record, but nobody serves its subject
+	movedSubject := member(t, s, "mover")
+	nc := natstest.Connect(t, s)
+	if _, err := nc.Subscribe(movedSubject, func(m *nats.Msg) {
+		h, body := router.EncodeError(&router.Error{Code: router.CodeMoved, Generation: 1 << 40})
+		_ = m.RespondMsg(&nats.Msg{Header: h, Data: body})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := newRouter(t, s, 2)
+	for _, owner := range []string{"ghost", "mover"} {
+		id := idOwnedBy(t, r, placement.HostID(owner))
+		const deadline = 300 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		start := time.Now()
+		_, err := r.Call(ctx, "t", id, "m", nil)
+		took := time.Since(start)
+		cancel()
+		if !errors.Is(err, router.ErrDeadlineExceeded) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: got %v, want a deadline error", owner, err)
+		}
+		if took < deadline || took > deadline+100*time.Millisecond {
+			t.Errorf("%s: call ended after %v, want its deadline %v", owner, took, deadline)
+		}
+	}
+}
+
+func idOwnedBy(t *testing.T, r *router.Router, h placement.HostID) placement.ActorID {
+	t.Helper()
+	for i := range 1000 {
+		id := placement.ActorID("id" + strconv.Itoa(i))
+		if o, ok := r.Table().Owner("t", id); ok && o.ID == h {
+			return id
+		}
+	}
+	t.Fatalf("no id owned by %s", h)
+	return ""
+}
+
+func TestCallsFailFastWhenNobodyCanServe(t *testing.T) {
+	s := natstest.Server(t)
+	member(t, s, "h1")
+	r := newRouter(t, s, 1)
+	ctx := context.Background()
+	start := time.Now()
+	if _, err := r.Call(ctx, "other", "x", "m", nil); !errors.Is(err, router.ErrNoHost) {
+		t.Errorf("unserved type: %v", err)
+	}
+	if _, err := r.Call(ctx, "t", "x", "m", make([]byte, 2<<20)); !errors.Is(err, router.ErrPayloadTooLarge) {
+		t.Errorf("huge payload: %v", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("fast failures took %v", took)
+	}
+}
