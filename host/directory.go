@@ -2,6 +2,7 @@ package host
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 
 	"github.com/troupe-dev/troupe/placement"
@@ -33,15 +34,18 @@ func (d *directory) shard(id placement.ActorID) *shard {
 	return &d.shards[maphash.String(d.seed, string(id))%shards]
 }
 
-// getOrCreate returns the activation of id, creating it with mk if there is
-// none.
-func (d *directory) getOrCreate(id placement.ActorID, mk func() *activation) *activation {
+// getOrCreate returns the activation of id, creating one of type t on h if
+// there is none.
+func (d *directory) getOrCreate(h *Host, t *actorType, id placement.ActorID) *activation {
 	s := d.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.m[id]
 	if !ok {
-		a = mk()
+		// The id arrived as a substring of the request's header block: copy
+		// it, or every activation would pin a whole request in memory.
+		id = placement.ActorID(strings.Clone(string(id)))
+		a = newActivation(h, t, id)
 		s.m[id] = a
 	}
 	return a

@@ -51,6 +51,8 @@ type Host struct {
 	sub     *nats.Subscription
 	subject string
 
+	replies *replies
+
 	started  atomic.Bool
 	closing  atomic.Bool
 	stop     chan struct{}
@@ -66,13 +68,15 @@ func New(nc *nats.Conn, cfg Config) (*Host, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Host{
+	h := &Host{
 		nc:    nc,
 		cfg:   cfg,
 		log:   cfg.Logger.With("host", string(cfg.ID)),
 		types: make(map[placement.ActorType]*actorType),
 		stop:  make(chan struct{}),
-	}, nil
+	}
+	h.replies = newReplies(nc, func(err error) { h.log.Debug("reply not sent", "err", err) })
+	return h, nil
 }
 
 // ID is the host's id.
@@ -145,6 +149,7 @@ func (h *Host) start(ctx context.Context) error {
 	if h.router, err = router.New(ctx, h.nc, router.Config{Watcher: h.w}); err != nil {
 		return err
 	}
+	h.goLoop(func() { h.replies.loop(h.stop) })
 	h.subject = h.Subject()
 	if h.sub, err = h.nc.Subscribe(h.subject, h.serve); err != nil {
 		return fmt.Errorf("host: subscribe %s: %w", h.subject, err)
@@ -224,11 +229,22 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = errors.Join(err, fmt.Errorf("host: shutdown: turns still running: %w", ctx.Err()))
 	}
-	if h.sub != nil {
-		_ = h.sub.Drain()
-	}
+	h.drainSubscription(ctx)
 	h.halt()
 	return err
+}
+
+// drainSubscription stops taking requests and waits until those already
+// delivered have been answered.
+func (h *Host) drainSubscription(ctx context.Context) {
+	closed := h.sub.StatusChanged(nats.SubscriptionClosed)
+	if err := h.sub.Drain(); err != nil {
+		return
+	}
+	select {
+	case <-closed:
+	case <-ctx.Done():
+	}
 }
 
 // Close stops the host at once: it unsubscribes and stops renewing its lease
@@ -307,9 +323,12 @@ func (h *Host) deactivateAll(match func(*activation) bool) {
 	}
 }
 
-// sweepLoop deactivates idle activations.
+// sweepLoop deactivates idle activations. It sweeps four times per
+// shortest idle timeout (at most once a minute, at least every 10 ms), so an
+// actor is deactivated between 1 and 1.25 idle timeouts after its last call,
+// and a host with a million idle actors does not spend a core scanning them.
 func (h *Host) sweepLoop() {
-	period := time.Second
+	period := time.Minute
 	for _, t := range h.types {
 		period = min(period, max(t.idle/4, 10*time.Millisecond))
 	}

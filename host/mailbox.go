@@ -14,6 +14,9 @@ import (
 	"github.com/troupe-dev/troupe/router"
 )
 
+// smallQueue is the mailbox capacity an idle activation keeps.
+const smallQueue = 2
+
 var (
 	errBusy   = errors.New("mailbox full")
 	errClosed = errors.New("activation closed")
@@ -124,7 +127,12 @@ func (a *activation) next() *envelope {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.head == len(a.queue) {
-		a.queue, a.head, a.running = nil, 0, false
+		// Keep a small queue for the next call (one allocation fewer per
+		// call); let a burst's large one go.
+		if cap(a.queue) > smallQueue {
+			a.queue = nil
+		}
+		a.queue, a.head, a.running = a.queue[:0], 0, false
 		a.lastUsed = a.h.cfg.Clock.Now().UnixNano()
 		return nil
 	}
@@ -140,8 +148,10 @@ func (a *activation) turn(env *envelope) {
 		a.h.fail(env.msg, router.Errorf(router.CodeDeadlineExceeded, "deadline passed while the call waited in the mailbox"))
 		return
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), env.deadline)
-	defer cancel()
+	tc := &env.ctx
+	tc.deadline = env.deadline
+	defer tc.end()
+	var ctx context.Context = tc
 	if !a.activated {
 		if err := a.activate(ctx); err != nil {
 			a.discard = true

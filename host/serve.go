@@ -24,6 +24,7 @@ type envelope struct {
 	gen        uint64
 	deadline   time.Time
 	deactivate bool
+	ctx        turnContext // the turn's context, allocated with the envelope
 }
 
 // serve takes one request from the host's subject. It runs on the
@@ -120,7 +121,7 @@ func (h *Host) admit(env *envelope) {
 		return
 	}
 	for {
-		a := env.t.dir.getOrCreate(env.id, func() *activation { return newActivation(h, env.t, env.id) })
+		a := env.t.dir.getOrCreate(h, env.t, env.id)
 		switch err := a.enqueue(env); err {
 		case nil:
 			return
@@ -140,7 +141,5 @@ func (h *Host) fail(msg *nats.Msg, e *router.Error) {
 
 func (h *Host) respond(req, resp *nats.Msg) {
 	resp.Subject = req.Reply
-	if err := h.nc.PublishMsg(resp); err != nil {
-		h.log.Debug("reply not sent", "err", err)
-	}
+	h.replies.add(resp)
 }

@@ -107,19 +107,31 @@ func TestCallsEndByTheirDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRouter(t, s, 2)
+	const deadline = 300 * time.Millisecond
+	// The router's default timeout bounds calls whose context has none.
+	byDefault, err := router.New(context.Background(), natstest.Connect(t, s), router.Config{DefaultTimeout: deadline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(byDefault.Close)
 	for _, owner := range []string{"ghost", "mover"} {
 		id := idOwnedBy(t, r, placement.HostID(owner))
-		const deadline = 300 * time.Millisecond
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		start := time.Now()
-		_, err := r.Call(ctx, "t", id, "m", nil)
-		took := time.Since(start)
-		cancel()
-		if !errors.Is(err, router.ErrDeadlineExceeded) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("%s: got %v, want a deadline error", owner, err)
-		}
-		if took < deadline || took > deadline+100*time.Millisecond {
-			t.Errorf("%s: call ended after %v, want its deadline %v", owner, took, deadline)
+		for _, how := range []string{"context deadline", "default timeout"} {
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			rr := r
+			if how == "default timeout" {
+				ctx, rr = context.Background(), byDefault
+			}
+			start := time.Now()
+			_, err := rr.Call(ctx, "t", id, "m", nil)
+			took := time.Since(start)
+			cancel()
+			if !errors.Is(err, router.ErrDeadlineExceeded) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s, %s: got %v, want a deadline error", owner, how, err)
+			}
+			if took < deadline-time.Millisecond || took > deadline+100*time.Millisecond {
+				t.Errorf("%s, %s: call ended after %v, want its deadline %v", owner, how, took, deadline)
+			}
 		}
 	}
 }
