@@ -35,15 +35,7 @@ func startHost(t *testing.T, s *server.Server, cfg host.Config, register func(*h
 // newRouter returns a router with its own connection to s.
 func newRouter(t *testing.T, s *server.Server) *router.Router {
 	t.Helper()
-	nc := natstest.Connect(t, s)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := router.New(ctx, nc, router.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	return r
+	return natstest.Router(t, natstest.Connect(t, s))
 }
 
 // waitMembers waits until r's table lists exactly n hosts.

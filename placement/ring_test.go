@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -53,35 +54,15 @@ func buildTypeRing(vnodes int, cands []candidate) *typeRing {
 	}
 	slices.SortFunc(pts, func(a, b point) int {
 		if a.at != b.at {
-			return compareUint64(a.at, b.at)
+			return cmp.Compare(a.at, b.at)
 		}
-		return compareString(string(a.m.ID), string(b.m.ID))
+		return cmp.Compare(a.m.ID, b.m.ID)
 	})
 	tr := &typeRing{points: make([]uint64, len(pts)), owners: make([]*Member, len(pts))}
 	for i, p := range pts {
 		tr.points[i], tr.owners[i] = p.at, p.m
 	}
 	return tr
-}
-
-func compareUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func compareString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // owner returns the owner of (typ, id) on the ring.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -209,12 +210,5 @@ func newRouter(t *testing.T, url string) *router.Router {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := router.New(ctx, nc, router.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	return r
+	return natstest.Router(t, nc)
 }

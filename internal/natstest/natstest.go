@@ -4,6 +4,7 @@
 package natstest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/internal/embedded"
+	"github.com/troupe-dev/troupe/router"
 )
 
 // Server starts a JetStream-enabled server for t. The server is shut down
@@ -45,4 +47,18 @@ func Connect(t testing.TB, s *server.Server, opts ...nats.Option) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// Router returns a router over nc that follows the membership bucket; it is
+// closed when t ends.
+func Router(t testing.TB, nc *nats.Conn) *router.Router {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := router.New(ctx, nc, router.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
 }
