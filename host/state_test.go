@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -221,5 +222,40 @@ func TestApplicationErrorsKeepTheirCode(t *testing.T) {
 	_, err = r.Call(context.Background(), "bank", "acct", "plain", nil)
 	if !errors.As(err, &e) || e.Code != router.CodeApplication || e.Message != "plain failure\nsecond line" {
 		t.Fatalf("plain error: %#v", err)
+	}
+}
+
+func TestActorsCallOtherActors(t *testing.T) {
+	s := natstest.Server(t)
+	register := func(h *host.Host) {
+		registerCounter(h)
+		// A tally adds its payload to two counters and replies their sum,
+		// calling them through its own host's router with the turn's ctx.
+		_ = h.Register("tally", func(self *host.Self) host.Actor {
+			return host.ActorFunc(func(ctx context.Context, c host.Call) ([]byte, error) {
+				var sum int64
+				for _, id := range []placement.ActorID{"left", "right"} {
+					reply, err := self.Router().Call(ctx, counter.Type, id+"-"+self.ID(), "add", c.Payload)
+					if err != nil {
+						return nil, err
+					}
+					n, _ := strconv.ParseInt(string(reply), 10, 64)
+					sum += n
+				}
+				return strconv.AppendInt(nil, sum, 10), nil
+			})
+		}, host.NoState())
+	}
+	for range 2 {
+		startHost(t, s, host.Config{}, register)
+	}
+	r := newRouter(t, s)
+	waitMembers(t, r, 2)
+	call(t, r, "tally", "t", "add", "2")
+	if got := call(t, r, "tally", "t", "add", "3"); got != "10" {
+		t.Fatalf("tally = %s, want 10 (two counters at 5)", got)
+	}
+	if got := call(t, r, counter.Type, "left-t", "get", ""); got != "5" {
+		t.Fatalf("left counter = %s, want 5", got)
 	}
 }
