@@ -56,6 +56,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// SaveTimeout bounds one state save.
 	SaveTimeout time.Duration
+	// DisableGateway keeps the host out of the gateway's queue group
+	// (<prefix>.call.>): it then takes calls only on its own subject.
+	DisableGateway bool
 	// Clock tells the time; nil means the system clock.
 	Clock Clock
 	// Logger receives the host's logs; nil means slog.Default(). Every line

@@ -48,7 +48,8 @@ type Host struct {
 	w       *placement.Watcher
 	lease   *placement.Lease
 	router  *router.Router
-	sub     *nats.Subscription
+	sub     *nats.Subscription // the host's own subject
+	gw      *nats.Subscription // the gateway; nil when disabled
 	subject string
 
 	replies *replies
@@ -155,6 +156,12 @@ func (h *Host) start(ctx context.Context) error {
 		return fmt.Errorf("host: subscribe %s: %w", h.subject, err)
 	}
 	_ = h.sub.SetPendingLimits(-1, -1) // mailboxes bound the work, not the socket
+	if !h.cfg.DisableGateway {
+		if h.gw, err = h.nc.QueueSubscribe(h.gatewayFilter(), h.gatewayQueue(), h.serveGateway); err != nil {
+			return fmt.Errorf("host: subscribe %s: %w", h.gatewayFilter(), err)
+		}
+		_ = h.gw.SetPendingLimits(-1, -1)
+	}
 	leaseCfg := h.cfg.Lease
 	if leaseCfg.MarkerTTL == 0 {
 		leaseCfg.MarkerTTL = h.cfg.Membership.MarkerTTL
@@ -221,24 +228,35 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	if err != nil {
 		h.log.Warn("leave not confirmed; deactivating anyway", "err", err)
 	}
+	h.drain(ctx, h.gw) // other hosts take the gateway's calls from here on
 	h.deactivateAll(func(*activation) bool { return true })
-	done := make(chan struct{})
-	go func() { h.turns.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = errors.Join(err, fmt.Errorf("host: shutdown: turns still running: %w", ctx.Err()))
-	}
-	h.drainSubscription(ctx)
+	err = errors.Join(err, h.waitTurns(ctx))
+	h.drain(ctx, h.sub) // late requests were answered MOVED
+	err = errors.Join(err, h.waitTurns(ctx))
 	h.halt()
 	return err
 }
 
-// drainSubscription stops taking requests and waits until those already
-// delivered have been answered.
-func (h *Host) drainSubscription(ctx context.Context) {
-	closed := h.sub.StatusChanged(nats.SubscriptionClosed)
-	if err := h.sub.Drain(); err != nil {
+// waitTurns waits for running turns and forwarded calls to finish.
+func (h *Host) waitTurns(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { h.turns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("host: shutdown: turns still running: %w", ctx.Err())
+	}
+}
+
+// drain stops a subscription and waits until the requests it had already
+// received have been handled.
+func (h *Host) drain(ctx context.Context, sub *nats.Subscription) {
+	if sub == nil {
+		return
+	}
+	closed := sub.StatusChanged(nats.SubscriptionClosed)
+	if err := sub.Drain(); err != nil {
 		return
 	}
 	select {
@@ -252,8 +270,10 @@ func (h *Host) drainSubscription(ctx context.Context) {
 // after a crash) and does not wait for running turns or save state.
 func (h *Host) Close() {
 	h.closing.Store(true)
-	if h.sub != nil {
-		_ = h.sub.Unsubscribe()
+	for _, sub := range []*nats.Subscription{h.gw, h.sub} {
+		if sub != nil {
+			_ = sub.Unsubscribe()
+		}
 	}
 	if h.lease != nil {
 		h.lease.Stop()

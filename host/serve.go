@@ -63,33 +63,50 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *router.Error) {
 	if !ok || len(rawID) != 1 {
 		return nil, router.Errorf(router.CodeBadRequest, "want exactly one %s header", router.HeaderID)
 	}
-	id, err := router.DecodeID(rawID[0])
-	if err != nil {
-		return nil, router.Errorf(router.CodeBadRequest, "malformed %s header: %v", router.HeaderID, err)
+	id, method, e := parseIdentity(rawID[0], hdr.Get(router.HeaderMethod))
+	if e != nil {
+		return nil, e
 	}
-	if err := placement.ActorID(id).Validate(); err != nil {
-		return nil, router.Errorf(router.CodeInvalidID, "%v", err)
-	}
-	method := hdr.Get(router.HeaderMethod)
-	if err := placement.ValidateName("method", method); err != nil {
-		return nil, router.Errorf(router.CodeInvalidMethod, "%v", err)
-	}
-	env := &envelope{msg: msg, t: t, id: placement.ActorID(id), method: method}
+	env := &envelope{msg: msg, t: t, id: id, method: method}
 	if g := hdr.Get(router.HeaderGeneration); g != "" {
+		var err error
 		if env.gen, err = strconv.ParseUint(g, 10, 64); err != nil {
 			return nil, router.Errorf(router.CodeBadRequest, "malformed %s header %q", router.HeaderGeneration, g)
 		}
 	}
+	if env.deadline, e = h.deadline(hdr); e != nil {
+		return nil, e
+	}
+	return env, nil
+}
+
+// parseIdentity decodes and checks an encoded actor id and a method name.
+func parseIdentity(rawID, method string) (placement.ActorID, string, *router.Error) {
+	id, err := router.DecodeID(rawID)
+	if err != nil {
+		return "", "", router.Errorf(router.CodeBadRequest, "malformed actor id %q: %v", rawID, err)
+	}
+	if err := placement.ActorID(id).Validate(); err != nil {
+		return "", "", router.Errorf(router.CodeInvalidID, "%v", err)
+	}
+	if err := placement.ValidateName("method", method); err != nil {
+		return "", "", router.Errorf(router.CodeInvalidMethod, "%v", err)
+	}
+	return placement.ActorID(id), method, nil
+}
+
+// deadline is when a request's call must end: its Troupe-Timeout from now,
+// or the host's CallTimeout.
+func (h *Host) deadline(hdr nats.Header) (time.Time, *router.Error) {
 	timeout := h.cfg.CallTimeout
 	if ms := hdr.Get(router.HeaderTimeout); ms != "" {
 		n, err := strconv.ParseInt(ms, 10, 64)
 		if err != nil || n < 0 {
-			return nil, router.Errorf(router.CodeBadRequest, "malformed %s header %q: want milliseconds", router.HeaderTimeout, ms)
+			return time.Time{}, router.Errorf(router.CodeBadRequest, "malformed %s header %q: want milliseconds", router.HeaderTimeout, ms)
 		}
 		timeout = min(time.Duration(n)*time.Millisecond, maxTimeout)
 	}
-	env.deadline = time.Now().Add(timeout)
-	return env, nil
+	return time.Now().Add(timeout), nil
 }
 
 // admitLater waits for the host's watcher to reach the caller's generation,

@@ -1,0 +1,101 @@
+package host
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// The gateway lets any NATS client call an actor without knowing the
+// placement hash: every host answers <prefix>.call.<type>.<id>.<method> in
+// one queue group, and runs the call when it owns the actor or forwards it
+// to the owner with its router. See PROTOCOL.md.
+
+// GatewaySubject is the subject the gateway answers for (typ, id, method)
+// under prefix; id is encoded with router.EncodeID.
+func GatewaySubject(prefix string, typ placement.ActorType, id placement.ActorID, method string) string {
+	return prefix + ".call." + string(typ) + "." + router.EncodeID(string(id)) + "." + method
+}
+
+func (h *Host) gatewayFilter() string { return h.cfg.SubjectPrefix + ".call.>" }
+func (h *Host) gatewayQueue() string  { return h.cfg.SubjectPrefix + ".gateway" }
+
+// gatewayCall is a call named by a gateway subject.
+type gatewayCall struct {
+	typ    placement.ActorType
+	id     placement.ActorID
+	method string
+}
+
+// parseGatewaySubject reads <prefix>.call.<type>.<id>.<method>. Exactly three
+// tokens must follow the prefix, so no subject can name an actor other
+// than the one its tokens spell.
+func (h *Host) parseGatewaySubject(subject string) (gatewayCall, *router.Error) {
+	rest, ok := strings.CutPrefix(subject, h.cfg.SubjectPrefix+".call.")
+	tokens := strings.Split(rest, ".")
+	if !ok || len(tokens) != 3 {
+		return gatewayCall{}, router.Errorf(router.CodeBadRequest,
+			"gateway subject %q: want %s.call.<type>.<id>.<method>, with the id encoded as one token", subject, h.cfg.SubjectPrefix)
+	}
+	typ := placement.ActorType(tokens[0])
+	if err := typ.Validate(); err != nil {
+		return gatewayCall{}, router.Errorf(router.CodeUnknownType, "%v", err)
+	}
+	id, method, e := parseIdentity(tokens[1], tokens[2])
+	if e != nil {
+		return gatewayCall{}, e
+	}
+	return gatewayCall{typ: typ, id: id, method: method}, nil
+}
+
+// serveGateway takes one gateway request. Like serve, it runs on the
+// subscription's goroutine: a call this host owns goes straight into the
+// actor's mailbox, any other is forwarded from a goroutine of its own.
+func (h *Host) serveGateway(msg *nats.Msg) {
+	if msg.Reply == "" {
+		return
+	}
+	c, e := h.parseGatewaySubject(msg.Subject)
+	if e != nil {
+		h.fail(msg, e)
+		return
+	}
+	deadline, e := h.deadline(msg.Header)
+	if e != nil {
+		h.fail(msg, e)
+		return
+	}
+	if t, ok := h.types[c.typ]; ok && h.owns(h.w.Table(), c.typ, c.id) {
+		h.admit(&envelope{msg: msg, t: t, id: c.id, method: c.method, deadline: deadline})
+		return
+	}
+	h.turns.Add(1)
+	go h.forward(msg, c, deadline)
+}
+
+// forward calls the owner through the router and relays its answer.
+func (h *Host) forward(msg *nats.Msg, c gatewayCall, deadline time.Time) {
+	defer h.turns.Done()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var opts []router.CallOption
+	for k, vs := range msg.Header {
+		if strings.HasPrefix(k, "Troupe-") {
+			continue // the router sets its own
+		}
+		for _, v := range vs {
+			opts = append(opts, router.WithHeader(k, v))
+		}
+	}
+	reply, err := h.router.Call(ctx, c.typ, c.id, c.method, msg.Data, opts...)
+	if err != nil {
+		h.fail(msg, router.AsError(err))
+		return
+	}
+	h.respond(msg, &nats.Msg{Data: reply})
+}
