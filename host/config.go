@@ -45,7 +45,10 @@ type Config struct {
 	Lease placement.LeaseConfig
 	// StateBucket is the KV bucket holding actor state.
 	StateBucket string
-	// StateReplicas is the state bucket's replica count; 0 means 1.
+	// StateReplicas is the state bucket's replica count; 0 means automatic:
+	// an existing bucket keeps its count and a new one gets the membership
+	// bucket's (3 on a JetStream cluster of 3 or more servers, else 1; see
+	// placement.EnsureBucket).
 	StateReplicas int
 	// MailboxSize bounds the calls waiting for one activation.
 	MailboxSize int
@@ -79,9 +82,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StateBucket == "" {
 		c.StateBucket = DefaultStateBucket
-	}
-	if c.StateReplicas == 0 {
-		c.StateReplicas = 1
 	}
 	if c.MailboxSize == 0 {
 		c.MailboxSize = DefaultMailboxSize

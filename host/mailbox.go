@@ -40,7 +40,7 @@ type activation struct {
 	running      bool
 	deactivating bool
 	closed       bool
-	lastUsed     int64 // unix nanoseconds of the end of the last turn
+	lastUsed     int64 // unix nanoseconds of the end of the last turn (Clock)
 
 	// Owned by the goroutine running the mailbox.
 	self      Self
@@ -114,7 +114,9 @@ func (a *activation) run() {
 			a.close(true)
 			return
 		}
-		a.turn(env)
+		reply := a.turn(env)
+		a.touch()
+		a.h.respond(env.msg, reply)
 		if a.discard {
 			a.close(false)
 			return
@@ -133,7 +135,6 @@ func (a *activation) next() *envelope {
 			a.queue = nil
 		}
 		a.queue, a.head, a.running = a.queue[:0], 0, false
-		a.lastUsed = a.h.cfg.Clock.Now().UnixNano()
 		return nil
 	}
 	env := a.queue[a.head]
@@ -142,11 +143,10 @@ func (a *activation) next() *envelope {
 	return env
 }
 
-// turn runs one call and answers it.
-func (a *activation) turn(env *envelope) {
+// turn runs one call and returns its reply.
+func (a *activation) turn(env *envelope) *nats.Msg {
 	if !time.Now().Before(env.deadline) {
-		a.h.fail(env.msg, router.Errorf(router.CodeDeadlineExceeded, "deadline passed while the call waited in the mailbox"))
-		return
+		return errorReply(router.Errorf(router.CodeDeadlineExceeded, "deadline passed while the call waited in the mailbox"))
 	}
 	tc := &env.ctx
 	tc.deadline = env.deadline
@@ -155,8 +155,7 @@ func (a *activation) turn(env *envelope) {
 	if !a.activated {
 		if err := a.activate(ctx); err != nil {
 			a.discard = true
-			a.h.fail(env.msg, router.AsError(err))
-			return
+			return errorReply(router.AsError(err))
 		}
 	}
 	call := Call{Method: env.method, Payload: env.msg.Data, Header: env.msg.Header}
@@ -169,10 +168,24 @@ func (a *activation) turn(env *envelope) {
 	}
 	if err != nil {
 		a.discard = a.discard || a.dirty || errors.Is(err, errPanic)
-		a.h.fail(env.msg, router.AsError(err))
-		return
+		return errorReply(router.AsError(err))
 	}
-	a.h.respond(env.msg, &nats.Msg{Data: reply})
+	return &nats.Msg{Data: reply}
+}
+
+func errorReply(e *router.Error) *nats.Msg {
+	hdr, body := router.EncodeError(e)
+	return &nats.Msg{Header: hdr, Data: body}
+}
+
+// touch records the end of a turn for idle deactivation. It happens before
+// the turn's reply is sent, so a caller that has its reply knows the actor's
+// idle time starts no later than that.
+func (a *activation) touch() {
+	now := a.h.cfg.Clock.Now().UnixNano()
+	a.mu.Lock()
+	a.lastUsed = now
+	a.mu.Unlock()
 }
 
 // activate loads the state, makes the Actor and runs its Activate hook.

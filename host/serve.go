@@ -151,10 +151,7 @@ func (h *Host) admit(env *envelope) {
 }
 
 // fail answers a request with an error reply.
-func (h *Host) fail(msg *nats.Msg, e *router.Error) {
-	hdr, body := router.EncodeError(e)
-	h.respond(msg, &nats.Msg{Header: hdr, Data: body})
-}
+func (h *Host) fail(msg *nats.Msg, e *router.Error) { h.respond(msg, errorReply(e)) }
 
 func (h *Host) respond(req, resp *nats.Msg) {
 	resp.Subject = req.Reply

@@ -14,17 +14,44 @@ import (
 )
 
 func ensureStateBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
+	replicas := cfg.StateReplicas
+	if replicas == 0 {
+		var err error
+		if replicas, err = autoStateReplicas(ctx, js, cfg); err != nil {
+			return nil, fmt.Errorf("host: state bucket %q: %w", cfg.StateBucket, err)
+		}
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.StateBucket,
 		Description: "troupe actor state: one key per actor, written with compare-and-set",
 		History:     1,
 		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.StateReplicas,
+		Replicas:    replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host: state bucket %q: %w", cfg.StateBucket, err)
 	}
 	return kv, nil
+}
+
+// autoStateReplicas is the state bucket's replica count when Config leaves
+// it at 0: an existing bucket keeps its own, and a new one takes the
+// membership bucket's, which placement.EnsureBucket (called just before)
+// chose from what the JetStream cluster can place: 3 on a cluster of 3 or
+// more JetStream servers, else 1.
+func autoStateReplicas(ctx context.Context, js jetstream.JetStream, cfg Config) (int, error) {
+	s, err := js.Stream(ctx, "KV_"+cfg.StateBucket)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		members := cfg.Membership.Name
+		if members == "" {
+			members = placement.DefaultBucket
+		}
+		s, err = js.Stream(ctx, "KV_"+members)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return s.CachedInfo().Config.Replicas, nil
 }
 
 // StateKey is the state-bucket key of an actor: <type>.<escaped id>, where
