@@ -14,7 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/router"
 )
 
-const callUsage = `Usage: troupe call [-s URL] [--creds FILE] [--timeout D] TYPE ID METHOD [PAYLOAD]
+const callUsage = `Usage: troupe call [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
 
 Calls METHOD on the actor (TYPE, ID) and prints the reply on standard output.
 PAYLOAD is the request body: none means empty, - reads standard input. A failed
@@ -22,10 +22,9 @@ call prints its error code and message on standard error and exits 1, e.g.
   troupe: NO_HOST: no live host serves actor type "nosuch"
 
 Flags:
-  -s, --server URL  NATS server URL (default $NATS_URL, else nats://127.0.0.1:4222)
-  --creds FILE      NATS user credentials file
   --timeout D       deadline of the whole call, connecting included (default 5s)
 
+` + connUsage + `
 Example, with troupe dev running:
   troupe call counter c1 add 5
 `

@@ -14,7 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/placement"
 )
 
-const hostUsage = `Usage: troupe host [-s URL] [--creds FILE] [--name NAME]
+const hostUsage = `Usage: troupe host [connection flags] [--name NAME]
 
 Joins a host serving the example actors (counter) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it leaves the
@@ -22,10 +22,9 @@ member set, finishes running calls and saves state. It reconnects to NATS
 forever.
 
 Flags:
-  -s, --server URL  NATS server URL (default $NATS_URL, else nats://127.0.0.1:4222)
-  --creds FILE      NATS user credentials file
   --name NAME       host id, [A-Za-z0-9_-]{1,64} (default h- and 8 random hex digits)
-`
+
+` + connUsage
 
 // Bounds on joining and on draining at exit.
 const (

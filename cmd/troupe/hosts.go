@@ -14,7 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/router"
 )
 
-const hostsUsage = `Usage: troupe hosts [-s URL] [--creds FILE]
+const hostsUsage = `Usage: troupe hosts [connection flags]
 
 Prints the current table generation, then one line per live host: its id, the
 subject it takes calls on, the actor types it serves (comma-separated, - for
@@ -22,10 +22,7 @@ none) and "draining" if it is leaving. For example:
   generation 42
   h-3f2a9c01  troupe.host.h-3f2a9c01  counter
 
-Flags:
-  -s, --server URL  NATS server URL (default $NATS_URL, else nats://127.0.0.1:4222)
-  --creds FILE      NATS user credentials file
-`
+` + connUsage
 
 // hostsTimeout bounds connecting and reading the member set.
 const hostsTimeout = 5 * time.Second

@@ -1,9 +1,9 @@
 // Command troupe runs troupe hosts and calls their actors.
 //
 //	troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
-//	troupe host  [-s URL] [--creds FILE] [--name NAME]
-//	troupe call  [-s URL] [--creds FILE] [--timeout D] TYPE ID METHOD [PAYLOAD]
-//	troupe hosts [-s URL] [--creds FILE]
+//	troupe host  [-s URL] [connection flags] [--name NAME]
+//	troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
+//	troupe hosts [-s URL] [connection flags]
 //
 // The connection flags follow the nats CLI: -s/--server (default $NATS_URL,
 // else nats://127.0.0.1:4222) and --creds. Flags come before arguments, so a
@@ -27,9 +27,9 @@ const usage = `troupe is a virtual-actor router on NATS.
 
 Usage:
   troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
-  troupe host  [-s URL] [--creds FILE] [--name NAME]
-  troupe call  [-s URL] [--creds FILE] [--timeout D] TYPE ID METHOD [PAYLOAD]
-  troupe hosts [-s URL] [--creds FILE]
+  troupe host  [-s URL] [connection flags] [--name NAME]
+  troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
+  troupe hosts [-s URL] [connection flags]
   troupe help  [COMMAND]
 
 Commands:

@@ -1,0 +1,288 @@
+// A smart troupe client: it follows the membership bucket like a Go router
+// does, computes each actor's owner with the placement hash, and sends the
+// call straight to the owner's subject, following MOVED answers and vanished
+// hosts until the call's deadline (PROTOCOL.md, "Routing and retries").
+//
+//   node smart-client.js nats://127.0.0.1:4222 counter c1 add 5
+
+import { readFileSync } from "node:fs";
+import { headers } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import protobuf from "protobufjs";
+import { isMain, runCli } from "./cli.js";
+import { owner, verifyVectors } from "./placement.js";
+import {
+  Codes, DEFAULT_TIMEOUT_MS, Headers, TroupeError, decodeError, encodeId, idBytes, isName, isNoResponders,
+  payloadBytes, transportError, validateCall,
+} from "./protocol.js";
+
+export { Codes, TroupeError, encodeId, decodeId } from "./protocol.js";
+export { HASH_VERSION, keyHash, hostHash, owner, verifyVectors } from "./placement.js";
+
+/** The schema of the membership records, from the repository's pb/troupe.proto. */
+export const HostRecord = protobuf
+  .parse(readFileSync(new URL("../../pb/troupe.proto", import.meta.url), "utf8"), { keepCase: true })
+  .root.lookupType("troupe.v1.HostRecord");
+const DRAINING = 2; // troupe.v1.HostState.HOST_STATE_DRAINING
+
+const MIN_BACKOFF_MS = 2;
+const MAX_BACKOFF_MS = 250;
+
+/**
+ * @typedef {object} Member a live host, as its record says
+ * @property {string} host_id
+ * @property {string} subject where it takes calls
+ * @property {string[]} actor_types
+ * @property {number} state 1 active, 2 draining
+ * @property {number} changed revision at which the record's meaning last changed
+ * @property {Uint8Array} meaning the record encoded without changed_revision, to compare renewals
+ */
+
+/**
+ * Resolves after ms milliseconds or when promise settles, whichever is first.
+ * @param {Promise<unknown>} promise
+ * @param {number} ms
+ */
+async function within(promise, ms) {
+  let timer;
+  try {
+    await Promise.race([promise, new Promise((resolve) => { timer = setTimeout(resolve, Math.max(0, ms)); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A client that routes calls to actors' owners itself. Create it with {@link SmartClient.connect}. */
+export class SmartClient {
+  /** @type {Map<string, Member>} the member set, by host id */
+  #members = new Map();
+  /** The table generation: revision of the last entry that changed the member set. */
+  generation = 0;
+  /** The highest bucket revision applied. */
+  applied = 0;
+  /** Counts of retried attempts, by cause. */
+  retries = { moved: 0, noResponders: 0, unavailable: 0 };
+  #version = 0; // bumped on every member-set change
+  #stopped = false;
+  #changed; // resolved and replaced after every applied entry
+  #signal;
+  #iter;
+
+  /** @param {import("@nats-io/transport-node").NatsConnection} nc */
+  constructor(nc) {
+    this.nc = nc;
+    this.#renew();
+  }
+
+  /**
+   * Checks the placement hash against the golden vectors, starts watching the
+   * membership bucket and returns once the current member set is read.
+   * @param {import("@nats-io/transport-node").NatsConnection} nc
+   * @param {{bucket?: string, timeoutMs?: number}} [opts] bucket: the
+   *   membership bucket (default troupe_placement); timeoutMs bounds the start
+   * @returns {Promise<SmartClient>}
+   */
+  static async connect(nc, { bucket = "troupe_placement", timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+    verifyVectors();
+    const c = new SmartClient(nc);
+    await c.#watch(bucket, timeoutMs);
+    return c;
+  }
+
+  async #watch(bucket, timeoutMs) {
+    let caughtUp = false, info;
+    try {
+      // The watch first delivers the latest entry of every host key, then
+      // changes. An empty key space delivers nothing, so ask the stream
+      // whether there is anything to wait for (keys only come and go through
+      // markers, so a count taken after the watch started is not too small).
+      this.#iter = await (await new Kvm(this.nc).open(bucket)).watch({ key: "hosts.*" });
+      const jsm = await jetstreamManager(this.nc);
+      info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `$KV.${bucket}.hosts.*` });
+    } catch (err) {
+      this.close();
+      throw new TroupeError(Codes.UNAVAILABLE, `membership bucket ${bucket}: ${err.message} (is a troupe host running?)`);
+    }
+    const done = (async () => {
+      try {
+        for await (const e of this.#iter) {
+          if (this.#apply(e)) this.#version++;
+          caughtUp ||= e.delta === 0; // the last entry of the initial read
+          this.#notify();
+        }
+      } catch { /* the connection closed: the client is stopped */ }
+      this.#stopped = true;
+      this.#notify();
+    })();
+    if (Object.keys(info.state.subjects ?? {}).length === 0) caughtUp = true;
+    const deadline = Date.now() + timeoutMs;
+    while (!caughtUp && !this.#stopped && Date.now() < deadline) {
+      await within(this.#changed, deadline - Date.now());
+    }
+    if (!caughtUp) {
+      this.close();
+      await done;
+      throw new TroupeError(Codes.UNAVAILABLE, `reading the member set of bucket ${bucket} took longer than ${timeoutMs} ms`);
+    }
+  }
+
+  /**
+   * Folds one membership entry into the member set, as placement.Watcher
+   * does, and reports whether the member set changed.
+   * @param {import("@nats-io/kv").KvWatchEntry} e
+   */
+  #apply(e) {
+    this.applied = Math.max(this.applied, e.revision);
+    const id = e.key.startsWith("hosts.") ? e.key.slice("hosts.".length) : "";
+    if (!isName(id)) return false;
+    if (e.operation !== "PUT") { // DEL, PURGE, or a purge marker of an expired lease
+      this.generation = Math.max(this.generation, e.revision);
+      return this.#members.delete(id);
+    }
+    let rec;
+    try {
+      rec = HostRecord.toObject(HostRecord.decode(e.value), { longs: Number, defaults: true });
+    } catch {
+      return false; // not a record a host wrote: ignore rather than guess
+    }
+    if (rec.host_id !== id) return false;
+    const meaning = HostRecord.encode(HostRecord.fromObject({ ...rec, changed_revision: 0 })).finish();
+    const old = this.#members.get(id);
+    if (old && Buffer.compare(old.meaning, meaning) === 0) return false; // a renewal
+    let changed = rec.changed_revision;
+    if (changed === 0 || changed > e.revision) changed = e.revision;
+    this.#members.set(id, { ...rec, changed, meaning });
+    this.generation = Math.max(this.generation, changed);
+    return true;
+  }
+
+  #renew() {
+    this.#changed = new Promise((resolve) => { this.#signal = resolve; });
+  }
+
+  #notify() {
+    this.#signal();
+    this.#renew();
+  }
+
+  /**
+   * The live hosts, sorted by id.
+   * @returns {Array<Omit<Member, "meaning">>}
+   */
+  members() {
+    return [...this.#members.values()]
+      .map(({ meaning, ...m }) => m)
+      .sort((a, b) => (a.host_id < b.host_id ? -1 : 1));
+  }
+
+  /**
+   * The host that owns (type, id) at the current generation.
+   * @param {string} type
+   * @param {string | Uint8Array} id
+   * @returns {Member | undefined} undefined when no live host serves the type
+   */
+  ownerOf(type, id) {
+    const candidates = [];
+    for (const m of this.#members.values()) {
+      if (m.state !== DRAINING && m.actor_types.includes(type)) candidates.push(m.host_id);
+    }
+    const h = owner(type, id, candidates);
+    return h === undefined ? undefined : this.#members.get(h);
+  }
+
+  /**
+   * Waits until the watcher has applied revision rev, or the deadline.
+   * @param {number} rev
+   * @param {number} deadline Date.now() milliseconds
+   * @returns {Promise<boolean>} whether rev was applied
+   */
+  async waitApplied(rev, deadline) {
+    while (this.applied < rev && !this.#stopped && Date.now() < deadline) {
+      await within(this.#changed, deadline - Date.now());
+    }
+    return this.applied >= rev;
+  }
+
+  /**
+   * Calls method on the actor (type, id) at its owner.
+   * @param {string} type actor type, e.g. "counter"
+   * @param {string | Uint8Array} id actor id (any 1-1024 bytes)
+   * @param {string} method method name
+   * @param {string | Uint8Array} [payload] request body
+   * @param {{timeoutMs?: number}} [opts] timeoutMs bounds the whole call,
+   *   retries included (default 5000)
+   * @returns {Promise<Uint8Array>} the actor's reply
+   * @throws {TroupeError}
+   */
+  async call(type, id, method, payload, { timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+    const bytes = idBytes(id);
+    validateCall(type, bytes, method);
+    const what = `${type} ${encodeId(bytes)}.${method}`;
+    const data = payloadBytes(payload);
+    const deadline = Date.now() + timeoutMs;
+    let backoff = 0;
+    // pause waits before another attempt: for the next membership entry or
+    // a jittered, doubling backoff, whichever is first.
+    const pause = async (version) => {
+      backoff = Math.min(Math.max(2 * backoff, MIN_BACKOFF_MS), MAX_BACKOFF_MS);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new TroupeError(Codes.DEADLINE_EXCEEDED, `${what}: deadline exceeded`);
+      if (version !== this.#version) return; // the table already changed
+      await within(this.#changed, Math.min(left, backoff / 2 + Math.random() * (backoff / 2)));
+    };
+    for (;;) {
+      if (this.#stopped) throw new TroupeError(Codes.UNAVAILABLE, `${what}: the client is closed`);
+      const version = this.#version;
+      const host = this.ownerOf(type, bytes);
+      if (!host) throw new TroupeError(Codes.NO_HOST, `no live host serves actor type "${type}"`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new TroupeError(Codes.DEADLINE_EXCEEDED, `${what}: deadline exceeded`);
+      const h = headers();
+      h.set(Headers.type, type);
+      h.set(Headers.id, encodeId(bytes));
+      h.set(Headers.method, method);
+      h.set(Headers.generation, String(this.generation));
+      h.set(Headers.timeout, String(Math.ceil(left)));
+      let msg;
+      try {
+        msg = await this.nc.request(host.subject, data, { timeout: left, headers: h });
+      } catch (err) {
+        if (!isNoResponders(err)) throw transportError(err, what, "no responders");
+        this.retries.noResponders++;
+        await pause(version); // the owner is gone: wait for its lease to end
+        continue;
+      }
+      const e = decodeError(msg);
+      if (!e) return msg.data;
+      if (e.code === Codes.MOVED) this.retries.moved++;
+      if (e.code === Codes.UNAVAILABLE || e.code === Codes.STATE_CONFLICT) this.retries.unavailable++;
+      if (e.code === Codes.MOVED && e.generation > this.applied) {
+        if (!(await this.waitApplied(e.generation, deadline))) {
+          throw new TroupeError(Codes.DEADLINE_EXCEEDED, `${what}: deadline exceeded waiting for generation ${e.generation}`);
+        }
+        backoff = 0;
+      } else if (e.code === Codes.MOVED || e.code === Codes.UNAVAILABLE || e.code === Codes.STATE_CONFLICT) {
+        await pause(version);
+      } else {
+        throw e;
+      }
+    }
+  }
+
+  /** Stops watching the membership bucket. The connection stays open. */
+  close() {
+    this.#iter?.stop();
+  }
+}
+
+if (isMain(import.meta.url)) {
+  await runCli("smart-client.js", process.argv.slice(2), async (nc, ...args) => {
+    const c = await SmartClient.connect(nc);
+    try {
+      return await c.call(...args);
+    } finally {
+      c.close();
+    }
+  });
+}
