@@ -2,6 +2,7 @@ package placement
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -21,7 +22,10 @@ const (
 type BucketConfig struct {
 	// Name of the KV bucket; "" means DefaultBucket.
 	Name string
-	// Replicas is the bucket's replica count; 0 means 1.
+	// Replicas is the bucket's replica count; 0 means automatic: an existing
+	// bucket keeps the count it has, and a new one gets 3 replicas when the
+	// JetStream cluster can place them (3 or more servers) and 1 otherwise,
+	// such as on a single server. See EnsureBucket.
 	Replicas int
 	// MarkerTTL is how long the bucket keeps the purge marker of a host that
 	// left or whose lease expired; 0 means DefaultMarkerTTL. A watcher that
@@ -34,9 +38,6 @@ func (c BucketConfig) withDefaults() BucketConfig {
 	if c.Name == "" {
 		c.Name = DefaultBucket
 	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
 	if c.MarkerTTL == 0 {
 		c.MarkerTTL = DefaultMarkerTTL
 	}
@@ -45,12 +46,30 @@ func (c BucketConfig) withDefaults() BucketConfig {
 
 // EnsureBucket creates the membership bucket, or updates it to cfg, and
 // returns it. Every host calls it on start; concurrent calls are safe.
+//
+// With cfg.Replicas 0 the replica count is chosen automatically: an existing
+// bucket keeps its own (a host never scales down a bucket an operator or an
+// earlier host chose), and a new bucket is created with 3 replicas, falling
+// back to 1 when the server refuses them as unplaceable. That refusal comes
+// from the JetStream meta leader, which knows the servers that actually run
+// JetStream and can hold the stream: "replicas > 1 not supported in
+// non-clustered mode" (10074) on a single server, "no suitable peers" (10005)
+// or "insufficient resources" (10023) on a cluster of fewer than 3 JetStream
+// servers, "no applicable tiered limit" (10120) on an account limited to R1.
+// The client-side hints were rejected as less reliable: the INFO's cluster
+// name and connect_urls (nats.Conn.ConnectedClusterName, Servers) count
+// servers without JetStream, hide servers behind no_advertise or a load
+// balancer, and describe a leaf node's cluster rather than the JetStream
+// domain it uses; $JS.API.INFO (account info) has no cluster size at all.
+// Like the meta leader itself, the probe sees only servers that are up: a new
+// bucket created while a 3-server cluster is down to 2 gets 1 replica after
+// retrying for a second (set Replicas explicitly to insist on 3).
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg BucketConfig) (jetstream.KeyValue, error) {
 	cfg = cfg.withDefaults()
 	if cfg.MarkerTTL < time.Second {
 		return nil, fmt.Errorf("placement: marker TTL %v is below the server's minimum of 1s", cfg.MarkerTTL)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:         cfg.Name,
 		Description:    "troupe membership: one leased record per live host",
 		History:        1,
@@ -62,6 +81,82 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg BucketConfig)
 		return nil, fmt.Errorf("placement: membership bucket %q: %w", cfg.Name, err)
 	}
 	return kv, nil
+}
+
+// ensureKeyValue is js.CreateOrUpdateKeyValue, except that cfg.Replicas 0
+// means automatic, as described at EnsureBucket.
+func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if cfg.Replicas != 0 {
+		return js.CreateOrUpdateKeyValue(ctx, cfg)
+	}
+	for range 3 { // a bucket created concurrently sends us back to the top
+		s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+		if err == nil {
+			cfg.Replicas = s.CachedInfo().Config.Replicas
+			return js.CreateOrUpdateKeyValue(ctx, cfg)
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, err
+		}
+		// Create, never update, so that a host whose probe fell back to 1
+		// cannot scale down a bucket another host just made with 3.
+		kv, err := createAutoReplicas(ctx, js, cfg)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			continue // the reply was lost, not necessarily the create: look again
+		}
+		if !errors.Is(err, jetstream.ErrBucketExists) {
+			return kv, err
+		}
+	}
+	return nil, fmt.Errorf("bucket %q: no answer from JetStream about creating it", cfg.Bucket)
+}
+
+// createTimeout bounds one create request of createAutoReplicas. A freshly
+// formed nats-server 2.15 cluster sometimes creates a replicated stream
+// without ever answering the request (seen about once in 30 cluster starts),
+// so waiting for the caller's whole deadline would fail a start that a
+// second look would let through.
+const createTimeout = 2 * time.Second
+
+// autoProbeFor is how long a cluster's refusal to place 3 replicas is
+// retried before settling for 1: a meta leader elected moments ago may not
+// have heard from every peer yet (measured: up to ~20ms on loopback).
+const autoProbeFor = time.Second
+
+// createAutoReplicas creates the bucket with 3 replicas, or with 1 when the
+// server cannot place 3.
+func createAutoReplicas(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	cfg.Replicas = 3
+	giveUp := time.Now().Add(autoProbeFor)
+	for {
+		actx, cancel := context.WithTimeout(ctx, createTimeout)
+		kv, err := js.CreateKeyValue(actx, cfg)
+		cancel()
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) {
+			return kv, err
+		}
+		switch apiErr.ErrorCode {
+		case 10005, // no suitable peers for placement (fewer than 3 online)
+			10023: // insufficient resources
+			if time.Now().Before(giveUp) {
+				select {
+				case <-time.After(100 * time.Millisecond):
+					continue
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+		case 10074, // replicas > 1 not supported in non-clustered mode
+			10120: // no JetStream default or applicable tiered limit present
+		default:
+			return kv, err
+		}
+		cfg.Replicas = 1
+		actx, cancel = context.WithTimeout(ctx, createTimeout)
+		defer cancel()
+		return js.CreateKeyValue(actx, cfg)
+	}
 }
 
 // OpenBucket binds to an existing membership bucket without changing it, for
