@@ -107,7 +107,7 @@ func (h *Host) saveState(key string, state []byte, rev uint64) (uint64, error) {
 	case errors.Is(err, nats.ErrMaxPayload) || isMessageTooLarge(err):
 		return 0, router.Errorf(router.CodeStateTooLarge, "state of %d bytes exceeds the state bucket's limit; the turn was discarded", len(state))
 	}
-	return 0, router.Errorf(router.CodeUnavailable, "saving state (the turn's outcome is unknown): %w", err)
+	return 0, router.Errorf(router.CodeOutcomeUnknown, "saving the state of %s got no answer; the turn may or may not have taken effect: %w", key, err)
 }
 
 func isMessageTooLarge(err error) bool {

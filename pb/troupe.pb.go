@@ -115,7 +115,7 @@ const (
 	// STATE_CONFLICT: the actor's state changed under this activation (a stale
 	// write was refused); the turn's changes were discarded.
 	ErrorCode_STATE_CONFLICT ErrorCode = 13
-	// UNAVAILABLE: the host is shutting down or cannot reach its buckets;
+	// UNAVAILABLE: the host is shutting down or cannot load the actor's state;
 	// nothing was run and the call may be retried.
 	ErrorCode_UNAVAILABLE ErrorCode = 14
 	// INVALID_ARGUMENT: the actor rejected its payload.
@@ -123,6 +123,9 @@ const (
 	// STATE_TOO_LARGE: the state the turn produced exceeds the state bucket's
 	// value limit; the turn's changes were discarded.
 	ErrorCode_STATE_TOO_LARGE ErrorCode = 16
+	// OUTCOME_UNKNOWN: the turn ran but its state save got no answer, so
+	// whether it took effect is unknown. Not retried automatically.
+	ErrorCode_OUTCOME_UNKNOWN ErrorCode = 17
 )
 
 // Enum value maps for ErrorCode.
@@ -145,6 +148,7 @@ var (
 		14: "UNAVAILABLE",
 		15: "INVALID_ARGUMENT",
 		16: "STATE_TOO_LARGE",
+		17: "OUTCOME_UNKNOWN",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -164,6 +168,7 @@ var (
 		"UNAVAILABLE":            14,
 		"INVALID_ARGUMENT":       15,
 		"STATE_TOO_LARGE":        16,
+		"OUTCOME_UNKNOWN":        17,
 	}
 )
 
@@ -328,7 +333,7 @@ const file_troupe_proto_rawDesc = "" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HOST_STATE_ACTIVE\x10\x01\x12\x17\n" +
-	"\x13HOST_STATE_DRAINING\x10\x02*\xc1\x02\n" +
+	"\x13HOST_STATE_DRAINING\x10\x02*\xd6\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bINTERNAL\x10\x01\x12\x0f\n" +
@@ -348,7 +353,8 @@ const file_troupe_proto_rawDesc = "" +
 	"\x0eSTATE_CONFLICT\x10\r\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\x0e\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x0f\x12\x13\n" +
-	"\x0fSTATE_TOO_LARGE\x10\x10B!Z\x1fgithub.com/troupe-dev/troupe/pbb\x06proto3"
+	"\x0fSTATE_TOO_LARGE\x10\x10\x12\x13\n" +
+	"\x0fOUTCOME_UNKNOWN\x10\x11B!Z\x1fgithub.com/troupe-dev/troupe/pbb\x06proto3"
 
 var (
 	file_troupe_proto_rawDescOnce sync.Once

@@ -31,6 +31,7 @@ const (
 	CodeUnavailable      = Code(pb.ErrorCode_UNAVAILABLE)
 	CodeInvalidArgument  = Code(pb.ErrorCode_INVALID_ARGUMENT)
 	CodeStateTooLarge    = Code(pb.ErrorCode_STATE_TOO_LARGE)
+	CodeOutcomeUnknown   = Code(pb.ErrorCode_OUTCOME_UNKNOWN)
 )
 
 // String is the code's name, such as "BUSY".
@@ -75,6 +76,7 @@ var (
 	ErrUnavailable      = &Error{Code: CodeUnavailable}
 	ErrInvalidArgument  = &Error{Code: CodeInvalidArgument}
 	ErrStateTooLarge    = &Error{Code: CodeStateTooLarge}
+	ErrOutcomeUnknown   = &Error{Code: CodeOutcomeUnknown}
 )
 
 // Errorf returns an *Error with the given code and a formatted message. An

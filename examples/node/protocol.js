@@ -22,6 +22,7 @@ export const Codes = Object.freeze({
   UNAVAILABLE: 14,
   INVALID_ARGUMENT: 15,
   STATE_TOO_LARGE: 16,
+  OUTCOME_UNKNOWN: 17,
 });
 
 const codeNames = new Map(Object.entries(Codes).map(([name, code]) => [code, name]));
