@@ -69,6 +69,11 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg BucketConfig)
 	if cfg.MarkerTTL < time.Second {
 		return nil, fmt.Errorf("placement: marker TTL %v is below the server's minimum of 1s", cfg.MarkerTTL)
 	}
+	if existing, err := js.KeyValue(ctx, cfg.Name); err == nil {
+		if err := checkBucketHashVersion(ctx, existing); err != nil {
+			return nil, err // never relabel a bucket other hosts place by
+		}
+	}
 	kv, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:         cfg.Name,
 		Description:    "troupe membership: one leased record per live host",
@@ -76,6 +81,7 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg BucketConfig)
 		Storage:        jetstream.FileStorage,
 		Replicas:       cfg.Replicas,
 		LimitMarkerTTL: cfg.MarkerTTL,
+		Metadata:       map[string]string{HashVersionKey: HashVersion},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("placement: membership bucket %q: %w", cfg.Name, err)

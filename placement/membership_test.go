@@ -195,3 +195,28 @@ func mustMarshal(t *testing.T, rec *pb.HostRecord) []byte {
 	}
 	return b
 }
+
+func TestABucketForAnotherHashIsRefused(t *testing.T) {
+	js, kv := bucket(t)
+	ctx := context.Background()
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md := st.(*jetstream.KeyValueBucketStatus).Metadata(); md[placement.HashVersionKey] != placement.HashVersion {
+		t.Fatalf("bucket metadata %v does not name %s", md, placement.HashVersion)
+	}
+	// A future troupe relabels the bucket with another placement function.
+	if _, err := js.UpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: placement.DefaultBucket, History: 1, LimitMarkerTTL: placement.DefaultMarkerTTL,
+		Metadata: map[string]string{placement.HashVersionKey: "troupe-hrw-99"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := placement.Watch(ctx, kv); !errors.Is(err, placement.ErrHashVersion) {
+		t.Fatalf("Watch: %v, want ErrHashVersion", err)
+	}
+	if _, err := placement.EnsureBucket(ctx, js, placement.BucketConfig{}); !errors.Is(err, placement.ErrHashVersion) {
+		t.Fatalf("EnsureBucket: %v, want ErrHashVersion", err)
+	}
+}

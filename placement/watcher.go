@@ -51,7 +51,13 @@ type member struct {
 
 // Watch starts following kv and returns once the current member set has
 // been read, or ctx ends.
+//
+// It fails with ErrHashVersion when the bucket was made for another
+// placement function.
 func Watch(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
+	if err := checkBucketHashVersion(ctx, kv); err != nil {
+		return nil, err
+	}
 	kw, err := kv.Watch(context.Background(), hostKeyPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("placement: watch %q: %w", kv.Bucket(), err)

@@ -11,7 +11,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import protobuf from "protobufjs";
 import { isMain, runCli } from "./cli.js";
-import { owner, verifyVectors } from "./placement.js";
+import { HASH_VERSION, owner, verifyVectors } from "./placement.js";
 import {
   Codes, DEFAULT_TIMEOUT_MS, Headers, TroupeError, decodeError, encodeId, idBytes, isName, isNoResponders,
   payloadBytes, transportError, validateCall,
@@ -103,6 +103,13 @@ export class SmartClient {
     } catch (err) {
       this.close();
       throw new TroupeError(Codes.UNAVAILABLE, `membership bucket ${bucket}: ${err.message} (is a troupe host running?)`);
+    }
+    // The bucket names the placement function its hosts place by; routing
+    // with another one would send every call to the wrong host.
+    const hash = info.config.metadata?.["troupe.hash"];
+    if (hash && hash !== HASH_VERSION) {
+      this.close();
+      throw new TroupeError(Codes.INTERNAL, `membership bucket ${bucket} places by ${hash}; this client implements ${HASH_VERSION}`);
     }
     const done = (async () => {
       try {
