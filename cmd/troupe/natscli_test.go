@@ -116,21 +116,7 @@ func natsRun(t *testing.T, env []string, args ...string) result {
 // startNats starts a long-running nats CLI command, killed when t ends.
 func startNats(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(natsBin(t), args...), done: make(chan struct{})}
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("nats %s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), p.stdout.String(), p.stderr.String())
-		}
-	})
-	return p
+	return startCmd(t, natsBin(t), env, args...)
 }
 
 // TestNatsCLIGateway calls actors with nats req through the gateway

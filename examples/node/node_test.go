@@ -8,6 +8,8 @@
 package node_test
 
 import (
+	"github.com/troupe-dev/troupe/internal/proctest"
+
 	"bufio"
 	"context"
 	"net"
@@ -102,7 +104,7 @@ func startDev(t *testing.T, bin string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr proctest.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -214,22 +216,4 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		}
 		w.buf = []byte(rest)
 	}
-}
-
-// lockedBuffer collects a process's standard error.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
