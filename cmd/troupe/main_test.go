@@ -133,10 +133,20 @@ type result struct {
 // troupe runs a short command to its end; stdin feeds its standard input
 // and extraEnv adds to its environment. Safe to call from several goroutines.
 func troupe(stdin string, extraEnv []string, args ...string) result {
+	res, err := runProgram(troupeBin, append(testEnv(), extraEnv...), stdin, args...)
+	if err != nil {
+		res.stderr, res.code = err.Error(), -1
+	}
+	return res
+}
+
+// runProgram runs the program bin to its end, bounded by 30 s; err is set when it
+// could not run or did not end by itself.
+func runProgram(bin string, env []string, stdin string, args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, troupeBin, args...)
-	cmd.Env = append(testEnv(), extraEnv...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -144,11 +154,11 @@ func troupe(stdin string, extraEnv []string, args ...string) result {
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
-		return result{out.String(), errb.String(), ee.ExitCode()}
+		return result{out.String(), errb.String(), ee.ExitCode()}, nil
 	case err != nil:
-		return result{out.String(), err.Error(), -1}
+		return result{stdout: out.String()}, err
 	}
-	return result{out.String(), errb.String(), 0}
+	return result{out.String(), errb.String(), 0}, nil
 }
 
 // mustCall runs troupe call and checks it prints want.

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -96,21 +93,11 @@ func natsEnv(t *testing.T, xdg string) []string {
 // natsRun runs the nats CLI to its end.
 func natsRun(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, natsBin(t), args...)
-	cmd.Env = env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return result{out.String(), errb.String(), ee.ExitCode()}
-	case err != nil:
+	res, err := runProgram(natsBin(t), env, "", args...)
+	if err != nil {
 		t.Fatalf("nats %v: %v", args, err)
 	}
-	return result{out.String(), errb.String(), 0}
+	return res
 }
 
 // startNats starts a long-running nats CLI command, killed when t ends.

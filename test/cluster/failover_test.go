@@ -22,6 +22,7 @@ import (
 	"github.com/troupe-dev/troupe/examples/counter"
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/cluster"
+	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/router"
 )
@@ -415,17 +416,7 @@ func streamLeader(t *testing.T, c *cluster.Cluster, js jetstream.JetStream, stre
 	return leader
 }
 
-func newRouter(t *testing.T, nc *nats.Conn) *router.Router {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := router.New(ctx, nc, router.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	return r
-}
+func newRouter(t *testing.T, nc *nats.Conn) *router.Router { return natstest.Router(t, nc) }
 
 // waitMembers waits until every router's table lists exactly n hosts.
 func waitMembers(t *testing.T, routers []*router.Router, n int, timeout time.Duration) {
