@@ -1,9 +1,12 @@
 package host
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -86,28 +89,75 @@ func (h *Host) loadState(ctx context.Context, key string) ([]byte, uint64, error
 	return e.Value(), e.Revision(), nil
 }
 
+// saveAttempt bounds one try of a state save. A save caught by a stream
+// leader change gets no answer; rather than wait out the whole SaveTimeout,
+// the host asks again after this long.
+const saveAttempt = 500 * time.Millisecond
+
 // saveState writes state with compare-and-set on rev (0: the key must not
 // exist) and returns the new revision. A stale write is refused with
 // CodeStateConflict.
+//
+// A try that gets no answer may still have landed, so the next try can meet
+// its own earlier write as a conflict. A conflict after an unanswered try is
+// therefore checked against the stream leader: if the latest state is ours,
+// byte for byte, at a newer revision, the save succeeded. Only when no try
+// is answered before SaveTimeout is the outcome reported as unknown.
 func (h *Host) saveState(key string, state []byte, rev uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SaveTimeout)
 	defer cancel()
-	var err error
-	var next uint64
-	if rev == 0 {
-		next, err = h.state.Create(ctx, key, state)
-	} else {
-		next, err = h.state.Update(ctx, key, state, rev)
+	subject := "$KV." + h.state.Bucket() + "." + key
+	unanswered := false
+	for {
+		actx, acancel := context.WithTimeout(ctx, saveAttempt)
+		ack, err := h.js.Publish(actx, subject, state, jetstream.WithExpectLastSequencePerSubject(rev))
+		acancel()
+		switch {
+		case err == nil:
+			return ack.Sequence, nil
+		case jsutil.IsConflict(err):
+			if unanswered {
+				if seq, ok := h.landed(ctx, subject, state, rev); ok {
+					return seq, nil
+				}
+			}
+			return 0, router.Errorf(router.CodeStateConflict, "state of %s changed under this activation; the turn was discarded", key)
+		case errors.Is(err, nats.ErrMaxPayload) || isMessageTooLarge(err):
+			return 0, router.Errorf(router.CodeStateTooLarge, "state of %d bytes exceeds the state bucket's limit; the turn was discarded", len(state))
+		case ctx.Err() == nil && noAnswer(err):
+			unanswered = true
+			continue
+		}
+		return 0, router.Errorf(router.CodeOutcomeUnknown, "saving the state of %s got no answer; the turn may or may not have taken effect: %w", key, err)
 	}
-	switch {
-	case err == nil:
-		return next, nil
-	case jsutil.IsConflict(err):
-		return 0, router.Errorf(router.CodeStateConflict, "state of %s changed under this activation; the turn was discarded", key)
-	case errors.Is(err, nats.ErrMaxPayload) || isMessageTooLarge(err):
-		return 0, router.Errorf(router.CodeStateTooLarge, "state of %d bytes exceeds the state bucket's limit; the turn was discarded", len(state))
+}
+
+// noAnswer reports whether a publish failed without a word from the
+// stream: it may or may not have been stored.
+func noAnswer(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
+// landed reports whether the latest message on subject, as the stream
+// leader has it, is state at a revision after rev.
+func (h *Host) landed(ctx context.Context, subject string, state []byte, rev uint64) (uint64, bool) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
+	resp, err := h.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+h.state.Bucket(), req)
+	if err != nil {
+		return 0, false
 	}
-	return 0, router.Errorf(router.CodeOutcomeUnknown, "saving the state of %s got no answer; the turn may or may not have taken effect: %w", key, err)
+	var got struct {
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+	}
+	if json.Unmarshal(resp.Data, &got) != nil || got.Message == nil {
+		return 0, false
+	}
+	m := got.Message
+	return m.Seq, m.Seq > rev && bytes.Equal(m.Data, state)
 }
 
 func isMessageTooLarge(err error) bool {

@@ -1,0 +1,46 @@
+package host
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/internal/natstest"
+)
+
+func TestLandedRecognisesOnlyOurOwnNewerWrite(t *testing.T) {
+	s := natstest.Server(t)
+	h, err := New(natstest.Connect(t, s), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+
+	key := StateKey("counter", "x")
+	first, err := h.saveState(key, []byte("1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.saveState(key, []byte("2"), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := "$KV." + h.state.Bucket() + "." + key
+	if seq, ok := h.landed(ctx, subject, []byte("2"), first); !ok || seq != second {
+		t.Fatalf("landed(our write) = %d, %v; want %d, true", seq, ok, second)
+	}
+	if _, ok := h.landed(ctx, subject, []byte("3"), first); ok {
+		t.Fatal("someone else's bytes were taken for our write")
+	}
+	if _, ok := h.landed(ctx, subject, []byte("2"), second); ok {
+		t.Fatal("a write at the expected revision itself was taken as newer")
+	}
+	if _, err := h.saveState(key, []byte("9"), first); err == nil {
+		t.Fatal("a stale save was not refused")
+	}
+}
