@@ -137,11 +137,15 @@ func (h *Host) start(ctx context.Context) error {
 	if h.js, err = jetstream.New(h.nc); err != nil {
 		return err
 	}
-	members, err := placement.EnsureBucket(ctx, h.js, h.cfg.Membership)
-	if err != nil {
+	var members jetstream.KeyValue
+	err = whenJetStreamAnswers(ctx, func() (err error) {
+		if members, err = placement.EnsureBucket(ctx, h.js, h.cfg.Membership); err != nil {
+			return err
+		}
+		h.state, err = ensureStateBucket(ctx, h.js, h.cfg)
 		return err
-	}
-	if h.state, err = ensureStateBucket(ctx, h.js, h.cfg); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	if h.w, err = placement.Watch(ctx, members); err != nil {
@@ -178,6 +182,23 @@ func (h *Host) start(ctx context.Context) error {
 	h.goLoop(h.followTable)
 	h.goLoop(h.sweepLoop)
 	return nil
+}
+
+// whenJetStreamAnswers runs f, again every 100 ms while JetStream does not
+// answer at all (a server still starting, an account whose JetStream is not
+// enabled yet), until ctx ends. No answer means nothing was done.
+func whenJetStreamAnswers(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (h *Host) record() *pb.HostRecord {
