@@ -78,6 +78,26 @@ type fixture struct {
 	router *router.Router
 }
 
+// startHost starts a host on nc with the types register adds; it is closed
+// when b ends.
+func startHost(b *testing.B, nc *nats.Conn, cfg host.Config, register func(*host.Host) error) *host.Host {
+	b.Helper()
+	h, err := host.New(nc, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := register(h); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := h.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(h.Close)
+	return h
+}
+
 // newFixture starts a server, a host serving the echo actor type with cfg
 // and opts, and a router on a separate connection that sees the host.
 func newFixture(b *testing.B, cfg host.Config, opts ...host.TypeOption) *fixture {
@@ -88,20 +108,11 @@ func newFixture(b *testing.B, cfg host.Config, opts ...host.TypeOption) *fixture
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger
 	}
-	h, err := host.New(f.srvNC, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := h.Register(actorType, host.Func(echo), append([]host.TypeOption{host.NoState()}, opts...)...); err != nil {
-		b.Fatal(err)
-	}
+	f.host = startHost(b, f.srvNC, cfg, func(h *host.Host) error {
+		return h.Register(actorType, host.Func(echo), append([]host.TypeOption{host.NoState()}, opts...)...)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(h.Close)
-	f.host = h
 	r, err := router.New(ctx, f.cliNC, router.Config{DefaultTimeout: callTimeout})
 	if err != nil {
 		b.Fatal(err)
@@ -110,7 +121,7 @@ func newFixture(b *testing.B, cfg host.Config, opts ...host.TypeOption) *fixture
 	f.router = r
 	for {
 		changed := r.Watcher().Changed()
-		if _, ok := r.Table().Member(h.ID()); ok && r.Table().Serves(actorType) {
+		if _, ok := r.Table().Member(f.host.ID()); ok && r.Table().Serves(actorType) {
 			break
 		}
 		select {

@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -92,16 +90,7 @@ func BenchmarkGatewayAB(b *testing.B) {
 // startGatewayHost starts a host that serves no actor type: every gateway
 // call it takes is forwarded to the owner.
 func startGatewayHost(b *testing.B, f *fixture) {
-	h, err := host.New(natstest.Connect(b, f.srv), host.Config{Logger: discardLogger})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(h.Close)
+	startHost(b, natstest.Connect(b, f.srv), host.Config{Logger: discardLogger}, func(*host.Host) error { return nil })
 }
 
 // request makes a plain NATS request and checks that the echo came back.

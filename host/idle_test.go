@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
 )
 
@@ -47,22 +46,15 @@ func (a hooked) Deactivate(context.Context) error {
 func (a hooked) Receive(context.Context, Call) ([]byte, error) { return []byte("ok"), nil }
 
 func TestIdleDeactivationFollowsTheClock(t *testing.T) {
-	s := natstest.Server(t)
 	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
-	h, err := New(natstest.Connect(t, s), Config{Clock: clock, IdleTimeout: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var activations, deactivations atomic.Int32
-	if err := h.Register("hooked", func(*Self) Actor { return hooked{&activations, &deactivations} }, NoState()); err != nil {
-		t.Fatal(err)
-	}
+	h := startInternal(t, Config{Clock: clock, IdleTimeout: time.Hour}, func(h *Host) {
+		if err := h.Register("hooked", func(*Self) Actor { return hooked{&activations, &deactivations} }, NoState()); err != nil {
+			t.Fatal(err)
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
 
 	callOnce := func() {
 		t.Helper()
@@ -95,25 +87,18 @@ func TestIdleDeactivationFollowsTheClock(t *testing.T) {
 }
 
 func TestCallsQueuedBehindADeactivationAreServed(t *testing.T) {
-	s := natstest.Server(t)
-	h, err := New(natstest.Connect(t, s), Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	gate := make(chan struct{})
 	var turns atomic.Int32
-	_ = h.Register("gated", Func(func(ctx context.Context, c Call) ([]byte, error) {
-		if turns.Add(1) == 1 {
-			<-gate
-		}
-		return nil, nil
-	}), NoState())
+	h := startInternal(t, Config{}, func(h *Host) {
+		_ = h.Register("gated", Func(func(ctx context.Context, c Call) ([]byte, error) {
+			if turns.Add(1) == 1 {
+				<-gate
+			}
+			return nil, nil
+		}), NoState())
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
 	errs := make(chan error, 2)
 	go func() { _, err := h.Router().Call(ctx, "gated", "g", "m", nil); errs <- err }()
 	waitUntil(t, func() bool { return turns.Load() == 1 })

@@ -9,17 +9,9 @@ import (
 )
 
 func TestLandedRecognisesOnlyOurOwnNewerWrite(t *testing.T) {
-	s := natstest.Server(t)
-	h, err := New(natstest.Connect(t, s), Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := startInternal(t, Config{}, func(*Host) {})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
 
 	key := StateKey("counter", "x")
 	first, err := h.saveState(key, []byte("1"), 0)
@@ -43,4 +35,22 @@ func TestLandedRecognisesOnlyOurOwnNewerWrite(t *testing.T) {
 	if _, err := h.saveState(key, []byte("9"), first); err == nil {
 		t.Fatal("a stale save was not refused")
 	}
+}
+
+// startInternal starts a host with register's types on its own server, for
+// the tests that look inside the package; it is closed when t ends.
+func startInternal(t *testing.T, cfg Config, register func(*Host)) *Host {
+	t.Helper()
+	h, err := New(natstest.Connect(t, natstest.Server(t)), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(h)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/troupe-dev/troupe/internal/natstest"
+
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,7 +21,7 @@ import (
 // the survivors with their totals intact.
 func TestHostsJoinSpreadAndFailover(t *testing.T) {
 	t.Parallel()
-	_, url := startDev(t, freeAddr(t), t.TempDir())
+	_, url := startDev(t, natstest.FreeAddr(t), t.TempDir())
 	hosts := map[placement.HostID]*proc{
 		"host-a": startProc(t, "host", "-s", url, "--name", "host-a"),
 		"host-b": startProc(t, "host", "-s", url, "--name", "host-b"),

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/troupe-dev/troupe/internal/natstest"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -125,7 +127,7 @@ func TestConnectUserPassword(t *testing.T) {
 	auth := []string{"--user", "u", "--password", "p"}
 	joinHost(t, url, auth...)
 	// Several URLs, the first with nothing listening.
-	urls := "nats://" + freeAddr(t) + "," + url
+	urls := "nats://" + natstest.FreeAddr(t) + "," + url
 	mustCall(t, urls, "3", append(auth, "counter", "c1", "add", "3")...)
 	if r := troupe("", nil, append([]string{"hosts", "-s", url}, auth...)...); r.code != 0 || !strings.Contains(r.stdout, "h1  troupe.host.h1") {
 		t.Errorf("troupe hosts: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)

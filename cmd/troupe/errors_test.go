@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/troupe-dev/troupe/internal/natstest"
+
 	"strings"
 	"testing"
 )
@@ -9,7 +11,7 @@ import (
 // standard error, leave the hosts serving, and that PAYLOAD forms work.
 func TestCallErrors(t *testing.T) {
 	t.Parallel()
-	_, url := startDev(t, freeAddr(t), t.TempDir())
+	_, url := startDev(t, natstest.FreeAddr(t), t.TempDir())
 	for _, tc := range []struct {
 		args   []string
 		stderr string // the whole line for an exact match, else a part
@@ -39,7 +41,7 @@ func TestCallErrors(t *testing.T) {
 // TestCallUnreachable checks a call with no server to reach.
 func TestCallUnreachable(t *testing.T) {
 	t.Parallel()
-	res := troupe("", nil, "call", "-s", "nats://"+freeAddr(t), "--timeout", "2s", "counter", "c1", "get")
+	res := troupe("", nil, "call", "-s", "nats://"+natstest.FreeAddr(t), "--timeout", "2s", "counter", "c1", "get")
 	if res.code != 1 || !strings.HasPrefix(res.stderr, "troupe: UNAVAILABLE: ") {
 		t.Errorf("exit %d, stderr %q; want 1 and UNAVAILABLE", res.code, res.stderr)
 	}

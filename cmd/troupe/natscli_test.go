@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/troupe-dev/troupe/internal/natstest"
+
 	"fmt"
 	"os"
 	"os/exec"
@@ -111,7 +113,7 @@ func startNats(t *testing.T, env []string, args ...string) *proc {
 func TestNatsCLIGateway(t *testing.T) {
 	t.Parallel()
 	env := natsEnv(t, "")
-	_, url := startDev(t, freeAddr(t), t.TempDir())
+	_, url := startDev(t, natstest.FreeAddr(t), t.TempDir())
 	req := func(subject, payload string) result {
 		return natsRun(t, env, "--server", url, "req", subject, payload)
 	}
@@ -138,7 +140,7 @@ func TestNatsCLIGateway(t *testing.T) {
 func TestNatsCLIPlacement(t *testing.T) {
 	t.Parallel()
 	env := natsEnv(t, "")
-	_, url := startDev(t, freeAddr(t), t.TempDir())
+	_, url := startDev(t, natstest.FreeAddr(t), t.TempDir())
 	if r := natsRun(t, env, "--server", url, "kv", "ls", "troupe_placement"); r.code != 0 || !strings.HasPrefix(r.stdout, "hosts.h-") {
 		t.Fatalf("nats kv ls troupe_placement: exit %d, stdout %q, stderr %q; want the dev host's key", r.code, r.stdout, r.stderr)
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/troupe-dev/troupe/internal/natstest"
+
 	"strings"
 	"syscall"
 	"testing"
@@ -11,7 +13,7 @@ import (
 // it with SIGTERM, start it again on the same store, and the count is there.
 func TestDevWalkthrough(t *testing.T) {
 	t.Parallel()
-	addr, store := freeAddr(t), t.TempDir()
+	addr, store := natstest.FreeAddr(t), t.TempDir()
 	dev, url := startDev(t, addr, store)
 	if out := dev.stdout.String(); !strings.Contains(out, "troupe call -s "+url) {
 		t.Errorf("troupe dev prints no hint how to call:\n%s", out)

@@ -8,11 +8,12 @@
 package node_test
 
 import (
+	"github.com/troupe-dev/troupe/internal/natstest"
+
 	"github.com/troupe-dev/troupe/internal/proctest"
 
 	"bufio"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,7 +98,7 @@ func raceEnabled() bool {
 // printed. It is stopped with SIGTERM (a graceful drain) when the test ends.
 func startDev(t *testing.T, bin string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := natstest.FreeAddr(t)
 	cmd := exec.Command(bin, "dev", "--listen", addr, "--store", t.TempDir())
 	cmd.Env = append(os.Environ(), "NATS_URL=", "GORACE=atexit_sleep_ms=0")
 	stdout, err := cmd.StdoutPipe()
@@ -146,16 +147,6 @@ func startDev(t *testing.T, bin string) string {
 		t.Fatalf("troupe dev printed no URL within 30s\n%s", stderr.String())
 	}
 	return ""
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // npmInstall runs `npm ci` when node_modules is missing or older than

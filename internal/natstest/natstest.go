@@ -5,6 +5,7 @@ package natstest
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -61,4 +62,16 @@ func Router(t testing.TB, nc *nats.Conn) *router.Router {
 	}
 	t.Cleanup(r.Close)
 	return r
+}
+
+// FreeAddr returns a loopback address whose port was free just now, for a
+// process that must be told its address in advance.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
