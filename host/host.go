@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/troupe-dev/troupe/internal/jsutil"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/router"
@@ -138,7 +139,7 @@ func (h *Host) start(ctx context.Context) error {
 		return err
 	}
 	var members jetstream.KeyValue
-	err = whenJetStreamAnswers(ctx, func() (err error) {
+	err = jsutil.WhenAnswered(ctx, func() (err error) {
 		if members, err = placement.EnsureBucket(ctx, h.js, h.cfg.Membership); err != nil {
 			return err
 		}
@@ -182,23 +183,6 @@ func (h *Host) start(ctx context.Context) error {
 	h.goLoop(h.followTable)
 	h.goLoop(h.sweepLoop)
 	return nil
-}
-
-// whenJetStreamAnswers runs f, again every 100 ms while JetStream does not
-// answer at all (a server still starting, an account whose JetStream is not
-// enabled yet), until ctx ends. No answer means nothing was done.
-func whenJetStreamAnswers(ctx context.Context, f func() error) error {
-	for {
-		err := f()
-		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func (h *Host) record() *pb.HostRecord {

@@ -96,7 +96,7 @@ func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, re
 		rec:    proto.Clone(rec).(*pb.HostRecord),
 	}
 	l.rec.ChangedRevision = 0
-	if err := l.createWhenAnswered(ctx); err != nil {
+	if err := jsutil.WhenAnswered(ctx, func() error { return l.create(ctx) }); err != nil {
 		if jsutil.IsConflict(err) {
 			return nil, fmt.Errorf("%w: %s", ErrHostIDInUse, rec.GetHostId())
 		}
@@ -206,28 +206,6 @@ func (l *Lease) tick() {
 	l.mu.Unlock()
 	if l.onLost != nil {
 		l.onLost(err)
-	}
-}
-
-// joinRetry paces Join's attempts while the bucket's stream has no leader
-// to answer.
-const joinRetry = 100 * time.Millisecond
-
-// createWhenAnswered is create, tried again while no server answers for the
-// bucket's stream: a replicated bucket created moments ago, or electing a
-// new leader, has none for a while (the client library gives up after half
-// a second). No answer means nothing was stored, so trying again is safe.
-func (l *Lease) createWhenAnswered(ctx context.Context) error {
-	for {
-		err := l.create(ctx)
-		if !errors.Is(err, jetstream.ErrNoStreamResponse) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(joinRetry):
-		}
 	}
 }
 

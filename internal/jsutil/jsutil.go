@@ -2,7 +2,11 @@
 package jsutil
 
 import (
+	"context"
 	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -26,4 +30,31 @@ func IsConflict(err error) bool {
 		}
 	}
 	return false
+}
+
+// unansweredRetry paces WhenAnswered.
+const unansweredRetry = 100 * time.Millisecond
+
+// WhenAnswered runs f, and again every 100 ms while JetStream does not
+// answer at all, until ctx ends: a server still starting, an account whose
+// JetStream is not enabled yet, or a stream with no leader (a replicated
+// bucket just created, or electing one). No answer means nothing was done,
+// so trying again is safe.
+func WhenAnswered(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if !unanswered(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(unansweredRetry):
+		}
+	}
+}
+
+func unanswered(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }
