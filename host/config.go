@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/troupe-dev/troupe/placement"
 )
 
@@ -67,6 +70,15 @@ type Config struct {
 	// Logger receives the host's logs; nil means slog.Default(). Every line
 	// carries the host id.
 	Logger *slog.Logger
+	// Metrics, if set, receives the host's Prometheus metrics and its
+	// router's; nil means none. A registry reports one host: for several
+	// hosts in one process give each its own, or wrap one with
+	// prometheus.WrapRegistererWith and a host label.
+	Metrics prometheus.Registerer
+	// TracerProvider, if set, traces turns (continuing the W3C trace
+	// context a request carries) and the host's calls to other actors; nil
+	// means no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultConfig returns a Config with every default filled in (and a random

@@ -81,7 +81,7 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 // forward calls the owner through the router and relays its answer.
 func (h *Host) forward(msg *nats.Msg, c gatewayCall, deadline time.Time) {
 	defer h.turns.Done()
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithDeadline(h.obs.extract(context.Background(), msg.Header), deadline)
 	defer cancel()
 	var opts []router.CallOption
 	for k, vs := range msg.Header {

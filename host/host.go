@@ -54,8 +54,10 @@ type Host struct {
 	subject string
 
 	replies *replies
+	obs     *observer // metrics and tracing; nil when off
 
 	started  atomic.Bool
+	joined   atomic.Bool // Start succeeded
 	closing  atomic.Bool
 	stop     chan struct{}
 	loops    sync.WaitGroup // the host's own loops
@@ -78,6 +80,10 @@ func New(nc *nats.Conn, cfg Config) (*Host, error) {
 		stop:  make(chan struct{}),
 	}
 	h.replies = newReplies(nc, func(err error) { h.log.Debug("reply not sent", "err", err) })
+	var err error
+	if h.obs, err = newObserver(h); err != nil {
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -115,6 +121,7 @@ func (h *Host) Register(typ placement.ActorType, factory Factory, opts ...TypeOp
 	}
 	t.dir.init()
 	h.types[typ] = t
+	h.obs.addType(typ)
 	return nil
 }
 
@@ -129,11 +136,15 @@ func (h *Host) Start(ctx context.Context) error {
 		h.Close()
 		return err
 	}
+	h.joined.Store(true)
 	h.log.Info("host joined", "subject", h.subject, "types", h.typeNames(), "generation", h.w.Table().Generation())
 	return nil
 }
 
 func (h *Host) start(ctx context.Context) error {
+	if err := h.obs.start(); err != nil {
+		return err
+	}
 	var err error
 	if h.js, err = jetstream.New(h.nc); err != nil {
 		return err
@@ -152,7 +163,7 @@ func (h *Host) start(ctx context.Context) error {
 	if h.w, err = placement.Watch(ctx, members); err != nil {
 		return err
 	}
-	if h.router, err = router.New(ctx, h.nc, router.Config{Watcher: h.w}); err != nil {
+	if h.router, err = router.New(ctx, h.nc, h.obs.routerConfig(router.Config{Watcher: h.w})); err != nil {
 		return err
 	}
 	h.goLoop(func() { h.replies.loop(h.stop) })
@@ -171,8 +182,10 @@ func (h *Host) start(ctx context.Context) error {
 	if leaseCfg.MarkerTTL == 0 {
 		leaseCfg.MarkerTTL = h.cfg.Membership.MarkerTTL
 	}
+	h.obs.watchLease(&leaseCfg)
 	h.lease, err = placement.Join(ctx, h.js, members, h.record(), leaseCfg, func(err error) {
 		h.log.Warn("lease lost; joining again", "err", err)
+		h.obs.leaseLost()
 	})
 	if err != nil {
 		return err
@@ -294,6 +307,7 @@ func (h *Host) halt() {
 		if h.w != nil {
 			h.w.Stop()
 		}
+		h.obs.stop()
 		h.log.Info("host stopped")
 	})
 }
@@ -327,6 +341,7 @@ func (h *Host) followTable() {
 			continue
 		}
 		last = t
+		h.obs.tableChanged()
 		h.deactivateAll(func(a *activation) bool { return !h.owns(t, a.t.name, a.id) })
 	}
 }

@@ -114,7 +114,9 @@ func (a *activation) run() {
 			a.close(true)
 			return
 		}
+		start := a.h.obs.turnStart(env)
 		reply := a.turn(env)
+		a.h.obs.turnEnd(env, reply, start)
 		a.touch()
 		a.h.respond(env.msg, reply)
 		if a.discard {
@@ -191,7 +193,9 @@ func (a *activation) touch() {
 // activate loads the state, makes the Actor and runs its Activate hook.
 func (a *activation) activate(ctx context.Context) error {
 	if !a.t.stateless {
+		start := a.h.obs.now()
 		state, rev, err := a.h.loadState(ctx, StateKey(a.t.name, a.id))
+		a.h.obs.stateLoaded(a.t.name, start)
 		if err != nil {
 			return err
 		}
@@ -213,6 +217,7 @@ func (a *activation) activate(ctx context.Context) error {
 		return err
 	}
 	a.activated = true
+	a.h.obs.activated(a.t.name)
 	return nil
 }
 
@@ -241,7 +246,9 @@ func (a *activation) save() error {
 		a.dirty = false
 		return nil
 	}
+	start := a.h.obs.now()
 	rev, err := a.h.saveState(StateKey(a.t.name, a.id), a.state, a.rev)
+	a.h.obs.stateSaved(a.t.name, start, err)
 	if err != nil {
 		return err
 	}
@@ -257,6 +264,9 @@ func (a *activation) close(graceful bool) {
 		a.finalTurn()
 	}
 	a.t.dir.remove(a.id, a)
+	if a.activated {
+		a.h.obs.deactivated(a.t.name)
+	}
 	a.mu.Lock()
 	a.closed = true
 	left := a.queue[a.head:]

@@ -24,6 +24,7 @@ type envelope struct {
 	gen        uint64
 	deadline   time.Time
 	deactivate bool
+	admitted   time.Time   // when it entered the mailbox; set only when observed
 	ctx        turnContext // the turn's context, allocated with the envelope
 }
 
@@ -37,6 +38,7 @@ func (h *Host) serve(msg *nats.Msg) {
 	}
 	env, err := h.parse(msg)
 	if err != nil {
+		h.obs.rejected(err)
 		h.fail(msg, err)
 		return
 	}
@@ -117,10 +119,10 @@ func (h *Host) admitLater(env *envelope) {
 	defer cancel()
 	if err := h.w.WaitApplied(ctx, env.gen); err != nil {
 		if errors.Is(err, placement.ErrWatcherStopped) {
-			h.fail(env.msg, router.Errorf(router.CodeUnavailable, "host %s is stopping", h.cfg.ID))
+			h.failCall(env, router.Errorf(router.CodeUnavailable, "host %s is stopping", h.cfg.ID))
 			return
 		}
-		h.fail(env.msg, router.Errorf(router.CodeDeadlineExceeded,
+		h.failCall(env, router.Errorf(router.CodeDeadlineExceeded,
 			"host %s did not reach generation %d before the deadline", h.cfg.ID, env.gen))
 		return
 	}
@@ -134,16 +136,17 @@ func (h *Host) admit(env *envelope) {
 	if !h.owns(table, env.t.name, env.id) {
 		e := router.Errorf(router.CodeMoved, "actor is not on host %s at generation %d", h.cfg.ID, table.Generation())
 		e.Generation = table.Generation()
-		h.fail(env.msg, e)
+		h.failCall(env, e)
 		return
 	}
+	env.admitted = h.obs.now()
 	for {
 		a := env.t.dir.getOrCreate(h, env.t, env.id)
 		switch err := a.enqueue(env); err {
 		case nil:
 			return
 		case errBusy:
-			h.fail(env.msg, router.Errorf(router.CodeBusy, "mailbox of %s %s is full (%d calls waiting)", env.t.name, router.EncodeID(string(env.id)), env.t.mailbox))
+			h.failCall(env, router.Errorf(router.CodeBusy, "mailbox of %s %s is full (%d calls waiting)", env.t.name, router.EncodeID(string(env.id)), env.t.mailbox))
 			return
 		}
 		// The activation closed between lookup and enqueue: take a new one.

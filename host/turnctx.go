@@ -12,6 +12,7 @@ import (
 // measurable part of a call's cost.
 type turnContext struct {
 	deadline time.Time
+	values   context.Context // the turn's values (its trace span), or nil
 	once     sync.Once
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -30,8 +31,13 @@ func (c *turnContext) Done() <-chan struct{} { c.init(); return c.ctx.Done() }
 // Err says why Done closed.
 func (c *turnContext) Err() error { c.init(); return c.ctx.Err() }
 
-// Value carries no values.
-func (c *turnContext) Value(any) any { return nil }
+// Value is the turn's value for key: only a trace span, when traced.
+func (c *turnContext) Value(key any) any {
+	if c.values != nil {
+		return c.values.Value(key)
+	}
+	return nil
+}
 
 // end releases the timer, if one was made, and cancels the context for any
 // goroutine the actor left holding it.

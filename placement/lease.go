@@ -34,6 +34,10 @@ type LeaseConfig struct {
 	// MarkerTTL is the TTL of the purge marker Leave writes; 0 means
 	// DefaultMarkerTTL. Use the bucket's BucketConfig.MarkerTTL.
 	MarkerTTL time.Duration
+	// OnRenew, if set, is called from the renewal goroutine after each
+	// renewal of a held lease, with how long it took and its error (nil on
+	// success). It must not block. Metrics use it.
+	OnRenew func(took time.Duration, err error)
 }
 
 func (c LeaseConfig) withDefaults() (LeaseConfig, error) {
@@ -193,7 +197,11 @@ func (l *Lease) tick() {
 		_ = l.create(ctx)
 		return
 	}
+	sent := time.Now()
 	err := l.renew(ctx)
+	if l.cfg.OnRenew != nil {
+		l.cfg.OnRenew(time.Since(sent), err)
+	}
 	if err == nil {
 		return
 	}

@@ -23,6 +23,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/troupe-dev/troupe/placement"
 )
@@ -40,6 +42,12 @@ type Config struct {
 	// Watcher, if set, is a membership watcher the router shares (a host
 	// passes its own); the router then does not stop it on Close.
 	Watcher *placement.Watcher
+	// Metrics, if set, receives the router's Prometheus metrics; nil means
+	// none. A registry may be shared with a host (the series are shared).
+	Metrics prometheus.Registerer
+	// TracerProvider, if set, traces calls and sends W3C trace context to
+	// the hosts; nil means no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Router sends calls to actors. It is safe for concurrent use.
@@ -48,6 +56,7 @@ type Router struct {
 	w       *placement.Watcher
 	ownW    bool
 	timeout time.Duration
+	obs     *observer // nil: no metrics or tracing
 }
 
 // New returns a Router over nc. Unless cfg.Watcher is set it starts its own
@@ -57,6 +66,11 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Router, error) {
 	if r.timeout <= 0 {
 		r.timeout = DefaultTimeout
 	}
+	obs, err := newObserver(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("router: metrics: %w", err)
+	}
+	r.obs = obs
 	if r.w != nil {
 		return r, nil
 	}
@@ -134,6 +148,9 @@ func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement
 		opt.apply(&o)
 	}
 	c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: o.header, deadline: deadline}
+	if r.obs != nil {
+		return r.obs.call(ctx, &c)
+	}
 	return c.run(ctx)
 }
 
@@ -161,6 +178,7 @@ type call struct {
 	backoff time.Duration
 	// deadline bounds the call; ctx carries it too, unless ctx can never end.
 	deadline time.Time
+	trace    context.Context // the call's span, when traced
 }
 
 // Retry pacing when a host vanished or is busy handing over.
@@ -184,6 +202,7 @@ func (c *call) run(ctx context.Context) ([]byte, error) {
 		putHeader(msg.Header)
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
+			c.retried("no_responders")
 			err = c.wait(ctx, table) // the owner is gone: wait for the table to drop it
 		case err != nil:
 			return nil, c.failure(ctx, err)
@@ -223,6 +242,7 @@ func (c *call) request(subject string, gen uint64) (*nats.Msg, error) {
 		strconv.FormatUint(gen, 10), strconv.FormatInt(left.Milliseconds()+1, 10)}
 	h[HeaderType], h[HeaderID], h[HeaderMethod] = v[0:1:1], v[1:2:2], v[2:3:3]
 	h[HeaderGeneration], h[HeaderTimeout] = v[3:4:4], v[4:5:5]
+	c.inject(h)
 	msg := &nats.Msg{Subject: subject, Header: h, Data: c.payload}
 	if max := c.r.nc.MaxPayload(); max > 0 && int64(len(c.payload)+headerSize(h)) > max {
 		return nil, Errorf(CodePayloadTooLarge, "payload of %d bytes exceeds the server's max payload of %d bytes (with headers)", len(c.payload), max)
@@ -257,6 +277,7 @@ func headerSize(h nats.Header) int {
 func (c *call) retryable(ctx context.Context, e *Error, table *placement.Table) error {
 	switch e.Code {
 	case CodeMoved:
+		c.retried("moved")
 		if e.Generation > c.r.w.Applied() {
 			wctx, cancel := context.WithDeadline(ctx, c.deadline)
 			err := c.r.w.WaitApplied(wctx, e.Generation)
@@ -269,6 +290,7 @@ func (c *call) retryable(ctx context.Context, e *Error, table *placement.Table) 
 		}
 		return c.wait(ctx, table)
 	case CodeUnavailable, CodeStateConflict:
+		c.retried(outcomeOf(e.Code))
 		return c.wait(ctx, table)
 	}
 	return e

@@ -16,7 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/embedded"
 )
 
-const devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
+const devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [observability flags]
 
 Runs an embedded NATS server with JetStream and one host serving the example
 actors (counter), prints the server's URL, and runs until SIGINT or SIGTERM;
@@ -31,7 +31,7 @@ Flags:
                           (always), or every DURATION (default: the server's,
                           2m). Without fsync a process crash loses nothing; an
                           OS crash or power loss can lose the last DURATION.
-`
+` + obsUsage
 
 type devFlags struct {
 	listen string
@@ -45,6 +45,8 @@ func runDev(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:4222", "client address")
 	fs.StringVar(&f.store, "store", "", "JetStream store directory")
 	fs.StringVar(&f.sync, "sync", "", "always or a fsync interval")
+	var obs obsFlags
+	obs.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,12 +54,15 @@ func runDev(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg, err := f.serverConfig(e.getenv)
+	if err == nil {
+		err = obs.check()
+	}
 	if err != nil {
 		return usagef(fs, "%v", err)
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	return dev(ctx, e, cfg)
+	return dev(ctx, e, cfg, &obs)
 }
 
 // serverConfig turns the flags into the embedded server's configuration.
@@ -102,7 +107,7 @@ func defaultStore(getenv func(string) string) (string, error) {
 }
 
 // dev runs the server and a host on it until ctx ends.
-func dev(ctx context.Context, e env, cfg embedded.Config) error {
+func dev(ctx context.Context, e env, cfg embedded.Config, obs *obsFlags) error {
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return err
 	}
@@ -111,16 +116,17 @@ func dev(ctx context.Context, e env, cfg embedded.Config) error {
 		return err
 	}
 	defer func() { s.Shutdown(); s.WaitForShutdown() }()
-	log := newLogger(e.stderr)
-	u := clientURL(s)
-	log.Info("nats server started", "url", u, "store", cfg.StoreDir)
 	id := host.DefaultConfig().ID
-	nc, err := nats.Connect(u, append(logEvents(log), nats.Name("troupe dev "+string(id)))...)
+	log := obs.logger(e.stderr)
+	hlog := log.With("host", string(id))
+	u := clientURL(s)
+	hlog.Info("nats server started", "url", u, "store", cfg.StoreDir)
+	nc, err := nats.Connect(u, append(logEvents(hlog), nats.Name("troupe dev "+string(id)))...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return serveActors(ctx, nc, id, log, func() {
+	return serveActors(ctx, e, nc, id, log, obs, func() {
 		fmt.Fprintf(e.stdout, "%s\ntry: troupe call -s %s counter c1 add 5\n", u, u)
 	})
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/placement"
 )
 
-const hostUsage = `Usage: troupe host [connection flags] [--name NAME]
+const hostUsage = `Usage: troupe host [connection flags] [--name NAME] [observability flags]
 
 Joins a host serving the example actors (counter) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it leaves the
@@ -23,7 +23,7 @@ forever.
 
 Flags:
   --name NAME       host id, [A-Za-z0-9_-]{1,64} (default h- and 8 random hex digits)
-
+` + obsUsage + `
 ` + connUsage
 
 // Bounds on joining and on draining at exit.
@@ -39,6 +39,8 @@ func runHost(ctx context.Context, e env, args []string) error {
 	var conn connFlags
 	conn.register(fs, e.getenv)
 	name := fs.String("name", "", "host id")
+	var obs obsFlags
+	obs.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,20 +51,24 @@ func runHost(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return usagef(fs, "--name: %v", err)
 	}
-	log := newLogger(e.stderr)
+	if err := obs.check(); err != nil {
+		return usagef(fs, "%v", err)
+	}
+	log := obs.logger(e.stderr)
+	hlog := log.With("host", string(id))
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	opts := append(logEvents(log), nats.MaxReconnects(-1),
+	opts := append(logEvents(hlog), nats.MaxReconnects(-1),
 		nats.ClosedHandler(func(*nats.Conn) { cancel(errConnClosed) }))
 	nc, err := conn.connect("troupe host "+string(id), opts...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-	return serveActors(ctx, nc, id, log, func() {})
+	hlog.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+	return serveActors(ctx, e, nc, id, log, &obs, func() {})
 }
 
 // hostID returns the id --name gives, or a random one.
@@ -75,13 +81,22 @@ func hostID(name string) (placement.HostID, error) {
 }
 
 // serveActors runs a host with the example actors on nc until ctx ends,
-// then drains it. ready is called once the host has joined.
-func serveActors(ctx context.Context, nc *nats.Conn, id placement.HostID, log *slog.Logger, ready func()) error {
-	h, err := host.New(nc, host.Config{ID: id, Logger: log})
+// then drains it. ready is called once the host has joined. log is the
+// process's logger; the host's lines carry its id.
+func serveActors(ctx context.Context, e env, nc *nats.Conn, id placement.HostID, log *slog.Logger, obs *obsFlags, ready func()) error {
+	tel, err := obs.startTelemetry(ctx, e.getenv, id, log.With("host", string(id)))
+	if err != nil {
+		return err
+	}
+	defer tel.close()
+	h, err := host.New(nc, tel.hostConfig(host.Config{ID: id, Logger: log}))
 	if err != nil {
 		return err
 	}
 	if err := counter.Register(h); err != nil {
+		return err
+	}
+	if err := tel.serve(obs.metrics, h); err != nil {
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
@@ -92,7 +107,7 @@ func serveActors(ctx context.Context, nc *nats.Conn, id placement.HostID, log *s
 	}
 	ready()
 	<-ctx.Done()
-	log.Info("stopping", "cause", context.Cause(ctx))
+	tel.log.Info("stopping", "cause", context.Cause(ctx))
 	return errors.Join(drain(h), stopFailure(context.Cause(ctx)))
 }
 

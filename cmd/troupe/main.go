@@ -1,7 +1,7 @@
 // Command troupe runs troupe hosts and calls their actors.
 //
-//	troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
-//	troupe host  [-s URL] [connection flags] [--name NAME]
+//	troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [observability flags]
+//	troupe host  [-s URL] [connection flags] [--name NAME] [observability flags]
 //	troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
 //	troupe hosts [-s URL] [connection flags]
 //
@@ -17,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/troupe-dev/troupe/router"
@@ -160,9 +159,4 @@ func noArgs(fs *flag.FlagSet) error {
 		return usagef(fs, "unexpected argument %q", fs.Arg(0))
 	}
 	return nil
-}
-
-// newLogger returns the info-level text logger of dev and host.
-func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/troupe-dev/troupe/placement"
+)
+
+// tracerProvider returns the tracer provider the OpenTelemetry environment
+// asks for, or nil when tracing is off. Tracing is on when
+// OTEL_TRACES_EXPORTER is otlp, or is unset while an OTLP endpoint is set;
+// OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn it off. The
+// exporter is OTLP over HTTP (http/protobuf): the gRPC one would add a gRPC
+// stack to the binary for the same spans. The SDK reads the rest of the
+// standard variables itself: OTEL_EXPORTER_OTLP_* (endpoint, headers,
+// timeout, TLS), OTEL_TRACES_SAMPLER(_ARG), OTEL_BSP_*, OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES. The service name defaults to troupe and the
+// service instance id to the host id.
+func tracerProvider(ctx context.Context, getenv func(string) string, id placement.HostID) (*sdktrace.TracerProvider, error) {
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+		return nil, nil
+	}
+	switch exp := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); exp {
+	case "none":
+		return nil, nil
+	case "otlp":
+	case "":
+		if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+			return nil, nil
+		}
+	default:
+		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%s: troupe exports traces with otlp, or none", exp)
+	}
+	proto := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if proto == "" {
+		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	if proto != "" && proto != "http/protobuf" {
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%s: troupe sends traces with http/protobuf", proto)
+	}
+	exporter, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", "troupe"), attribute.String("service.instance.id", string(id))),
+		resource.WithTelemetrySDK(),
+		resource.WithFromEnv()) // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res)), nil
+}
