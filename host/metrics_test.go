@@ -1,0 +1,122 @@
+package host_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/troupe-dev/troupe/examples/counter"
+	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/natstest"
+	"github.com/troupe-dev/troupe/internal/promtest"
+	"github.com/troupe-dev/troupe/internal/telemetry"
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// TestMetricsCountCallsWithBoundedLabels: calls show up in the host's and
+// the router's counters and histograms by type, method and outcome; methods
+// no actor accepted, and methods past the cap, are "other"; no label
+// carries an actor id.
+func TestMetricsCountCallsWithBoundedLabels(t *testing.T) {
+	s := natstest.Server(t)
+	reg := prometheus.NewRegistry()
+	startHost(t, s, host.Config{Metrics: reg}, func(h *host.Host) {
+		if err := counter.Register(h); err != nil {
+			t.Fatal(err)
+		}
+		// any accepts every method, to fill the method cap.
+		_ = h.Register("any", host.Func(func(context.Context, host.Call) ([]byte, error) { return nil, nil }), host.NoState())
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := router.New(ctx, natstest.Connect(t, s), router.Config{Metrics: reg}) // shares the host's router series
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	var ids []string
+	for i := range 5 {
+		id := fmt.Sprintf("metrics-actor-%d", i)
+		ids = append(ids, id)
+		for range 4 {
+			call(t, r, "counter", placement.ActorID(id), "add", "1")
+		}
+	}
+	for i := range 3 {
+		if _, err := r.Call(ctx, "counter", "c1", fmt.Sprintf("random%d", i), nil); !errors.Is(err, router.ErrUnknownMethod) {
+			t.Fatalf("random method: %v, want UNKNOWN_METHOD", err)
+		}
+	}
+	for i := range telemetry.MaxMethodsPerType + 5 {
+		call(t, r, "any", "x", fmt.Sprintf("m%d", i), "")
+	}
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		labels string
+		want   float64
+	}{
+		{"troupe_host_calls_total", "method=add,outcome=ok,type=counter", 20},
+		{"troupe_router_calls_total", "method=add,outcome=ok,type=counter", 20},
+		{"troupe_host_calls_total", "method=other,outcome=unknown_method,type=counter", 3},
+		{"troupe_router_calls_total", "method=other,outcome=unknown_method,type=counter", 3},
+		{"troupe_host_turn_duration_seconds", "method=add,type=counter", 20},
+		{"troupe_router_call_duration_seconds", "method=add,type=counter", 20},
+		{"troupe_host_calls_total", "method=other,outcome=ok,type=any", 5},
+		{"troupe_host_active_actors", "type=counter", 6},
+		{"troupe_host_activations_total", "type=counter", 6},
+		{"troupe_state_save_duration_seconds", "type=counter", 20},
+		{"troupe_state_load_duration_seconds", "type=counter", 6},
+		{"troupe_host_ready", "", 1},
+		{"troupe_placement_hosts", "", 1},
+	} {
+		if got := promtest.Value(mfs, c.name, c.labels); got != c.want {
+			t.Errorf("%s{%s} = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if n := promtest.Series(mfs, "troupe_host_calls_total", "type=any"); n != telemetry.MaxMethodsPerType+1 {
+		t.Errorf("type any has %d call series, want %d methods and other", n, telemetry.MaxMethodsPerType)
+	}
+	if g := promtest.Value(mfs, "troupe_placement_generation", ""); g < 1 {
+		t.Errorf("troupe_placement_generation = %v, want > 0", g)
+	}
+	if found := promtest.LabelsWithValue(mfs, append(ids, "c1", "x")); len(found) > 0 {
+		t.Errorf("actor ids as labels: %v", found)
+	}
+}
+
+// TestMetricsRegistryReportsOneHost: a second host on the same registry
+// fails to start with a clear error, and a host that stopped makes room.
+func TestMetricsRegistryReportsOneHost(t *testing.T) {
+	s := natstest.Server(t)
+	reg := prometheus.NewRegistry()
+	first := startHost(t, s, host.Config{Metrics: reg}, func(h *host.Host) { _ = counter.Register(h) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	second, err := host.New(natstest.Connect(t, s), host.Config{Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = counter.Register(second)
+	if err := second.Start(ctx); err == nil || !strings.Contains(err.Error(), "a registry reports one host") {
+		t.Fatalf("second host on one registry: %v, want an error", err)
+	}
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	third := startHost(t, s, host.Config{Metrics: reg}, func(h *host.Host) { _ = counter.Register(h) })
+	if err := third.Ready(); err != nil {
+		t.Fatalf("third host: %v", err)
+	}
+}
