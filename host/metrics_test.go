@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/troupe-dev/troupe/examples/counter"
@@ -26,7 +27,8 @@ import (
 func TestMetricsCountCallsWithBoundedLabels(t *testing.T) {
 	s := natstest.Server(t)
 	reg := prometheus.NewRegistry()
-	startHost(t, s, host.Config{Metrics: reg}, func(h *host.Host) {
+	lease := placement.LeaseConfig{TTL: time.Second} // renewals every 250 ms
+	startHost(t, s, host.Config{Metrics: reg, Lease: lease}, func(h *host.Host) {
 		if err := counter.Register(h); err != nil {
 			t.Fatal(err)
 		}
@@ -93,6 +95,53 @@ func TestMetricsCountCallsWithBoundedLabels(t *testing.T) {
 	}
 	if found := promtest.LabelsWithValue(mfs, append(ids, "c1", "x")); len(found) > 0 {
 		t.Errorf("actor ids as labels: %v", found)
+	}
+
+	// A write behind an activation's back: its save is refused, the
+	// activation discarded, and the router tries again on a new one.
+	js, _ := jetstream.New(natstest.Connect(t, s))
+	kv, err := js.KeyValue(ctx, host.DefaultStateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, host.StateKey(counter.Type, placement.ActorID(ids[0])), []byte("100")); err != nil {
+		t.Fatal(err)
+	}
+	call(t, r, counter.Type, placement.ActorID(ids[0]), "add", "1")
+	// A second host changes the table.
+	startHost(t, s, host.Config{Metrics: prometheus.NewRegistry()}, func(h *host.Host) { _ = counter.Register(h) })
+	waitMembers(t, r, 2)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if mfs, err = reg.Gather(); err != nil {
+			t.Fatal(err)
+		}
+		if promtest.Value(mfs, "troupe_placement_hosts", "") == 2 && promtest.Value(mfs, "troupe_lease_renewals_total", "outcome=ok") > 0 ||
+			time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		name   string
+		labels string
+		want   float64
+	}{
+		{"troupe_state_conflicts_total", "type=counter", 1},
+		{"troupe_host_calls_total", "type=counter,method=add,outcome=state_conflict", 1},
+		{"troupe_router_retries_total", "type=counter,reason=state_conflict", 1},
+		{"troupe_placement_hosts", "", 2},
+		{"troupe_placement_table_changes_total", "", 1},
+	} {
+		if got := promtest.Value(mfs, c.name, c.labels); got != c.want {
+			t.Errorf("%s{%s} = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if n := promtest.Value(mfs, "troupe_host_deactivations_total", "type=counter"); n < 1 {
+		t.Errorf("troupe_host_deactivations_total{type=counter} = %v, want the discarded activation", n)
+	}
+	if n := promtest.Value(mfs, "troupe_lease_renewal_duration_seconds", ""); n < 1 {
+		t.Errorf("no lease renewal observed")
 	}
 }
 
