@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/troupe-dev/troupe/examples/counter"
 	"github.com/troupe-dev/troupe/host"
@@ -64,11 +65,7 @@ func TestMetricsCountCallsWithBoundedLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		name   string
-		labels string
-		want   float64
-	}{
+	checkValues(t, mfs, []want{
 		{"troupe_host_calls_total", "method=add,outcome=ok,type=counter", 20},
 		{"troupe_router_calls_total", "method=add,outcome=ok,type=counter", 20},
 		{"troupe_host_calls_total", "method=other,outcome=unknown_method,type=counter", 3},
@@ -82,11 +79,7 @@ func TestMetricsCountCallsWithBoundedLabels(t *testing.T) {
 		{"troupe_state_load_duration_seconds", "type=counter", 6},
 		{"troupe_host_ready", "", 1},
 		{"troupe_placement_hosts", "", 1},
-	} {
-		if got := promtest.Value(mfs, c.name, c.labels); got != c.want {
-			t.Errorf("%s{%s} = %v, want %v", c.name, c.labels, got, c.want)
-		}
-	}
+	})
 	if n := promtest.Series(mfs, "troupe_host_calls_total", "type=any"); n != telemetry.MaxMethodsPerType+1 {
 		t.Errorf("type any has %d call series, want %d methods and other", n, telemetry.MaxMethodsPerType)
 	}
@@ -122,21 +115,13 @@ func TestMetricsCountCallsWithBoundedLabels(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, c := range []struct {
-		name   string
-		labels string
-		want   float64
-	}{
+	checkValues(t, mfs, []want{
 		{"troupe_state_conflicts_total", "type=counter", 1},
 		{"troupe_host_calls_total", "type=counter,method=add,outcome=state_conflict", 1},
 		{"troupe_router_retries_total", "type=counter,reason=state_conflict", 1},
 		{"troupe_placement_hosts", "", 2},
 		{"troupe_placement_table_changes_total", "", 1},
-	} {
-		if got := promtest.Value(mfs, c.name, c.labels); got != c.want {
-			t.Errorf("%s{%s} = %v, want %v", c.name, c.labels, got, c.want)
-		}
-	}
+	})
 	if n := promtest.Value(mfs, "troupe_host_deactivations_total", "type=counter"); n < 1 {
 		t.Errorf("troupe_host_deactivations_total{type=counter} = %v, want the discarded activation", n)
 	}
@@ -167,5 +152,21 @@ func TestMetricsRegistryReportsOneHost(t *testing.T) {
 	third := startHost(t, s, host.Config{Metrics: reg}, func(h *host.Host) { _ = counter.Register(h) })
 	if err := third.Ready(); err != nil {
 		t.Fatalf("third host: %v", err)
+	}
+}
+
+// want is the value a metric's series should sum to.
+type want struct {
+	name   string
+	labels string // k=v,k=v
+	value  float64
+}
+
+func checkValues(t *testing.T, mfs []*dto.MetricFamily, wants []want) {
+	t.Helper()
+	for _, w := range wants {
+		if got := promtest.Value(mfs, w.name, w.labels); got != w.value {
+			t.Errorf("%s{%s} = %v, want %v", w.name, w.labels, got, w.value)
+		}
 	}
 }

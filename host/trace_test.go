@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -38,16 +39,24 @@ func registerChain(typ string) func(*host.Host) {
 	}
 }
 
-// TestTraceFollowsTheCallChain: a call A → B, across two hosts, makes one
-// trace: the caller's span, the router's client span, A's turn, A's call to
-// B and B's turn, each the parent of the next.
-func TestTraceFollowsTheCallChain(t *testing.T) {
+// startTracedChain starts two hosts, "ha" serving a and "hb" serving b,
+// that record their spans in exp.
+func startTracedChain(t *testing.T) (*server.Server, *sdktrace.TracerProvider, *tracetest.InMemoryExporter) {
+	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	s := natstest.Server(t)
 	startHost(t, s, host.Config{ID: "ha", TracerProvider: tp}, registerChain("a"))
 	startHost(t, s, host.Config{ID: "hb", TracerProvider: tp}, registerChain("b"))
+	return s, tp, exp
+}
+
+// TestTraceFollowsTheCallChain: a call A → B, across two hosts, makes one
+// trace: the caller's span, the router's client span, A's turn, A's call to
+// B and B's turn, each the parent of the next.
+func TestTraceFollowsTheCallChain(t *testing.T) {
+	s, tp, exp := startTracedChain(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r, err := router.New(ctx, natstest.Connect(t, s), router.Config{TracerProvider: tp})
@@ -111,12 +120,7 @@ func TestTraceFollowsTheCallChain(t *testing.T) {
 // TestTraceContinuesFromAnyNATSClient: a plain NATS request to the gateway
 // carrying a W3C traceparent header is traced as part of the caller's trace.
 func TestTraceContinuesFromAnyNATSClient(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	s := natstest.Server(t)
-	startHost(t, s, host.Config{ID: "ha", TracerProvider: tp}, registerChain("a"))
-	startHost(t, s, host.Config{ID: "hb", TracerProvider: tp}, registerChain("b"))
+	s, _, exp := startTracedChain(t)
 	waitMembers(t, newRouter(t, s), 2)
 
 	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
