@@ -55,7 +55,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 	}
 	cfg, err := f.serverConfig(e.getenv)
 	if err == nil {
-		err = obs.check()
+		err = obs.check(e.getenv)
 	}
 	if err != nil {
 		return usagef(fs, "%v", err)

@@ -51,7 +51,7 @@ func runHost(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return usagef(fs, "--name: %v", err)
 	}
-	if err := obs.check(); err != nil {
+	if err := obs.check(e.getenv); err != nil {
 		return usagef(fs, "%v", err)
 	}
 	log := obs.logger(e.stderr)

@@ -48,8 +48,11 @@ func (o *obsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 
-// check validates the flags after parsing.
-func (o *obsFlags) check() error {
+// check validates the flags after parsing, and the OTEL_* environment.
+func (o *obsFlags) check(getenv func(string) string) error {
+	if _, err := tracingOn(getenv); err != nil {
+		return err
+	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}

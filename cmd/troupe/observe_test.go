@@ -208,3 +208,26 @@ func get(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestObservabilityFlagsRefuseBadValues: bad values are usage errors that
+// name the flag, before anything starts; the OTEL environment is checked
+// too.
+func TestObservabilityFlagsRefuseBadValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+		code int
+	}{
+		{nil, []string{"dev", "--log-format", "xml"}, "--log-format", 2},
+		{nil, []string{"host", "--log-level", "loud"}, "--log-level", 2},
+		{nil, []string{"dev", "--metrics", "9464"}, "--metrics", 2},
+		{[]string{"OTEL_TRACES_EXPORTER=zipkin"}, []string{"host", "-s", "nats://127.0.0.1:1"}, "OTEL_TRACES_EXPORTER=zipkin", 2},
+	} {
+		r := troupe("", tc.env, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("troupe %v with %v: exit %d, stderr %q; want exit %d naming %s", tc.args, tc.env, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+}

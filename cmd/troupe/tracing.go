@@ -24,26 +24,8 @@ import (
 // OTEL_RESOURCE_ATTRIBUTES. The service name defaults to troupe and the
 // service instance id to the host id.
 func tracerProvider(ctx context.Context, getenv func(string) string, id placement.HostID) (*sdktrace.TracerProvider, error) {
-	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
-		return nil, nil
-	}
-	switch exp := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); exp {
-	case "none":
-		return nil, nil
-	case "otlp":
-	case "":
-		if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
-			return nil, nil
-		}
-	default:
-		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%s: troupe exports traces with otlp, or none", exp)
-	}
-	proto := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-	if proto == "" {
-		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-	}
-	if proto != "" && proto != "http/protobuf" {
-		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%s: troupe sends traces with http/protobuf", proto)
+	if on, err := tracingOn(getenv); !on || err != nil {
+		return nil, err
 	}
 	exporter, err := otlptracehttp.New(ctx)
 	if err != nil {
@@ -57,4 +39,31 @@ func tracerProvider(ctx context.Context, getenv func(string) string, id placemen
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res)), nil
+}
+
+// tracingOn reports whether the environment turns tracing on, and an error
+// if it asks for an exporter or protocol troupe does not have.
+func tracingOn(getenv func(string) string) (bool, error) {
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+		return false, nil
+	}
+	switch exp := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); exp {
+	case "none":
+		return false, nil
+	case "otlp":
+	case "":
+		if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+			return false, nil
+		}
+	default:
+		return false, fmt.Errorf("OTEL_TRACES_EXPORTER=%s: troupe exports traces with otlp, or none", exp)
+	}
+	proto := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if proto == "" {
+		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	if proto != "" && proto != "http/protobuf" {
+		return false, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%s: troupe sends traces with http/protobuf", proto)
+	}
+	return true, nil
 }
