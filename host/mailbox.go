@@ -41,7 +41,7 @@ type activation struct {
 	running      bool
 	deactivating bool
 	closed       bool
-	lastUsed     int64 // unix nanoseconds of the end of the last turn (Clock)
+	lastUsed     int64         // unix nanoseconds of the end of the last turn (Clock)
 	closedCh     chan struct{} // made on demand by closedChan
 
 	// Owned by the goroutine running the mailbox.

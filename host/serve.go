@@ -24,7 +24,7 @@ type envelope struct {
 	gen        uint64
 	deadline   time.Time // for a drop: the time to record as the activation's end
 	deactivate bool
-	drop       bool // with deactivate: end without the hook or a save
+	drop       bool        // with deactivate: end without the hook or a save
 	ctx        turnContext // the turn's context, allocated with the envelope
 }
 
