@@ -79,6 +79,10 @@ type Config struct {
 	// context a request carries) and the host's calls to other actors; nil
 	// means no tracing.
 	TracerProvider trace.TracerProvider
+	// OnActivation, if set, is called when an activation starts and when it
+	// ends (see ActivationRecord), from the activation's own goroutine or
+	// the host's: it must return quickly.
+	OnActivation func(ActivationRecord)
 }
 
 // DefaultConfig returns a Config with every default filled in (and a random

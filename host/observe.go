@@ -227,8 +227,10 @@ func (o *observer) TimerFired(typ placement.ActorType) {
 	}
 }
 
-func (o *observer) tableChanged() {
-	if o != nil && o.m != nil {
+// tableChanged counts a new table after prev (nil: the first one, not a
+// change).
+func (o *observer) tableChanged(prev *placement.Table) {
+	if o != nil && o.m != nil && prev != nil {
 		o.m.tableChanges.Inc()
 	}
 }

@@ -14,8 +14,8 @@ var (
 
 // Ready reports whether the host is ready to take calls: it has started and
 // joined, it is not shutting down, its own table lists it (its watcher has
-// seen its join and is following the bucket), and its lease was renewed
-// within half its TTL. It returns nil when ready, else why not. Safe to call
+// seen its join and is following the bucket), and its lease is valid and
+// was renewed within half its TTL. It returns nil when ready, else why not. Safe to call
 // from any goroutine at any time; /readyz answers with it.
 func (h *Host) Ready() error {
 	switch {
@@ -28,7 +28,7 @@ func (h *Host) Ready() error {
 		return fmt.Errorf("%w: the host's table does not list it", ErrNotJoined)
 	}
 	renewed := h.lease.Renewed()
-	if age := time.Since(renewed); h.lease.Revision() == 0 || age > h.lease.TTL()/2 {
+	if age := time.Since(renewed); h.lease.Revision() == 0 || !h.lease.Valid() || age > h.lease.TTL()/2 {
 		return fmt.Errorf("%w: last renewal sent %v ago, TTL %v", ErrLeaseStale, age.Round(time.Millisecond), h.lease.TTL())
 	}
 	return nil

@@ -121,12 +121,12 @@ func dev(ctx context.Context, e env, cfg embedded.Config, obs *obsFlags) error {
 	hlog := log.With("host", string(id))
 	u := clientURL(s)
 	hlog.Info("nats server started", "url", u, "store", cfg.StoreDir)
-	nc, err := nats.Connect(u, append(logEvents(hlog), nats.Name("troupe dev "+string(id)))...)
+	nc, err := nats.Connect(u, append(logEvents(hlog), nats.Name("troupe dev "+string(id)), nats.ReconnectBufSize(-1))...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return serveActors(ctx, e, nc, id, log, obs, func() {
+	return serveActors(ctx, e, nc, host.Config{ID: id}, log, obs, func() {
 		fmt.Fprintf(e.stdout, "%s\ntry: troupe call -s %s counter c1 add 5\n", u, u)
 	})
 }
