@@ -62,6 +62,7 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 	}
 	c, e := h.parseGatewaySubject(msg.Subject)
 	if e != nil {
+		h.obs.rejected(e)
 		h.fail(msg, e)
 		return
 	}
