@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -48,8 +50,10 @@ func unsampledTracer(b *testing.B) trace.TracerProvider {
 // BenchmarkObserveAB measures what metrics and tracing cost a call: it runs
 // one host and one router per variant on one server (off, metrics,
 // tracing with every call sampled, tracing with none sampled, and metrics
-// with sampled tracing) and alternates short phases of calls over them,
-// rotating the order every round, so the machine's drift hits all alike.
+// with sampled tracing) and alternates short phases of calls over them, in
+// a new random order every round and each after a garbage collection, so the
+// machine's drift hits all alike and no phase pays for the garbage of the
+// one before.
 // It reports each variant's p50 and throughput relative to "off".
 // Run it once: go test -run '^$' -bench ObserveAB -benchtime=1x ./bench/
 func BenchmarkObserveAB(b *testing.B) {
@@ -74,9 +78,11 @@ func BenchmarkObserveAB(b *testing.B) {
 			for _, v := range variants {
 				v.side = abSide{}
 			}
-			for round := range *abRounds {
-				for k := range variants {
-					v := variants[(round+k)%len(variants)]
+			order := rand.New(rand.NewPCG(1, 2))
+			for range *abRounds {
+				for _, k := range order.Perm(len(variants)) {
+					v := variants[k]
+					runtime.GC() // no phase pays for the garbage of the one before
 					v.side.phase(b, mode.callers, func(g int) error { return v.call(actorID("par", g)) })
 				}
 			}
