@@ -2,10 +2,13 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,4 +150,38 @@ func (v *obsVariant) call(id placement.ActorID) error {
 		err = fmt.Errorf("reply of %d bytes, want %d", len(reply), len(payload))
 	}
 	return err
+}
+
+var scrapeActors = flag.Int("scrape-actors", 100_000, "BenchmarkScrape: active actors on the host")
+
+// BenchmarkScrape measures one scrape of a host's metrics with
+// -scrape-actors active actors: the gauges are read at scrape time, and the
+// mailbox gauges walk every activation.
+// Run it: go test -run '^$' -bench Scrape -benchtime=20x ./bench/
+func BenchmarkScrape(b *testing.B) {
+	const idle = 24 * time.Hour
+	reg := prometheus.NewRegistry()
+	f := newFixture(b, host.Config{IdleTimeout: idle, Metrics: reg}, host.IdleTimeout(idle))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < *scrapeActors; i = int(next.Add(1)) - 1 {
+				if err := f.call(actorID("s", i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/scrape")
+	b.ReportMetric(float64(*scrapeActors), "actors")
 }
