@@ -42,4 +42,14 @@
 // deadline) before deciding; a host that does not own the actor at its
 // table answers MOVED with its generation, and the caller catches up and
 // retries.
+//
+// # Observability
+//
+// Config.Metrics (a prometheus.Registerer) turns on the host's Prometheus
+// metrics and its router's; Config.TracerProvider turns on tracing: a turn
+// continues the W3C trace context its request carries, and its ctx carries
+// the turn's span into calls the actor makes through Self.Router(). Both are
+// nil by default, which costs a call one nil check. Ready reports whether the
+// host is ready to take calls, for health checks. The README lists the
+// metrics and their labels.
 package host
