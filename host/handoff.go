@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/router"
@@ -248,22 +246,6 @@ func (h *Host) fence(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
-// followConnection reads the member set again after every reconnect: the
-// watch resumes on its own, but a gap longer than the bucket's marker TTL
-// would hide removals.
-func (h *Host) followConnection() {
-	ch := h.nc.StatusChanged(nats.CONNECTED)
-	defer h.nc.RemoveStatusListener(ch)
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-ch:
-			h.w.Resync()
 		}
 	}
 }

@@ -169,6 +169,7 @@ func (h *Host) start(ctx context.Context) error {
 	if h.w, err = placement.Watch(ctx, h.members); err != nil {
 		return err
 	}
+	h.w.FollowReconnects(h.nc)
 	if h.router, err = router.New(ctx, h.nc, router.Config{Watcher: h.w}); err != nil {
 		return err
 	}
@@ -204,7 +205,6 @@ func (h *Host) start(ctx context.Context) error {
 		return fmt.Errorf("host: waiting to see own join: %w", err)
 	}
 	h.goLoop(h.followTable)
-	h.goLoop(h.followConnection)
 	h.goLoop(h.sweepLoop)
 	return nil
 }
