@@ -32,7 +32,8 @@ type epoch = uint64
 // mayAct reports whether an activation of epoch e may run a turn or send a
 // save now.
 func (h *Host) mayAct(e epoch) bool {
-	return h.epoch.Load() == e && h.lease != nil && h.lease.Valid()
+	l := h.leaseP.Load()
+	return h.epoch.Load() == e && l != nil && l.Valid()
 }
 
 // actedUntil bounds when an activation of epoch e last started a turn or
@@ -45,8 +46,8 @@ func (h *Host) actedUntil(e epoch, now time.Time) time.Time {
 	end := now
 	if v, ok := h.epochEnds.Load(e); ok {
 		end = v.(time.Time)
-	} else if h.lease != nil {
-		if until := h.lease.ValidUntil(); !until.IsZero() {
+	} else if l := h.leaseP.Load(); l != nil {
+		if until := l.ValidUntil(); !until.IsZero() {
 			end = until
 		}
 	}
@@ -197,8 +198,13 @@ func (h *Host) incarnation() string {
 // runs another turn; it drops them all without saving (their acknowledged
 // turns were saved already) and joins again as a new incarnation.
 func (h *Host) leaseLost(err error) {
+	l := h.leaseP.Load()
+	for l == nil { // lost before Join returned
+		time.Sleep(time.Millisecond)
+		l = h.leaseP.Load()
+	}
 	end := time.Now()
-	if until := h.lease.ValidUntil(); until.Before(end) {
+	if until := l.ValidUntil(); until.Before(end) {
 		end = until
 	}
 	h.epochEnds.Store(h.epoch.Load(), end)
@@ -209,7 +215,7 @@ func (h *Host) leaseLost(err error) {
 	h.rec.StartedUnixMs = time.Now().UnixMilli()
 	rec := h.recordLocked()
 	h.recMu.Unlock()
-	h.lease.Replace(rec)
+	l.Replace(rec)
 	h.log.Warn("lease lost; dropped every activation, joining again as a new incarnation",
 		"err", err, "incarnation", rec.GetIncarnation())
 }

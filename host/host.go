@@ -50,6 +50,7 @@ type Host struct {
 	state   jetstream.KeyValue
 	w       *placement.Watcher
 	lease   *placement.Lease
+	leaseP  atomic.Pointer[placement.Lease] // the lease, for turns that may run before Start returns
 	router  *router.Router
 	sub     *nats.Subscription // the host's own subject
 	gw      *nats.Subscription // the gateway; nil when disabled
@@ -201,6 +202,7 @@ func (h *Host) start(ctx context.Context) error {
 	if h.lease, err = h.join(ctx, leaseCfg); err != nil {
 		return err
 	}
+	h.leaseP.Store(h.lease)
 	if err := h.w.WaitApplied(ctx, h.lease.Revision()); err != nil {
 		return fmt.Errorf("host: waiting to see own join: %w", err)
 	}
