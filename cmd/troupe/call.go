@@ -25,6 +25,9 @@ Flags:
   --timeout D       deadline of the whole call, connecting included (default 5s)
 
 ` + connUsage + `
+With the OpenTelemetry environment set (as for troupe host), the call is
+traced and the host's turn joins its trace.
+
 Example, with troupe dev running:
   troupe call counter c1 add 5
 `
@@ -47,9 +50,14 @@ func runCall(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	tracing, err := startCLITracing(ctx, e.getenv) // OTEL_* environment, as for hosts
+	if err != nil {
+		return err
+	}
+	defer tracing.flush()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	reply, err := call(ctx, &conn, fs.Arg(0), fs.Arg(1), fs.Arg(2), payload)
+	reply, err := call(ctx, &conn, tracing.routerConfig(router.Config{}), fs.Arg(0), fs.Arg(1), fs.Arg(2), payload)
 	if err != nil {
 		return err
 	}
@@ -73,14 +81,14 @@ func readPayload(args []string, stdin io.Reader) ([]byte, error) {
 
 // call connects, follows the membership and makes one call, all before
 // ctx's deadline. Every error it returns is a *router.Error.
-func call(ctx context.Context, conn *connFlags, typ, id, method string, payload []byte) ([]byte, error) {
+func call(ctx context.Context, conn *connFlags, rcfg router.Config, typ, id, method string, payload []byte) ([]byte, error) {
 	deadline, _ := ctx.Deadline()
 	nc, err := conn.connect("troupe call", nats.Timeout(time.Until(deadline)))
 	if err != nil {
 		return nil, setupError(err)
 	}
 	defer nc.Close()
-	r, err := router.New(ctx, nc, router.Config{})
+	r, err := router.New(ctx, nc, rcfg)
 	if err != nil {
 		return nil, setupError(err)
 	}

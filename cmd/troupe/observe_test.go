@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/examples/counter"
@@ -147,10 +149,11 @@ func TestReadyzBeforeAndAfterJoin(t *testing.T) {
 }
 
 // TestTracesGoToTheOTLPEndpoint: with OTEL_EXPORTER_OTLP_ENDPOINT set,
-// troupe dev sends the spans of a call to that endpoint over OTLP/HTTP.
+// troupe call and troupe dev send the spans of a call to that endpoint over
+// OTLP/HTTP, and the host's turn is a child of the command's call.
 func TestTracesGoToTheOTLPEndpoint(t *testing.T) {
 	t.Parallel()
-	spans := make(chan string, 100)
+	spans := make(chan *tracepb.Span, 100)
 	otlp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		var export coltrace.ExportTraceServiceRequest
@@ -162,7 +165,7 @@ func TestTracesGoToTheOTLPEndpoint(t *testing.T) {
 			for _, ss := range rs.GetScopeSpans() {
 				for _, s := range ss.GetSpans() {
 					select {
-					case spans <- s.GetName():
+					case spans <- s:
 					default:
 					}
 				}
@@ -172,21 +175,27 @@ func TestTracesGoToTheOTLPEndpoint(t *testing.T) {
 		_, _ = w.Write(nil)
 	}))
 	defer otlp.Close()
+	otel := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp.URL, "OTEL_BSP_SCHEDULE_DELAY=50"}
 	addr := natstest.FreeAddr(t)
-	p := startCmd(t, troupeBin, append(testEnv(), "OTEL_EXPORTER_OTLP_ENDPOINT="+otlp.URL, "OTEL_BSP_SCHEDULE_DELAY=50"),
-		"dev", "--listen", addr, "--store", t.TempDir())
+	p := startCmd(t, troupeBin, append(testEnv(), otel...), "dev", "--listen", addr, "--store", t.TempDir())
 	waitFor(t, 20*time.Second, "troupe dev prints its URL", func() bool { return strings.Contains(p.stdout.String(), "\n") })
-	mustCall(t, "nats://"+addr, "5", "counter", "c1", "add", "5")
+	if r := troupe("", otel, "call", "-s", "nats://"+addr, "counter", "c1", "add", "5"); r.code != 0 || r.stdout != "5\n" {
+		t.Fatalf("troupe call: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	got := map[string]*tracepb.Span{}
 	deadline := time.After(10 * time.Second)
-	for {
+	for got["call counter.add"] == nil || got["turn counter.add"] == nil {
 		select {
-		case name := <-spans:
-			if name == "turn counter.add" {
-				return
-			}
+		case s := <-spans:
+			got[s.GetName()] = s
 		case <-deadline:
-			t.Fatal("no span turn counter.add reached the OTLP endpoint")
+			t.Fatalf("spans call counter.add and turn counter.add did not both reach the OTLP endpoint; got %v", got)
 		}
+	}
+	call, turn := got["call counter.add"], got["turn counter.add"]
+	if !bytes.Equal(turn.GetTraceId(), call.GetTraceId()) || !bytes.Equal(turn.GetParentSpanId(), call.GetSpanId()) {
+		t.Errorf("turn span (trace %x, parent %x) is not the child of troupe call's span (trace %x, span %x)",
+			turn.GetTraceId(), turn.GetParentSpanId(), call.GetTraceId(), call.GetSpanId())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -11,6 +12,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
 )
 
 // tracerProvider returns the tracer provider the OpenTelemetry environment
@@ -32,7 +34,8 @@ func tracerProvider(ctx context.Context, getenv func(string) string, id placemen
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", "troupe"), attribute.String("service.instance.id", string(id))),
+		resource.WithAttributes(attribute.String("service.name", "troupe")),
+		resource.WithAttributes(instanceID(id)...),
 		resource.WithTelemetrySDK(),
 		resource.WithFromEnv()) // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
 	if err != nil {
@@ -66,4 +69,38 @@ func tracingOn(getenv func(string) string) (bool, error) {
 		return false, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%s: troupe sends traces with http/protobuf", proto)
 	}
 	return true, nil
+}
+
+func instanceID(id placement.HostID) []attribute.KeyValue {
+	if id == "" {
+		return nil
+	}
+	return []attribute.KeyValue{attribute.String("service.instance.id", string(id))}
+}
+
+// cliTracing traces a short command's calls when the environment turns
+// tracing on, and flushes the spans before the command exits.
+type cliTracing struct{ tp *sdktrace.TracerProvider }
+
+func startCLITracing(ctx context.Context, getenv func(string) string) (*cliTracing, error) {
+	tp, err := tracerProvider(ctx, getenv, "")
+	return &cliTracing{tp: tp}, err
+}
+
+// routerConfig adds the tracer provider, if any, to cfg.
+func (c *cliTracing) routerConfig(cfg router.Config) router.Config {
+	if c.tp != nil {
+		cfg.TracerProvider = c.tp
+	}
+	return cfg
+}
+
+// flush exports the spans not yet sent, bounded by a few seconds.
+func (c *cliTracing) flush() {
+	if c.tp == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.tp.Shutdown(ctx)
 }
