@@ -40,7 +40,9 @@ type activation struct {
 	running      bool
 	deactivating bool
 	closed       bool
-	lastUsed     int64 // unix nanoseconds of the end of the last turn (Clock)
+	lastUsed     int64        // unix nanoseconds of the end of the last turn (Clock)
+	chain        string       // the call chain holding the running turn (chain.go)
+	nested       *nestedTurns // nested turns running inside it; nil when none
 
 	// Owned by the goroutine running the mailbox.
 	self      Self
@@ -158,8 +160,13 @@ func (a *activation) turn(env *envelope) *nats.Msg {
 			return errorReply(router.AsError(err))
 		}
 	}
+	a.holdChain(env)
 	call := Call{Method: env.method, Payload: env.msg.Data, Header: env.msg.Header}
 	reply, err := a.receive(ctx, call)
+	a.releaseChain(env)
+	if err == nil && a.discard {
+		err = discardedByNested()
+	}
 	if err == nil {
 		err = a.checkReplySize(reply)
 	}
