@@ -46,6 +46,7 @@ type Host struct {
 	// Set by Start.
 	js      jetstream.JetStream
 	state   jetstream.KeyValue
+	entries stateEntries // reads state entries with headers (statekeys.go)
 	w       *placement.Watcher
 	lease   *placement.Lease
 	router  *router.Router

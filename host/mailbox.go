@@ -50,6 +50,7 @@ type activation struct {
 	activated bool
 	discard   bool // in-memory state may differ from the store: drop without saving
 	state     []byte
+	keys      map[string][]byte // named state keys; nil if it never had any (statekeys.go)
 	rev       uint64
 	dirty     bool
 }
@@ -198,11 +199,9 @@ func (a *activation) touch() {
 // activate loads the state, makes the Actor and runs its Activate hook.
 func (a *activation) activate(ctx context.Context) error {
 	if !a.t.stateless {
-		state, rev, err := a.h.loadState(ctx, StateKey(a.t.name, a.id))
-		if err != nil {
+		if err := a.load(ctx); err != nil {
 			return err
 		}
-		a.state, a.rev = state, rev
 	}
 	err := a.protect("factory", func() error {
 		a.actor = a.t.factory(&a.self)
@@ -248,7 +247,11 @@ func (a *activation) save() error {
 		a.dirty = false
 		return nil
 	}
-	rev, err := a.h.saveState(StateKey(a.t.name, a.id), a.state, a.rev)
+	value, hdr, err := a.encodeState()
+	if err != nil {
+		return err
+	}
+	rev, err := a.h.saveStateMsg(StateKey(a.t.name, a.id), value, hdr, a.rev)
 	if err != nil {
 		return err
 	}

@@ -104,13 +104,18 @@ const saveAttempt = 500 * time.Millisecond
 // byte for byte, at a newer revision, the save succeeded. Only when no try
 // is answered before SaveTimeout is the outcome reported as unknown.
 func (h *Host) saveState(key string, state []byte, rev uint64) (uint64, error) {
+	return h.saveStateMsg(key, state, nil, rev)
+}
+
+// saveStateMsg is saveState with headers on the entry (statekeys.go).
+func (h *Host) saveStateMsg(key string, state []byte, hdr nats.Header, rev uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SaveTimeout)
 	defer cancel()
 	subject := "$KV." + h.state.Bucket() + "." + key
 	unanswered := false
 	for {
 		actx, acancel := context.WithTimeout(ctx, saveAttempt)
-		ack, err := h.js.Publish(actx, subject, state, jetstream.WithExpectLastSequencePerSubject(rev))
+		ack, err := h.js.PublishMsg(actx, &nats.Msg{Subject: subject, Data: state, Header: hdr}, jetstream.WithExpectLastSequencePerSubject(rev))
 		acancel()
 		switch {
 		case err == nil:
