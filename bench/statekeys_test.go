@@ -58,6 +58,9 @@ func BenchmarkStateKeysAB(b *testing.B) {
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		b.Fatal(err)
 	}
+	// Saves are bounded by the client's default timeouts (5 s for
+	// JetStream publishes, 10 s for a batch commit).
+	saveCtx := context.Background()
 	for _, c := range []struct {
 		keys, size, changed, callers int
 	}{
@@ -67,15 +70,15 @@ func BenchmarkStateKeysAB(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			maps, batches := make([]*mapWriter, c.callers), make([]*batchWriter, c.callers)
 			for g := range c.callers {
-				actor := fmt.Sprintf("%s.a%d", name, g)
+				actor := fmt.Sprintf("%s.%s.a%d", name, router.NewChainID()[:8], g) // fresh keys on every run
 				maps[g] = &mapWriter{js: js, subject: "$KV.bench_state.map." + actor, keys: c.keys, size: c.size}
 				batches[g] = &batchWriter{nc: nc, js: js, prefix: "$KV.bench_state.batch." + actor + ".", revs: make([]uint64, c.keys), size: c.size}
 			}
 			mapSide, batchSide := &abSide{}, &abSide{}
 			for round := range *abRounds {
 				sides := []func(){
-					func() { mapSide.phase(b, c.callers, func(g int) error { return maps[g].save(ctx, c.changed) }) },
-					func() { batchSide.phase(b, c.callers, func(g int) error { return batches[g].save(ctx, c.changed) }) },
+					func() { mapSide.phase(b, c.callers, func(g int) error { return maps[g].save(saveCtx, c.changed) }) },
+					func() { batchSide.phase(b, c.callers, func(g int) error { return batches[g].save(saveCtx, c.changed) }) },
 				}
 				if round%2 == 1 {
 					slices.Reverse(sides)
@@ -164,7 +167,7 @@ func (w *batchWriter) save(ctx context.Context, changed int) error {
 			continue
 		}
 		m.Header.Set("Nats-Batch-Commit", "1")
-		resp, err := w.nc.RequestMsgWithContext(ctx, m)
+		resp, err := w.nc.RequestMsg(m, 10*time.Second)
 		if err != nil {
 			return err
 		}

@@ -72,7 +72,8 @@ func (c *chainHeaders) lists(hop router.Hop) bool {
 type turnChain struct {
 	a   *activation
 	env *envelope
-	out router.Chain // made on the first call out; guarded by a.mu
+	out   router.Chain // made on the first call out; guarded by a.mu
+	ended bool         // the turn is over; guarded by a.mu
 }
 
 // CallChain returns the chain of calls made from the turn. A turn that
@@ -86,7 +87,7 @@ func (c *turnChain) CallChain() router.Chain {
 		id := c.env.chain.id
 		if id == "" {
 			id = router.NewChainID()
-			if !c.env.nested {
+			if !c.env.nested && !c.ended { // a goroutine the turn left must not hold the next turn
 				a.chain = id
 			}
 		}
@@ -106,7 +107,7 @@ type nestedTurns struct {
 // holdChain records, at the start of a turn, the chain its call arrived
 // with, and gives the turn's context its chain source.
 func (a *activation) holdChain(env *envelope) {
-	env.src.a, env.src.env = a, env
+	env.src = turnChain{a: a, env: env}
 	env.ctx.src = &env.src
 	if env.nested || env.chain.id == "" {
 		return
@@ -119,11 +120,12 @@ func (a *activation) holdChain(env *envelope) {
 // releaseChain ends a turn's hold on its chain, once the nested turns it let
 // in have ended.
 func (a *activation) releaseChain(env *envelope) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	env.src.ended = true
 	if env.nested {
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	for a.nested != nil {
 		done := a.nested.done
 		a.mu.Unlock()
