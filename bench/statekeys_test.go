@@ -78,7 +78,9 @@ func BenchmarkStateKeysAB(b *testing.B) {
 			for round := range *abRounds {
 				sides := []func(){
 					func() { mapSide.phase(b, c.callers, func(g int) error { return maps[g].save(saveCtx, c.changed) }) },
-					func() { batchSide.phase(b, c.callers, func(g int) error { return batches[g].save(saveCtx, c.changed) }) },
+					func() {
+						batchSide.phase(b, c.callers, func(g int) error { return batches[g].save(saveCtx, c.changed) })
+					},
 				}
 				if round%2 == 1 {
 					slices.Reverse(sides)

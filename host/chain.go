@@ -70,8 +70,8 @@ func (c *chainHeaders) lists(hop router.Hop) bool {
 // turnChain is a turn's router.ChainSource: calls made with the turn's ctx
 // carry the turn's chain, with the actor appended to the path.
 type turnChain struct {
-	a   *activation
-	env *envelope
+	a     *activation
+	env   *envelope
 	out   router.Chain // made on the first call out; guarded by a.mu
 	ended bool         // the turn is over; guarded by a.mu
 }
