@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,9 +33,21 @@ func cycleActors(t *testing.T, reentrant bool, depth int) (*router.Router, *nats
 	if reentrant {
 		opts = append(opts, host.Reentrant())
 	}
+	slowStarted := make(chan struct{}) // closed when a turn of ping slow starts
+	var startOnce sync.Once
 	ping := func(self *host.Self) host.Actor {
+		busy := false // in a turn of "slow"; the race detector also sees overlaps
 		return host.ActorFunc(func(ctx context.Context, c host.Call) ([]byte, error) {
+			if busy {
+				return nil, router.AppError("overlap", "a turn ran while slow was running")
+			}
 			switch c.Method {
+			case "slow":
+				busy = true
+				startOnce.Do(func() { close(slowStarted) })
+				time.Sleep(300 * time.Millisecond) // long enough for the other call to arrive meanwhile
+				busy = false
+				self.SetState(append(append([]byte{}, self.State()...), "+slow"...))
 			case "start":
 				self.SetState([]byte("before"))
 				if _, err := self.Router().Call(ctx, "pong", placement.ActorID(c.Payload), "back", []byte(self.ID())); err != nil {
@@ -64,9 +77,23 @@ func cycleActors(t *testing.T, reentrant bool, depth int) (*router.Router, *nats
 			switch c.Method {
 			case "back":
 				return self.Router().Call(ctx, "ping", placement.ActorID(c.Payload), "inner", nil)
+			case "backlater": // back, once ping's slow turn has started
+				select {
+				case <-slowStarted:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				return self.Router().Call(ctx, "ping", placement.ActorID(c.Payload), "inner", nil)
 			case "deadline":
 				d, _ := ctx.Deadline()
 				return []byte(strconv.FormatInt(d.UnixMilli(), 10)), nil
+			case "fan": // calls ping/<id> slow and, through pong/b, ping/<id> inner at once
+				var wg sync.WaitGroup
+				var errs [2]error
+				wg.Go(func() { _, errs[0] = self.Router().Call(ctx, "ping", placement.ActorID(c.Payload), "slow", nil) })
+				wg.Go(func() { _, errs[1] = self.Router().Call(ctx, "pong", "b", "backlater", c.Payload) })
+				wg.Wait()
+				return nil, errors.Join(errs[:]...)
 			}
 			return nil, host.UnknownMethod(c)
 		})
@@ -189,5 +216,19 @@ func TestChainCarriesDeadline(t *testing.T) {
 	// carried deadline the callee would have the 5 s default.
 	if got > want.UnixMilli()+50 {
 		t.Fatalf("callee deadline %d is after the caller's %d", got, want.UnixMilli())
+	}
+}
+
+// Only the chain's own cycle may enter: a call of the same chain that did
+// not come through the actor (a fan-out: pong/x calls ping/a slow and, at
+// the same time, pong/b, which calls ping/a once slow has started) waits
+// its turn even on a reentrant type, and never runs beside the other turn.
+func TestSameChainWithoutCycleQueues(t *testing.T) {
+	r, _ := cycleActors(t, true, 0)
+	if _, err := r.Call(context.Background(), "pong", "x", "fan", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if got := call(t, r, "ping", "a", "get", ""); got != "+slow+inner" && got != "+inner+slow" {
+		t.Fatalf("state = %q, want both turns", got)
 	}
 }
