@@ -169,35 +169,23 @@ func TestCallChainDepthLimit(t *testing.T) {
 func TestChainRevisitingFreeActorRuns(t *testing.T) {
 	r, nc := cycleActors(t, false, 0)
 	call(t, r, "ping", "a", "inner", "") // activate ping/a; its turn ends
-	msg := nats.NewMsg(host.GatewaySubject("troupe", "ping", "a", "inner"))
-	msg.Header.Set(router.HeaderChain, "chain-1")
-	msg.Header.Set(router.HeaderChainPath, "ping/a pong/b")
-	resp, err := nc.RequestMsg(msg, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e := router.DecodeError(resp.Header, resp.Data); e != nil {
-		t.Fatalf("revisit of a free actor failed: %v", e)
-	}
-	if string(resp.Data) != "+inner+inner" {
-		t.Fatalf("reply %q", resp.Data)
-	}
-	// Malformed chain headers and too deep chains are refused by the gateway.
-	msg.Header.Set(router.HeaderChainPath, "ping/a.b")
-	resp, err = nc.RequestMsg(msg, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e := router.DecodeError(resp.Header, resp.Data); !errors.Is(e, router.ErrBadRequest) {
-		t.Fatalf("malformed path: got %v, want BAD_REQUEST", e)
-	}
-	msg.Header.Set(router.HeaderChainPath, strings.TrimSpace(strings.Repeat("pong/b ", host.DefaultMaxCallChainDepth)))
-	resp, err = nc.RequestMsg(msg, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e := router.DecodeError(resp.Header, resp.Data); !errors.Is(e, router.ErrChainTooDeep) {
-		t.Fatalf("deep path: got %v, want CALL_CHAIN_TOO_DEEP", e)
+	subject := host.GatewaySubject("troupe", "ping", "a", "inner")
+	for _, c := range []struct {
+		path string
+		want error // nil: the call runs
+	}{
+		{"ping/a pong/b", nil},
+		{"ping/a.b", router.ErrBadRequest}, // a raw dot in an id
+		{strings.TrimSpace(strings.Repeat("pong/b ", host.DefaultMaxCallChainDepth)), router.ErrChainTooDeep},
+	} {
+		hdr := nats.Header{router.HeaderChain: {"chain-1"}, router.HeaderChainPath: {c.path}}
+		reply, e := gatewayCall(t, nc, subject, "", hdr)
+		switch {
+		case c.want == nil && (e != nil || reply != "+inner+inner"):
+			t.Fatalf("path %q: %q, %v; want the call to run", c.path, reply, e)
+		case c.want != nil && !errors.Is(e, c.want):
+			t.Fatalf("path %q: %v, want %v", c.path, e, c.want)
+		}
 	}
 }
 

@@ -76,6 +76,17 @@ func keysActor(self *host.Self) host.Actor {
 	})
 }
 
+// keysHost starts a server and a host serving keysActor, and returns a
+// router that sees the host.
+func keysHost(t *testing.T) (*server.Server, *router.Router) {
+	t.Helper()
+	s := natstest.Server(t)
+	startKeysHost(t, s)
+	r := newRouter(t, s)
+	waitMembers(t, r, 1)
+	return s, r
+}
+
 func startKeysHost(t *testing.T, s *server.Server) *host.Host {
 	return startHost(t, s, host.Config{}, func(h *host.Host) {
 		if err := h.Register("keys", keysActor); err != nil {
@@ -156,10 +167,7 @@ func TestStateKeysSavedTogether(t *testing.T) {
 // existed (the bytes alone, no header), and such a state is read as the
 // unnamed state once the actor starts using keys.
 func TestStateKeysKeepUnnamedLayout(t *testing.T) {
-	s := natstest.Server(t)
-	startKeysHost(t, s)
-	r := newRouter(t, s)
-	waitMembers(t, r, 1)
+	s, r := keysHost(t)
 	call(t, r, "keys", "old", "unnamed", "legacy")
 	m := stateEntry(t, s, "old")
 	if string(m.Data) != "legacy" || m.Header.Get("Troupe-State") != "" {
@@ -173,10 +181,7 @@ func TestStateKeysKeepUnnamedLayout(t *testing.T) {
 // Keys keep the compare-and-set guarantee: a write behind the activation's
 // back makes its save fail, and the retry reads the newer state.
 func TestStateKeysCompareAndSet(t *testing.T) {
-	s := natstest.Server(t)
-	startKeysHost(t, s)
-	r := newRouter(t, s)
-	waitMembers(t, r, 1)
+	s, r := keysHost(t)
 	call(t, r, "keys", "x", "set", "a=1")
 	js, _ := jetstream.New(natstest.Connect(t, s))
 	kv, err := js.KeyValue(context.Background(), host.DefaultStateBucket)
@@ -194,10 +199,7 @@ func TestStateKeysCompareAndSet(t *testing.T) {
 // State that cannot fit in one message is refused with STATE_TOO_LARGE,
 // naming the largest keys; the stored state is untouched.
 func TestStateKeysTooLarge(t *testing.T) {
-	s := natstest.Server(t)
-	startKeysHost(t, s)
-	r := newRouter(t, s)
-	waitMembers(t, r, 1)
+	_, r := keysHost(t)
 	call(t, r, "keys", "y", "set", "a=1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
