@@ -76,19 +76,6 @@ func StateKey(typ placement.ActorType, id placement.ActorID) string {
 	return string(b)
 }
 
-// loadState reads an actor's state and the revision to compare against when
-// saving; (nil, 0) when it has none.
-func (h *Host) loadState(ctx context.Context, key string) ([]byte, uint64, error) {
-	e, err := h.state.Get(ctx, key)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return nil, 0, nil
-	case err != nil:
-		return nil, 0, router.Errorf(router.CodeUnavailable, "loading state: %w", err)
-	}
-	return e.Value(), e.Revision(), nil
-}
-
 // saveAttempt bounds one try of a state save. A save caught by a stream
 // leader change gets no answer; rather than wait out the whole SaveTimeout,
 // the host asks again after this long.

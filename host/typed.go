@@ -58,6 +58,11 @@ func Handle[A, Req, Resp any](m router.Method[Req, Resp], f func(A, context.Cont
 // otherwise they fail with router.ErrUnknownMethod. Its Activate and
 // Deactivate hooks run as usual. Two methods with the same name make every
 // call fail with router.ErrInternal.
+//
+// An actor with no fields of its own can be the *Self itself (SelfActor):
+//
+//	host.Typed(host.SelfActor, host.Handle(Hello,
+//		func(self *host.Self, ctx context.Context, name string) (string, error) { ... }))
 func Typed[A any](newActor func(*Self) A, methods ...MethodOf[A]) Factory {
 	byName := make(map[string]MethodOf[A], len(methods))
 	var dup string
@@ -71,6 +76,10 @@ func Typed[A any](newActor func(*Self) A, methods ...MethodOf[A]) Factory {
 		return &typedActor[A]{a: newActor(self), methods: byName, dup: dup}
 	}
 }
+
+// SelfActor makes the activation's *Self its typed actor value, for Typed
+// actors whose methods are plain functions of (*Self, ctx, request).
+func SelfActor(self *Self) *Self { return self }
 
 type typedActor[A any] struct {
 	a       A

@@ -35,6 +35,8 @@ var (
 	greet = router.NewMethod[greeting, greeted]("greeter", "greet", router.JSON)
 	// echo takes a HostRecord and replies it with its version set.
 	echo = router.NewMethod[*pb.HostRecord, *pb.HostRecord]("greeter", "echo", router.Proto)
+	// helloM is served by a function of the activation's *Self.
+	helloM = router.NewMethod[string, string]("hello", "hello", router.Text)
 	// greetWrong is greet as a confused caller declares it.
 	greetWrong = router.NewMethod[greeting, int]("greeter", "greet", router.JSON)
 )
@@ -65,6 +67,13 @@ func typedHost(t *testing.T) (*router.Router, *nats.Conn) {
 			host.Handle(greet, (*greeter).Greet),
 			host.Handle(echo, (*greeter).Echo))
 		if err := h.Register("greeter", f, host.NoState()); err != nil {
+			t.Fatal(err)
+		}
+		hello := host.Typed(host.SelfActor, host.Handle(helloM,
+			func(self *host.Self, _ context.Context, name string) (string, error) {
+				return "hello " + name + " from " + string(self.ID()), nil
+			}))
+		if err := h.Register("hello", hello); err != nil {
 			t.Fatal(err)
 		}
 		if err := counter.Register(h); err != nil {
@@ -110,6 +119,10 @@ func TestTypedMethodsRoundTrip(t *testing.T) {
 	}
 	if _, err := router.Invoke[greeting, greeted](ctx, r, router.JSON, "greeter", "g1", "nosuch", greeting{}); !errors.Is(err, router.ErrUnknownMethod) {
 		t.Fatalf("unknown method: %v", err)
+	}
+
+	if s, err := helloM.Call(ctx, r, "h1", "ann"); err != nil || s != "hello ann from h1" {
+		t.Fatalf("function method = %q, %v", s, err)
 	}
 
 	rec := &pb.HostRecord{HostId: "h9", ActorTypes: []string{"a", "b"}}
