@@ -182,8 +182,9 @@ func (a *activation) nestedTurn(env *envelope) {
 }
 
 // discardedByNested is the error of a turn whose nested turn failed with
-// changes that could not be saved: the activation is being discarded, and
-// the turn must not save over what the store holds.
+// unsaved changes (or panicked): the activation is being discarded, and the
+// turn must not save over what the store holds. It is not a code the router
+// retries: the same calls would fail the same way until the deadline.
 func discardedByNested() *router.Error {
-	return router.Errorf(router.CodeStateConflict, "a nested turn failed and discarded this activation's changes; the turn was discarded")
+	return router.Errorf(router.CodeInternal, "a nested turn of this actor failed and discarded the activation's changes; this turn was discarded too")
 }

@@ -56,6 +56,12 @@ func cycleActors(t *testing.T, reentrant bool, depth int) (*router.Router, *nats
 				self.SetState(append(append([]byte{}, self.State()...), "+after"...))
 			case "inner":
 				self.SetState(append(append([]byte{}, self.State()...), "+inner"...))
+			case "innerfail": // changes the state, then fails
+				self.SetState([]byte("lost"))
+				return nil, router.AppError("inner_failed", "after changing the state")
+			case "startignore": // like start, but ignores the callback's failure
+				self.SetState([]byte("before"))
+				_, _ = self.Router().Call(ctx, "pong", placement.ActorID(c.Payload), "backfail", []byte(self.ID()))
 			case "get":
 			case "relay": // asks pong for its deadline
 				return self.Router().Call(ctx, "pong", placement.ActorID(c.Payload), "deadline", nil)
@@ -77,6 +83,8 @@ func cycleActors(t *testing.T, reentrant bool, depth int) (*router.Router, *nats
 			switch c.Method {
 			case "back":
 				return self.Router().Call(ctx, "ping", placement.ActorID(c.Payload), "inner", nil)
+			case "backfail":
+				return self.Router().Call(ctx, "ping", placement.ActorID(c.Payload), "innerfail", nil)
 			case "backlater": // back, once ping's slow turn has started
 				select {
 				case <-slowStarted:
@@ -218,5 +226,20 @@ func TestSameChainWithoutCycleQueues(t *testing.T) {
 	}
 	if got := call(t, r, "ping", "a", "get", ""); got != "+slow+inner" && got != "+inner+slow" {
 		t.Fatalf("state = %q, want both turns", got)
+	}
+}
+
+// A nested turn that fails with unsaved changes discards the activation:
+// the waiting turn cannot succeed on memory the store does not hold, even if
+// it ignores the failure, and nothing is saved.
+func TestFailedNestedTurnDiscardsTheOuterTurn(t *testing.T) {
+	r, _ := cycleActors(t, true, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := r.Call(ctx, "ping", "a", "startignore", []byte("b")); !errors.Is(err, router.ErrInternal) || ctx.Err() != nil {
+		t.Fatalf("got %v, want INTERNAL at once", err)
+	}
+	if got := call(t, r, "ping", "a", "get", ""); got != "" {
+		t.Fatalf("state = %q, want none saved", got)
 	}
 }
