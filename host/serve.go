@@ -27,6 +27,9 @@ type envelope struct {
 	drop       bool        // with deactivate: end without the hook or a save
 	admitted   time.Time   // when it entered the mailbox; set only when observed
 	ctx        turnContext // the turn's context, allocated with the envelope
+	chain      chainHeaders
+	nested     bool      // runs inside a turn held by its chain (chain.go)
+	src        turnChain // the turn's call chain source, allocated with the envelope
 }
 
 // serve takes one request from the host's subject. It runs on the
@@ -78,6 +81,9 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *router.Error) {
 		}
 	}
 	if env.deadline, e = h.deadline(hdr); e != nil {
+		return nil, e
+	}
+	if env.chain, e = h.parseChain(hdr); e != nil {
 		return nil, e
 	}
 	return env, nil
@@ -141,6 +147,9 @@ func (h *Host) admit(env *envelope) {
 	env.admitted = h.obs.now()
 	for {
 		a := env.t.dir.getOrCreate(h, env.t, env.id)
+		if a.enterChain(env) {
+			return
+		}
 		switch err := a.enqueue(env); err {
 		case nil:
 			return

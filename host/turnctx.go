@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/troupe-dev/troupe/router"
 )
 
 // turnContext is the context a turn runs with. It carries the call's
@@ -16,6 +18,7 @@ type turnContext struct {
 	once     sync.Once
 	ctx      context.Context
 	cancel   context.CancelFunc
+	src      *turnChain // the turn's call chain, for calls made with this context
 }
 
 func (c *turnContext) init() {
@@ -31,8 +34,13 @@ func (c *turnContext) Done() <-chan struct{} { c.init(); return c.ctx.Done() }
 // Err says why Done closed.
 func (c *turnContext) Err() error { c.init(); return c.ctx.Err() }
 
-// Value is the turn's value for key: only a trace span, when traced.
+// Value carries the turn's call chain under router.CallChainKey, so that
+// calls the actor makes with this context belong to it, and, when traced,
+// the turn's span; nothing else.
 func (c *turnContext) Value(key any) any {
+	if key == router.CallChainKey && c.src != nil {
+		return c.src
+	}
 	if c.values != nil {
 		return c.values.Value(key)
 	}
