@@ -268,6 +268,9 @@ func (l *Lease) tick() {
 	if err == nil {
 		return
 	}
+	if jsutil.IsConflict(err) && l.ownLatest(ctx) {
+		return // an earlier renewal landed unanswered; the next one succeeds
+	}
 	lost := jsutil.IsConflict(err) || time.Since(l.Renewed()) >= l.cfg.TTL
 	if !lost {
 		return // transient: the next tick tries again
@@ -279,6 +282,30 @@ func (l *Lease) tick() {
 	if l.onLost != nil {
 		l.onLost(err)
 	}
+}
+
+// ownLatest reports whether the key's latest entry is a record of this
+// lease's own incarnation, newer than the last write it saw acknowledged: a
+// renewal whose answer was lost (a stream leader change, a cut connection)
+// but that was stored. The lease then adopts that revision. Valid keeps
+// counting from the last acknowledged send, which is earlier, so the fence
+// stays conservative.
+func (l *Lease) ownLatest(ctx context.Context) bool {
+	e, err := l.kv.Get(ctx, l.key)
+	if err != nil || e.Operation() != jetstream.KeyValuePut {
+		return false
+	}
+	rec := new(pb.HostRecord)
+	if proto.Unmarshal(e.Value(), rec) != nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rev == 0 || e.Revision() <= l.rev || rec.GetIncarnation() != l.rec.GetIncarnation() || rec.GetHostId() != l.rec.GetHostId() {
+		return false
+	}
+	l.rev = e.Revision()
+	return true
 }
 
 func (l *Lease) create(ctx context.Context) error {
