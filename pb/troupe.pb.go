@@ -126,6 +126,9 @@ const (
 	// OUTCOME_UNKNOWN: the turn ran but its state save got no answer, so
 	// whether it took effect is unknown. Not retried automatically.
 	ErrorCode_OUTCOME_UNKNOWN ErrorCode = 17
+	// INVALID_SCHEDULE: a reminder's schedule, name or time zone is not valid
+	// (see PROTOCOL.md, Reminders); nothing was registered.
+	ErrorCode_INVALID_SCHEDULE ErrorCode = 20
 )
 
 // Enum value maps for ErrorCode.
@@ -149,6 +152,7 @@ var (
 		15: "INVALID_ARGUMENT",
 		16: "STATE_TOO_LARGE",
 		17: "OUTCOME_UNKNOWN",
+		20: "INVALID_SCHEDULE",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -169,6 +173,7 @@ var (
 		"INVALID_ARGUMENT":       15,
 		"STATE_TOO_LARGE":        16,
 		"OUTCOME_UNKNOWN":        17,
+		"INVALID_SCHEDULE":       20,
 	}
 )
 
@@ -333,7 +338,7 @@ const file_troupe_proto_rawDesc = "" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HOST_STATE_ACTIVE\x10\x01\x12\x17\n" +
-	"\x13HOST_STATE_DRAINING\x10\x02*\xd6\x02\n" +
+	"\x13HOST_STATE_DRAINING\x10\x02*\xec\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bINTERNAL\x10\x01\x12\x0f\n" +
@@ -354,7 +359,8 @@ const file_troupe_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\x0e\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x0f\x12\x13\n" +
 	"\x0fSTATE_TOO_LARGE\x10\x10\x12\x13\n" +
-	"\x0fOUTCOME_UNKNOWN\x10\x11B!Z\x1fgithub.com/troupe-dev/troupe/pbb\x06proto3"
+	"\x0fOUTCOME_UNKNOWN\x10\x11\x12\x14\n" +
+	"\x10INVALID_SCHEDULE\x10\x14B!Z\x1fgithub.com/troupe-dev/troupe/pbb\x06proto3"
 
 var (
 	file_troupe_proto_rawDescOnce sync.Once

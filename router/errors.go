@@ -32,6 +32,7 @@ const (
 	CodeInvalidArgument  = Code(pb.ErrorCode_INVALID_ARGUMENT)
 	CodeStateTooLarge    = Code(pb.ErrorCode_STATE_TOO_LARGE)
 	CodeOutcomeUnknown   = Code(pb.ErrorCode_OUTCOME_UNKNOWN)
+	CodeInvalidSchedule  = Code(pb.ErrorCode_INVALID_SCHEDULE)
 )
 
 // String is the code's name, such as "BUSY".
@@ -77,6 +78,7 @@ var (
 	ErrInvalidArgument  = &Error{Code: CodeInvalidArgument}
 	ErrStateTooLarge    = &Error{Code: CodeStateTooLarge}
 	ErrOutcomeUnknown   = &Error{Code: CodeOutcomeUnknown}
+	ErrInvalidSchedule  = &Error{Code: CodeInvalidSchedule}
 )
 
 // Errorf returns an *Error with the given code and a formatted message. An
