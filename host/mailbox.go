@@ -50,6 +50,7 @@ type activation struct {
 	state     []byte
 	rev       uint64
 	dirty     bool
+	timers    *timerSet // nil until the actor sets a timer
 }
 
 func newActivation(h *Host, t *actorType, id placement.ActorID) *activation {
@@ -113,6 +114,13 @@ func (a *activation) run() {
 		case env.deactivate:
 			a.close(true)
 			return
+		case env.posted != nil:
+			a.runPosted(env)
+			if a.discard {
+				a.close(false)
+				return
+			}
+			continue
 		}
 		reply := a.turn(env)
 		a.touch()
@@ -253,6 +261,7 @@ func (a *activation) save() error {
 // and saves, then it leaves the directory and re-admits calls that arrived
 // after the order to deactivate (to a new activation, or MOVED).
 func (a *activation) close(graceful bool) {
+	a.stopTimers()
 	if graceful && a.activated {
 		a.finalTurn()
 	}
@@ -263,7 +272,10 @@ func (a *activation) close(graceful bool) {
 	a.queue, a.head, a.running = nil, 0, false
 	a.mu.Unlock()
 	for _, env := range left {
-		if !env.deactivate {
+		switch {
+		case env.posted != nil:
+			env.posted.done(false)
+		case !env.deactivate:
 			a.h.admit(env)
 		}
 	}

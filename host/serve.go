@@ -24,6 +24,7 @@ type envelope struct {
 	gen        uint64
 	deadline   time.Time
 	deactivate bool
+	posted     *postedTurn // a turn the host posted (a timer tick); msg is nil
 	ctx        turnContext // the turn's context, allocated with the envelope
 }
 
