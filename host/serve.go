@@ -32,10 +32,7 @@ type envelope struct {
 // subscription's goroutine, so it only parses, routes and enqueues; turns
 // run on the activations' own goroutines.
 func (h *Host) serve(msg *nats.Msg) {
-	if msg.Reply == "" {
-		h.log.Debug("dropping request without a reply subject", "subject", msg.Subject)
-		return
-	}
+	// A message without a reply subject is a one-way send (see oneway.go).
 	env, err := h.parse(msg)
 	if err != nil {
 		h.fail(msg, err)
@@ -133,6 +130,10 @@ func (h *Host) admitLater(env *envelope) {
 func (h *Host) admit(env *envelope) {
 	table := h.w.Table()
 	if !h.owns(table, env.t.name, env.id) {
+		if env.msg.Reply == "" {
+			h.forwardOneWay(env, table)
+			return
+		}
 		e := router.Errorf(router.CodeMoved, "actor is not on host %s at generation %d", h.cfg.ID, table.Generation())
 		e.Generation = table.Generation()
 		h.fail(env.msg, e)
@@ -155,6 +156,10 @@ func (h *Host) admit(env *envelope) {
 func (h *Host) fail(msg *nats.Msg, e *router.Error) { h.respond(msg, errorReply(e)) }
 
 func (h *Host) respond(req, resp *nats.Msg) {
+	if req.Reply == "" {
+		h.oneWayDone(req, resp)
+		return
+	}
 	resp.Subject = req.Reply
 	h.replies.add(resp)
 }
