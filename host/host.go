@@ -54,6 +54,7 @@ type Host struct {
 	subject string
 
 	replies *replies
+	rem     *reminders // delivers fired reminders; nil when disabled
 
 	started  atomic.Bool
 	closing  atomic.Bool
@@ -152,7 +153,7 @@ func (h *Host) start(ctx context.Context) error {
 	if h.w, err = placement.Watch(ctx, members); err != nil {
 		return err
 	}
-	if h.router, err = router.New(ctx, h.nc, router.Config{Watcher: h.w}); err != nil {
+	if h.router, err = router.New(ctx, h.nc, router.Config{Watcher: h.w, SubjectPrefix: h.cfg.SubjectPrefix, ReminderStream: h.cfg.ReminderStream}); err != nil {
 		return err
 	}
 	h.goLoop(func() { h.replies.loop(h.stop) })
@@ -182,7 +183,7 @@ func (h *Host) start(ctx context.Context) error {
 	}
 	h.goLoop(h.followTable)
 	h.goLoop(h.sweepLoop)
-	return nil
+	return h.startReminders(ctx)
 }
 
 func (h *Host) record() *pb.HostRecord {
@@ -226,6 +227,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		return ErrHostClosed
 	}
 	h.log.Info("host leaving")
+	h.stopReminders(false) // take no new firings; those running finish below
 	err := h.lease.Leave(ctx)
 	if err == nil {
 		err = h.waitLeft(ctx)
@@ -283,6 +285,7 @@ func (h *Host) Close() {
 	if h.lease != nil {
 		h.lease.Stop()
 	}
+	h.stopReminders(true)
 	h.halt()
 }
 
