@@ -48,8 +48,10 @@ const (
 	// fireTimeout bounds one delivery attempt (the call to the owner).
 	fireTimeout = 10 * time.Second
 	// fireAckWait is how long the server waits for a delivering host before
-	// it hands the firing to another: longer than fireTimeout.
-	fireAckWait = 30 * time.Second
+	// it hands the firing to another. A host delivering a firing tells the
+	// server it is still at it every fireAckWait/3, so a dead host's firings
+	// move on within fireAckWait, and a slow turn is not delivered twice.
+	fireAckWait = 10 * time.Second
 	// firesInFlight bounds the firings one host delivers at once.
 	firesInFlight = 256
 	// maxFireBackoff caps the wait before a failed firing is delivered again.
@@ -197,10 +199,13 @@ func (h *Host) deliverFiring(ctx context.Context, msg jetstream.Msg) {
 		seq, delivered = meta.Sequence.Stream, meta.NumDelivered
 	}
 	callCtx, cancel := context.WithTimeout(ctx, fireTimeout)
+	beating := make(chan struct{})
+	go func() { keepInProgress(callCtx, msg); close(beating) }()
 	_, err = h.router.Call(callCtx, typ, id, method, msg.Data(),
 		router.WithHeader(router.HeaderReminder, name),
 		router.WithHeader(router.HeaderReminderSeq, strconv.FormatUint(seq, 10)))
 	cancel()
+	<-beating
 	if err != nil && retryFiring(err) {
 		if ctx.Err() == nil { // else the host is stopping: redelivered after the ack wait
 			_ = msg.NakWithDelay(fireBackoff(delivered))
@@ -215,6 +220,21 @@ func (h *Host) deliverFiring(ctx context.Context, msg jetstream.Msg) {
 	}
 	if err := msg.Ack(); err != nil {
 		h.log.Debug("reminder firing not acknowledged", "reminder", name, "err", err)
+	}
+}
+
+// keepInProgress tells the server the firing is still being delivered,
+// until ctx ends.
+func keepInProgress(ctx context.Context, msg jetstream.Msg) {
+	tick := time.NewTicker(fireAckWait / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			_ = msg.InProgress()
+		}
 	}
 }
 

@@ -10,13 +10,14 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/examples/counter"
+	"github.com/troupe-dev/troupe/examples/session"
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/placement"
 )
 
 const hostUsage = `Usage: troupe host [connection flags] [--name NAME]
 
-Joins a host serving the example actors (counter) to an existing NATS with
+Joins a host serving the example actors (counter, session) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it leaves the
 member set, finishes running calls and saves state. It reconnects to NATS
 forever.
@@ -82,6 +83,9 @@ func serveActors(ctx context.Context, nc *nats.Conn, id placement.HostID, log *s
 		return err
 	}
 	if err := counter.Register(h); err != nil {
+		return err
+	}
+	if err := session.Register(h); err != nil {
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
