@@ -103,4 +103,3 @@ func heapAfterGC() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
-
