@@ -30,9 +30,10 @@ var (
 // while it holds calls (running); an idle activation holds no goroutine. The
 // remaining fields belong to that goroutine.
 type activation struct {
-	h  *Host
-	t  *actorType
-	id placement.ActorID
+	h     *Host
+	t     *actorType
+	id    placement.ActorID
+	epoch epoch // the host incarnation the activation belongs to
 
 	mu           sync.Mutex
 	queue        []*envelope
@@ -40,7 +41,8 @@ type activation struct {
 	running      bool
 	deactivating bool
 	closed       bool
-	lastUsed     int64 // unix nanoseconds of the end of the last turn (Clock)
+	lastUsed     int64         // unix nanoseconds of the end of the last turn (Clock)
+	closedCh     chan struct{} // made on demand by closedChan
 
 	// Owned by the goroutine running the mailbox.
 	self      Self
@@ -51,10 +53,14 @@ type activation struct {
 	rev       uint64
 	dirty     bool
 	timers    *timerSet // nil until the actor sets a timer
+	// For ActivationRecord, set when activated.
+	incarnation string
+	gen         uint64
+	started     time.Time
 }
 
 func newActivation(h *Host, t *actorType, id placement.ActorID) *activation {
-	a := &activation{h: h, t: t, id: id, lastUsed: h.cfg.Clock.Now().UnixNano()}
+	a := &activation{h: h, t: t, id: id, epoch: h.epoch.Load(), lastUsed: h.cfg.Clock.Now().UnixNano()}
 	a.self.a = a
 	return a
 }
@@ -71,6 +77,30 @@ func (a *activation) enqueue(env *envelope) error {
 		return errBusy
 	}
 	a.queue = append(a.queue, env)
+	a.startLocked()
+	return nil
+}
+
+// pushFront puts an order to deactivate ahead of the queued calls, behind
+// the running turn only.
+func (a *activation) pushFront(env *envelope) {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.deactivating = true
+	if a.head > 0 {
+		a.head--
+		a.queue[a.head] = env
+	} else {
+		a.queue = append([]*envelope{env}, a.queue...)
+	}
+	a.startLocked()
+}
+
+// startLocked starts the mailbox goroutine if it is idle, and unlocks a.mu.
+func (a *activation) startLocked() {
 	start := !a.running
 	a.running = true
 	a.mu.Unlock()
@@ -78,7 +108,28 @@ func (a *activation) enqueue(env *envelope) error {
 		a.h.turns.Add(1)
 		go a.run()
 	}
-	return nil
+}
+
+// moveAway ends the activation because the table gave the actor to another
+// host: after the running turn, it deactivates (hook and save); the calls
+// queued behind are answered MOVED.
+func (a *activation) moveAway() { a.pushFront(&envelope{deactivate: true}) }
+
+// drop ends the activation of a host that lost its lease: after the running
+// turn (which the fence keeps from saving), without the hook or a save.
+func (a *activation) drop() { a.pushFront(&envelope{deactivate: true, drop: true}) }
+
+// closedChan returns a channel closed once the activation has ended.
+func (a *activation) closedChan() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closedCh == nil {
+		a.closedCh = make(chan struct{})
+		if a.closed {
+			close(a.closedCh)
+		}
+	}
+	return a.closedCh
 }
 
 // deactivate queues the activation's last turn behind the calls already in
@@ -112,7 +163,7 @@ func (a *activation) run() {
 		case env == nil:
 			return
 		case env.deactivate:
-			a.close(true)
+			a.close(!env.drop)
 			return
 		case env.posted != nil:
 			a.runPosted(env)
@@ -162,9 +213,12 @@ func (a *activation) turn(env *envelope) *nats.Msg {
 	var ctx context.Context = tc
 	if !a.activated {
 		if err := a.activate(ctx); err != nil {
-			a.discard = true
+			a.discard = a.discard || a.activated || !errors.Is(err, router.ErrDeadlineExceeded)
 			return errorReply(router.AsError(err))
 		}
+	} else if !a.h.mayAct(a.epoch) {
+		a.discard = true
+		return errorReply(a.h.errFenced())
 	}
 	call := Call{Method: env.method, Payload: env.msg.Data, Header: env.msg.Header}
 	reply, err := a.receive(ctx, call)
@@ -196,8 +250,19 @@ func (a *activation) touch() {
 	a.mu.Unlock()
 }
 
-// activate loads the state, makes the Actor and runs its Activate hook.
+// activate waits until the host may activate the actor, then loads the
+// state, makes the Actor and runs its Activate hook. An error from the
+// waiting leaves the activation unactivated; any later one ends it.
 func (a *activation) activate(ctx context.Context) error {
+	if err := a.h.awaitActivation(ctx, a); err != nil {
+		return err
+	}
+	if !a.h.mayAct(a.epoch) {
+		return a.h.errFenced()
+	}
+	a.incarnation, a.gen, a.started = a.h.incarnation(), a.h.w.Table().Generation(), time.Now()
+	a.activated = true // from here on the activation counts, even if the rest fails
+	a.recordActivation(time.Time{})
 	if !a.t.stateless {
 		state, rev, err := a.h.loadState(ctx, StateKey(a.t.name, a.id))
 		if err != nil {
@@ -218,9 +283,9 @@ func (a *activation) activate(ctx context.Context) error {
 		}
 	}
 	if err != nil {
+		a.discard = true
 		return err
 	}
-	a.activated = true
 	return nil
 }
 
@@ -249,7 +314,7 @@ func (a *activation) save() error {
 		a.dirty = false
 		return nil
 	}
-	rev, err := a.h.saveState(StateKey(a.t.name, a.id), a.state, a.rev)
+	rev, err := a.h.saveState(a.epoch, StateKey(a.t.name, a.id), a.state, a.rev)
 	if err != nil {
 		return err
 	}
@@ -262,12 +327,18 @@ func (a *activation) save() error {
 // after the order to deactivate (to a new activation, or MOVED).
 func (a *activation) close(graceful bool) {
 	a.stopTimers()
-	if graceful && a.activated {
+	if graceful && a.activated && a.h.mayAct(a.epoch) {
 		a.finalTurn()
 	}
 	a.t.dir.remove(a.id, a)
+	if a.activated {
+		a.recordActivation(a.h.actedUntil(a.epoch, time.Now()))
+	}
 	a.mu.Lock()
 	a.closed = true
+	if a.closedCh != nil {
+		close(a.closedCh)
+	}
 	left := a.queue[a.head:]
 	a.queue, a.head, a.running = nil, 0, false
 	a.mu.Unlock()
@@ -282,6 +353,9 @@ func (a *activation) close(graceful bool) {
 }
 
 func (a *activation) finalTurn() {
+	if a.actor == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.h.cfg.SaveTimeout)
 	defer cancel()
 	if d, ok := a.actor.(Deactivator); ok {

@@ -39,6 +39,11 @@ func (a *activation) runPosted(env *envelope) {
 		p.done(false)
 		return
 	}
+	if !a.h.mayAct(a.epoch) { // the lease is stale: as for a call, end the activation
+		a.discard = true
+		p.done(false)
+		return
+	}
 	tc := &env.ctx
 	tc.deadline = env.deadline
 	err := a.protect(p.what, func() error { return p.run(tc) })

@@ -25,6 +25,7 @@ type envelope struct {
 	deadline   time.Time
 	deactivate bool
 	posted     *postedTurn // a turn the host posted (a timer tick); msg is nil
+	drop       bool        // with deactivate: end without the hook or a save
 	ctx        turnContext // the turn's context, allocated with the envelope
 }
 
@@ -134,9 +135,7 @@ func (h *Host) admit(env *envelope) {
 			h.forwardOneWay(env, table)
 			return
 		}
-		e := router.Errorf(router.CodeMoved, "actor is not on host %s at generation %d", h.cfg.ID, table.Generation())
-		e.Generation = table.Generation()
-		h.fail(env.msg, e)
+		h.fail(env.msg, h.errMoved(table))
 		return
 	}
 	for {
