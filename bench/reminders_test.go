@@ -129,27 +129,11 @@ func registerDue(b *testing.B, r *router.Router, typ placement.ActorType, n int)
 	// several times that), plus a margin.
 	due := time.Now().Add(2*time.Second + time.Duration(n)*time.Second/2000)
 	rem := router.Reminder{Name: "r", Schedule: router.At(due), Method: method}
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
-	)
-	for range callers {
-		wg.Go(func() {
-			for i := int(next.Add(1)); i <= n; i = int(next.Add(1)) {
-				if err := r.SetReminder(context.Background(), typ, actorID("f", i), rem); err != nil {
-					errMu.Lock()
-					first = cmpOr(first, err)
-					errMu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		b.Fatal(first)
+	err := inParallel(n, func(i int) error {
+		return r.SetReminder(context.Background(), typ, actorID("f", i), rem)
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 	if time.Now().After(due) {
 		b.Fatalf("registering %d reminders took past their due time", n)
@@ -161,19 +145,38 @@ func registerDue(b *testing.B, r *router.Router, typ placement.ActorType, n int)
 // returns the rate.
 func callBaseline(b *testing.B, r *router.Router, typ placement.ActorType, n int) float64 {
 	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	start := time.Now()
+	err := inParallel(n, func(i int) error {
+		_, err := r.Call(context.Background(), typ, actorID("c", i), method, payload)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// inParallel runs f(0…n-1) from `callers` goroutines and returns the first
+// error; a goroutine stops at its first error.
+func inParallel(n int, f func(i int) error) error {
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
 	for range callers {
 		wg.Go(func() {
-			for i := int(next.Add(1)); i <= n; i = int(next.Add(1)) {
-				if _, err := r.Call(context.Background(), typ, actorID("c", i), method, payload); err != nil {
-					b.Error(err)
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				if err := f(i); err != nil {
+					errMu.Lock()
+					first = cmpOr(first, err)
+					errMu.Unlock()
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return float64(n) / time.Since(start).Seconds()
+	return first
 }
