@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
@@ -253,5 +254,47 @@ func TestReminderGateway(t *testing.T) {
 	}
 	if _, e := req("troupe.reminder.frob.alarm.g1", nil, ""); e == nil || e.Code != router.CodeBadRequest {
 		t.Fatalf("an unknown operation: %v, want BAD_REQUEST", e)
+	}
+}
+
+// TestReminderFiringsCoalesceWhileNoHostDelivers: with no host pulling
+// firings, an @every 1s reminder keeps one pending firing, not one per
+// second, and a host that starts later delivers that one.
+func TestReminderFiringsCoalesceWhileNoHostDelivers(t *testing.T) {
+	s := natstest.Server(t)
+	fired := make(chan firing, 16)
+	first := startHost(t, s, host.Config{}, alarms(fired)) // creates the stream
+	first.Close()
+	quiet := startHost(t, s, host.Config{DisableReminders: true}, alarms(fired))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := quiet.Router().SetReminder(ctx, "alarm", "c1", router.Reminder{Name: "beat", Schedule: router.Every(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(natstest.Connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, router.DefaultReminderStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fire := router.FireSubject("troupe", "alarm", "c1", "beat")
+	time.Sleep(3500 * time.Millisecond) // three firings or so
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(fire))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects[fire]; n != 1 {
+		t.Fatalf("%d firings wait on %s, want 1", n, fire)
+	}
+	select {
+	case f := <-fired:
+		t.Fatalf("a firing was delivered with no host delivering: %+v", f)
+	default:
+	}
+	startHost(t, s, host.Config{}, alarms(fired))
+	if f := nextFiring(t, fired, 5*time.Second); f.name != "beat" {
+		t.Fatalf("firing %+v", f)
 	}
 }
