@@ -298,3 +298,36 @@ func TestReminderFiringsCoalesceWhileNoHostDelivers(t *testing.T) {
 		t.Fatalf("firing %+v", f)
 	}
 }
+
+// TestRemindersSurviveAServerRestart: reminders are in the stream, so a
+// server restarted on the same store, with new hosts, still fires them.
+func TestRemindersSurviveAServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := natstest.ServerIn(t, dir)
+	fired := make(chan firing, 16)
+	h := startHost(t, s, host.Config{Lease: placement.LeaseConfig{TTL: time.Second}}, alarms(fired))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	at := time.Now().Add(3 * time.Second)
+	if err := h.Router().SetReminder(ctx, "alarm", "r1", router.Reminder{Name: "once", Schedule: router.At(at)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Router().SetReminder(ctx, "alarm", "r1", router.Reminder{Name: "yearly", Schedule: "@yearly"}); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	s.Shutdown()
+	s.WaitForShutdown()
+
+	s2 := natstest.ServerIn(t, dir)
+	startHost(t, s2, host.Config{}, alarms(fired))
+	r := newRouter(t, s2)
+	if list := waitListed(t, r, "alarm", "r1", 2); list[0].Name != "once" || list[1].Name != "yearly" {
+		t.Fatalf("after the restart: %+v", list)
+	}
+	f := nextFiring(t, fired, 10*time.Second)
+	if f.name != "once" || f.at.Before(at) {
+		t.Fatalf("firing %+v, want once at or after %v", f, at)
+	}
+	waitListed(t, r, "alarm", "r1", 1)
+}
