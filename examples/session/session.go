@@ -125,11 +125,13 @@ func (s *Session) arm(ctx context.Context, ttl string) error {
 	return nil
 }
 
-// expire ends the session if the firing is for its current deadline. Every
-// such firing is counted, duplicates included.
+// expire ends the session unless the firing is for a deadline a touch has
+// since moved. (A later deadline than the stored one is the live reminder
+// too: a touch whose turn failed after moving the reminder.) Every such
+// firing is counted, duplicates included.
 func (s *Session) expire(call host.Call) {
 	deadline, err := strconv.ParseInt(string(call.Payload), 10, 64)
-	if err != nil || s.st.Expires.IsZero() || deadline != s.st.Expires.UnixNano() {
+	if err != nil || s.st.Expires.IsZero() || deadline < s.st.Expires.UnixNano() {
 		return // an old deadline's firing
 	}
 	s.st.ExpiryFires++
