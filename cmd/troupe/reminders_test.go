@@ -93,10 +93,11 @@ func TestReminderFiresOnTheNewOwnerAfterSIGKILL(t *testing.T) {
 	}
 }
 
-// TestReminderDuplicatesUnderChaos measures at-least-once delivery: 300
-// sessions expire over 6 s on three hosts while one host is SIGKILLed and
-// restarted and then another SIGKILLed. No expiry may be lost; duplicates
-// (an expiry that ran twice for one deadline) are counted and reported.
+// TestReminderDuplicatesUnderChaos measures at-least-once delivery: 600
+// sessions expire over 3 s (200 a second) on four hosts while one host is
+// SIGKILLed and restarted and then another SIGKILLed. No expiry may be lost;
+// duplicates (an expiry that ran twice for one deadline) are counted and
+// reported.
 func TestReminderDuplicatesUnderChaos(t *testing.T) {
 	t.Parallel()
 	_, url := startDev(t, natstest.FreeAddr(t), t.TempDir())
@@ -106,15 +107,17 @@ func TestReminderDuplicatesUnderChaos(t *testing.T) {
 	r := newRouter(t, url)
 	waitFor(t, 20*time.Second, "4 hosts are members", func() bool { return len(r.Table().Members()) == 4 })
 
-	const n = 300
+	const n = 600
 	opened := time.Now()
-	openSessions(t, r, n, func(i int) time.Duration { return 3*time.Second + time.Duration(i%60)*100*time.Millisecond })
-	// Deadlines run from 3 s to 9 s after opening: kill into the middle.
-	time.Sleep(time.Until(opened.Add(4 * time.Second)))
+	openSessions(t, r, n, func(i int) time.Duration { return 4*time.Second + time.Duration(i%30)*100*time.Millisecond })
+	t.Logf("opened %d sessions in %v", n, time.Since(opened).Round(time.Millisecond))
+	// Deadlines run from 4 s to 7 s after opening (opening takes a second or
+	// two): kill into the middle.
+	time.Sleep(time.Until(opened.Add(4500 * time.Millisecond)))
 	a.signal(t, syscall.SIGKILL)
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(time.Second)
 	start("chaos-a") // the same name, a new process
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	b.signal(t, syscall.SIGKILL)
 
 	states := sessionStates(t, r, n, 45*time.Second)
