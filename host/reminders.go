@@ -153,7 +153,9 @@ func (h *Host) stopReminders(hard bool) {
 		return
 	}
 	rem.once.Do(func() {
-		rem.consume.Stop()
+		if rem.consume != nil { // nil when Start failed before consuming
+			rem.consume.Stop()
+		}
 		if rem.gw != nil {
 			_ = rem.gw.Unsubscribe()
 		}
