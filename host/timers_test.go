@@ -141,7 +141,8 @@ func TestTimerKeepAlive(t *testing.T) {
 	clock.advance(61 * time.Minute)
 	seen := p.ticks.Load()
 	waitUntil(t, func() bool { return p.ticks.Load() >= seen+2 }) // a tick after the jump
-	for range 20 {                                                // some sweeps land between ticks
+	// Sweep repeatedly: some sweeps land between ticks.
+	for range 20 {
 		h.sweepIdle()
 		time.Sleep(time.Millisecond)
 	}
