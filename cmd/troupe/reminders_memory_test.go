@@ -13,6 +13,7 @@ import (
 
 	"github.com/troupe-dev/troupe/examples/session"
 	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/hosttest"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/router"
 )
@@ -29,19 +30,9 @@ func TestTenThousandRemindersLeaveAHostFlat(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	h, err := host.New(nc, host.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := session.Register(h); err != nil {
-		t.Fatal(err)
-	}
+	h := hosttest.Start(t, nc, host.Config{Logger: slog.New(slog.DiscardHandler)}, session.Register)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
 	r := h.Router()
 	at := router.At(time.Now().Add(24 * time.Hour))
 	// A fixed set of workers: every goroutine ever started stays in the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/troupe-dev/troupe/examples/session"
 	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/hosttest"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/router"
 )
@@ -17,19 +18,9 @@ import (
 // expires by its reminder, once, on its host.
 func TestSessionExpires(t *testing.T) {
 	s := natstest.Server(t)
-	h, err := host.New(natstest.Connect(t, s), host.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := session.Register(h); err != nil {
-		t.Fatal(err)
-	}
+	h := hosttest.Start(t, natstest.Connect(t, s), host.Config{}, session.Register)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
 	r := h.Router()
 	get := func(method, payload string) session.State {
 		t.Helper()
