@@ -46,7 +46,12 @@ func (a *activation) runPosted(env *envelope) {
 	}
 	tc := &env.ctx
 	tc.deadline = env.deadline
+	a.holdChain(env) // calls the turn makes start a call chain, as a call's do
 	err := a.protect(p.what, func() error { return p.run(tc) })
+	a.releaseChain(env)
+	if err == nil && a.discard {
+		err = discardedByNested()
+	}
 	if err == nil {
 		err = a.save()
 	}

@@ -32,6 +32,8 @@ const (
 	CodeInvalidArgument  = Code(pb.ErrorCode_INVALID_ARGUMENT)
 	CodeStateTooLarge    = Code(pb.ErrorCode_STATE_TOO_LARGE)
 	CodeOutcomeUnknown   = Code(pb.ErrorCode_OUTCOME_UNKNOWN)
+	CodeWouldDeadlock    = Code(pb.ErrorCode_WOULD_DEADLOCK)
+	CodeChainTooDeep     = Code(pb.ErrorCode_CALL_CHAIN_TOO_DEEP)
 	CodeInvalidSchedule  = Code(pb.ErrorCode_INVALID_SCHEDULE)
 )
 
@@ -78,6 +80,8 @@ var (
 	ErrInvalidArgument  = &Error{Code: CodeInvalidArgument}
 	ErrStateTooLarge    = &Error{Code: CodeStateTooLarge}
 	ErrOutcomeUnknown   = &Error{Code: CodeOutcomeUnknown}
+	ErrWouldDeadlock    = &Error{Code: CodeWouldDeadlock}
+	ErrChainTooDeep     = &Error{Code: CodeChainTooDeep}
 	ErrInvalidSchedule  = &Error{Code: CodeInvalidSchedule}
 )
 
