@@ -2,10 +2,13 @@ package host
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/router"
 )
 
 // ticker counts its turns; its fields are plain (unsynchronised) so that the
@@ -196,5 +199,42 @@ func TestTimerSetStopAndValidate(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	if once.Load() != 1 || stopped.Load() != 0 {
 		t.Fatalf("one-shot ran %d times (want 1), stopped timer %d (want 0)", once.Load(), stopped.Load())
+	}
+}
+
+// TestTimerTickCallCycleFailsFast: a tick's calls carry a call chain like a
+// call's, so a cycle back into the ticking actor fails at once with
+// WOULD_DEADLOCK instead of waiting out the deadline.
+func TestTimerTickCallCycleFailsFast(t *testing.T) {
+	result := make(chan error, 1)
+	h := startInternal(t, Config{}, func(h *Host) {
+		_ = h.Register("ticking", func(s *Self) Actor {
+			return ActorFunc(func(ctx context.Context, c Call) ([]byte, error) {
+				if c.Method != "start" {
+					return nil, nil
+				}
+				return nil, s.SetTimer("once", Timer{Due: time.Millisecond, Tick: func(ctx context.Context) error {
+					_, err := s.Router().Call(ctx, "bouncer", "b", "bounce", nil)
+					result <- err
+					return nil
+				}})
+			})
+		}, NoState())
+		_ = h.Register("bouncer", Func(func(ctx context.Context, c Call) ([]byte, error) {
+			return h.Router().Call(ctx, "ticking", "t", "ping", nil)
+		}), NoState())
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.Router().Call(ctx, "ticking", "t", "start", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-result:
+		if !errors.Is(err, router.ErrWouldDeadlock) {
+			t.Fatalf("the tick's call cycle: %v, want WOULD_DEADLOCK", err)
+		}
+	case <-time.After(3 * time.Second): // well within the 5 s call timeout
+		t.Fatal("the tick's call cycle did not fail at once")
 	}
 }
