@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
 )
 
 // Defaults for Config.
@@ -64,6 +65,11 @@ type Config struct {
 	// MaxCallChainDepth refuses, with router.ErrChainTooDeep, a call whose
 	// call chain already passes through this many actors.
 	MaxCallChainDepth int
+	// ReminderStream is the stream that holds reminders ("" means
+	// router.DefaultReminderStream); DisableReminders leaves this host out of
+	// delivering them (it neither creates the stream nor reads firings).
+	ReminderStream   string
+	DisableReminders bool
 	// DisableGateway keeps the host out of the gateway's queue group
 	// (<prefix>.call.>): it then takes calls only on its own subject.
 	DisableGateway bool
@@ -91,6 +97,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StateBucket == "" {
 		c.StateBucket = DefaultStateBucket
+	}
+	if c.ReminderStream == "" {
+		c.ReminderStream = router.DefaultReminderStream
 	}
 	if c.MailboxSize == 0 {
 		c.MailboxSize = DefaultMailboxSize

@@ -58,6 +58,7 @@ type Host struct {
 	subject string
 
 	replies *replies
+	rem     *reminders // delivers fired reminders; nil when disabled
 
 	recMu sync.Mutex
 	rec   *pb.HostRecord // the record the lease publishes
@@ -172,7 +173,7 @@ func (h *Host) start(ctx context.Context) error {
 		return err
 	}
 	h.w.FollowReconnects(h.nc)
-	if h.router, err = router.New(ctx, h.nc, router.Config{Watcher: h.w}); err != nil {
+	if h.router, err = router.New(ctx, h.nc, router.Config{Watcher: h.w, SubjectPrefix: h.cfg.SubjectPrefix, ReminderStream: h.cfg.ReminderStream}); err != nil {
 		return err
 	}
 	h.goLoop(func() { h.replies.loop(h.stop) })
@@ -209,7 +210,7 @@ func (h *Host) start(ctx context.Context) error {
 	}
 	h.goLoop(h.followTable)
 	h.goLoop(h.sweepLoop)
-	return nil
+	return h.startReminders(ctx)
 }
 
 // join takes the host's lease. A record of the same id that is still live
@@ -272,6 +273,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		return ErrHostClosed
 	}
 	h.log.Info("host draining")
+	h.stopReminders(false) // take no new firings; those running finish below
 	err := h.drainActors(ctx)
 	if err != nil {
 		h.log.Warn("actors not handed off; leaving anyway", "err", err)
@@ -333,6 +335,7 @@ func (h *Host) Close() {
 	if h.lease != nil {
 		h.lease.Stop()
 	}
+	h.stopReminders(true)
 	h.halt()
 }
 

@@ -40,6 +40,11 @@ type Config struct {
 	// Watcher, if set, is a membership watcher the router shares (a host
 	// passes its own); the router then does not stop it on Close.
 	Watcher *placement.Watcher
+	// SubjectPrefix starts the subjects of reminders; "" means "troupe".
+	SubjectPrefix string
+	// ReminderStream is the stream that holds reminders; "" means
+	// DefaultReminderStream.
+	ReminderStream string
 }
 
 // Router sends calls to actors. It is safe for concurrent use.
@@ -48,12 +53,14 @@ type Router struct {
 	w       *placement.Watcher
 	ownW    bool
 	timeout time.Duration
+	cfg     Config
+	rem     reminderStream
 }
 
 // New returns a Router over nc. Unless cfg.Watcher is set it starts its own
 // watcher, which needs the membership bucket to exist (a host creates it).
 func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Router, error) {
-	r := &Router{nc: nc, w: cfg.Watcher, timeout: cfg.DefaultTimeout}
+	r := &Router{nc: nc, w: cfg.Watcher, timeout: cfg.DefaultTimeout, cfg: cfg}
 	if r.timeout <= 0 {
 		r.timeout = DefaultTimeout
 	}

@@ -19,7 +19,7 @@ import (
 const devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
 
 Runs an embedded NATS server with JetStream and one host serving the example
-actors (counter), prints the server's URL, and runs until SIGINT or SIGTERM;
+actors (counter, session), prints the server's URL, and runs until SIGINT or SIGTERM;
 then it drains the host and stops the server. Other hosts can join with
 troupe host -s URL.
 

@@ -69,6 +69,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"hosts", "extra"}, 2, "", `unexpected argument "extra"`},
 		{[]string{"host", "--name", "bad name"}, 2, "", "--name"},
 		{[]string{"dev", "--sync", "sometimes"}, 2, "", `--sync "sometimes"`},
+		{[]string{"help", "remind"}, 0, "@every 30s", ""},
+		{[]string{"remind", "counter", "c1", "tick"}, 2, "", "want TYPE ID NAME SCHEDULE [PAYLOAD]"},
+		{[]string{"reminders", "counter"}, 2, "", "want TYPE ID, got 1"},
 	} {
 		res := troupe("", nil, tc.args...)
 		if res.code != tc.code || !strings.Contains(res.stdout, tc.stdout) || !strings.Contains(res.stderr, tc.stderr) {

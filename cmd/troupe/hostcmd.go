@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/examples/counter"
+	"github.com/troupe-dev/troupe/examples/session"
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/ledger"
 	"github.com/troupe-dev/troupe/placement"
@@ -17,7 +18,7 @@ import (
 
 const hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-ttl DURATION] [--ledger FILE]
 
-Joins a host serving the example actors (counter) to an existing NATS with
+Joins a host serving the example actors (counter, session) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it marks itself
 draining so the other hosts take its actors, hands them off (running calls
 finish, state is saved), and leaves the member set. It reconnects to NATS
@@ -106,6 +107,9 @@ func serveActors(ctx context.Context, nc *nats.Conn, cfg host.Config, log *slog.
 		return err
 	}
 	if err := counter.Register(h); err != nil {
+		return err
+	}
+	if err := session.Register(h); err != nil {
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)

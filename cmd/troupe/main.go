@@ -4,6 +4,8 @@
 //	troupe host  [-s URL] [connection flags] [--name NAME]
 //	troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
 //	troupe hosts [-s URL] [connection flags]
+//	troupe remind    [-s URL] [connection flags] [--method M] [--tz ZONE] TYPE ID NAME SCHEDULE [PAYLOAD]
+//	troupe reminders [-s URL] [connection flags] [--delete NAME] TYPE ID
 //
 // The connection flags follow the nats CLI: -s/--server (default $NATS_URL,
 // else nats://127.0.0.1:4222) and --creds. Flags come before arguments, so a
@@ -30,6 +32,8 @@ Usage:
   troupe host  [-s URL] [connection flags] [--name NAME]
   troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
   troupe hosts [-s URL] [connection flags]
+  troupe remind    [-s URL] [connection flags] [--method M] [--tz ZONE] TYPE ID NAME SCHEDULE [PAYLOAD]
+  troupe reminders [-s URL] [connection flags] [--delete NAME] TYPE ID
   troupe help  [COMMAND]
 
 Commands:
@@ -37,6 +41,8 @@ Commands:
   host   join a host with the example actors to an existing NATS
   call   call an actor and print its reply (PAYLOAD - reads standard input)
   hosts  list the live hosts and the table generation
+  remind     set a durable reminder on an actor
+  reminders  list an actor's reminders, or delete one
   help   print this help, or a command's
 
 -s/--server defaults to $NATS_URL, else nats://127.0.0.1:4222.
@@ -72,6 +78,10 @@ func run(ctx context.Context, e env, args []string) int {
 		err = runCall(ctx, e, rest)
 	case "hosts":
 		err = runHosts(ctx, e, rest)
+	case "remind":
+		err = runRemind(ctx, e, rest)
+	case "reminders":
+		err = runReminders(ctx, e, rest)
 	case "help", "-h", "-help", "--help":
 		return help(e, rest)
 	default:
@@ -107,6 +117,10 @@ func commandUsage(name string) string {
 		return callUsage
 	case "hosts":
 		return hostsUsage
+	case "remind":
+		return remindUsage
+	case "reminders":
+		return remindersUsage
 	}
 	return ""
 }
