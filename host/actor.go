@@ -133,4 +133,5 @@ type actorType struct {
 	idle      time.Duration
 	stateless bool
 	dir       directory
+	counters  typeCounters
 }

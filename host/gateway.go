@@ -60,6 +60,7 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 	if msg.Reply == "" {
 		return
 	}
+	h.ops.gateway.Add(1)
 	c, e := h.parseGatewaySubject(msg.Subject)
 	if e != nil {
 		h.fail(msg, e)

@@ -54,6 +54,7 @@ type Host struct {
 	subject string
 
 	replies *replies
+	ops     ops // admin and service discovery (admin.go, discovery.go)
 
 	started  atomic.Bool
 	closing  atomic.Bool
@@ -182,7 +183,7 @@ func (h *Host) start(ctx context.Context) error {
 	}
 	h.goLoop(h.followTable)
 	h.goLoop(h.sweepLoop)
-	return nil
+	return h.startOps()
 }
 
 func (h *Host) record() *pb.HostRecord {

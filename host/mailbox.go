@@ -115,6 +115,7 @@ func (a *activation) run() {
 			return
 		}
 		reply := a.turn(env)
+		a.t.counters.count(reply)
 		a.touch()
 		a.h.respond(env.msg, reply)
 		if a.discard {
