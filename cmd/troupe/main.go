@@ -3,7 +3,10 @@
 //	troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
 //	troupe host  [-s URL] [connection flags] [--name NAME]
 //	troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
-//	troupe hosts [-s URL] [connection flags]
+//	troupe hosts [-s URL] [connection flags] [-l] [--json]
+//	troupe where  [-s URL] [connection flags] [--json] TYPE ID
+//	troupe table  [-s URL] [connection flags] [--json] [TYPE]
+//	troupe actors [-s URL] [connection flags] [--json] [--host NAME]
 //
 // The connection flags follow the nats CLI: -s/--server (default $NATS_URL,
 // else nats://127.0.0.1:4222) and --creds. Flags come before arguments, so a
@@ -29,7 +32,10 @@ Usage:
   troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
   troupe host  [-s URL] [connection flags] [--name NAME]
   troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
-  troupe hosts [-s URL] [connection flags]
+  troupe hosts [-s URL] [connection flags] [-l] [--json]
+  troupe where  [-s URL] [connection flags] [--json] TYPE ID
+  troupe table  [-s URL] [connection flags] [--json] [TYPE]
+  troupe actors [-s URL] [connection flags] [--json] [--host NAME]
   troupe help  [COMMAND]
 
 Commands:
@@ -37,6 +43,9 @@ Commands:
   host   join a host with the example actors to an existing NATS
   call   call an actor and print its reply (PAYLOAD - reads standard input)
   hosts  list the live hosts and the table generation
+  where  print the host that owns an actor
+  table  show how each actor type's placement divides among the hosts
+  actors list the active actors, as the hosts report them
   help   print this help, or a command's
 
 -s/--server defaults to $NATS_URL, else nats://127.0.0.1:4222.
@@ -72,6 +81,8 @@ func run(ctx context.Context, e env, args []string) int {
 		err = runCall(ctx, e, rest)
 	case "hosts":
 		err = runHosts(ctx, e, rest)
+	case "where", "table", "actors":
+		err = inspectCommands[name](ctx, e, rest)
 	case "help", "-h", "-help", "--help":
 		return help(e, rest)
 	default:
@@ -107,6 +118,12 @@ func commandUsage(name string) string {
 		return callUsage
 	case "hosts":
 		return hostsUsage
+	case "where":
+		return whereUsage
+	case "table":
+		return tableUsage
+	case "actors":
+		return actorsUsage
 	}
 	return ""
 }
