@@ -14,7 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/placement"
 )
 
-const hostUsage = `Usage: troupe host [connection flags] [--name NAME]
+const hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--ui ADDR]
 
 Joins a host serving the example actors (counter) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it leaves the
@@ -23,7 +23,7 @@ forever.
 
 Flags:
   --name NAME       host id, [A-Za-z0-9_-]{1,64} (default h- and 8 random hex digits)
-
+` + uiUsage + `
 ` + connUsage
 
 // Bounds on joining and on draining at exit.
@@ -39,6 +39,8 @@ func runHost(ctx context.Context, e env, args []string) error {
 	var conn connFlags
 	conn.register(fs, e.getenv)
 	name := fs.String("name", "", "host id")
+	var ui uiFlag
+	ui.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,6 +50,9 @@ func runHost(ctx context.Context, e env, args []string) error {
 	id, err := hostID(*name)
 	if err != nil {
 		return usagef(fs, "--name: %v", err)
+	}
+	if _, err := ui.listenAddr(); err != nil {
+		return usagef(fs, "%v", err)
 	}
 	log := newLogger(e.stderr)
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -62,7 +67,7 @@ func runHost(ctx context.Context, e env, args []string) error {
 	}
 	defer nc.Close()
 	log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-	return serveActors(ctx, nc, id, log, func() {})
+	return serveActors(ctx, nc, id, log, &ui, func() {})
 }
 
 // hostID returns the id --name gives, or a random one.
@@ -75,8 +80,9 @@ func hostID(name string) (placement.HostID, error) {
 }
 
 // serveActors runs a host with the example actors on nc until ctx ends,
-// then drains it. ready is called once the host has joined.
-func serveActors(ctx context.Context, nc *nats.Conn, id placement.HostID, log *slog.Logger, ready func()) error {
+// then drains it. ready is called once the host has joined; then the live
+// page starts if ui asks for it.
+func serveActors(ctx context.Context, nc *nats.Conn, id placement.HostID, log *slog.Logger, ui *uiFlag, ready func()) error {
 	h, err := host.New(nc, host.Config{ID: id, Logger: log})
 	if err != nil {
 		return err
@@ -91,6 +97,11 @@ func serveActors(ctx context.Context, nc *nats.Conn, id placement.HostID, log *s
 		return fmt.Errorf("start host %s: %w", id, err)
 	}
 	ready()
+	waitUI, err := ui.serve(ctx, h, nc, log)
+	defer waitUI()
+	if err != nil {
+		return errors.Join(err, drain(h))
+	}
 	<-ctx.Done()
 	log.Info("stopping", "cause", context.Cause(ctx))
 	return errors.Join(drain(h), stopFailure(context.Cause(ctx)))
