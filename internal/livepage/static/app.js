@@ -106,11 +106,11 @@ function drawPlacement(s) {
 function drawHistory(s) {
   const list = document.getElementById("history");
   list.replaceChildren(...s.history.slice().reverse().map(c => {
-    const li = el("li", { value: c.generation });
+    const li = el("li");
     li.append(`generation ${c.generation} at ${new Date(c.time).toLocaleTimeString()}: `);
     for (const h of c.joined) li.append(el("span", { class: "joined" }, `+${h} `));
     for (const h of c.left) li.append(el("span", { class: "left" }, `−${h} `));
-    li.append(`(${c.hosts.length} hosts)`);
+    li.append(`(${c.hosts.length} host${c.hosts.length === 1 ? "" : "s"})`);
     return li;
   }));
 }
