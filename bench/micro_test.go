@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"slices"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -47,31 +46,12 @@ func BenchmarkMicroAB(b *testing.B) {
 		}
 		return nil
 	}
-	for _, mode := range []struct {
-		name    string
-		callers int
-	}{{"seq", 1}, {"par64", callers}} {
+	for _, mode := range abModes {
 		b.Run(mode.name, func(b *testing.B) {
-			plain, mic := &abSide{}, &abSide{}
-			for round := range *abRounds {
-				sides := []func(){
-					func() { plain.phase(b, mode.callers, func(int) error { return req(plainSubject) }) },
-					func() { mic.phase(b, mode.callers, func(int) error { return req(microSubject) }) },
-				}
-				if round%2 == 1 {
-					slices.Reverse(sides)
-				}
-				for _, run := range sides {
-					run()
-				}
-			}
-			plainP50, microP50 := plain.p50(), mic.p50()
-			b.ReportMetric(micros(plainP50), "plain-p50-µs")
-			b.ReportMetric(micros(microP50), "micro-p50-µs")
-			b.ReportMetric(plain.rate(), "plain-calls/s")
-			b.ReportMetric(mic.rate(), "micro-calls/s")
-			b.ReportMetric(float64(microP50)/float64(plainP50), "p50-ratio")
-			b.ReportMetric(mic.rate()/plain.rate(), "throughput-ratio")
+			sides := alternate(b, mode.callers,
+				func(int) error { return req(plainSubject) },
+				func(int) error { return req(microSubject) })
+			reportAB(b, "plain", sides[0], "micro", sides[1])
 		})
 	}
 }
