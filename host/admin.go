@@ -31,7 +31,8 @@ func AdminActorsHostSubject(prefix string, id placement.HostID) string {
 // ActorsRequest is the JSON body of an admin actors request. An empty body
 // asks for the counts only.
 type ActorsRequest struct {
-	// IDs asks for up to this many actor ids per type (0: none).
+	// IDs asks for up to this many actor ids per type (0: none; at most
+	// 100,000, and as many as fit in one message).
 	IDs int `json:"ids,omitempty"`
 	// Type limits the report to one actor type ("": all).
 	Type string `json:"type,omitempty"`
@@ -68,8 +69,12 @@ type TypeReport struct {
 }
 
 // reportIDBudget leaves room under the server's max payload for the rest of
-// a report.
-const reportIDBudget = 4096
+// a report; maxReportIDs caps the ids a request may ask for per type, so a
+// report never walks and sorts more than that many.
+const (
+	reportIDBudget = 4096
+	maxReportIDs   = 100_000
+)
 
 // ops holds the host's operator-facing subscriptions (admin and service
 // discovery) and the counters only they read.
@@ -160,7 +165,7 @@ func (h *Host) Report(req ActorsRequest) Report {
 		}
 		tr := TypeReport{Type: string(s.Type), Active: s.Active, Calls: s.Calls, Errors: s.Errors}
 		if req.IDs > 0 {
-			ids, active := h.ActiveIDs(s.Type, req.IDs)
+			ids, active := h.ActiveIDs(s.Type, min(req.IDs, maxReportIDs))
 			tr.Active = active
 			for _, id := range ids {
 				enc := router.EncodeID(string(id))
