@@ -180,13 +180,12 @@ func (h *Host) Report(req ActorsRequest) Report {
 	return r
 }
 
-// ownRecord is the host's record as its watcher last saw it, nil when it is
-// not in the member set.
+// ownRecord is the record the host's lease publishes (nil before Start).
 func (h *Host) ownRecord() *pb.HostRecord {
-	for _, rec := range h.w.Records() {
-		if rec.GetHostId() == string(h.cfg.ID) {
-			return rec
-		}
+	h.recMu.Lock()
+	defer h.recMu.Unlock()
+	if h.rec == nil {
+		return nil
 	}
-	return nil
+	return h.recordLocked()
 }

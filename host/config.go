@@ -67,6 +67,10 @@ type Config struct {
 	// Logger receives the host's logs; nil means slog.Default(). Every line
 	// carries the host id.
 	Logger *slog.Logger
+	// OnActivation, if set, is called when an activation starts and when it
+	// ends (see ActivationRecord), from the activation's own goroutine or
+	// the host's: it must return quickly.
+	OnActivation func(ActivationRecord)
 }
 
 // DefaultConfig returns a Config with every default filled in (and a random

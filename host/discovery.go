@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/troupe-dev/troupe/pb"
 )
 
 // Hosts answer the NATS service discovery protocol (the $SRV subjects of
@@ -68,6 +70,9 @@ func (h *Host) serviceIdentity() micro.ServiceIdentity {
 	}
 	if rec := h.ownRecord(); rec != nil {
 		md["incarnation"] = rec.GetIncarnation()
+		if rec.GetState() == pb.HostState_HOST_STATE_DRAINING {
+			md["state"] = "draining"
+		}
 	}
 	if h.closing.Load() {
 		md["state"] = "draining"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/internal/jsutil"
 	"github.com/troupe-dev/troupe/pb"
@@ -45,6 +46,7 @@ type Host struct {
 
 	// Set by Start.
 	js      jetstream.JetStream
+	members jetstream.KeyValue
 	state   jetstream.KeyValue
 	w       *placement.Watcher
 	lease   *placement.Lease
@@ -55,6 +57,15 @@ type Host struct {
 
 	replies *replies
 	ops     ops // admin and service discovery (admin.go, discovery.go)
+
+	recMu sync.Mutex
+	rec   *pb.HostRecord // the record the lease publishes
+
+	epoch      atomic.Uint64 // bumped when the lease is lost; see mayAct
+	saving     atomic.Int64  // state save tries in flight
+	released   atomic.Uint64 // the generation of the last release written
+	releaseMu  sync.Mutex
+	releasedCh chan struct{} // closed and replaced by notifyReleased
 
 	started  atomic.Bool
 	closing  atomic.Bool
@@ -77,6 +88,8 @@ func New(nc *nats.Conn, cfg Config) (*Host, error) {
 		log:   cfg.Logger.With("host", string(cfg.ID)),
 		types: make(map[placement.ActorType]*actorType),
 		stop:  make(chan struct{}),
+
+		releasedCh: make(chan struct{}),
 	}
 	h.replies = newReplies(nc, func(err error) { h.log.Debug("reply not sent", "err", err) })
 	return h, nil
@@ -131,6 +144,10 @@ func (h *Host) Start(ctx context.Context) error {
 		return err
 	}
 	h.log.Info("host joined", "subject", h.subject, "types", h.typeNames(), "generation", h.w.Table().Generation())
+	if h.nc.Opts.ReconnectBufSize >= 0 {
+		h.log.Warn("the NATS connection buffers messages while reconnecting (nats.ReconnectBufSize); " +
+			"a state save buffered past the host's lease can land after another host took the actor. Use nats.ReconnectBufSize(-1)")
+	}
 	return nil
 }
 
@@ -139,9 +156,8 @@ func (h *Host) start(ctx context.Context) error {
 	if h.js, err = jetstream.New(h.nc); err != nil {
 		return err
 	}
-	var members jetstream.KeyValue
 	err = jsutil.WhenAnswered(ctx, func() (err error) {
-		if members, err = placement.EnsureBucket(ctx, h.js, h.cfg.Membership); err != nil {
+		if h.members, err = placement.EnsureBucket(ctx, h.js, h.cfg.Membership); err != nil {
 			return err
 		}
 		h.state, err = ensureStateBucket(ctx, h.js, h.cfg)
@@ -150,7 +166,7 @@ func (h *Host) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.w, err = placement.Watch(ctx, members); err != nil {
+	if h.w, err = placement.Watch(ctx, h.members); err != nil {
 		return err
 	}
 	if h.router, err = router.New(ctx, h.nc, router.Config{Watcher: h.w}); err != nil {
@@ -172,22 +188,7 @@ func (h *Host) start(ctx context.Context) error {
 	if leaseCfg.MarkerTTL == 0 {
 		leaseCfg.MarkerTTL = h.cfg.Membership.MarkerTTL
 	}
-	h.lease, err = placement.Join(ctx, h.js, members, h.record(), leaseCfg, func(err error) {
-		h.log.Warn("lease lost; joining again", "err", err)
-	})
-	if err != nil {
-		return err
-	}
-	if err := h.w.WaitApplied(ctx, h.lease.Revision()); err != nil {
-		return fmt.Errorf("host: waiting to see own join: %w", err)
-	}
-	h.goLoop(h.followTable)
-	h.goLoop(h.sweepLoop)
-	return h.startOps()
-}
-
-func (h *Host) record() *pb.HostRecord {
-	return &pb.HostRecord{
+	h.rec = &pb.HostRecord{
 		HostId:        string(h.cfg.ID),
 		Subject:       h.Subject(),
 		ActorTypes:    h.typeNames(),
@@ -196,7 +197,27 @@ func (h *Host) record() *pb.HostRecord {
 		StartedUnixMs: time.Now().UnixMilli(),
 		Version:       Version,
 	}
+	h.lease, err = placement.Join(ctx, h.js, h.members, h.record(), leaseCfg, h.leaseLost)
+	if err != nil {
+		return err
+	}
+	if err := h.w.WaitApplied(ctx, h.lease.Revision()); err != nil {
+		return fmt.Errorf("host: waiting to see own join: %w", err)
+	}
+	h.goLoop(h.followTable)
+	h.goLoop(h.followConnection)
+	h.goLoop(h.sweepLoop)
+	return h.startOps()
 }
+
+// record returns a copy of the host's record.
+func (h *Host) record() *pb.HostRecord {
+	h.recMu.Lock()
+	defer h.recMu.Unlock()
+	return h.recordLocked()
+}
+
+func (h *Host) recordLocked() *pb.HostRecord { return proto.Clone(h.rec).(*pb.HostRecord) }
 
 func (h *Host) typeNames() []string {
 	names := make([]string, 0, len(h.types))
@@ -215,10 +236,12 @@ func (h *Host) goLoop(f func()) {
 	}()
 }
 
-// Shutdown leaves gracefully: it removes the host's record so the table
-// moves its actors to other hosts, answers calls for them with MOVED (the
-// callers follow), lets running turns finish and saves state while
-// deactivating, then unsubscribes. If ctx ends first, it stops hard.
+// Shutdown leaves gracefully. It marks the host draining, so the table moves
+// its actors to other hosts; hands them off (running turns finish, state is
+// saved, calls queued for them are answered MOVED and the callers follow the
+// actors); then removes its record and unsubscribes. If ctx ends first, it
+// stops running turns and leaves anyway: other hosts take over the actors
+// either way, and no turn of this host runs after it left.
 func (h *Host) Shutdown(ctx context.Context) error {
 	if !h.started.Load() {
 		return ErrNotStarted
@@ -226,14 +249,18 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	if !h.closing.CompareAndSwap(false, true) {
 		return ErrHostClosed
 	}
-	h.log.Info("host leaving")
-	err := h.lease.Leave(ctx)
-	if err == nil {
-		err = h.waitLeft(ctx)
-	}
+	h.log.Info("host draining")
+	err := h.drainActors(ctx)
 	if err != nil {
-		h.log.Warn("leave not confirmed; deactivating anyway", "err", err)
+		h.log.Warn("actors not handed off; leaving anyway", "err", err)
 	}
+	h.fence(ctx)
+	if lerr := h.lease.Leave(ctx); lerr == nil {
+		err = errors.Join(err, h.waitLeft(ctx))
+	} else {
+		err = errors.Join(err, lerr)
+	}
+	h.log.Info("host left")
 	h.drain(ctx, h.gw) // other hosts take the gateway's calls from here on
 	h.deactivateAll(func(*activation) bool { return true })
 	err = errors.Join(err, h.waitTurns(ctx))
@@ -314,24 +341,6 @@ func (h *Host) waitLeft(ctx context.Context) error {
 	}
 }
 
-// followTable deactivates the actors a new table gives to other hosts.
-func (h *Host) followTable() {
-	last := h.w.Table()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-h.w.Changed():
-		}
-		t := h.w.Table()
-		if t == last {
-			continue
-		}
-		last = t
-		h.deactivateAll(func(a *activation) bool { return !h.owns(t, a.t.name, a.id) })
-	}
-}
-
 func (h *Host) owns(t *placement.Table, typ placement.ActorType, id placement.ActorID) bool {
 	m, ok := t.Owner(typ, id)
 	return ok && m.ID == h.cfg.ID
@@ -340,12 +349,17 @@ func (h *Host) owns(t *placement.Table, typ placement.ActorType, id placement.Ac
 // deactivateAll asks every activation that matches to deactivate after the
 // turns already in its mailbox.
 func (h *Host) deactivateAll(match func(*activation) bool) {
+	h.eachActivation(func(a *activation) {
+		if match(a) {
+			a.deactivate()
+		}
+	})
+}
+
+// eachActivation calls f for every activation.
+func (h *Host) eachActivation(f func(*activation)) {
 	for _, t := range h.types {
-		t.dir.each(func(a *activation) {
-			if match(a) {
-				a.deactivate()
-			}
-		})
+		t.dir.each(f)
 	}
 }
 

@@ -30,9 +30,10 @@ var (
 // while it holds calls (running); an idle activation holds no goroutine. The
 // remaining fields belong to that goroutine.
 type activation struct {
-	h  *Host
-	t  *actorType
-	id placement.ActorID
+	h     *Host
+	t     *actorType
+	id    placement.ActorID
+	epoch epoch // the host incarnation the activation belongs to
 
 	mu           sync.Mutex
 	queue        []*envelope
@@ -40,7 +41,8 @@ type activation struct {
 	running      bool
 	deactivating bool
 	closed       bool
-	lastUsed     int64 // unix nanoseconds of the end of the last turn (Clock)
+	lastUsed     int64         // unix nanoseconds of the end of the last turn (Clock)
+	closedCh     chan struct{} // made on demand by closedChan
 
 	// Owned by the goroutine running the mailbox.
 	self      Self
@@ -50,10 +52,14 @@ type activation struct {
 	state     []byte
 	rev       uint64
 	dirty     bool
+	// For ActivationRecord, set when activated.
+	incarnation string
+	gen         uint64
+	started     time.Time
 }
 
 func newActivation(h *Host, t *actorType, id placement.ActorID) *activation {
-	a := &activation{h: h, t: t, id: id, lastUsed: h.cfg.Clock.Now().UnixNano()}
+	a := &activation{h: h, t: t, id: id, epoch: h.epoch.Load(), lastUsed: h.cfg.Clock.Now().UnixNano()}
 	a.self.a = a
 	return a
 }
@@ -70,6 +76,30 @@ func (a *activation) enqueue(env *envelope) error {
 		return errBusy
 	}
 	a.queue = append(a.queue, env)
+	a.startLocked()
+	return nil
+}
+
+// pushFront puts an order to deactivate ahead of the queued calls, behind
+// the running turn only.
+func (a *activation) pushFront(env *envelope) {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.deactivating = true
+	if a.head > 0 {
+		a.head--
+		a.queue[a.head] = env
+	} else {
+		a.queue = append([]*envelope{env}, a.queue...)
+	}
+	a.startLocked()
+}
+
+// startLocked starts the mailbox goroutine if it is idle, and unlocks a.mu.
+func (a *activation) startLocked() {
 	start := !a.running
 	a.running = true
 	a.mu.Unlock()
@@ -77,7 +107,35 @@ func (a *activation) enqueue(env *envelope) error {
 		a.h.turns.Add(1)
 		go a.run()
 	}
-	return nil
+}
+
+// moveAway ends the activation because the table gave the actor to another
+// host: after the running turn, it deactivates (hook and save); the calls
+// queued behind are answered MOVED.
+func (a *activation) moveAway() { a.pushFront(&envelope{deactivate: true}) }
+
+// drop ends the activation of a host that lost its lease: after the running
+// turn (which the fence keeps from saving), without the hook or a save.
+// until is when the host's lease stopped being valid.
+func (a *activation) drop(until time.Time) {
+	end := time.Now()
+	if !until.IsZero() && until.Before(end) {
+		end = until
+	}
+	a.pushFront(&envelope{deactivate: true, drop: true, deadline: end})
+}
+
+// closedChan returns a channel closed once the activation has ended.
+func (a *activation) closedChan() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closedCh == nil {
+		a.closedCh = make(chan struct{})
+		if a.closed {
+			close(a.closedCh)
+		}
+	}
+	return a.closedCh
 }
 
 // deactivate queues the activation's last turn behind the calls already in
@@ -110,8 +168,11 @@ func (a *activation) run() {
 		switch {
 		case env == nil:
 			return
+		case env.deactivate && env.drop:
+			a.close(false, env.deadline)
+			return
 		case env.deactivate:
-			a.close(true)
+			a.close(true, time.Time{})
 			return
 		}
 		reply := a.turn(env)
@@ -119,7 +180,7 @@ func (a *activation) run() {
 		a.touch()
 		a.h.respond(env.msg, reply)
 		if a.discard {
-			a.close(false)
+			a.close(false, time.Time{})
 			return
 		}
 	}
@@ -155,9 +216,12 @@ func (a *activation) turn(env *envelope) *nats.Msg {
 	var ctx context.Context = tc
 	if !a.activated {
 		if err := a.activate(ctx); err != nil {
-			a.discard = true
+			a.discard = a.discard || a.activated || !errors.Is(err, router.ErrDeadlineExceeded)
 			return errorReply(router.AsError(err))
 		}
+	} else if !a.h.mayAct(a.epoch) {
+		a.discard = true
+		return errorReply(a.h.errFenced())
 	}
 	call := Call{Method: env.method, Payload: env.msg.Data, Header: env.msg.Header}
 	reply, err := a.receive(ctx, call)
@@ -189,8 +253,19 @@ func (a *activation) touch() {
 	a.mu.Unlock()
 }
 
-// activate loads the state, makes the Actor and runs its Activate hook.
+// activate waits until the host may activate the actor, then loads the
+// state, makes the Actor and runs its Activate hook. An error from the
+// waiting leaves the activation unactivated; any later one ends it.
 func (a *activation) activate(ctx context.Context) error {
+	if err := a.h.awaitActivation(ctx, a); err != nil {
+		return err
+	}
+	if !a.h.mayAct(a.epoch) {
+		return a.h.errFenced()
+	}
+	a.incarnation, a.gen, a.started = a.h.incarnation(), a.h.w.Table().Generation(), time.Now()
+	a.activated = true // from here on the activation counts, even if the rest fails
+	a.recordActivation(time.Time{})
 	if !a.t.stateless {
 		state, rev, err := a.h.loadState(ctx, StateKey(a.t.name, a.id))
 		if err != nil {
@@ -211,9 +286,9 @@ func (a *activation) activate(ctx context.Context) error {
 		}
 	}
 	if err != nil {
+		a.discard = true
 		return err
 	}
-	a.activated = true
 	return nil
 }
 
@@ -242,7 +317,7 @@ func (a *activation) save() error {
 		a.dirty = false
 		return nil
 	}
-	rev, err := a.h.saveState(StateKey(a.t.name, a.id), a.state, a.rev)
+	rev, err := a.h.saveState(a.epoch, StateKey(a.t.name, a.id), a.state, a.rev)
 	if err != nil {
 		return err
 	}
@@ -252,14 +327,24 @@ func (a *activation) save() error {
 
 // close ends the activation: with graceful set it runs the Deactivate hook
 // and saves, then it leaves the directory and re-admits calls that arrived
-// after the order to deactivate (to a new activation, or MOVED).
-func (a *activation) close(graceful bool) {
-	if graceful && a.activated {
+// after the order to deactivate (to a new activation, or MOVED). end is the
+// time to record as the activation's end; zero means now.
+func (a *activation) close(graceful bool, end time.Time) {
+	if graceful && a.activated && a.h.mayAct(a.epoch) {
 		a.finalTurn()
 	}
 	a.t.dir.remove(a.id, a)
+	if a.activated {
+		if end.IsZero() {
+			end = time.Now()
+		}
+		a.recordActivation(end)
+	}
 	a.mu.Lock()
 	a.closed = true
+	if a.closedCh != nil {
+		close(a.closedCh)
+	}
 	left := a.queue[a.head:]
 	a.queue, a.head, a.running = nil, 0, false
 	a.mu.Unlock()
@@ -271,6 +356,9 @@ func (a *activation) close(graceful bool) {
 }
 
 func (a *activation) finalTurn() {
+	if a.actor == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.h.cfg.SaveTimeout)
 	defer cancel()
 	if d, ok := a.actor.(Deactivator); ok {

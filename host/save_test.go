@@ -14,11 +14,11 @@ func TestLandedRecognisesOnlyOurOwnNewerWrite(t *testing.T) {
 	defer cancel()
 
 	key := StateKey("counter", "x")
-	first, err := h.saveState(key, []byte("1"), 0)
+	first, err := h.saveState(h.epoch.Load(), key, []byte("1"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := h.saveState(key, []byte("2"), first)
+	second, err := h.saveState(h.epoch.Load(), key, []byte("2"), first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestLandedRecognisesOnlyOurOwnNewerWrite(t *testing.T) {
 	if _, ok := h.landed(ctx, subject, []byte("2"), second); ok {
 		t.Fatal("a write at the expected revision itself was taken as newer")
 	}
-	if _, err := h.saveState(key, []byte("9"), first); err == nil {
+	if _, err := h.saveState(h.epoch.Load(), key, []byte("9"), first); err == nil {
 		t.Fatal("a stale save was not refused")
 	}
 }

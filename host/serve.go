@@ -22,8 +22,9 @@ type envelope struct {
 	id         placement.ActorID
 	method     string
 	gen        uint64
-	deadline   time.Time
+	deadline   time.Time // for a drop: the time to record as the activation's end
 	deactivate bool
+	drop       bool        // with deactivate: end without the hook or a save
 	ctx        turnContext // the turn's context, allocated with the envelope
 }
 
@@ -132,9 +133,7 @@ func (h *Host) admitLater(env *envelope) {
 func (h *Host) admit(env *envelope) {
 	table := h.w.Table()
 	if !h.owns(table, env.t.name, env.id) {
-		e := router.Errorf(router.CodeMoved, "actor is not on host %s at generation %d", h.cfg.ID, table.Generation())
-		e.Generation = table.Generation()
-		h.fail(env.msg, e)
+		h.fail(env.msg, h.errMoved(table))
 		return
 	}
 	for {

@@ -103,18 +103,20 @@ const saveAttempt = 500 * time.Millisecond
 // therefore checked against the stream leader: if the latest state is ours,
 // byte for byte, at a newer revision, the save succeeded. Only when no try
 // is answered before SaveTimeout is the outcome reported as unknown.
-func (h *Host) saveState(key string, state []byte, rev uint64) (uint64, error) {
+func (h *Host) saveState(e epoch, key string, state []byte, rev uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SaveTimeout)
 	defer cancel()
 	subject := "$KV." + h.state.Bucket() + "." + key
 	unanswered := false
 	for {
-		actx, acancel := context.WithTimeout(ctx, saveAttempt)
-		ack, err := h.js.Publish(actx, subject, state, jetstream.WithExpectLastSequencePerSubject(rev))
-		acancel()
+		ack, err := h.trySave(ctx, e, subject, state, rev)
 		switch {
 		case err == nil:
 			return ack.Sequence, nil
+		case errors.Is(err, errFencedSave) && !unanswered:
+			return 0, h.errFenced()
+		case notSent(err) && !unanswered:
+			return 0, router.Errorf(router.CodeUnavailable, "saving the state of %s: not connected to NATS; the turn was discarded: %w", key, err)
 		case jsutil.IsConflict(err):
 			if unanswered {
 				if seq, ok := h.landed(ctx, subject, state, rev); ok {
@@ -130,6 +132,28 @@ func (h *Host) saveState(key string, state []byte, rev uint64) (uint64, error) {
 		}
 		return 0, router.Errorf(router.CodeOutcomeUnknown, "saving the state of %s got no answer; the turn may or may not have taken effect: %w", key, err)
 	}
+}
+
+// errFencedSave is the error of a save the fence kept from being sent.
+var errFencedSave = errors.New("host: lease not valid; save not sent")
+
+// trySave sends one try of a save, if the fence allows it. Fencing counts
+// the tries in flight, so that a host giving up its lease can wait for them.
+func (h *Host) trySave(ctx context.Context, e epoch, subject string, state []byte, rev uint64) (*jetstream.PubAck, error) {
+	h.saving.Add(1)
+	defer h.saving.Add(-1)
+	if !h.mayAct(e) {
+		return nil, errFencedSave
+	}
+	ctx, cancel := context.WithTimeout(ctx, saveAttempt)
+	defer cancel()
+	return h.js.Publish(ctx, subject, state, jetstream.WithExpectLastSequencePerSubject(rev))
+}
+
+// notSent reports whether a publish failed before the message left the
+// client: the connection was down and the client keeps no reconnect buffer.
+func notSent(err error) bool {
+	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionClosed)
 }
 
 // noAnswer reports whether a publish failed without a word from the

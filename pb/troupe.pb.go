@@ -314,6 +314,75 @@ func (x *HostRecord) GetVersion() string {
 	return ""
 }
 
+// ReleaseRecord is the value of the key released.<host_id> in the membership
+// bucket. A host writes it after each table change, once it has deactivated
+// every actor it does not own in the table of that generation: it then holds
+// no activation another host may take. A host gaining an actor waits for it
+// (see PROTOCOL.md, "Handoff").
+type ReleaseRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host_id repeats the last token of the key.
+	HostId string `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// incarnation is the writer's HostRecord.incarnation; a record from
+	// another incarnation means nothing.
+	Incarnation string `protobuf:"bytes,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// generation is the table generation the host has released at.
+	Generation    uint64 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseRecord) Reset() {
+	*x = ReleaseRecord{}
+	mi := &file_troupe_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseRecord) ProtoMessage() {}
+
+func (x *ReleaseRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseRecord.ProtoReflect.Descriptor instead.
+func (*ReleaseRecord) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReleaseRecord) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *ReleaseRecord) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
+}
+
+func (x *ReleaseRecord) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 var File_troupe_proto protoreflect.FileDescriptor
 
 const file_troupe_proto_rawDesc = "" +
@@ -329,7 +398,13 @@ const file_troupe_proto_rawDesc = "" +
 	"\vincarnation\x18\x05 \x01(\tR\vincarnation\x12)\n" +
 	"\x10changed_revision\x18\x06 \x01(\x04R\x0fchangedRevision\x12&\n" +
 	"\x0fstarted_unix_ms\x18\a \x01(\x03R\rstartedUnixMs\x12\x18\n" +
-	"\aversion\x18\b \x01(\tR\aversion*W\n" +
+	"\aversion\x18\b \x01(\tR\aversion\"j\n" +
+	"\rReleaseRecord\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12 \n" +
+	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x03 \x01(\x04R\n" +
+	"generation*W\n" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HOST_STATE_ACTIVE\x10\x01\x12\x17\n" +
@@ -369,11 +444,12 @@ func file_troupe_proto_rawDescGZIP() []byte {
 }
 
 var file_troupe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_troupe_proto_goTypes = []any{
-	(HostState)(0),     // 0: troupe.v1.HostState
-	(ErrorCode)(0),     // 1: troupe.v1.ErrorCode
-	(*HostRecord)(nil), // 2: troupe.v1.HostRecord
+	(HostState)(0),        // 0: troupe.v1.HostState
+	(ErrorCode)(0),        // 1: troupe.v1.ErrorCode
+	(*HostRecord)(nil),    // 2: troupe.v1.HostRecord
+	(*ReleaseRecord)(nil), // 3: troupe.v1.ReleaseRecord
 }
 var file_troupe_proto_depIdxs = []int32{
 	0, // 0: troupe.v1.HostRecord.state:type_name -> troupe.v1.HostState
@@ -395,7 +471,7 @@ func file_troupe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_proto_rawDesc), len(file_troupe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,6 +35,9 @@ type LeaseConfig struct {
 	// MarkerTTL is the TTL of the purge marker Leave writes; 0 means
 	// DefaultMarkerTTL. Use the bucket's BucketConfig.MarkerTTL.
 	MarkerTTL time.Duration
+	// Margin is how long before the lease can expire on the server the host
+	// stops trusting it (see Lease.Valid); 0 means TTL/4.
+	Margin time.Duration
 }
 
 func (c LeaseConfig) withDefaults() (LeaseConfig, error) {
@@ -52,6 +56,12 @@ func (c LeaseConfig) withDefaults() (LeaseConfig, error) {
 	if c.MarkerTTL == 0 {
 		c.MarkerTTL = DefaultMarkerTTL
 	}
+	if c.Margin == 0 {
+		c.Margin = c.TTL / 4
+	}
+	if c.Margin < 0 || c.Margin >= c.TTL-c.Renew {
+		return c, fmt.Errorf("placement: lease margin %v must be positive and below the TTL less one renewal period (%v)", c.Margin, c.TTL-c.Renew)
+	}
 	return c, nil
 }
 
@@ -66,6 +76,12 @@ type Lease struct {
 	stop   chan struct{}
 	done   chan struct{}
 	onLost func(error)
+
+	// epoch anchors validUntil on the monotonic clock.
+	epoch time.Time
+	// validUntil is, in nanoseconds since epoch, the send time of the last
+	// successful write plus TTL minus Margin; 0 when the lease is not held.
+	validUntil atomic.Int64
 
 	mu       sync.Mutex
 	rec      *pb.HostRecord // what the next renewal publishes
@@ -94,6 +110,7 @@ func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, re
 		done:   make(chan struct{}),
 		onLost: onLost,
 		rec:    proto.Clone(rec).(*pb.HostRecord),
+		epoch:  time.Now(),
 	}
 	l.rec.ChangedRevision = 0
 	if err := jsutil.WhenAnswered(ctx, func() error { return l.create(ctx) }); err != nil {
@@ -125,6 +142,48 @@ func (l *Lease) Renewed() time.Time {
 // TTL is the lease's time to live.
 func (l *Lease) TTL() time.Duration { return l.cfg.TTL }
 
+// Valid reports whether the host may still act on the lease: it is held, and
+// less than TTL minus Margin has passed since the send time of the last write
+// that succeeded. The server cannot expire the record before that send time
+// plus the TTL, so a host that stops running turns when Valid turns false
+// has stopped Margin before any other host can take its actors — provided
+// the host's clock and the server's run at the same rate, and what the host
+// sent before reaches the server within Margin or not at all.
+//
+// It reads the monotonic clock and one atomic: cheap enough for every turn.
+func (l *Lease) Valid() bool {
+	return int64(time.Since(l.epoch)) < l.validUntil.Load()
+}
+
+// ValidUntil is the time Valid turns false unless the lease is renewed; the
+// zero Time when the lease is not held.
+func (l *Lease) ValidUntil() time.Time {
+	v := l.validUntil.Load()
+	if v == 0 {
+		return time.Time{}
+	}
+	return l.epoch.Add(time.Duration(v))
+}
+
+// Replace sets the record the next join writes after the lease was lost,
+// for example with a new incarnation. Call it from onLost.
+func (l *Lease) Replace(rec *pb.HostRecord) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rec = proto.Clone(rec).(*pb.HostRecord)
+	l.rec.ChangedRevision = 0
+}
+
+// Invalidate makes Valid false until the next successful write; Leave and
+// Stop do it first. A host calls it to stop acting on a lease it is giving up.
+func (l *Lease) Invalidate() { l.validUntil.Store(0) }
+
+// held records a successful write sent at sent with revision rev. l.mu is held.
+func (l *Lease) held(rev uint64, sent time.Time) {
+	l.rev, l.renewed = rev, sent
+	l.validUntil.Store(int64(sent.Sub(l.epoch) + l.cfg.TTL - l.cfg.Margin))
+}
+
 // Update publishes a record whose meaning changed (for example, draining)
 // and returns its revision. It fails if the lease is not held.
 func (l *Lease) Update(ctx context.Context, rec *pb.HostRecord) (uint64, error) {
@@ -147,8 +206,10 @@ func (l *Lease) Update(ctx context.Context, rec *pb.HostRecord) (uint64, error) 
 // Leave stops renewing and removes the record, leaving a purge marker that
 // every watcher sees. It is safe to call more than once.
 func (l *Lease) Leave(ctx context.Context) error {
+	l.Invalidate()
 	l.halt()
 	l.mu.Lock()
+	l.Invalidate()
 	rev := l.rev
 	l.rev = 0
 	l.mu.Unlock()
@@ -164,7 +225,11 @@ func (l *Lease) Leave(ctx context.Context) error {
 
 // Stop stops renewing without removing the record; the server expires it
 // after the TTL, as if the host had crashed.
-func (l *Lease) Stop() { l.halt() }
+func (l *Lease) Stop() {
+	l.Invalidate()
+	l.halt()
+	l.Invalidate()
+}
 
 func (l *Lease) halt() {
 	l.stopOnce.Do(func() { close(l.stop) })
@@ -203,6 +268,7 @@ func (l *Lease) tick() {
 	}
 	l.mu.Lock()
 	l.rev = 0
+	l.Invalidate()
 	l.mu.Unlock()
 	if l.onLost != nil {
 		l.onLost(err)
@@ -224,7 +290,8 @@ func (l *Lease) create(ctx context.Context) error {
 		return err
 	}
 	rec.ChangedRevision = rev
-	l.rec, l.rev, l.renewed = rec, rev, sent
+	l.rec = rec
+	l.held(rev, sent)
 	return nil
 }
 
@@ -253,6 +320,6 @@ func (l *Lease) publishLocked(ctx context.Context, rec *pb.HostRecord) (uint64, 
 	if err != nil {
 		return 0, err
 	}
-	l.rev, l.renewed = ack.Sequence, sent
+	l.held(ack.Sequence, sent)
 	return ack.Sequence, nil
 }

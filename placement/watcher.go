@@ -28,20 +28,33 @@ var ErrWatcherStopped = errors.New("placement: watcher stopped")
 // write. Departures are seen through purge markers, kept for the bucket's
 // marker TTL.
 //
+// The watcher also follows the hosts' release records, and with them answers
+// MayActivate: whether a host may activate an actor it gained (see handoff).
+//
 // A Watcher owns one goroutine, started by Watch and ended by Stop.
 type Watcher struct {
-	kw     jetstream.KeyWatcher
-	table  atomic.Pointer[Table]
-	stop   chan struct{}
-	done   chan struct{}
-	stopMu sync.Once
+	kv      jetstream.KeyValue
+	kw      jetstream.KeyWatcher // owned by the goroutine after Watch
+	table   atomic.Pointer[Table]
+	settled atomic.Uint64 // the generation, once every member released at it
+	stop    chan struct{}
+	resync  chan struct{}
+	done    chan struct{}
+	stopMu  sync.Once
 
 	mu      sync.Mutex
-	members map[HostID]member
-	gen     uint64
+	view    view
+	handoff handoff
 	applied uint64
 	changed chan struct{} // closed and replaced after every applied entry
 	stopped bool
+}
+
+// view is the member set and release records read from the bucket.
+type view struct {
+	members  map[HostID]member
+	releases map[HostID]*pb.ReleaseRecord
+	gen      uint64
 }
 
 type member struct {
@@ -58,42 +71,61 @@ func Watch(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
 	if err := checkBucketHashVersion(ctx, kv); err != nil {
 		return nil, err
 	}
-	kw, err := kv.Watch(context.Background(), hostKeyPrefix+"*")
-	if err != nil {
-		return nil, fmt.Errorf("placement: watch %q: %w", kv.Bucket(), err)
-	}
 	w := &Watcher{
-		kw:      kw,
+		kv:      kv,
 		stop:    make(chan struct{}),
+		resync:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
-		members: make(map[HostID]member),
 		changed: make(chan struct{}),
 	}
 	w.table.Store(NewTable(0, nil))
-	if err := w.readInitial(ctx); err != nil {
-		_ = kw.Stop()
+	kw, v, err := w.readAll(ctx)
+	if err != nil {
 		return nil, err
 	}
+	w.kw = kw
+	w.install(v)
 	go w.loop()
 	return w, nil
 }
 
-func (w *Watcher) readInitial(ctx context.Context) error {
+// readAll starts a new watch and reads the bucket's current entries into a
+// fresh view.
+func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, error) {
+	v := view{members: make(map[HostID]member), releases: make(map[HostID]*pb.ReleaseRecord)}
+	kw, err := w.kv.WatchFiltered(context.Background(), []string{hostKeyPrefix + "*", releaseKeyPrefix + "*"})
+	if err != nil {
+		return nil, v, fmt.Errorf("placement: watch %q: %w", w.kv.Bucket(), err)
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("placement: reading the member set: %w", ctx.Err())
-		case e, ok := <-w.kw.Updates():
+			_ = kw.Stop()
+			return nil, v, fmt.Errorf("placement: reading the member set: %w", ctx.Err())
+		case e, ok := <-kw.Updates():
 			if !ok {
-				return ErrWatcherStopped
+				return nil, v, ErrWatcherStopped
 			}
 			if e == nil {
-				w.publish()
-				return nil
+				return kw, v, nil
 			}
-			w.apply(e)
+			w.mu.Lock()
+			w.applied = max(w.applied, e.Revision())
+			w.mu.Unlock()
+			v.apply(e)
 		}
 	}
+}
+
+// install makes v the watcher's view and publishes its table. A view read
+// again after a connection gap keeps the generation monotonic: removals whose
+// markers expired during the gap would otherwise lower it.
+func (w *Watcher) install(v view) {
+	w.mu.Lock()
+	v.gen = max(v.gen, w.view.gen)
+	w.view = v
+	w.mu.Unlock()
+	w.publish()
 }
 
 func (w *Watcher) loop() {
@@ -106,54 +138,123 @@ func (w *Watcher) loop() {
 	w.notify()
 }
 
-// next applies the next entry; false when the watch ended.
+// next applies the next entry, or reads the bucket again when asked; false
+// when the watch ended.
 func (w *Watcher) next() bool {
 	select {
 	case <-w.stop:
 		return false
+	case <-w.resync:
+		w.reread()
+		w.notify()
+		return true
 	case e, ok := <-w.kw.Updates():
 		if !ok {
 			return false
 		}
-		if e != nil && w.apply(e) {
-			w.publish()
+		if e != nil {
+			w.mu.Lock()
+			w.applied = max(w.applied, e.Revision())
+			changed := w.view.apply(e)
+			w.mu.Unlock()
+			if changed {
+				w.publish()
+			} else {
+				w.updateSettled()
+			}
 		}
 		w.notify()
 		return true
 	}
 }
 
-// apply folds one entry into the member set and reports whether the set
+// Resync asks the watcher to read the whole bucket again, as a new watcher
+// would. Call it after the connection to NATS was lost and restored: a gap
+// longer than the bucket's marker TTL loses removals, which a full read does
+// not need.
+func (w *Watcher) Resync() {
+	select {
+	case w.resync <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Watcher) reread() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-w.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	kw, v, err := w.readAll(ctx)
+	if err != nil {
+		return // stopping, or the bucket is unreachable: keep the old watch
+	}
+	old := w.kw
+	w.kw = kw
+	go func() { _ = old.Stop() }()
+	w.install(v)
+}
+
+// apply folds one entry into the view and reports whether the member set
 // changed.
-func (w *Watcher) apply(e jetstream.KeyValueEntry) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.applied = max(w.applied, e.Revision())
+func (v *view) apply(e jetstream.KeyValueEntry) bool {
+	if id, ok := releaseIDFromKey(e.Key()); ok {
+		v.applyRelease(id, e)
+		return false
+	}
 	id, ok := hostIDFromKey(e.Key())
 	if !ok {
 		return false
 	}
 	if e.Operation() != jetstream.KeyValuePut {
-		_, had := w.members[id]
-		delete(w.members, id)
-		w.gen = max(w.gen, e.Revision())
+		_, had := v.members[id]
+		delete(v.members, id)
+		v.gen = max(v.gen, e.Revision())
 		return had
 	}
 	rec := new(pb.HostRecord)
 	if err := proto.Unmarshal(e.Value(), rec); err != nil || rec.GetHostId() != string(id) {
 		return false // not a record a host wrote; ignore rather than guess
 	}
-	if old, had := w.members[id]; had && sameMeaning(old.rec, rec) {
-		w.members[id] = member{rec: rec, changed: old.changed}
+	if old, had := v.members[id]; had && sameMeaning(old.rec, rec) {
+		v.members[id] = member{rec: rec, changed: old.changed}
 		return false
 	}
 	changed := rec.GetChangedRevision()
 	if changed == 0 || changed > e.Revision() {
 		changed = e.Revision()
 	}
-	w.members[id] = member{rec: rec, changed: changed}
-	w.gen = max(w.gen, changed)
+	v.members[id] = member{rec: rec, changed: changed}
+	v.gen = max(v.gen, changed)
 	return true
+}
+
+func (v *view) applyRelease(id HostID, e jetstream.KeyValueEntry) {
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(v.releases, id)
+		return
+	}
+	rec := new(pb.ReleaseRecord)
+	if err := proto.Unmarshal(e.Value(), rec); err != nil || rec.GetHostId() != string(id) {
+		return
+	}
+	v.releases[id] = rec
+}
+
+// releasedAt returns the generation each member has released at, counting
+// only records of its current incarnation.
+func (v *view) releasedAt() map[HostID]uint64 {
+	r := make(map[HostID]uint64, len(v.members))
+	for id, m := range v.members {
+		if rel := v.releases[id]; rel != nil && rel.GetIncarnation() == m.rec.GetIncarnation() {
+			r[id] = rel.GetGeneration()
+		}
+	}
+	return r
 }
 
 func sameMeaning(a, b *pb.HostRecord) bool {
@@ -165,13 +266,46 @@ func sameMeaning(a, b *pb.HostRecord) bool {
 // publish builds the table for the current member set.
 func (w *Watcher) publish() {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	ms := make([]Member, 0, len(w.members))
-	for _, m := range w.members {
+	ms := make([]Member, 0, len(w.view.members))
+	for _, m := range w.view.members {
 		ms = append(ms, memberOf(m.rec))
 	}
-	w.table.Store(NewTable(w.gen, ms))
+	t := NewTable(w.view.gen, ms)
+	w.handoff.push(t)
+	w.table.Store(t)
+	w.mu.Unlock()
+	w.updateSettled()
 }
+
+// updateSettled recomputes the release state after an entry.
+func (w *Watcher) updateSettled() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.handoff.released = w.view.releasedAt()
+	if cur := w.handoff.current(); cur != nil && w.handoff.settled() {
+		w.settled.Store(max(w.settled.Load(), cur.Generation()))
+	}
+}
+
+// MayActivate reports whether host self may activate (typ, id) in table t:
+// t must be the current table and give the actor to self, and no other
+// member may still hold the actor. That is true at once when every member
+// has released at t's generation; before that, it is true for an actor whose
+// previous owners have released it. Wait on Changed and ask again.
+func (w *Watcher) MayActivate(self HostID, t *Table, typ ActorType, id ActorID) bool {
+	if o, ok := t.Owner(typ, id); !ok || o.ID != self || w.table.Load() != t {
+		return false
+	}
+	if w.settled.Load() >= t.Generation() {
+		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.handoff.current() == t && w.handoff.mayActivate(self, typ, id)
+}
+
+// Settled is the highest generation at which every member had released.
+func (w *Watcher) Settled() uint64 { return w.settled.Load() }
 
 func memberOf(rec *pb.HostRecord) Member {
 	types := make([]ActorType, len(rec.GetActorTypes()))
@@ -236,8 +370,8 @@ func (w *Watcher) WaitApplied(ctx context.Context, rev uint64) error {
 func (w *Watcher) Records() []*pb.HostRecord {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	recs := make([]*pb.HostRecord, 0, len(w.members))
-	for _, m := range w.members {
+	recs := make([]*pb.HostRecord, 0, len(w.view.members))
+	for _, m := range w.view.members {
 		recs = append(recs, m.rec)
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].GetHostId() < recs[j].GetHostId() })
@@ -250,7 +384,7 @@ func (w *Watcher) Records() []*pb.HostRecord {
 func (w *Watcher) Stop() {
 	w.stopMu.Do(func() {
 		close(w.stop)
-		go func() { _ = w.kw.Stop() }()
 	})
 	<-w.done
+	go func() { _ = w.kw.Stop() }()
 }

@@ -120,12 +120,12 @@ func dev(ctx context.Context, e env, cfg embedded.Config, ui *uiFlag) error {
 	u := clientURL(s)
 	log.Info("nats server started", "url", u, "store", cfg.StoreDir)
 	id := host.DefaultConfig().ID
-	nc, err := nats.Connect(u, append(logEvents(log), nats.Name("troupe dev "+string(id)))...)
+	nc, err := nats.Connect(u, append(logEvents(log), nats.Name("troupe dev "+string(id)), nats.ReconnectBufSize(-1))...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return serveActors(ctx, nc, id, log, ui, func() {
+	return serveActors(ctx, nc, host.Config{ID: id}, log, ui, func() {
 		fmt.Fprintf(e.stdout, "%s\ntry: troupe call -s %s counter c1 add 5\n", u, u)
 	})
 }

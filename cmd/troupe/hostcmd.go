@@ -11,18 +11,26 @@ import (
 
 	"github.com/troupe-dev/troupe/examples/counter"
 	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/ledger"
 	"github.com/troupe-dev/troupe/placement"
 )
 
-const hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--ui ADDR]
+const hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-ttl DURATION] [--ledger FILE] [--ui ADDR]
 
 Joins a host serving the example actors (counter) to an existing NATS with
-JetStream, and runs until SIGINT or SIGTERM; then it drains: it leaves the
-member set, finishes running calls and saves state. It reconnects to NATS
+JetStream, and runs until SIGINT or SIGTERM; then it drains: it marks itself
+draining so the other hosts take its actors, hands them off (running calls
+finish, state is saved), and leaves the member set. It reconnects to NATS
 forever.
 
 Flags:
   --name NAME       host id, [A-Za-z0-9_-]{1,64} (default h- and 8 random hex digits)
+  --lease-ttl DURATION
+                    lease time to live, whole seconds (default 4s): a host that
+                    stops renewing leaves the member set this long after its
+                    last renewal, and stops running calls a quarter of it before
+  --ledger FILE     append every activation's start and end to FILE (JSON
+                    lines), for audits of single activation
 ` + uiUsage + `
 ` + connUsage
 
@@ -39,6 +47,8 @@ func runHost(ctx context.Context, e env, args []string) error {
 	var conn connFlags
 	conn.register(fs, e.getenv)
 	name := fs.String("name", "", "host id")
+	leaseTTL := fs.Duration("lease-ttl", placement.DefaultLeaseTTL, "lease time to live")
+	ledgerFile := fs.String("ledger", "", "activation ledger file")
 	var ui uiFlag
 	ui.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -51,15 +61,27 @@ func runHost(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return usagef(fs, "--name: %v", err)
 	}
+	cfg := host.Config{ID: id, Lease: placement.LeaseConfig{TTL: *leaseTTL}}
+	if err := cfg.Validate(); err != nil {
+		return usagef(fs, "%v", err)
+	}
 	if _, err := ui.listenAddr(); err != nil {
 		return usagef(fs, "%v", err)
+	}
+	if *ledgerFile != "" {
+		w, err := ledger.Create(*ledgerFile)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		cfg.OnActivation = w.Record
 	}
 	log := newLogger(e.stderr)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	opts := append(logEvents(log), nats.MaxReconnects(-1),
+	opts := append(logEvents(log), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1),
 		nats.ClosedHandler(func(*nats.Conn) { cancel(errConnClosed) }))
 	nc, err := conn.connect("troupe host "+string(id), opts...)
 	if err != nil {
@@ -67,7 +89,7 @@ func runHost(ctx context.Context, e env, args []string) error {
 	}
 	defer nc.Close()
 	log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-	return serveActors(ctx, nc, id, log, &ui, func() {})
+	return serveActors(ctx, nc, cfg, log, &ui, func() {})
 }
 
 // hostID returns the id --name gives, or a random one.
@@ -82,8 +104,10 @@ func hostID(name string) (placement.HostID, error) {
 // serveActors runs a host with the example actors on nc until ctx ends,
 // then drains it. ready is called once the host has joined; then the live
 // page starts if ui asks for it.
-func serveActors(ctx context.Context, nc *nats.Conn, id placement.HostID, log *slog.Logger, ui *uiFlag, ready func()) error {
-	h, err := host.New(nc, host.Config{ID: id, Logger: log})
+func serveActors(ctx context.Context, nc *nats.Conn, cfg host.Config, log *slog.Logger, ui *uiFlag, ready func()) error {
+	cfg.Logger = log
+	id := cfg.ID
+	h, err := host.New(nc, cfg)
 	if err != nil {
 		return err
 	}

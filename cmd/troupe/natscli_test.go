@@ -142,7 +142,7 @@ func TestNatsCLIPlacement(t *testing.T) {
 	t.Parallel()
 	env := natsEnv(t, "")
 	_, url := startDev(t, natstest.FreeAddr(t), t.TempDir())
-	if r := natsRun(t, env, "--server", url, "kv", "ls", "troupe_placement"); r.code != 0 || !strings.HasPrefix(r.stdout, "hosts.h-") {
+	if r := natsRun(t, env, "--server", url, "kv", "ls", "troupe_placement"); r.code != 0 || !strings.Contains("\n"+r.stdout, "\nhosts.h-") {
 		t.Fatalf("nats kv ls troupe_placement: exit %d, stdout %q, stderr %q; want the dev host's key", r.code, r.stdout, r.stderr)
 	}
 	watch := startNats(t, env, "--server", url, "kv", "watch", "troupe_placement")

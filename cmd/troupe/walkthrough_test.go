@@ -25,7 +25,7 @@ func TestDevWalkthrough(t *testing.T) {
 	if code := dev.exitCode(t, 15*time.Second); code != 0 {
 		t.Fatalf("troupe dev exited with %d after SIGTERM, want 0\n%s", code, dev.stderr.String())
 	}
-	if log := dev.stderr.String(); !strings.Contains(log, "host leaving") {
+	if log := dev.stderr.String(); !strings.Contains(log, "host draining") || !strings.Contains(log, "host left") {
 		t.Errorf("troupe dev did not drain its host:\n%s", log)
 	}
 

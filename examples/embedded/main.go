@@ -76,7 +76,9 @@ func run(ctx context.Context, out io.Writer) error {
 }
 
 func startHost(ctx context.Context, url string, id placement.HostID, logger *slog.Logger) (*host.Host, error) {
-	nc, err := nats.Connect(url, nats.Name("example host "+string(id)))
+	// A host's connection keeps no reconnect buffer: a state save must not
+	// wait out an outage in memory and land after the lease is gone.
+	nc, err := nats.Connect(url, nats.Name("example host "+string(id)), nats.ReconnectBufSize(-1))
 	if err != nil {
 		return nil, err
 	}

@@ -190,6 +190,7 @@ func (c *Cluster) Connect(t testing.TB, i int, opts ...nats.Option) *nats.Conn {
 	opts = append([]nats.Option{
 		nats.DontRandomize(),
 		nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(-1),
 		nats.ReconnectWait(20 * time.Millisecond),
 		nats.ReconnectJitter(10*time.Millisecond, 10*time.Millisecond),
 	}, opts...)

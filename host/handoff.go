@@ -1,0 +1,244 @@
+package host
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// Single activation rests on three rules, all enforced here:
+//
+//   - Handoff: after every table change the host deactivates the actors the
+//     new table gives to other hosts (a running turn finishes, calls queued
+//     behind it are answered MOVED), then writes its release record for that
+//     generation.
+//   - Activation: a host activates an actor it gained only once the watcher
+//     says no other member can still hold it (placement.Watcher.MayActivate):
+//     every previous owner has released, or left. Calls wait in the new
+//     activation's mailbox meanwhile, bounded by their deadlines.
+//   - Fencing: a turn starts, and a state save is sent, only while the
+//     host's lease is valid (placement.Lease.Valid) and the activation
+//     belongs to the host's current incarnation. A host that lost its lease
+//     drops every activation and joins again as a new incarnation.
+
+// epochs number the host's incarnations within the process. An activation
+// belongs to the epoch it was created in and may act only while the host is
+// still in it.
+type epoch = uint64
+
+// mayAct reports whether an activation of epoch e may run a turn or send a
+// save now.
+func (h *Host) mayAct(e epoch) bool {
+	return h.epoch.Load() == e && h.lease != nil && h.lease.Valid()
+}
+
+// errFenced is the error of a turn refused by the fence.
+func (h *Host) errFenced() *router.Error {
+	return router.Errorf(router.CodeUnavailable, "host %s cannot renew its lease; the call did not run", h.cfg.ID)
+}
+
+// awaitActivation blocks until a may be activated: the table gives it to this
+// host and no other member can still hold it. It fails with MOVED when the
+// table gives the actor to another host, and when ctx ends.
+func (h *Host) awaitActivation(ctx context.Context, a *activation) error {
+	for {
+		changed := h.w.Changed()
+		t := h.w.Table()
+		if !h.owns(t, a.t.name, a.id) {
+			return h.errMoved(t)
+		}
+		if h.w.MayActivate(h.cfg.ID, t, a.t.name, a.id) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-h.stop:
+			return router.Errorf(router.CodeUnavailable, "host %s is stopping", h.cfg.ID)
+		case <-ctx.Done():
+			return router.Errorf(router.CodeDeadlineExceeded,
+				"the actor's previous host did not hand it off before the deadline (generation %d)", t.Generation())
+		}
+	}
+}
+
+func (h *Host) errMoved(t *placement.Table) *router.Error {
+	e := router.Errorf(router.CodeMoved, "actor is not on host %s at generation %d", h.cfg.ID, t.Generation())
+	e.Generation = t.Generation()
+	return e
+}
+
+// followTable hands off, after every table change, the actors the new table
+// gives to other hosts, and records the release.
+func (h *Host) followTable() {
+	var last *placement.Table
+	for {
+		changed := h.w.Changed()
+		if t := h.w.Table(); t != last {
+			last = t
+			h.handOff(t)
+		}
+		select {
+		case <-h.stop:
+			return
+		case <-changed:
+		}
+	}
+}
+
+// handOff deactivates every activation t does not give to this host, waits
+// for them to end, and writes the release record for t's generation.
+func (h *Host) handOff(t *placement.Table) {
+	var lost []*activation
+	h.eachActivation(func(a *activation) {
+		if !h.owns(t, a.t.name, a.id) {
+			a.moveAway()
+			lost = append(lost, a)
+		}
+	})
+	for _, a := range lost {
+		select {
+		case <-a.closedChan():
+		case <-h.stop:
+			return
+		}
+	}
+	h.release(t.Generation())
+}
+
+// release writes the host's release record, retrying until it lands, a newer
+// table supersedes it, or the host stops.
+func (h *Host) release(gen uint64) {
+	for {
+		inc := h.incarnation()
+		ctx, cancel := context.WithTimeout(context.Background(), h.lease.TTL())
+		err := placement.Release(ctx, h.js, h.members, h.cfg.ID, inc, gen, h.markerTTL())
+		cancel()
+		if err == nil {
+			h.released.Store(gen)
+			h.notifyReleased()
+			return
+		}
+		h.log.Warn("release not recorded; retrying", "generation", gen, "err", err)
+		select {
+		case <-h.stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if h.w.Table().Generation() > gen {
+			return
+		}
+	}
+}
+
+func (h *Host) markerTTL() time.Duration {
+	if h.cfg.Membership.MarkerTTL != 0 {
+		return h.cfg.Membership.MarkerTTL
+	}
+	return placement.DefaultMarkerTTL
+}
+
+// notifyReleased wakes whoever waits in waitReleased.
+func (h *Host) notifyReleased() {
+	h.releaseMu.Lock()
+	close(h.releasedCh)
+	h.releasedCh = make(chan struct{})
+	h.releaseMu.Unlock()
+}
+
+// waitReleased waits until the host has released at generation gen or later.
+func (h *Host) waitReleased(ctx context.Context, gen uint64) error {
+	for {
+		h.releaseMu.Lock()
+		ch := h.releasedCh
+		h.releaseMu.Unlock()
+		if h.released.Load() >= gen {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (h *Host) incarnation() string {
+	h.recMu.Lock()
+	defer h.recMu.Unlock()
+	return h.rec.GetIncarnation()
+}
+
+// leaseLost runs on the lease's goroutine when the lease is found lost. The
+// host moves to a new epoch at once, so no activation of the old incarnation
+// runs another turn; it drops them all without saving (their acknowledged
+// turns were saved already) and joins again as a new incarnation.
+func (h *Host) leaseLost(err error) {
+	h.epoch.Add(1)
+	until := h.lease.ValidUntil()
+	h.eachActivation(func(a *activation) { a.drop(until) })
+	h.recMu.Lock()
+	h.rec.Incarnation = randomIncarnation()
+	h.rec.StartedUnixMs = time.Now().UnixMilli()
+	rec := h.recordLocked()
+	h.recMu.Unlock()
+	h.lease.Replace(rec)
+	h.log.Warn("lease lost; dropped every activation, joining again as a new incarnation",
+		"err", err, "incarnation", rec.GetIncarnation())
+}
+
+// setState publishes the host's record with a new state (draining).
+func (h *Host) setState(ctx context.Context, state pb.HostState) (uint64, error) {
+	h.recMu.Lock()
+	h.rec.State = state
+	rec := h.recordLocked()
+	h.recMu.Unlock()
+	return h.lease.Update(ctx, rec)
+}
+
+// drainActors marks the host draining, so the table moves its actors away,
+// and waits until it has handed them all off.
+func (h *Host) drainActors(ctx context.Context) error {
+	rev, err := h.setState(ctx, pb.HostState_HOST_STATE_DRAINING)
+	if err != nil {
+		return err
+	}
+	if err := h.w.WaitApplied(ctx, rev); err != nil {
+		return err
+	}
+	return h.waitReleased(ctx, h.w.Table().Generation())
+}
+
+// fence stops every turn and save of the current incarnation and waits for
+// saves already sent to be answered, so nothing this host sends lands after
+// it leaves.
+func (h *Host) fence(ctx context.Context) {
+	h.lease.Invalidate()
+	for h.saving.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// followConnection reads the member set again after every reconnect: the
+// watch resumes on its own, but a gap longer than the bucket's marker TTL
+// would hide removals.
+func (h *Host) followConnection() {
+	ch := h.nc.StatusChanged(nats.CONNECTED)
+	defer h.nc.RemoveStatusListener(ch)
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-ch:
+			h.w.Resync()
+		}
+	}
+}

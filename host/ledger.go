@@ -1,0 +1,36 @@
+package host
+
+import (
+	"time"
+
+	"github.com/troupe-dev/troupe/placement"
+)
+
+// ActivationRecord describes one activation's life on a host, for audits
+// such as a ledger that proves no two activations of an actor overlapped.
+//
+// Start is when the host was allowed to activate the actor (before loading
+// its state). End is zero while the activation lives; when it ends, End is
+// the time after which it started no turn and sent no state save: the time
+// it closed, or, when the host dropped it because its lease could no longer
+// be trusted, the earlier of that and the moment the lease stopped being
+// valid (placement.Lease.Valid).
+type ActivationRecord struct {
+	Type        placement.ActorType
+	ID          placement.ActorID
+	Host        placement.HostID
+	Incarnation string
+	Generation  uint64 // the table generation the activation started in
+	Start, End  time.Time
+}
+
+// recordActivation reports a's start (end zero) or end to Config.OnActivation.
+func (a *activation) recordActivation(end time.Time) {
+	if a.h.cfg.OnActivation == nil {
+		return
+	}
+	a.h.cfg.OnActivation(ActivationRecord{
+		Type: a.t.name, ID: a.id, Host: a.h.cfg.ID, Incarnation: a.incarnation,
+		Generation: a.gen, Start: a.started, End: end,
+	})
+}

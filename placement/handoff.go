@@ -1,0 +1,135 @@
+package placement
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/pb"
+)
+
+// releaseKeyPrefix starts the keys of release records.
+const releaseKeyPrefix = "released."
+
+// historyLen is how many recent tables a watcher keeps to decide handoffs
+// without waiting for every member. Older tables are not needed once every
+// member has released past them.
+const historyLen = 64
+
+// ReleaseKey is the key of a host's release record.
+func ReleaseKey(id HostID) string { return releaseKeyPrefix + string(id) }
+
+func releaseIDFromKey(key string) (HostID, bool) {
+	id, ok := strings.CutPrefix(key, releaseKeyPrefix)
+	if !ok || HostID(id).Validate() != nil {
+		return "", false
+	}
+	return HostID(id), true
+}
+
+// Release records that the host (id, incarnation) has deactivated every actor
+// it does not own in the table of generation gen. It is one write per host
+// per table change; the record expires after ttl (use the bucket's marker
+// TTL), by which time every watcher has long applied it.
+func Release(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, id HostID, incarnation string, gen uint64, ttl time.Duration) error {
+	data, err := proto.Marshal(&pb.ReleaseRecord{HostId: string(id), Incarnation: incarnation, Generation: gen})
+	if err != nil {
+		return err
+	}
+	if _, err := js.Publish(ctx, "$KV."+kv.Bucket()+"."+ReleaseKey(id), data, jetstream.WithMsgTTL(ttl)); err != nil {
+		return fmt.Errorf("placement: release at generation %d: %w", gen, err)
+	}
+	return nil
+}
+
+// handoff is the pure rule that decides when a host may activate an actor it
+// gained: only when no other member can still hold it.
+//
+// A member m that released at generation r holds no actor it does not own in
+// the table of generation r, and it activates an actor at a later table only
+// once that rule lets it. So m can hold actor a only if m owned a in some
+// table from r's to the current one. If no member could, a is free to take.
+// When every member has released at the current generation (the table is
+// settled) that holds for every actor at once; otherwise the recent tables
+// answer it per actor, and an actor whose history reaches further back than
+// the tables kept must wait.
+type handoff struct {
+	// released is the generation each member has released at, counting only
+	// records from the member's current incarnation.
+	released map[HostID]uint64
+	// history holds recent tables in ascending generation order; the last
+	// one is the current table.
+	history []*Table
+}
+
+// settled reports whether every member of the current table has released
+// at its generation.
+func (h *handoff) settled() bool {
+	cur := h.current()
+	for _, m := range cur.Members() {
+		if h.released[m.ID] < cur.Generation() {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *handoff) current() *Table {
+	if len(h.history) == 0 {
+		return nil
+	}
+	return h.history[len(h.history)-1]
+}
+
+// mayActivate reports whether self may activate (typ, id) now. The caller
+// has checked that self owns it in the current table.
+func (h *handoff) mayActivate(self HostID, typ ActorType, id ActorID) bool {
+	cur := h.current()
+	for _, m := range cur.Members() {
+		if m.ID == self {
+			continue
+		}
+		r := h.released[m.ID]
+		if r >= cur.Generation() {
+			continue
+		}
+		if h.mayHold(m.ID, r, typ, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// mayHold reports whether member m, released at r, may still hold the actor:
+// whether it owns it in the table in effect at r or any later one, or the
+// tables kept do not reach back to r.
+func (h *handoff) mayHold(m HostID, r uint64, typ ActorType, id ActorID) bool {
+	first := -1
+	for i, t := range h.history {
+		if t.Generation() <= r {
+			first = i // the table in effect at r
+		}
+	}
+	if first < 0 {
+		return true // released before the oldest table kept, or never
+	}
+	for _, t := range h.history[first:] {
+		if o, ok := t.Owner(typ, id); ok && o.ID == m {
+			return true
+		}
+	}
+	return false
+}
+
+// push appends a new current table, dropping the oldest beyond historyLen.
+func (h *handoff) push(t *Table) {
+	if len(h.history) == historyLen {
+		copy(h.history, h.history[1:])
+		h.history = h.history[:historyLen-1]
+	}
+	h.history = append(h.history, t)
+}

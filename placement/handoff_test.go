@@ -1,0 +1,122 @@
+package placement
+
+import (
+	"fmt"
+	"testing"
+)
+
+// movedActor finds an actor of typ that from owns in a and to owns in b.
+func movedActor(t *testing.T, a, b *Table, typ ActorType, from, to HostID) ActorID {
+	t.Helper()
+	for i := 0; i < 100000; i++ {
+		id := ActorID(fmt.Sprint("a", i))
+		oa, _ := a.Owner(typ, id)
+		ob, _ := b.Owner(typ, id)
+		if oa != nil && ob != nil && oa.ID == from && ob.ID == to {
+			return id
+		}
+	}
+	t.Fatalf("no actor moves from %s to %s", from, to)
+	return ""
+}
+
+func members(ids ...HostID) []Member {
+	ms := make([]Member, len(ids))
+	for i, id := range ids {
+		ms[i] = Member{ID: id, Types: []ActorType{"c"}}
+	}
+	return ms
+}
+
+func TestHandoffWaitsForThePreviousOwnerOnly(t *testing.T) {
+	g1 := NewTable(10, members("a", "b"))
+	g2 := NewTable(20, members("a", "b", "c"))
+	var h handoff
+	h.push(g1)
+	h.push(g2)
+	h.released = map[HostID]uint64{"a": 10, "b": 10, "c": 20}
+
+	fromA := movedActor(t, g1, g2, "c", "a", "c")
+	fromB := movedActor(t, g1, g2, "c", "b", "c")
+	if h.settled() {
+		t.Fatal("settled before a and b released at 20")
+	}
+	if h.mayActivate("c", "c", fromA) || h.mayActivate("c", "c", fromB) {
+		t.Fatal("c may activate actors a and b have not released")
+	}
+
+	h.released["a"] = 20
+	if !h.mayActivate("c", "c", fromA) {
+		t.Fatal("c may not activate an actor its previous owner released")
+	}
+	if h.mayActivate("c", "c", fromB) {
+		t.Fatal("c may activate an actor b still holds")
+	}
+
+	h.released["b"] = 20
+	if !h.settled() || !h.mayActivate("c", "c", fromB) {
+		t.Fatal("not settled after every member released")
+	}
+}
+
+func TestHandoffLooksAtEveryTableSinceTheRelease(t *testing.T) {
+	// x is b's at 10, c's at 20, and a's at 30 when b and c drain. b
+	// released only at 10, so at 30 a must still wait for b, although b does
+	// not own x in the current table.
+	g1 := NewTable(10, members("a", "b"))
+	g2 := NewTable(20, members("a", "b", "c"))
+	ms := members("a", "b", "c")
+	ms[1].Draining, ms[2].Draining = true, true
+	g3 := NewTable(30, ms)
+	var x ActorID
+	for i := 0; x == "" && i < 100000; i++ {
+		id := ActorID(fmt.Sprint("a", i))
+		o1, _ := g1.Owner("c", id)
+		o2, _ := g2.Owner("c", id)
+		o3, _ := g3.Owner("c", id)
+		if o1.ID == "b" && o2.ID == "c" && o3.ID == "a" {
+			x = id
+		}
+	}
+	if x == "" {
+		t.Fatal("no actor moves from b to c to a")
+	}
+	var h handoff
+	h.push(g1)
+	h.push(g2)
+	h.push(g3)
+	h.released = map[HostID]uint64{"a": 30, "b": 10, "c": 30}
+	if h.mayActivate("a", "c", x) {
+		t.Fatalf("a may activate %s while b, released at 10, may hold it", x)
+	}
+	h.released["b"] = 20
+	if !h.mayActivate("a", "c", x) {
+		t.Fatalf("a may not activate %s after b released at 20", x)
+	}
+}
+
+func TestHandoffWaitsWhenTheHistoryIsTooShort(t *testing.T) {
+	var h handoff
+	for g := uint64(1); g <= historyLen+5; g++ {
+		h.push(NewTable(g, members("a", "b")))
+	}
+	if len(h.history) != historyLen {
+		t.Fatalf("history holds %d tables, want %d", len(h.history), historyLen)
+	}
+	cur := h.current()
+	h.released = map[HostID]uint64{"a": cur.Generation(), "b": 2}
+	var id ActorID
+	for i := 0; ; i++ {
+		id = ActorID(fmt.Sprint("a", i))
+		if o, _ := cur.Owner("c", id); o.ID == "a" {
+			break
+		}
+	}
+	if h.mayActivate("a", "c", id) {
+		t.Fatal("activated although b released before the oldest table kept")
+	}
+	h.released["b"] = cur.Generation() - 1
+	if !h.mayActivate("a", "c", id) {
+		t.Fatal("b released at a kept table in which it does not own the actor, yet a must wait")
+	}
+}
