@@ -1,7 +1,7 @@
 // Command troupe runs troupe hosts and calls their actors.
 //
-//	troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
-//	troupe host  [-s URL] [connection flags] [--name NAME]
+//	troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [--ui ADDR]
+//	troupe host  [-s URL] [connection flags] [--name NAME] [--ui ADDR]
 //	troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
 //	troupe hosts [-s URL] [connection flags] [-l] [--json]
 //	troupe where  [-s URL] [connection flags] [--json] TYPE ID
@@ -29,8 +29,8 @@ import (
 const usage = `troupe is a virtual-actor router on NATS.
 
 Usage:
-  troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
-  troupe host  [-s URL] [connection flags] [--name NAME]
+  troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [--ui ADDR]
+  troupe host  [-s URL] [connection flags] [--name NAME] [--ui ADDR]
   troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
   troupe hosts [-s URL] [connection flags] [-l] [--json]
   troupe where  [-s URL] [connection flags] [--json] TYPE ID
