@@ -37,6 +37,27 @@ func (h *Host) mayAct(e epoch) bool {
 	return h.epoch.Load() == e && h.lease != nil && h.lease.Valid()
 }
 
+// actedUntil bounds when an activation of epoch e last started a turn or
+// sent a save, for one ending at now: now while it may still act, else the
+// moment its epoch ended or the lease stopped being valid.
+func (h *Host) actedUntil(e epoch, now time.Time) time.Time {
+	if h.mayAct(e) {
+		return now
+	}
+	end := now
+	if v, ok := h.epochEnds.Load(e); ok {
+		end = v.(time.Time)
+	} else if h.lease != nil {
+		if until := h.lease.ValidUntil(); !until.IsZero() {
+			end = until
+		}
+	}
+	if end.After(now) {
+		return now
+	}
+	return end
+}
+
 // errFenced is the error of a turn refused by the fence.
 func (h *Host) errFenced() *router.Error {
 	return router.Errorf(router.CodeUnavailable, "host %s cannot renew its lease; the call did not run", h.cfg.ID)
@@ -178,9 +199,13 @@ func (h *Host) incarnation() string {
 // runs another turn; it drops them all without saving (their acknowledged
 // turns were saved already) and joins again as a new incarnation.
 func (h *Host) leaseLost(err error) {
+	end := time.Now()
+	if until := h.lease.ValidUntil(); until.Before(end) {
+		end = until
+	}
+	h.epochEnds.Store(h.epoch.Load(), end)
 	h.epoch.Add(1)
-	until := h.lease.ValidUntil()
-	h.eachActivation(func(a *activation) { a.drop(until) })
+	h.eachActivation(func(a *activation) { a.drop() })
 	h.recMu.Lock()
 	h.rec.Incarnation = randomIncarnation()
 	h.rec.StartedUnixMs = time.Now().UnixMilli()

@@ -62,6 +62,7 @@ type Host struct {
 	rec   *pb.HostRecord // the record the lease publishes
 
 	epoch      atomic.Uint64 // bumped when the lease is lost; see mayAct
+	epochEnds  sync.Map      // epoch → time.Time it stopped acting, for ActivationRecord
 	saving     atomic.Int64  // state save tries in flight
 	released   atomic.Uint64 // the generation of the last release written
 	releaseMu  sync.Mutex
@@ -197,8 +198,7 @@ func (h *Host) start(ctx context.Context) error {
 		StartedUnixMs: time.Now().UnixMilli(),
 		Version:       Version,
 	}
-	h.lease, err = placement.Join(ctx, h.js, h.members, h.record(), leaseCfg, h.leaseLost)
-	if err != nil {
+	if h.lease, err = h.join(ctx, leaseCfg); err != nil {
 		return err
 	}
 	if err := h.w.WaitApplied(ctx, h.lease.Revision()); err != nil {
@@ -208,6 +208,26 @@ func (h *Host) start(ctx context.Context) error {
 	h.goLoop(h.followConnection)
 	h.goLoop(h.sweepLoop)
 	return h.startOps()
+}
+
+// join takes the host's lease. A record of the same id that is still live
+// is most often this host's previous process, killed before its lease ran
+// out: join waits for it to expire, until ctx ends.
+func (h *Host) join(ctx context.Context, cfg placement.LeaseConfig) (*placement.Lease, error) {
+	for logged := false; ; logged = true {
+		l, err := placement.Join(ctx, h.js, h.members, h.record(), cfg, h.leaseLost)
+		if !errors.Is(err, placement.ErrHostIDInUse) {
+			return l, err
+		}
+		if !logged {
+			h.log.Warn("host id held by a live record; waiting for its lease to expire")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // record returns a copy of the host's record.

@@ -116,14 +116,7 @@ func (a *activation) moveAway() { a.pushFront(&envelope{deactivate: true}) }
 
 // drop ends the activation of a host that lost its lease: after the running
 // turn (which the fence keeps from saving), without the hook or a save.
-// until is when the host's lease stopped being valid.
-func (a *activation) drop(until time.Time) {
-	end := time.Now()
-	if !until.IsZero() && until.Before(end) {
-		end = until
-	}
-	a.pushFront(&envelope{deactivate: true, drop: true, deadline: end})
-}
+func (a *activation) drop() { a.pushFront(&envelope{deactivate: true, drop: true}) }
 
 // closedChan returns a channel closed once the activation has ended.
 func (a *activation) closedChan() <-chan struct{} {
@@ -168,11 +161,8 @@ func (a *activation) run() {
 		switch {
 		case env == nil:
 			return
-		case env.deactivate && env.drop:
-			a.close(false, env.deadline)
-			return
 		case env.deactivate:
-			a.close(true, time.Time{})
+			a.close(!env.drop)
 			return
 		}
 		reply := a.turn(env)
@@ -180,7 +170,7 @@ func (a *activation) run() {
 		a.touch()
 		a.h.respond(env.msg, reply)
 		if a.discard {
-			a.close(false, time.Time{})
+			a.close(false)
 			return
 		}
 	}
@@ -327,18 +317,14 @@ func (a *activation) save() error {
 
 // close ends the activation: with graceful set it runs the Deactivate hook
 // and saves, then it leaves the directory and re-admits calls that arrived
-// after the order to deactivate (to a new activation, or MOVED). end is the
-// time to record as the activation's end; zero means now.
-func (a *activation) close(graceful bool, end time.Time) {
+// after the order to deactivate (to a new activation, or MOVED).
+func (a *activation) close(graceful bool) {
 	if graceful && a.activated && a.h.mayAct(a.epoch) {
 		a.finalTurn()
 	}
 	a.t.dir.remove(a.id, a)
 	if a.activated {
-		if end.IsZero() {
-			end = time.Now()
-		}
-		a.recordActivation(end)
+		a.recordActivation(a.h.actedUntil(a.epoch, time.Now()))
 	}
 	a.mu.Lock()
 	a.closed = true

@@ -22,7 +22,7 @@ type envelope struct {
 	id         placement.ActorID
 	method     string
 	gen        uint64
-	deadline   time.Time // for a drop: the time to record as the activation's end
+	deadline   time.Time
 	deactivate bool
 	drop       bool        // with deactivate: end without the hook or a save
 	ctx        turnContext // the turn's context, allocated with the envelope

@@ -82,6 +82,9 @@ type Lease struct {
 	// validUntil is, in nanoseconds since epoch, the send time of the last
 	// successful write plus TTL minus Margin; 0 when the lease is not held.
 	validUntil atomic.Int64
+	// lastValid is validUntil as the last successful write set it; giving
+	// the lease up does not clear it.
+	lastValid atomic.Int64
 
 	mu       sync.Mutex
 	rec      *pb.HostRecord // what the next renewal publishes
@@ -155,10 +158,11 @@ func (l *Lease) Valid() bool {
 	return int64(time.Since(l.epoch)) < l.validUntil.Load()
 }
 
-// ValidUntil is the time Valid turns false unless the lease is renewed; the
-// zero Time when the lease is not held.
+// ValidUntil is the time the last successful write made Valid turn false,
+// unless renewed; the zero Time before the first. A lease given up or found
+// lost stopped being valid no later than that.
 func (l *Lease) ValidUntil() time.Time {
-	v := l.validUntil.Load()
+	v := l.lastValid.Load()
 	if v == 0 {
 		return time.Time{}
 	}
@@ -181,7 +185,9 @@ func (l *Lease) Invalidate() { l.validUntil.Store(0) }
 // held records a successful write sent at sent with revision rev. l.mu is held.
 func (l *Lease) held(rev uint64, sent time.Time) {
 	l.rev, l.renewed = rev, sent
-	l.validUntil.Store(int64(sent.Sub(l.epoch) + l.cfg.TTL - l.cfg.Margin))
+	until := int64(sent.Sub(l.epoch) + l.cfg.TTL - l.cfg.Margin)
+	l.lastValid.Store(until)
+	l.validUntil.Store(until)
 }
 
 // Update publishes a record whose meaning changed (for example, draining)

@@ -52,6 +52,13 @@ func Create(path string) (*Writer, error) {
 
 // Record appends r; use it as host.Config.OnActivation.
 func (w *Writer) Record(r host.ActivationRecord) {
+	line, _ := json.Marshal(entryOf(r))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, _ = w.f.Write(append(line, '\n'))
+}
+
+func entryOf(r host.ActivationRecord) Entry {
 	e := Entry{
 		Type: string(r.Type), ID: string(r.ID), Host: string(r.Host), Incarnation: r.Incarnation,
 		Generation: r.Generation, Start: r.Start.UnixNano(),
@@ -59,10 +66,7 @@ func (w *Writer) Record(r host.ActivationRecord) {
 	if !r.End.IsZero() {
 		e.End = r.End.UnixNano()
 	}
-	line, _ := json.Marshal(e)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_, _ = w.f.Write(append(line, '\n'))
+	return e
 }
 
 // Close closes the file.
@@ -78,18 +82,30 @@ type Activation struct {
 // with no end line ends at diedAt (unix nanoseconds) when the process was
 // killed, and never (math.MaxInt64) otherwise.
 func Read(r io.Reader, diedAt int64) ([]Activation, error) {
-	type key struct {
-		host, inc, typ, id string
-		start              int64
-	}
-	byKey := make(map[key]*Activation)
-	var order []key
+	var entries []Entry
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		var e Entry
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			return nil, fmt.Errorf("ledger line %d: %w", n, err)
 		}
+		entries = append(entries, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return pair(entries, diedAt), nil
+}
+
+// pair matches start and end entries, as Read describes.
+func pair(entries []Entry, diedAt int64) []Activation {
+	type key struct {
+		host, inc, typ, id string
+		start              int64
+	}
+	byKey := make(map[key]*Activation)
+	var order []key
+	for _, e := range entries {
 		k := key{e.Host, e.Incarnation, e.Type, e.ID, e.Start}
 		a, ok := byKey[k]
 		if !ok {
@@ -100,9 +116,6 @@ func Read(r io.Reader, diedAt int64) ([]Activation, error) {
 		if e.End != 0 {
 			a.End, a.Open = e.End, false
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 	out := make([]Activation, 0, len(order))
 	for _, k := range order {
@@ -115,7 +128,28 @@ func Read(r io.Reader, diedAt int64) ([]Activation, error) {
 		}
 		out = append(out, a)
 	}
-	return out, nil
+	return out
+}
+
+// Collector keeps a ledger in memory, for hosts running in one process.
+type Collector struct {
+	mu      sync.Mutex
+	entries []Entry
+}
+
+// Record adds r; use it as host.Config.OnActivation.
+func (c *Collector) Record(r host.ActivationRecord) {
+	e := entryOf(r)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = append(c.entries, e)
+}
+
+// Activations pairs what was recorded, as Read does for a live process.
+func (c *Collector) Activations() []Activation {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return pair(c.entries, 0)
 }
 
 // Overlap is two activations of one actor that ran at the same time.

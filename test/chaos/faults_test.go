@@ -1,0 +1,76 @@
+package chaos
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// The faults, each injected into one live host while the others serve.
+const (
+	faultKill = "sigkill+restart" // SIGKILL, then a new process under the same name
+	faultTerm = "sigterm+restart" // graceful drain, then a new process
+	faultJoin = "join"            // a new host joins (or, with enough extras, one leaves)
+	faultStop = "sigstop"         // SIGSTOP past the lease TTL, then SIGCONT
+	faultCut  = "cut"             // the host's NATS link cut past the lease TTL, then restored
+	faultBlip = "blip"            // the link cut for 300 ms, well inside the lease
+)
+
+var faultKinds = []string{faultKill, faultTerm, faultJoin, faultStop, faultCut, faultBlip}
+
+// injectFaults injects n faults one after another: every kind once, then at
+// random. It logs the schedule's seed so that a failing run can be replayed.
+func (h *harness) injectFaults(n int) {
+	seed := *flagSeed
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	h.t.Logf("fault schedule seed %d (-chaos.seed)", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	h.faults = make(map[string]int)
+	for i := range n {
+		kind := faultKinds[i%len(faultKinds)]
+		if i >= len(faultKinds) {
+			kind = faultKinds[rng.IntN(len(faultKinds))]
+		}
+		live := h.live()
+		p := live[rng.IntN(len(live))]
+		start := time.Now()
+		h.inject(kind, p)
+		h.faults[kind]++
+		h.t.Logf("fault %2d: %-16s %-4s %v", i+1, kind, p.name, time.Since(start).Round(time.Millisecond))
+		time.Sleep(time.Duration(300+rng.IntN(500)) * time.Millisecond)
+	}
+}
+
+func (h *harness) inject(kind string, p *hostProc) {
+	past := *flagTTL + time.Second
+	switch kind {
+	case faultKill:
+		p.kill()
+		h.start(p.name, p.proxy)
+	case faultTerm:
+		p.term(h.t)
+		h.start(p.name, p.proxy)
+	case faultJoin:
+		if len(h.live()) >= *flagHosts+2 {
+			p.term(h.t)
+			h.forget(p)
+			return
+		}
+		h.nextID++
+		h.start(fmt.Sprintf("h%d", h.nextID), nil)
+	case faultStop:
+		p.stop()
+		time.Sleep(past)
+		p.cont()
+	case faultCut:
+		p.proxy.Cut()
+		time.Sleep(past)
+		p.proxy.Restore()
+	case faultBlip:
+		p.proxy.Cut()
+		time.Sleep(300 * time.Millisecond)
+		p.proxy.Restore()
+	}
+}

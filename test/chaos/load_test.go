@@ -1,0 +1,101 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/troupe-dev/troupe/router"
+)
+
+// load calls add 1 on random counters from several workers and counts, per
+// counter, what was acknowledged and what failed.
+type load struct {
+	quit chan struct{}
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	acked    []int64
+	failed   []int64
+	codes    map[string]int
+	calls    int
+	late     []time.Duration // how far past its deadline each late call ended
+	maxOver  time.Duration   // the latest any call ended past its deadline
+	outages  []time.Duration // per counter, each run of failures between two successes
+	lastOK   []time.Time
+	failedAt []time.Time // first failure since the last success; zero if none
+}
+
+func (h *harness) startLoad(workers, actors int, timeout time.Duration) *load {
+	l := &load{
+		quit:     make(chan struct{}),
+		acked:    make([]int64, actors),
+		failed:   make([]int64, actors),
+		codes:    make(map[string]int),
+		lastOK:   make([]time.Time, actors),
+		failedAt: make([]time.Time, actors),
+	}
+	var seq atomic.Uint64
+	for w := range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), seq.Add(1)))
+			for {
+				select {
+				case <-l.quit:
+					return
+				default:
+				}
+				l.call(h.router, rng.IntN(actors), timeout)
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) call(r *router.Router, i int, timeout time.Duration) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	_, err := r.Call(ctx, "counter", actorID(i), "add", []byte("1"))
+	cancel()
+	end := time.Now()
+	over := end.Sub(start) - timeout
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls++
+	l.maxOver = max(l.maxOver, over)
+	if over > deadlineMargin {
+		l.late = append(l.late, over)
+	}
+	if err == nil {
+		l.acked[i]++
+		if !l.failedAt[i].IsZero() && !l.lastOK[i].IsZero() {
+			l.outages = append(l.outages, end.Sub(l.lastOK[i]))
+		}
+		l.lastOK[i], l.failedAt[i] = end, time.Time{}
+		return
+	}
+	l.failed[i]++
+	l.codes[codeOf(err)]++
+	if l.failedAt[i].IsZero() {
+		l.failedAt[i] = end
+	}
+}
+
+func codeOf(err error) string {
+	var e *router.Error
+	if errors.As(err, &e) {
+		return e.Code.String()
+	}
+	return "untyped: " + err.Error()
+}
+
+func (l *load) stop() {
+	close(l.quit)
+	l.wg.Wait()
+}
