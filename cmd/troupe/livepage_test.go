@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"fmt"
 	"os"
 	"os/exec"
@@ -66,7 +68,8 @@ func TestLivePage(t *testing.T) {
 	waitFor(t, 20*time.Second, "troupe dev prints its URL", func() bool {
 		return strings.HasPrefix(dev.stdout.String(), url+"\n")
 	})
-	startProc(t, "host", "-s", url, "--name", "h2")
+	h2UI := natstest.FreeAddr(t)
+	startProc(t, "host", "-s", url, "--name", "h2", "--ui", h2UI) // troupe host serves it too
 	h3 := startProc(t, "host", "-s", url, "--name", "h3")
 	r := newRouter(t, url)
 	waitFor(t, 20*time.Second, "three hosts in the table", func() bool { return len(r.Table().Members()) == 3 })
@@ -149,6 +152,19 @@ func TestLivePage(t *testing.T) {
 	waitFor(t, 20*time.Second, "the page lists two hosts", func() bool {
 		ids := rows()
 		return len(ids) == 2 && !strings.Contains(strings.Join(ids, " "), "h3")
+	})
+	// h2's page has the same news, in its JSON.
+	waitFor(t, 10*time.Second, "h2's live page lists two hosts", func() bool {
+		resp, err := http.Get("http://" + h2UI + "/api/state")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var snap struct {
+			ServedBy string `json:"served_by"`
+			Hosts    []struct{ ID string }
+		}
+		return json.NewDecoder(resp.Body).Decode(&snap) == nil && snap.ServedBy == "h2" && len(snap.Hosts) == 2
 	})
 	if mark, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.troupeMark`)); err != nil || mark != 42 {
 		t.Errorf("window.troupeMark = %d (%v) after the change: the page reloaded", mark, err)
