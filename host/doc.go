@@ -4,6 +4,7 @@
 // package placement), subscribes to its own subject <prefix>.host.<id>, and
 // serves calls for the actors that the placement table gives it:
 //
+//	nc, _ := nats.Connect(url, nats.ReconnectBufSize(-1))
 //	h, _ := host.New(nc, host.Config{})
 //	_ = h.Register("counter", counter.New)
 //	_ = h.Start(ctx)
@@ -23,7 +24,23 @@
 // actor is deactivated (optional Deactivate hook, then a final save) when it
 // has been idle for the idle timeout, when a table change gives it to
 // another host, and when the host shuts down. Deactivation is itself a turn,
-// queued behind the calls already waiting, so it never overlaps a call.
+// queued behind the calls already waiting (for a move, right behind the
+// running turn; the calls behind it are answered MOVED), so it never
+// overlaps a call.
+//
+// # Single activation
+//
+// At most one activation of an actor runs turns at any moment, across all
+// hosts. After a table change a host deactivates the actors it lost and then
+// writes a release record; a host activates an actor it gained only when no
+// other member can still hold it (placement.Watcher.MayActivate); and a host
+// runs a turn or sends a save only while its lease is valid
+// (placement.Lease.Valid). A host that lost its lease drops every
+// activation and joins again as a new incarnation. Shutdown drains: it marks
+// the host draining, waits until its actors are handed off, and then leaves.
+// Give a host a connection without a reconnect buffer
+// (nats.ReconnectBufSize(-1)), so that no save waits out an outage in memory.
+// PROTOCOL.md ("Handoff") and docs/GUARANTEES.md have the details.
 //
 // # State
 //

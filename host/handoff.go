@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/router"
@@ -34,7 +32,8 @@ type epoch = uint64
 // mayAct reports whether an activation of epoch e may run a turn or send a
 // save now.
 func (h *Host) mayAct(e epoch) bool {
-	return h.epoch.Load() == e && h.lease != nil && h.lease.Valid()
+	l := h.leaseP.Load()
+	return h.epoch.Load() == e && l != nil && l.Valid()
 }
 
 // actedUntil bounds when an activation of epoch e last started a turn or
@@ -47,8 +46,8 @@ func (h *Host) actedUntil(e epoch, now time.Time) time.Time {
 	end := now
 	if v, ok := h.epochEnds.Load(e); ok {
 		end = v.(time.Time)
-	} else if h.lease != nil {
-		if until := h.lease.ValidUntil(); !until.IsZero() {
+	} else if l := h.leaseP.Load(); l != nil {
+		if until := l.ValidUntil(); !until.IsZero() {
 			end = until
 		}
 	}
@@ -199,8 +198,13 @@ func (h *Host) incarnation() string {
 // runs another turn; it drops them all without saving (their acknowledged
 // turns were saved already) and joins again as a new incarnation.
 func (h *Host) leaseLost(err error) {
+	l := h.leaseP.Load()
+	for l == nil { // lost before Join returned
+		time.Sleep(time.Millisecond)
+		l = h.leaseP.Load()
+	}
 	end := time.Now()
-	if until := h.lease.ValidUntil(); until.Before(end) {
+	if until := l.ValidUntil(); until.Before(end) {
 		end = until
 	}
 	h.epochEnds.Store(h.epoch.Load(), end)
@@ -211,7 +215,7 @@ func (h *Host) leaseLost(err error) {
 	h.rec.StartedUnixMs = time.Now().UnixMilli()
 	rec := h.recordLocked()
 	h.recMu.Unlock()
-	h.lease.Replace(rec)
+	l.Replace(rec)
 	h.log.Warn("lease lost; dropped every activation, joining again as a new incarnation",
 		"err", err, "incarnation", rec.GetIncarnation())
 }
@@ -248,22 +252,6 @@ func (h *Host) fence(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
-// followConnection reads the member set again after every reconnect: the
-// watch resumes on its own, but a gap longer than the bucket's marker TTL
-// would hide removals.
-func (h *Host) followConnection() {
-	ch := h.nc.StatusChanged(nats.CONNECTED)
-	defer h.nc.RemoveStatusListener(ch)
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-ch:
-			h.w.Resync()
 		}
 	}
 }

@@ -50,6 +50,7 @@ type Host struct {
 	state   jetstream.KeyValue
 	w       *placement.Watcher
 	lease   *placement.Lease
+	leaseP  atomic.Pointer[placement.Lease] // the lease, for turns that may run before Start returns
 	router  *router.Router
 	sub     *nats.Subscription // the host's own subject
 	gw      *nats.Subscription // the gateway; nil when disabled
@@ -170,6 +171,7 @@ func (h *Host) start(ctx context.Context) error {
 	if h.w, err = placement.Watch(ctx, h.members); err != nil {
 		return err
 	}
+	h.w.FollowReconnects(h.nc)
 	if h.router, err = router.New(ctx, h.nc, router.Config{Watcher: h.w}); err != nil {
 		return err
 	}
@@ -201,11 +203,11 @@ func (h *Host) start(ctx context.Context) error {
 	if h.lease, err = h.join(ctx, leaseCfg); err != nil {
 		return err
 	}
+	h.leaseP.Store(h.lease)
 	if err := h.w.WaitApplied(ctx, h.lease.Revision()); err != nil {
 		return fmt.Errorf("host: waiting to see own join: %w", err)
 	}
 	h.goLoop(h.followTable)
-	h.goLoop(h.followConnection)
 	h.goLoop(h.sweepLoop)
 	return h.startOps()
 }

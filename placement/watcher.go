@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -41,6 +42,8 @@ type Watcher struct {
 	resync  chan struct{}
 	done    chan struct{}
 	stopMu  sync.Once
+
+	followers sync.WaitGroup // FollowReconnects goroutines
 
 	mu      sync.Mutex
 	view    view
@@ -177,6 +180,26 @@ func (w *Watcher) Resync() {
 	case w.resync <- struct{}{}:
 	default:
 	}
+}
+
+// FollowReconnects calls Resync every time nc reconnects, until the watcher
+// stops. The watch itself resumes after a reconnect, but a gap longer than
+// the bucket's marker TTL would hide departures.
+func (w *Watcher) FollowReconnects(nc *nats.Conn) {
+	ch := nc.StatusChanged(nats.CONNECTED)
+	w.followers.Add(1)
+	go func() {
+		defer w.followers.Done()
+		defer nc.RemoveStatusListener(ch)
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-ch:
+				w.Resync()
+			}
+		}
+	}()
 }
 
 func (w *Watcher) reread() {
@@ -386,5 +409,6 @@ func (w *Watcher) Stop() {
 		close(w.stop)
 	})
 	<-w.done
+	w.followers.Wait()
 	go func() { _ = w.kw.Stop() }()
 }

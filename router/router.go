@@ -71,6 +71,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Router, error) {
 	if r.w, err = placement.Watch(ctx, kv); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
+	r.w.FollowReconnects(nc)
 	r.ownW = true
 	return r, nil
 }

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -22,6 +23,7 @@ type report struct {
 	OutageP99   time.Duration  `json:"outage_p99_ns"`
 	OutageMax   time.Duration  `json:"outage_max_ns"`
 	Outages     int            `json:"outages"`
+	Longest     []string       `json:"longest_outages"`
 	MaxOverrun  time.Duration  `json:"max_overrun_ns"`
 	LateCalls   int            `json:"late_calls"`
 	Activations int            `json:"activations"`
@@ -33,7 +35,7 @@ type report struct {
 // check reads the ledgers and compares the counters with what the load saw.
 func (h *harness) check(l *load, finals []int64) *report {
 	h.t.Helper()
-	rep := &report{Seed: *flagSeed, Faults: h.faults, Failed: l.codes, Calls: l.calls,
+	rep := &report{Seed: h.seed, Faults: h.faults, Failed: l.codes, Calls: l.calls,
 		MaxOverrun: l.maxOver, LateCalls: len(l.late), Outages: len(l.outages)}
 	var acts []ledger.Activation
 	for _, p := range h.runs {
@@ -64,8 +66,12 @@ func (h *harness) check(l *load, finals []int64) *report {
 	rep.Available = float64(rep.Acked) / float64(max(rep.Calls, 1))
 	if n := len(l.outages); n > 0 {
 		o := slices.Clone(l.outages)
-		slices.Sort(o)
-		rep.OutageP50, rep.OutageP99, rep.OutageMax = o[n/2], o[n*99/100], o[n-1]
+		slices.SortFunc(o, func(a, b outage) int { return int(a.length() - b.length()) })
+		rep.OutageP50, rep.OutageP99, rep.OutageMax = o[n/2].length(), o[n*99/100].length(), o[n-1].length()
+		for _, x := range o[max(0, n-5):] {
+			rep.Longest = append(rep.Longest, fmt.Sprintf("%s %s..%s (%v)", actorID(x.actor),
+				x.from.Format("15:04:05.000"), x.to.Format("15:04:05.000"), x.length().Round(time.Millisecond)))
+		}
 	}
 	return rep
 }
@@ -75,6 +81,7 @@ func (r *report) log(t *testing.T) {
 	t.Logf("calls %d, acknowledged %d (%.2f%%), failed by code %v", r.Calls, r.Acked, 100*r.Available, r.Failed)
 	t.Logf("per-counter outages (first failure after a success until the next success): %d, p50 %v, p99 %v, max %v",
 		r.Outages, r.OutageP50.Round(time.Millisecond), r.OutageP99.Round(time.Millisecond), r.OutageMax.Round(time.Millisecond))
+	t.Logf("longest outages: %v", r.Longest)
 	t.Logf("latest end past a deadline %v; calls later than %v: %d", r.MaxOverrun.Round(time.Millisecond), deadlineMargin, r.LateCalls)
 	t.Logf("activations %d, overlapping pairs %d, counters below acknowledged %d, above sent %d",
 		r.Activations, len(r.Overlaps), len(r.Lost), len(r.Phantom))

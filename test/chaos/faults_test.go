@@ -25,6 +25,7 @@ func (h *harness) injectFaults(n int) {
 	if seed == 0 {
 		seed = time.Now().UnixNano()
 	}
+	h.seed = seed
 	h.t.Logf("fault schedule seed %d (-chaos.seed)", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	h.faults = make(map[string]int)
@@ -38,7 +39,7 @@ func (h *harness) injectFaults(n int) {
 		start := time.Now()
 		h.inject(kind, p)
 		h.faults[kind]++
-		h.t.Logf("fault %2d: %-16s %-4s %v", i+1, kind, p.name, time.Since(start).Round(time.Millisecond))
+		h.t.Logf("fault %2d at %s: %-16s %-4s %v", i+1, start.Format("15:04:05.000"), kind, p.name, time.Since(start).Round(time.Millisecond))
 		time.Sleep(time.Duration(300+rng.IntN(500)) * time.Millisecond)
 	}
 }

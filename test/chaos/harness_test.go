@@ -54,6 +54,7 @@ type harness struct {
 	router *router.Router
 
 	faults map[string]int // injected, by kind
+	seed   int64
 
 	mu     sync.Mutex
 	hosts  map[string]*hostProc // by name, the current process of each host

@@ -24,7 +24,7 @@ type load struct {
 	calls    int
 	late     []time.Duration // how far past its deadline each late call ended
 	maxOver  time.Duration   // the latest any call ended past its deadline
-	outages  []time.Duration // per counter, each run of failures between two successes
+	outages  []outage // per counter, each run of failures between two successes
 	lastOK   []time.Time
 	failedAt []time.Time // first failure since the last success; zero if none
 }
@@ -75,7 +75,7 @@ func (l *load) call(r *router.Router, i int, timeout time.Duration) {
 	if err == nil {
 		l.acked[i]++
 		if !l.failedAt[i].IsZero() && !l.lastOK[i].IsZero() {
-			l.outages = append(l.outages, end.Sub(l.lastOK[i]))
+			l.outages = append(l.outages, outage{actor: i, from: l.lastOK[i], to: end})
 		}
 		l.lastOK[i], l.failedAt[i] = end, time.Time{}
 		return
@@ -86,6 +86,15 @@ func (l *load) call(r *router.Router, i int, timeout time.Duration) {
 		l.failedAt[i] = end
 	}
 }
+
+// outage is a run of failed calls to one counter, from the last success
+// before it to the first success after it.
+type outage struct {
+	actor    int
+	from, to time.Time
+}
+
+func (o outage) length() time.Duration { return o.to.Sub(o.from) }
 
 func codeOf(err error) string {
 	var e *router.Error
