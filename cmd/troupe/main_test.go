@@ -24,23 +24,14 @@ import (
 var troupeBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "troupe-test-")
+	bin, remove, err := proctest.Build(".", raceEnabled)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	troupeBin = filepath.Join(dir, "troupe")
-	args := []string{"build", "-o", troupeBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	troupeBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 

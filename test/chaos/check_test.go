@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,6 +104,11 @@ func (r *report) assert(t *testing.T) {
 	}
 	if len(r.Phantom) > 0 {
 		t.Errorf("increments never sent applied on %d counters: %v", len(r.Phantom), r.Phantom)
+	}
+	for code, n := range r.Failed {
+		if strings.HasPrefix(code, "untyped") {
+			t.Errorf("%d calls failed without a typed error: %s", n, code)
+		}
 	}
 	if r.LateCalls > 0 {
 		t.Errorf("%d calls ended more than %v past their deadline (latest %v)", r.LateCalls, deadlineMargin, r.MaxOverrun)

@@ -29,20 +29,14 @@ import (
 var troupeBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "troupe-chaos-")
+	bin, remove, err := proctest.Build("github.com/troupe-dev/troupe/cmd/troupe", false)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	troupeBin = filepath.Join(dir, "troupe")
-	out, err := exec.Command("go", "build", "-o", troupeBin, "github.com/troupe-dev/troupe/cmd/troupe").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	troupeBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 

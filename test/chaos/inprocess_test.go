@@ -10,6 +10,7 @@ import (
 
 	"github.com/troupe-dev/troupe/examples/counter"
 	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/hosttest"
 	"github.com/troupe-dev/troupe/internal/ledger"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
@@ -23,22 +24,8 @@ func TestJoinsAndGracefulLeavesFailNoCall(t *testing.T) {
 	srv := natstest.Server(t)
 	var log ledger.Collector
 	start := func(name string) *host.Host {
-		h, err := host.New(natstest.Connect(t, srv), host.Config{
-			ID: placement.HostID(name), Logger: quietLogger(), OnActivation: log.Record,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := counter.Register(h); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := h.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(h.Close)
-		return h
+		cfg := host.Config{ID: placement.HostID(name), Logger: quietLogger(), OnActivation: log.Record}
+		return hosttest.Start(t, natstest.Connect(t, srv), cfg, counter.Register)
 	}
 	for i := range 2 {
 		start(fmt.Sprintf("base%d", i))

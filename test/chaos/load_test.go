@@ -24,7 +24,7 @@ type load struct {
 	calls    int
 	late     []time.Duration // how far past its deadline each late call ended
 	maxOver  time.Duration   // the latest any call ended past its deadline
-	outages  []outage // per counter, each run of failures between two successes
+	outages  []outage        // per counter, each run of failures between two successes
 	lastOK   []time.Time
 	failedAt []time.Time // first failure since the last success; zero if none
 }

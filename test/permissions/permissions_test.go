@@ -20,6 +20,7 @@ import (
 
 	"github.com/troupe-dev/troupe/examples/counter"
 	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/hosttest"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/router"
 )
@@ -144,20 +145,7 @@ func TestHostAndClientPermissions(t *testing.T) {
 // startHost starts a counter host on nc.
 func startHost(t *testing.T, nc *nats.Conn, cfg host.Config) *host.Host {
 	t.Helper()
-	h, err := host.New(nc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := counter.Register(h); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	return h
+	return hosttest.Start(t, nc, cfg, counter.Register)
 }
 
 // startServer starts a server from the example config, on a random loopback
