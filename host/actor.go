@@ -119,6 +119,16 @@ func IdleTimeout(d time.Duration) TypeOption {
 	return typeOptionFunc(func(t *actorType) { t.idle = d })
 }
 
+// Reentrant lets a call re-enter an activation of the type whose turn is
+// waiting for it: a call that belongs to the call chain holding the turn,
+// made by an actor the turn called (directly or through others), runs at
+// once as a nested turn while the holder waits. Without it such a call fails
+// at once with router.ErrWouldDeadlock, naming the cycle. Calls from other
+// chains queue as usual either way.
+func Reentrant() TypeOption {
+	return typeOptionFunc(func(t *actorType) { t.reentrant = true })
+}
+
 // NoState declares that the type keeps no durable state: activation reads
 // nothing from the state bucket and SetState is ignored.
 func NoState() TypeOption {
@@ -132,6 +142,7 @@ type actorType struct {
 	mailbox   int
 	idle      time.Duration
 	stateless bool
+	reentrant bool
 	dir       directory
 	counters  typeCounters
 }

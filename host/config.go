@@ -19,6 +19,8 @@ const (
 	DefaultIdleTimeout   = 15 * time.Minute
 	DefaultCallTimeout   = 5 * time.Second
 	DefaultSaveTimeout   = 5 * time.Second
+	// DefaultMaxCallChainDepth bounds the actors a call chain passes through.
+	DefaultMaxCallChainDepth = 32
 )
 
 // Clock tells the time. Tests inject one to drive idle deactivation without
@@ -59,6 +61,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// SaveTimeout bounds one state save.
 	SaveTimeout time.Duration
+	// MaxCallChainDepth refuses, with router.ErrChainTooDeep, a call whose
+	// call chain already passes through this many actors.
+	MaxCallChainDepth int
 	// DisableGateway keeps the host out of the gateway's queue group
 	// (<prefix>.call.>): it then takes calls only on its own subject.
 	DisableGateway bool
@@ -99,6 +104,9 @@ func (c Config) withDefaults() Config {
 	if c.SaveTimeout == 0 {
 		c.SaveTimeout = DefaultSaveTimeout
 	}
+	if c.MaxCallChainDepth == 0 {
+		c.MaxCallChainDepth = DefaultMaxCallChainDepth
+	}
 	if c.Clock == nil {
 		c.Clock = systemClock{}
 	}
@@ -120,8 +128,8 @@ func (c Config) Validate() error {
 	if err := validSubjectPrefix(c.SubjectPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	if c.MailboxSize < 1 || c.IdleTimeout < 0 || c.CallTimeout < 0 || c.SaveTimeout < 0 {
-		return fmt.Errorf("%w: mailbox size, idle, call and save timeouts must be positive", ErrInvalidConfig)
+	if c.MailboxSize < 1 || c.IdleTimeout < 0 || c.CallTimeout < 0 || c.SaveTimeout < 0 || c.MaxCallChainDepth < 1 {
+		return fmt.Errorf("%w: mailbox size, idle, call and save timeouts and call chain depth must be positive", ErrInvalidConfig)
 	}
 	return nil
 }

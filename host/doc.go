@@ -52,6 +52,25 @@
 // discarded with its activation, so memory never drifts from the store; the
 // next call activates the actor again from the store.
 //
+// An actor may also keep named keys (Self.Key, SetKey, DeleteKey; GetKey and
+// SetKeyOf with a codec). They live in the same state entry and are saved
+// together with the same compare-and-set (statekeys.go says why).
+//
+// # Typed methods
+//
+// Typed makes a Factory from Go methods with typed requests and replies,
+// each declared once as a router.Method (name, types, codec) and served with
+// Handle; callers call the same router.Method. Payloads on the wire stay the
+// codec's bytes, so other languages call typed methods unchanged.
+//
+// # Call chains and reentrancy
+//
+// Calls an actor makes with its turn's ctx carry the call chain. A call that
+// comes back to an actor whose turn waits for it runs as a nested turn when
+// the type is Reentrant, and otherwise fails at once with
+// router.ErrWouldDeadlock naming the cycle; chains deeper than
+// Config.MaxCallChainDepth fail with router.ErrChainTooDeep (chain.go).
+//
 // # Routing
 //
 // A request carries the caller's table generation. A host that has not yet

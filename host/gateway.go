@@ -71,19 +71,27 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 		h.fail(msg, e)
 		return
 	}
+	chain, e := h.parseChain(msg.Header)
+	if e != nil {
+		h.fail(msg, e)
+		return
+	}
 	if t, ok := h.types[c.typ]; ok && h.owns(h.w.Table(), c.typ, c.id) {
-		h.admit(&envelope{msg: msg, t: t, id: c.id, method: c.method, deadline: deadline})
+		h.admit(&envelope{msg: msg, t: t, id: c.id, method: c.method, deadline: deadline, chain: chain})
 		return
 	}
 	h.turns.Add(1)
-	go h.forward(msg, c, deadline)
+	go h.forward(msg, c, deadline, chain)
 }
 
 // forward calls the owner through the router and relays its answer.
-func (h *Host) forward(msg *nats.Msg, c gatewayCall, deadline time.Time) {
+func (h *Host) forward(msg *nats.Msg, c gatewayCall, deadline time.Time, chain chainHeaders) {
 	defer h.turns.Done()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	if chain.id != "" {
+		ctx = router.WithChain(ctx, router.Chain{ID: chain.id, Path: chain.path})
+	}
 	var opts []router.CallOption
 	for k, vs := range msg.Header {
 		if strings.HasPrefix(k, "Troupe-") {

@@ -48,6 +48,7 @@ type Host struct {
 	js      jetstream.JetStream
 	members jetstream.KeyValue
 	state   jetstream.KeyValue
+	entries stateEntries // reads state entries with headers (statekeys.go)
 	w       *placement.Watcher
 	lease   *placement.Lease
 	leaseP  atomic.Pointer[placement.Lease] // the lease, for turns that may run before Start returns

@@ -43,6 +43,8 @@ type activation struct {
 	closed       bool
 	lastUsed     int64         // unix nanoseconds of the end of the last turn (Clock)
 	closedCh     chan struct{} // made on demand by closedChan
+	chain        string        // the call chain holding the running turn (chain.go)
+	nested       *nestedTurns  // nested turns running inside it; nil when none
 
 	// Owned by the goroutine running the mailbox.
 	self      Self
@@ -50,6 +52,7 @@ type activation struct {
 	activated bool
 	discard   bool // in-memory state may differ from the store: drop without saving
 	state     []byte
+	keys      map[string][]byte // named state keys; nil if it never had any (statekeys.go)
 	rev       uint64
 	dirty     bool
 	// For ActivationRecord, set when activated.
@@ -213,8 +216,13 @@ func (a *activation) turn(env *envelope) *nats.Msg {
 		a.discard = true
 		return errorReply(a.h.errFenced())
 	}
+	a.holdChain(env)
 	call := Call{Method: env.method, Payload: env.msg.Data, Header: env.msg.Header}
 	reply, err := a.receive(ctx, call)
+	a.releaseChain(env)
+	if err == nil && a.discard {
+		err = discardedByNested()
+	}
 	if err == nil {
 		err = a.checkReplySize(reply)
 	}
@@ -257,11 +265,9 @@ func (a *activation) activate(ctx context.Context) error {
 	a.activated = true // from here on the activation counts, even if the rest fails
 	a.recordActivation(time.Time{})
 	if !a.t.stateless {
-		state, rev, err := a.h.loadState(ctx, StateKey(a.t.name, a.id))
-		if err != nil {
+		if err := a.load(ctx); err != nil {
 			return err
 		}
-		a.state, a.rev = state, rev
 	}
 	err := a.protect("factory", func() error {
 		a.actor = a.t.factory(&a.self)
@@ -307,7 +313,11 @@ func (a *activation) save() error {
 		a.dirty = false
 		return nil
 	}
-	rev, err := a.h.saveState(a.epoch, StateKey(a.t.name, a.id), a.state, a.rev)
+	value, hdr, err := a.encodeState()
+	if err != nil {
+		return err
+	}
+	rev, err := a.h.saveStateMsg(a.epoch, StateKey(a.t.name, a.id), value, hdr, a.rev)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,9 @@ type envelope struct {
 	deactivate bool
 	drop       bool        // with deactivate: end without the hook or a save
 	ctx        turnContext // the turn's context, allocated with the envelope
+	chain      chainHeaders
+	nested     bool      // runs inside a turn held by its chain (chain.go)
+	src        turnChain // the turn's call chain source, allocated with the envelope
 }
 
 // serve takes one request from the host's subject. It runs on the
@@ -76,6 +79,9 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *router.Error) {
 		}
 	}
 	if env.deadline, e = h.deadline(hdr); e != nil {
+		return nil, e
+	}
+	if env.chain, e = h.parseChain(hdr); e != nil {
 		return nil, e
 	}
 	return env, nil
@@ -138,6 +144,9 @@ func (h *Host) admit(env *envelope) {
 	}
 	for {
 		a := env.t.dir.getOrCreate(h, env.t, env.id)
+		if a.enterChain(env) {
+			return
+		}
 		switch err := a.enqueue(env); err {
 		case nil:
 			return

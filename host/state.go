@@ -76,19 +76,6 @@ func StateKey(typ placement.ActorType, id placement.ActorID) string {
 	return string(b)
 }
 
-// loadState reads an actor's state and the revision to compare against when
-// saving; (nil, 0) when it has none.
-func (h *Host) loadState(ctx context.Context, key string) ([]byte, uint64, error) {
-	e, err := h.state.Get(ctx, key)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return nil, 0, nil
-	case err != nil:
-		return nil, 0, router.Errorf(router.CodeUnavailable, "loading state: %w", err)
-	}
-	return e.Value(), e.Revision(), nil
-}
-
 // saveAttempt bounds one try of a state save. A save caught by a stream
 // leader change gets no answer; rather than wait out the whole SaveTimeout,
 // the host asks again after this long.
@@ -104,12 +91,17 @@ const saveAttempt = 500 * time.Millisecond
 // byte for byte, at a newer revision, the save succeeded. Only when no try
 // is answered before SaveTimeout is the outcome reported as unknown.
 func (h *Host) saveState(e epoch, key string, state []byte, rev uint64) (uint64, error) {
+	return h.saveStateMsg(e, key, state, nil, rev)
+}
+
+// saveStateMsg is saveState with headers on the entry (statekeys.go).
+func (h *Host) saveStateMsg(e epoch, key string, state []byte, hdr nats.Header, rev uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SaveTimeout)
 	defer cancel()
 	subject := "$KV." + h.state.Bucket() + "." + key
 	unanswered := false
 	for {
-		ack, err := h.trySave(ctx, e, subject, state, rev)
+		ack, err := h.trySave(ctx, e, subject, state, hdr, rev)
 		switch {
 		case err == nil:
 			return ack.Sequence, nil
@@ -139,7 +131,7 @@ var errFencedSave = errors.New("host: lease not valid; save not sent")
 
 // trySave sends one try of a save, if the fence allows it. Fencing counts
 // the tries in flight, so that a host giving up its lease can wait for them.
-func (h *Host) trySave(ctx context.Context, e epoch, subject string, state []byte, rev uint64) (*jetstream.PubAck, error) {
+func (h *Host) trySave(ctx context.Context, e epoch, subject string, state []byte, hdr nats.Header, rev uint64) (*jetstream.PubAck, error) {
 	h.saving.Add(1)
 	defer h.saving.Add(-1)
 	if !h.mayAct(e) {
@@ -147,7 +139,7 @@ func (h *Host) trySave(ctx context.Context, e epoch, subject string, state []byt
 	}
 	ctx, cancel := context.WithTimeout(ctx, saveAttempt)
 	defer cancel()
-	return h.js.Publish(ctx, subject, state, jetstream.WithExpectLastSequencePerSubject(rev))
+	return h.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: state, Header: hdr}, jetstream.WithExpectLastSequencePerSubject(rev))
 }
 
 // notSent reports whether a publish failed before the message left the

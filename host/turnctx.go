@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/troupe-dev/troupe/router"
 )
 
 // turnContext is the context a turn runs with. It carries the call's
@@ -15,6 +17,7 @@ type turnContext struct {
 	once     sync.Once
 	ctx      context.Context
 	cancel   context.CancelFunc
+	src      *turnChain // the turn's call chain, for calls made with this context
 }
 
 func (c *turnContext) init() {
@@ -30,8 +33,14 @@ func (c *turnContext) Done() <-chan struct{} { c.init(); return c.ctx.Done() }
 // Err says why Done closed.
 func (c *turnContext) Err() error { c.init(); return c.ctx.Err() }
 
-// Value carries no values.
-func (c *turnContext) Value(any) any { return nil }
+// Value carries the turn's call chain under router.CallChainKey, so that
+// calls the actor makes with this context belong to it; nothing else.
+func (c *turnContext) Value(key any) any {
+	if key == router.CallChainKey && c.src != nil {
+		return c.src
+	}
+	return nil
+}
 
 // end releases the timer, if one was made, and cancels the context for any
 // goroutine the actor left holding it.

@@ -126,6 +126,14 @@ const (
 	// OUTCOME_UNKNOWN: the turn ran but its state save got no answer, so
 	// whether it took effect is unknown. Not retried automatically.
 	ErrorCode_OUTCOME_UNKNOWN ErrorCode = 17
+	// WOULD_DEADLOCK: the call belongs to a call chain that is already
+	// waiting on the target actor's turn, and the actor's type is not
+	// reentrant: it could only run after that turn, which waits for it. The
+	// message names the cycle. Nothing was run.
+	ErrorCode_WOULD_DEADLOCK ErrorCode = 18
+	// CALL_CHAIN_TOO_DEEP: the call's chain already holds the maximum number
+	// of hops the host allows. Nothing was run.
+	ErrorCode_CALL_CHAIN_TOO_DEEP ErrorCode = 19
 )
 
 // Enum value maps for ErrorCode.
@@ -149,6 +157,8 @@ var (
 		15: "INVALID_ARGUMENT",
 		16: "STATE_TOO_LARGE",
 		17: "OUTCOME_UNKNOWN",
+		18: "WOULD_DEADLOCK",
+		19: "CALL_CHAIN_TOO_DEEP",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -169,6 +179,8 @@ var (
 		"INVALID_ARGUMENT":       15,
 		"STATE_TOO_LARGE":        16,
 		"OUTCOME_UNKNOWN":        17,
+		"WOULD_DEADLOCK":         18,
+		"CALL_CHAIN_TOO_DEEP":    19,
 	}
 )
 
@@ -383,6 +395,109 @@ func (x *ReleaseRecord) GetGeneration() uint64 {
 	return 0
 }
 
+// ActorState is the value of an actor's key in the state bucket when the
+// actor keeps named state keys (the entry then carries the header
+// Troupe-State: keys). An actor that only ever set its unnamed state is
+// stored as those bytes alone, without the header.
+type ActorState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// entries are the actor's keys, sorted by name, each name at most once.
+	// The unnamed state (host.Self.State) is the entry with the empty name.
+	Entries       []*StateEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActorState) Reset() {
+	*x = ActorState{}
+	mi := &file_troupe_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActorState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActorState) ProtoMessage() {}
+
+func (x *ActorState) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActorState.ProtoReflect.Descriptor instead.
+func (*ActorState) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ActorState) GetEntries() []*StateEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// StateEntry is one named key of an actor's state.
+type StateEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StateEntry) Reset() {
+	*x = StateEntry{}
+	mi := &file_troupe_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StateEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StateEntry) ProtoMessage() {}
+
+func (x *StateEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StateEntry.ProtoReflect.Descriptor instead.
+func (*StateEntry) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StateEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StateEntry) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 var File_troupe_proto protoreflect.FileDescriptor
 
 const file_troupe_proto_rawDesc = "" +
@@ -404,11 +519,18 @@ const file_troupe_proto_rawDesc = "" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x03 \x01(\x04R\n" +
-	"generation*W\n" +
+	"generation\"=\n" +
+	"\n" +
+	"ActorState\x12/\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\"6\n" +
+	"\n" +
+	"StateEntry\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value*W\n" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HOST_STATE_ACTIVE\x10\x01\x12\x17\n" +
-	"\x13HOST_STATE_DRAINING\x10\x02*\xd6\x02\n" +
+	"\x13HOST_STATE_DRAINING\x10\x02*\x83\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bINTERNAL\x10\x01\x12\x0f\n" +
@@ -429,7 +551,9 @@ const file_troupe_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\x0e\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x0f\x12\x13\n" +
 	"\x0fSTATE_TOO_LARGE\x10\x10\x12\x13\n" +
-	"\x0fOUTCOME_UNKNOWN\x10\x11B!Z\x1fgithub.com/troupe-dev/troupe/pbb\x06proto3"
+	"\x0fOUTCOME_UNKNOWN\x10\x11\x12\x12\n" +
+	"\x0eWOULD_DEADLOCK\x10\x12\x12\x17\n" +
+	"\x13CALL_CHAIN_TOO_DEEP\x10\x13B!Z\x1fgithub.com/troupe-dev/troupe/pbb\x06proto3"
 
 var (
 	file_troupe_proto_rawDescOnce sync.Once
@@ -444,20 +568,23 @@ func file_troupe_proto_rawDescGZIP() []byte {
 }
 
 var file_troupe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_troupe_proto_goTypes = []any{
 	(HostState)(0),        // 0: troupe.v1.HostState
 	(ErrorCode)(0),        // 1: troupe.v1.ErrorCode
 	(*HostRecord)(nil),    // 2: troupe.v1.HostRecord
 	(*ReleaseRecord)(nil), // 3: troupe.v1.ReleaseRecord
+	(*ActorState)(nil),    // 4: troupe.v1.ActorState
+	(*StateEntry)(nil),    // 5: troupe.v1.StateEntry
 }
 var file_troupe_proto_depIdxs = []int32{
 	0, // 0: troupe.v1.HostRecord.state:type_name -> troupe.v1.HostState
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	5, // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_troupe_proto_init() }
@@ -471,7 +598,7 @@ func file_troupe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_proto_rawDesc), len(file_troupe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

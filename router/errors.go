@@ -32,6 +32,8 @@ const (
 	CodeInvalidArgument  = Code(pb.ErrorCode_INVALID_ARGUMENT)
 	CodeStateTooLarge    = Code(pb.ErrorCode_STATE_TOO_LARGE)
 	CodeOutcomeUnknown   = Code(pb.ErrorCode_OUTCOME_UNKNOWN)
+	CodeWouldDeadlock    = Code(pb.ErrorCode_WOULD_DEADLOCK)
+	CodeChainTooDeep     = Code(pb.ErrorCode_CALL_CHAIN_TOO_DEEP)
 )
 
 // String is the code's name, such as "BUSY".
@@ -77,6 +79,8 @@ var (
 	ErrInvalidArgument  = &Error{Code: CodeInvalidArgument}
 	ErrStateTooLarge    = &Error{Code: CodeStateTooLarge}
 	ErrOutcomeUnknown   = &Error{Code: CodeOutcomeUnknown}
+	ErrWouldDeadlock    = &Error{Code: CodeWouldDeadlock}
+	ErrChainTooDeep     = &Error{Code: CodeChainTooDeep}
 )
 
 // Errorf returns an *Error with the given code and a formatted message. An

@@ -135,6 +135,9 @@ func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement
 		opt.apply(&o)
 	}
 	c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: o.header, deadline: deadline}
+	if ch, ok := ChainFrom(ctx); ok {
+		c.chain, c.path = ch.ID, FormatPath(ch.Path)
+	}
 	return c.run(ctx)
 }
 
@@ -160,6 +163,9 @@ type call struct {
 	payload []byte
 	header  nats.Header
 	backoff time.Duration
+	// chain and path are the call chain's HeaderChain and HeaderChainPath
+	// values, when the call is made from inside a turn.
+	chain, path string
 	// deadline bounds the call; ctx carries it too, unless ctx can never end.
 	deadline time.Time
 }
@@ -224,6 +230,9 @@ func (c *call) request(subject string, gen uint64) (*nats.Msg, error) {
 		strconv.FormatUint(gen, 10), strconv.FormatInt(left.Milliseconds()+1, 10)}
 	h[HeaderType], h[HeaderID], h[HeaderMethod] = v[0:1:1], v[1:2:2], v[2:3:3]
 	h[HeaderGeneration], h[HeaderTimeout] = v[3:4:4], v[4:5:5]
+	if c.chain != "" {
+		h[HeaderChain], h[HeaderChainPath] = []string{c.chain}, []string{c.path}
+	}
 	msg := &nats.Msg{Subject: subject, Header: h, Data: c.payload}
 	if max := c.r.nc.MaxPayload(); max > 0 && int64(len(c.payload)+headerSize(h)) > max {
 		return nil, Errorf(CodePayloadTooLarge, "payload of %d bytes exceeds the server's max payload of %d bytes (with headers)", len(c.payload), max)

@@ -1,0 +1,190 @@
+package host
+
+import (
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/router"
+)
+
+// Call chains and reentrancy.
+//
+// A call made from inside a turn (with the turn's ctx) carries the chain it
+// belongs to: an id, made by the first actor in the chain that calls out,
+// and the path of actors whose turns wait on the call (router.HeaderChain,
+// router.HeaderChainPath). While a turn runs, its activation records the
+// chain that holds it: the chain the turn's call arrived with, or the one
+// the turn started by calling out.
+//
+// When a call arrives for an activation whose running turn is held by the
+// call's own chain, and the call's path already lists that actor, the turn
+// is waiting (directly or through other actors) for this very call: queued
+// behind it, the call could never run. If the type is reentrant, the call
+// runs at once as a nested turn, on its own goroutine, while the holder
+// waits; otherwise it fails at once with CodeWouldDeadlock naming the
+// cycle. Both facts are local to the callee's host, so the check is cheap
+// and certain: a chain that passes through several hosts is judged where
+// it comes back, and a path that lists the actor while its turn is free or
+// held by another chain (the earlier turn ended) is queued as usual.
+//
+// A nested turn saves the activation's state at its end like any turn, so
+// its reply is durable too; the waiting turn's changes made before it
+// called out are saved with it. The waiting turn ends only after every
+// nested turn it let in has ended.
+
+// chainHeaders is what a request says about its call chain.
+type chainHeaders struct {
+	id   string       // "" when the call is not part of a chain
+	path []router.Hop // the actors waiting on the call, outermost first
+}
+
+// parseChain reads a request's chain headers and checks its depth.
+func (h *Host) parseChain(hdr nats.Header) (chainHeaders, *router.Error) {
+	id := hdr.Get(router.HeaderChain)
+	if id == "" {
+		return chainHeaders{}, nil
+	}
+	if err := router.ValidateChainID(id); err != nil {
+		return chainHeaders{}, router.Errorf(router.CodeBadRequest, "malformed %s header: %v", router.HeaderChain, err)
+	}
+	path, err := router.ParsePath(hdr.Get(router.HeaderChainPath))
+	if err != nil {
+		return chainHeaders{}, router.Errorf(router.CodeBadRequest, "malformed %s header: %v", router.HeaderChainPath, err)
+	}
+	if max := h.cfg.MaxCallChainDepth; len(path) >= max {
+		return chainHeaders{}, router.Errorf(router.CodeChainTooDeep,
+			"call chain %s already passes through %d actors (the limit is %d): %s", id, len(path), max, router.FormatPath(path))
+	}
+	return chainHeaders{id: id, path: path}, nil
+}
+
+// lists reports whether the path includes the actor hop.
+func (c *chainHeaders) lists(hop router.Hop) bool {
+	for _, h := range c.path {
+		if h == hop {
+			return true
+		}
+	}
+	return false
+}
+
+// turnChain is a turn's router.ChainSource: calls made with the turn's ctx
+// carry the turn's chain, with the actor appended to the path.
+type turnChain struct {
+	a     *activation
+	env   *envelope
+	out   router.Chain // made on the first call out; guarded by a.mu
+	ended bool         // the turn is over; guarded by a.mu
+}
+
+// CallChain returns the chain of calls made from the turn. A turn that
+// arrived without a chain starts one here, and its activation becomes held
+// by it.
+func (c *turnChain) CallChain() router.Chain {
+	a := c.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c.out.ID == "" {
+		id := c.env.chain.id
+		if id == "" {
+			id = router.NewChainID()
+			if !c.env.nested && !c.ended { // a goroutine the turn left must not hold the next turn
+				a.chain = id
+			}
+		}
+		path := make([]router.Hop, len(c.env.chain.path), len(c.env.chain.path)+1)
+		copy(path, c.env.chain.path)
+		c.out = router.Chain{ID: id, Path: append(path, router.Hop{Type: a.t.name, ID: a.id})}
+	}
+	return c.out
+}
+
+// nestedTurns counts the nested turns running inside an activation's turn.
+type nestedTurns struct {
+	n    int
+	done chan struct{} // closed when n drops to 0
+}
+
+// holdChain records, at the start of a turn, the chain its call arrived
+// with, and gives the turn's context its chain source.
+func (a *activation) holdChain(env *envelope) {
+	env.src = turnChain{a: a, env: env}
+	env.ctx.src = &env.src
+	if env.nested || env.chain.id == "" {
+		return
+	}
+	a.mu.Lock()
+	a.chain = env.chain.id
+	a.mu.Unlock()
+}
+
+// releaseChain ends a turn's hold on its chain, once the nested turns it let
+// in have ended.
+func (a *activation) releaseChain(env *envelope) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	env.src.ended = true
+	if env.nested {
+		return
+	}
+	for a.nested != nil {
+		done := a.nested.done
+		a.mu.Unlock()
+		<-done
+		a.mu.Lock()
+	}
+	a.chain = ""
+}
+
+// enterChain handles a call that may belong to the chain holding the
+// activation's turn. It reports false when the call is to be queued as
+// usual; otherwise it has started a nested turn (reentrant types) or
+// answered CodeWouldDeadlock.
+func (a *activation) enterChain(env *envelope) bool {
+	self := router.Hop{Type: a.t.name, ID: a.id}
+	if env.chain.id == "" || !env.chain.lists(self) {
+		return false
+	}
+	a.mu.Lock()
+	held := a.running && !a.closed && a.chain == env.chain.id
+	if held && a.t.reentrant {
+		if a.nested == nil {
+			a.nested = &nestedTurns{done: make(chan struct{})}
+		}
+		a.nested.n++
+	}
+	a.mu.Unlock()
+	switch {
+	case !held:
+		return false
+	case !a.t.reentrant:
+		a.h.fail(env.msg, router.Errorf(router.CodeWouldDeadlock,
+			"call cycle %s: %s is busy with a turn that waits for this call, and type %q is not reentrant (host.Reentrant)",
+			router.FormatCycle(env.chain.path, self), self, a.t.name))
+		return true
+	}
+	env.nested = true
+	a.h.turns.Add(1)
+	go a.nestedTurn(env)
+	return true
+}
+
+// nestedTurn runs a re-entering call while the turn holding its chain waits.
+func (a *activation) nestedTurn(env *envelope) {
+	defer a.h.turns.Done()
+	reply := a.turn(env)
+	a.h.respond(env.msg, reply)
+	a.mu.Lock()
+	if a.nested.n--; a.nested.n == 0 {
+		close(a.nested.done)
+		a.nested = nil
+	}
+	a.mu.Unlock()
+}
+
+// discardedByNested is the error of a turn whose nested turn failed with
+// unsaved changes (or panicked): the activation is being discarded, and the
+// turn must not save over what the store holds. It is not a code the router
+// retries: the same calls would fail the same way until the deadline.
+func discardedByNested() *router.Error {
+	return router.Errorf(router.CodeInternal, "a nested turn of this actor failed and discarded the activation's changes; this turn was discarded too")
+}

@@ -1,0 +1,236 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// Named state keys.
+//
+// An actor may keep several named keys besides (or instead of) its unnamed
+// state. They are read and written within a turn and saved together at its
+// end, in the actor's one entry of the state bucket, with the same
+// compare-and-set on its revision: the keys of one actor change together
+// or not at all, with no extra round trip.
+//
+// We measured the other layout JetStream allows, one entry per key saved
+// with an atomic batch publish (BenchmarkStateKeysAB in bench/, numbers in
+// the README): a turn that changes one 1 KiB key of 16 saves up to 4× more
+// often that way, but a turn that changes two or more keys is 250–1,250×
+// slower (the server stages each atomic batch on a file-backed R1 stream in
+// a file store of its own), and loading needs a multi-subject read. One
+// value keeps the common case fast and the guarantee simple.
+//
+// The entry is the unnamed state's bytes alone for an actor that never set
+// a named key, exactly as before named keys existed, and a pb.ActorState
+// marked with the header Troupe-State: keys otherwise (PROTOCOL.md, "State
+// bucket").
+
+// Header and value that mark a state entry holding named keys.
+const (
+	headerStateFormat = "Troupe-State"
+	stateFormatKeys   = "keys"
+)
+
+// MaxKeyName is the longest state key name, in bytes.
+const MaxKeyName = 256
+
+// ErrInvalidKey is returned for a state key name that is empty, too long or
+// not UTF-8.
+var ErrInvalidKey = errors.New("host: invalid state key name")
+
+func validKeyName(name string) error {
+	if name == "" || len(name) > MaxKeyName || !utf8.ValidString(name) {
+		return fmt.Errorf("%w %q: want 1–%d bytes of UTF-8", ErrInvalidKey, name, MaxKeyName)
+	}
+	return nil
+}
+
+// Key is the value of the named state key, or nil when the actor has none.
+// The bytes must not be modified.
+func (s *Self) Key(name string) []byte { return s.a.keys[name] }
+
+// SetKey sets a named state key. It is saved with the rest of the actor's
+// state at the end of the turn, before the reply. The host keeps value; do
+// not modify it after.
+func (s *Self) SetKey(name string, value []byte) error {
+	if err := validKeyName(name); err != nil {
+		return err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	a := s.a
+	if a.keys == nil {
+		a.keys = make(map[string][]byte)
+	}
+	a.keys[name], a.dirty = value, true
+	return nil
+}
+
+// DeleteKey removes a named state key, if the actor has it.
+func (s *Self) DeleteKey(name string) {
+	a := s.a
+	if _, ok := a.keys[name]; ok {
+		delete(a.keys, name)
+		a.dirty = true
+	}
+}
+
+// Keys lists the actor's named state keys, sorted.
+func (s *Self) Keys() []string {
+	names := make([]string, 0, len(s.a.keys))
+	for n := range s.a.keys {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// GetKey decodes the named state key with codec. ok is false, and v the
+// zero value, when the actor has no such key.
+func GetKey[T any](s *Self, name string, codec router.Codec) (v T, ok bool, err error) {
+	b, ok := s.a.keys[name]
+	if !ok {
+		return v, false, nil
+	}
+	if err := codec.Unmarshal(b, &v); err != nil {
+		return v, true, fmt.Errorf("state key %q: %w", name, err)
+	}
+	return v, true, nil
+}
+
+// SetKeyOf encodes v with codec and sets it as the named state key.
+func SetKeyOf[T any](s *Self, name string, codec router.Codec, v T) error {
+	b, err := codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("state key %q: %w", name, err)
+	}
+	return s.SetKey(name, b)
+}
+
+// load reads the actor's state entry: its unnamed state, its named keys
+// and the revision to compare against when saving.
+func (a *activation) load(ctx context.Context) error {
+	msg, err := a.h.getStateEntry(ctx, StateKey(a.t.name, a.id))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil
+	case err != nil:
+		return router.Errorf(router.CodeUnavailable, "loading state: %w", err)
+	}
+	a.rev = msg.Sequence
+	if op := msg.Header.Get("KV-Operation"); op != "" {
+		return nil // deleted or purged: no state, but saves compare with the marker
+	}
+	if msg.Header.Get(headerStateFormat) != stateFormatKeys {
+		a.state = msg.Data
+		return nil
+	}
+	var st pb.ActorState
+	if err := proto.Unmarshal(msg.Data, &st); err != nil {
+		return router.Errorf(router.CodeInternal, "state of %s: named keys do not decode: %v", StateKey(a.t.name, a.id), err)
+	}
+	a.keys = make(map[string][]byte, len(st.Entries))
+	for _, e := range st.Entries {
+		if e.Name == "" {
+			a.state = e.Value
+			continue
+		}
+		a.keys[e.Name] = e.Value
+	}
+	return nil
+}
+
+// encodeState is what save writes: the unnamed state alone when the actor
+// has never had named keys, else every key in a pb.ActorState. It refuses
+// state that cannot fit in one message with CodeStateTooLarge, naming the
+// largest keys.
+func (a *activation) encodeState() ([]byte, nats.Header, error) {
+	value, hdr := a.state, nats.Header(nil)
+	if a.keys != nil {
+		st := &pb.ActorState{}
+		if a.state != nil {
+			st.Entries = append(st.Entries, &pb.StateEntry{Value: a.state})
+		}
+		for _, name := range (&Self{a: a}).Keys() {
+			st.Entries = append(st.Entries, &pb.StateEntry{Name: name, Value: a.keys[name]})
+		}
+		var err error
+		if value, err = proto.Marshal(st); err != nil {
+			return nil, nil, router.Errorf(router.CodeInternal, "encoding state keys: %v", err)
+		}
+		hdr = nats.Header{headerStateFormat: []string{stateFormatKeys}}
+	}
+	if max := a.h.nc.MaxPayload(); max > 0 && int64(len(value))+stateOverhead > max {
+		return nil, nil, router.Errorf(router.CodeStateTooLarge,
+			"state of %s is %d bytes%s; one actor's state must fit in the server's max payload of %d bytes; the turn was discarded",
+			StateKey(a.t.name, a.id), len(value), a.largestKeys(), max)
+	}
+	return value, hdr, nil
+}
+
+// stateOverhead is room for the subject and headers of a state save.
+const stateOverhead = 512
+
+// largestKeys describes the largest parts of the state, for an error.
+func (a *activation) largestKeys() string {
+	type part struct {
+		name string
+		size int
+	}
+	parts := []part{{"(unnamed)", len(a.state)}}
+	for n, v := range a.keys {
+		parts = append(parts, part{n, len(v)})
+	}
+	slices.SortFunc(parts, func(x, y part) int { return y.size - x.size })
+	var b strings.Builder
+	b.WriteString(" (largest: ")
+	for i, p := range parts[:min(3, len(parts))] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q %d bytes", p.name, p.size)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// stateEntries reads state entries with their headers (the KV API returns
+// values only). It opens the bucket's stream on first use; its reads are
+// direct gets, like the KV API's.
+type stateEntries struct {
+	mu     sync.Mutex
+	stream jetstream.Stream
+}
+
+// getStateEntry returns the latest message of an actor's state key.
+func (h *Host) getStateEntry(ctx context.Context, key string) (*jetstream.RawStreamMsg, error) {
+	e := &h.entries
+	e.mu.Lock()
+	s := e.stream
+	e.mu.Unlock()
+	if s == nil {
+		var err error
+		if s, err = h.js.Stream(ctx, "KV_"+h.state.Bucket()); err != nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		e.stream = s
+		e.mu.Unlock()
+	}
+	return s.GetLastMsgForSubject(ctx, "$KV."+h.state.Bucket()+"."+key)
+}
