@@ -99,4 +99,13 @@
 // deadline) before deciding; a host that does not own the actor at its
 // table answers MOVED with its generation, and the caller catches up and
 // retries.
+//
+// # Operations
+//
+// Stats gives, per actor type, the active actors and the turns run and
+// failed (counters the hot path keeps with atomic adds). Every host answers
+// the admin subjects <prefix>.admin.actors (all hosts: scatter/gather) and
+// <prefix>.admin.actors.<id> with its Report, and the NATS service discovery
+// subjects ($SRV.PING, INFO, STATS) as an instance of the service "troupe",
+// so `nats micro ls` lists it. PROTOCOL.md specifies both.
 package host

@@ -57,6 +57,7 @@ func (h *Host) parseGatewaySubject(subject string) (gatewayCall, *router.Error) 
 // subscription's goroutine: a call this host owns goes straight into the
 // actor's mailbox, any other is forwarded from a goroutine of its own.
 func (h *Host) serveGateway(msg *nats.Msg) {
+	h.ops.gateway.Add(1)
 	c, e := h.parseGatewaySubject(msg.Subject)
 	if e != nil {
 		h.fail(msg, e)

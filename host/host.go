@@ -59,6 +59,7 @@ type Host struct {
 
 	replies *replies
 	rem     *reminders // delivers fired reminders; nil when disabled
+	ops     ops // admin and service discovery (admin.go, discovery.go)
 
 	recMu sync.Mutex
 	rec   *pb.HostRecord // the record the lease publishes
@@ -210,6 +211,9 @@ func (h *Host) start(ctx context.Context) error {
 	}
 	h.goLoop(h.followTable)
 	h.goLoop(h.sweepLoop)
+	if err := h.startOps(); err != nil {
+		return err
+	}
 	return h.startReminders(ctx)
 }
 

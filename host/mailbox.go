@@ -177,6 +177,7 @@ func (a *activation) run() {
 			continue
 		}
 		reply := a.turn(env)
+		a.t.counters.count(reply)
 		a.touch()
 		a.h.respond(env.msg, reply)
 		if a.discard {

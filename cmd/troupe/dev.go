@@ -16,7 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/embedded"
 )
 
-const devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
+const devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [--ui ADDR]
 
 Runs an embedded NATS server with JetStream and one host serving the example
 actors (counter, session), prints the server's URL, and runs until SIGINT or SIGTERM;
@@ -31,12 +31,13 @@ Flags:
                           (always), or every DURATION (default: the server's,
                           2m). Without fsync a process crash loses nothing; an
                           OS crash or power loss can lose the last DURATION.
-`
+` + uiUsage
 
 type devFlags struct {
 	listen string
 	store  string
 	sync   string
+	ui     uiFlag
 }
 
 func runDev(ctx context.Context, e env, args []string) error {
@@ -45,6 +46,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:4222", "client address")
 	fs.StringVar(&f.store, "store", "", "JetStream store directory")
 	fs.StringVar(&f.sync, "sync", "", "always or a fsync interval")
+	f.ui.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,12 +54,15 @@ func runDev(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg, err := f.serverConfig(e.getenv)
+	if err == nil {
+		_, err = f.ui.listenAddr()
+	}
 	if err != nil {
 		return usagef(fs, "%v", err)
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	return dev(ctx, e, cfg)
+	return dev(ctx, e, cfg, &f.ui)
 }
 
 // serverConfig turns the flags into the embedded server's configuration.
@@ -102,7 +107,7 @@ func defaultStore(getenv func(string) string) (string, error) {
 }
 
 // dev runs the server and a host on it until ctx ends.
-func dev(ctx context.Context, e env, cfg embedded.Config) error {
+func dev(ctx context.Context, e env, cfg embedded.Config, ui *uiFlag) error {
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return err
 	}
@@ -120,7 +125,7 @@ func dev(ctx context.Context, e env, cfg embedded.Config) error {
 		return err
 	}
 	defer nc.Close()
-	return serveActors(ctx, nc, host.Config{ID: id}, log, func() {
+	return serveActors(ctx, nc, host.Config{ID: id}, log, ui, func() {
 		fmt.Fprintf(e.stdout, "%s\ntry: troupe call -s %s counter c1 add 5\n", u, u)
 	})
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/placement"
 )
 
-const hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-ttl DURATION] [--ledger FILE]
+const hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-ttl DURATION] [--ledger FILE] [--ui ADDR]
 
 Joins a host serving the example actors (counter, session) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it marks itself
@@ -32,7 +32,7 @@ Flags:
                     last renewal, and stops running calls a quarter of it before
   --ledger FILE     append every activation's start and end to FILE (JSON
                     lines), for audits of single activation
-
+` + uiUsage + `
 ` + connUsage
 
 // Bounds on joining and on draining at exit.
@@ -50,6 +50,8 @@ func runHost(ctx context.Context, e env, args []string) error {
 	name := fs.String("name", "", "host id")
 	leaseTTL := fs.Duration("lease-ttl", placement.DefaultLeaseTTL, "lease time to live")
 	ledgerFile := fs.String("ledger", "", "activation ledger file")
+	var ui uiFlag
+	ui.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -62,6 +64,9 @@ func runHost(ctx context.Context, e env, args []string) error {
 	}
 	cfg := host.Config{ID: id, Lease: placement.LeaseConfig{TTL: *leaseTTL}}
 	if err := cfg.Validate(); err != nil {
+		return usagef(fs, "%v", err)
+	}
+	if _, err := ui.listenAddr(); err != nil {
 		return usagef(fs, "%v", err)
 	}
 	if *ledgerFile != "" {
@@ -85,7 +90,7 @@ func runHost(ctx context.Context, e env, args []string) error {
 	}
 	defer nc.Close()
 	log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-	return serveActors(ctx, nc, cfg, log, func() {})
+	return serveActors(ctx, nc, cfg, log, &ui, func() {})
 }
 
 // hostID returns the id --name gives, or a random one.
@@ -98,8 +103,9 @@ func hostID(name string) (placement.HostID, error) {
 }
 
 // serveActors runs a host with the example actors on nc until ctx ends,
-// then drains it. ready is called once the host has joined.
-func serveActors(ctx context.Context, nc *nats.Conn, cfg host.Config, log *slog.Logger, ready func()) error {
+// then drains it. ready is called once the host has joined; then the live
+// page starts if ui asks for it.
+func serveActors(ctx context.Context, nc *nats.Conn, cfg host.Config, log *slog.Logger, ui *uiFlag, ready func()) error {
 	cfg.Logger = log
 	id := cfg.ID
 	h, err := host.New(nc, cfg)
@@ -119,6 +125,11 @@ func serveActors(ctx context.Context, nc *nats.Conn, cfg host.Config, log *slog.
 		return fmt.Errorf("start host %s: %w", id, err)
 	}
 	ready()
+	waitUI, err := ui.serve(ctx, h, nc, log)
+	defer waitUI()
+	if err != nil {
+		return errors.Join(err, drain(h))
+	}
 	<-ctx.Done()
 	log.Info("stopping", "cause", context.Cause(ctx))
 	return errors.Join(drain(h), stopFailure(context.Cause(ctx)))
