@@ -82,6 +82,10 @@ type Config struct {
 	// ends (see ActivationRecord), from the activation's own goroutine or
 	// the host's: it must return quickly.
 	OnActivation func(ActivationRecord)
+	// OnLeaseValid, if set, is called each time the host's lease is
+	// extended, before the host acts on the extension (see LeaseRecord). It
+	// must return quickly.
+	OnLeaseValid func(LeaseRecord)
 }
 
 // DefaultConfig returns a Config with every default filled in (and a random

@@ -59,7 +59,7 @@ type Host struct {
 
 	replies *replies
 	rem     *reminders // delivers fired reminders; nil when disabled
-	ops     ops // admin and service discovery (admin.go, discovery.go)
+	ops     ops        // admin and service discovery (admin.go, discovery.go)
 
 	recMu sync.Mutex
 	rec   *pb.HostRecord // the record the lease publishes
@@ -192,6 +192,11 @@ func (h *Host) start(ctx context.Context) error {
 	leaseCfg := h.cfg.Lease
 	if leaseCfg.MarkerTTL == 0 {
 		leaseCfg.MarkerTTL = h.cfg.Membership.MarkerTTL
+	}
+	if report := h.cfg.OnLeaseValid; report != nil {
+		leaseCfg.OnValid = func(inc string, until time.Time) {
+			report(LeaseRecord{Host: h.cfg.ID, Incarnation: inc, ValidUntil: until})
+		}
 	}
 	h.rec = &pb.HostRecord{
 		HostId:        string(h.cfg.ID),

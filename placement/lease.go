@@ -38,6 +38,11 @@ type LeaseConfig struct {
 	// Margin is how long before the lease can expire on the server the host
 	// stops trusting it (see Lease.Valid); 0 means TTL/4.
 	Margin time.Duration
+	// OnValid, if set, is called with the record's incarnation and the new
+	// ValidUntil each time a write extends the lease, before Valid reports
+	// the extension: an audit log written from it never shows less than
+	// the host may act on. It runs with the lease locked and must be quick.
+	OnValid func(incarnation string, until time.Time)
 }
 
 func (c LeaseConfig) withDefaults() (LeaseConfig, error) {
@@ -186,6 +191,9 @@ func (l *Lease) Invalidate() { l.validUntil.Store(0) }
 func (l *Lease) held(rev uint64, sent time.Time) {
 	l.rev, l.renewed = rev, sent
 	until := int64(sent.Sub(l.epoch) + l.cfg.TTL - l.cfg.Margin)
+	if l.cfg.OnValid != nil {
+		l.cfg.OnValid(l.rec.GetIncarnation(), l.epoch.Add(time.Duration(until)))
+	}
 	l.lastValid.Store(until)
 	l.validUntil.Store(until)
 }

@@ -75,14 +75,14 @@ func runHost(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		defer w.Close()
-		cfg.OnActivation = w.Record
+		cfg.OnActivation, cfg.OnLeaseValid = w.Record, w.Fence
 	}
 	log := newLogger(e.stderr)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	opts := append(logEvents(log), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1),
+	opts := append(logEvents(log), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1), nats.ReconnectWait(250*time.Millisecond),
 		nats.ClosedHandler(func(*nats.Conn) { cancel(errConnClosed) }))
 	nc, err := conn.connect("troupe host "+string(id), opts...)
 	if err != nil {
