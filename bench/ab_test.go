@@ -24,33 +24,51 @@ var (
 func BenchmarkCallAB(b *testing.B) {
 	f := newFixture(b, host.Config{})
 	warm := f.warm(b)
-	for _, mode := range []struct {
-		name    string
-		callers int
-	}{{"seq", 1}, {"par64", callers}} {
+	for _, mode := range abModes {
 		b.Run(mode.name, func(b *testing.B) {
-			raw, troupe := &abSide{}, &abSide{}
-			for round := range *abRounds {
-				sides := []func(){
-					func() { raw.phase(b, mode.callers, func(int) error { return f.raw() }) },
-					func() { troupe.phase(b, mode.callers, func(g int) error { return f.call(warm[1+g]) }) },
-				}
-				if round%2 == 1 {
-					slices.Reverse(sides)
-				}
-				for _, run := range sides {
-					run()
-				}
-			}
-			rawP50, troupeP50 := raw.p50(), troupe.p50()
-			b.ReportMetric(micros(rawP50), "raw-p50-µs")
-			b.ReportMetric(micros(troupeP50), "troupe-p50-µs")
-			b.ReportMetric(raw.rate(), "raw-calls/s")
-			b.ReportMetric(troupe.rate(), "troupe-calls/s")
-			b.ReportMetric(float64(troupeP50)/float64(rawP50), "p50-ratio")
-			b.ReportMetric(troupe.rate()/raw.rate(), "throughput-ratio")
+			sides := alternate(b, mode.callers,
+				func(int) error { return f.raw() },
+				func(g int) error { return f.call(warm[1+g]) })
+			reportAB(b, "raw", sides[0], "troupe", sides[1])
 		})
 	}
+}
+
+// abModes are the sub-benchmarks of the A/B benchmarks: one caller, and
+// many.
+var abModes = []struct {
+	name    string
+	callers int
+}{{"seq", 1}, {"par64", callers}}
+
+// alternate runs -ab-rounds rounds of one phase of each side with callers
+// goroutines, reversing the order every other round, and returns each
+// side's results.
+func alternate(b *testing.B, callers int, sides ...func(g int) error) []*abSide {
+	results := make([]*abSide, len(sides))
+	order := make([]int, len(sides))
+	for i := range results {
+		results[i], order[i] = &abSide{}, i
+	}
+	for range *abRounds {
+		for _, i := range order {
+			results[i].phase(b, callers, sides[i])
+		}
+		slices.Reverse(order)
+	}
+	return results
+}
+
+// reportAB reports the p50 latency and throughput of a base side and
+// another, and their ratios (other over base).
+func reportAB(b *testing.B, baseName string, base *abSide, name string, other *abSide) {
+	baseP50, p50 := base.p50(), other.p50()
+	b.ReportMetric(micros(baseP50), baseName+"-p50-µs")
+	b.ReportMetric(micros(p50), name+"-p50-µs")
+	b.ReportMetric(base.rate(), baseName+"-calls/s")
+	b.ReportMetric(other.rate(), name+"-calls/s")
+	b.ReportMetric(float64(p50)/float64(baseP50), "p50-ratio")
+	b.ReportMetric(other.rate()/base.rate(), "throughput-ratio")
 }
 
 // abSide accumulates one side's phases.

@@ -144,4 +144,5 @@ type actorType struct {
 	stateless bool
 	reentrant bool
 	dir       directory
+	counters  typeCounters
 }

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
 )
 
 // Defaults for Config.
@@ -67,6 +68,11 @@ type Config struct {
 	// MaxCallChainDepth refuses, with router.ErrChainTooDeep, a call whose
 	// call chain already passes through this many actors.
 	MaxCallChainDepth int
+	// ReminderStream is the stream that holds reminders ("" means
+	// router.DefaultReminderStream); DisableReminders leaves this host out of
+	// delivering them (it neither creates the stream nor reads firings).
+	ReminderStream   string
+	DisableReminders bool
 	// DisableGateway keeps the host out of the gateway's queue group
 	// (<prefix>.call.>): it then takes calls only on its own subject.
 	DisableGateway bool
@@ -88,6 +94,10 @@ type Config struct {
 	// ends (see ActivationRecord), from the activation's own goroutine or
 	// the host's: it must return quickly.
 	OnActivation func(ActivationRecord)
+	// OnLeaseValid, if set, is called each time the host's lease is
+	// extended, before the host acts on the extension (see LeaseRecord). It
+	// must return quickly.
+	OnLeaseValid func(LeaseRecord)
 }
 
 // DefaultConfig returns a Config with every default filled in (and a random
@@ -103,6 +113,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StateBucket == "" {
 		c.StateBucket = DefaultStateBucket
+	}
+	if c.ReminderStream == "" {
+		c.ReminderStream = router.DefaultReminderStream
 	}
 	if c.MailboxSize == 0 {
 		c.MailboxSize = DefaultMailboxSize

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/troupe-dev/troupe/placement"
 )
@@ -16,6 +17,7 @@ const shards = 64
 type directory struct {
 	seed   maphash.Seed
 	shards [shards]shard
+	n      atomic.Int64 // activations in all shards: changed under their locks
 }
 
 type shard struct {
@@ -47,6 +49,7 @@ func (d *directory) getOrCreate(h *Host, t *actorType, id placement.ActorID) *ac
 		id = placement.ActorID(strings.Clone(string(id)))
 		a = newActivation(h, t, id)
 		s.m[id] = a
+		d.n.Add(1)
 	}
 	return a
 }
@@ -58,6 +61,7 @@ func (d *directory) remove(id placement.ActorID, a *activation) {
 	defer s.mu.Unlock()
 	if s.m[id] == a {
 		delete(s.m, id)
+		d.n.Add(-1)
 	}
 }
 
@@ -79,13 +83,5 @@ func (d *directory) each(f func(*activation)) {
 	}
 }
 
-func (d *directory) len() int {
-	n := 0
-	for i := range d.shards {
-		s := &d.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
-}
+// len is the number of activations; it costs one atomic load.
+func (d *directory) len() int { return int(d.n.Load()) }

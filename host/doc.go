@@ -71,6 +71,27 @@
 // router.ErrWouldDeadlock naming the cycle; chains deeper than
 // Config.MaxCallChainDepth fail with router.ErrChainTooDeep (chain.go).
 //
+// # Timers, reminders and one-way sends
+//
+// A timer (Self.SetTimer) belongs to one activation: each tick is a turn the
+// host posts to the actor's own mailbox, so it never overlaps a call; timers
+// stop with the activation and do not keep an idle actor alive unless
+// Timer.KeepAlive is set.
+//
+// A reminder (Self.SetReminder, router.Router.SetReminder, or the reminder
+// gateway) is durable and kept by the NATS server as a JetStream message
+// schedule in the reminder stream, not by any host. When it fires, the
+// server stores a firing in the same stream; every host pulls firings from
+// one shared durable consumer and delivers each as an ordinary call through
+// its router, so it runs on whichever host owns the actor then, and
+// acknowledges it after the reply. One shared work queue needs no
+// per-reminder or per-actor state in hosts and nothing to rebalance: the
+// router already reaches the owner through table changes and crashes.
+// Delivery is at least once; see reminders.go and PROTOCOL.md.
+//
+// A request without a reply subject is a one-way send (router.Router.Send):
+// admitted like a call, answered to nobody, delivered at most once.
+//
 // # Routing
 //
 // A request carries the caller's table generation. A host that has not yet
@@ -88,4 +109,13 @@
 // nil by default, which costs a call one nil check. Ready reports whether the
 // host is ready to take calls, for health checks. The README lists the
 // metrics and their labels.
+//
+// # Operations
+//
+// Stats gives, per actor type, the active actors and the turns run and
+// failed (counters the hot path keeps with atomic adds). Every host answers
+// the admin subjects <prefix>.admin.actors (all hosts: scatter/gather) and
+// <prefix>.admin.actors.<id> with its Report, and the NATS service discovery
+// subjects ($SRV.PING, INFO, STATS) as an instance of the service "troupe",
+// so `nats micro ls` lists it. PROTOCOL.md specifies both.
 package host

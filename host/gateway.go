@@ -57,9 +57,7 @@ func (h *Host) parseGatewaySubject(subject string) (gatewayCall, *router.Error) 
 // subscription's goroutine: a call this host owns goes straight into the
 // actor's mailbox, any other is forwarded from a goroutine of its own.
 func (h *Host) serveGateway(msg *nats.Msg) {
-	if msg.Reply == "" {
-		return
-	}
+	h.ops.gateway.Add(1)
 	c, e := h.parseGatewaySubject(msg.Subject)
 	if e != nil {
 		h.obs.rejected(e)
@@ -80,6 +78,10 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 		h.admit(&envelope{msg: msg, t: t, id: c.id, method: c.method, deadline: deadline, chain: chain})
 		return
 	}
+	if msg.Reply == "" {
+		h.sendOneWay(msg, c, deadline) // a one-way send: nobody waits for an answer
+		return
+	}
 	h.turns.Add(1)
 	go h.forward(msg, c, deadline, chain)
 }
@@ -92,19 +94,25 @@ func (h *Host) forward(msg *nats.Msg, c gatewayCall, deadline time.Time, chain c
 	if chain.id != "" {
 		ctx = router.WithChain(ctx, router.Chain{ID: chain.id, Path: chain.path})
 	}
-	var opts []router.CallOption
-	for k, vs := range msg.Header {
-		if strings.HasPrefix(k, "Troupe-") {
-			continue // the router sets its own
-		}
-		for _, v := range vs {
-			opts = append(opts, router.WithHeader(k, v))
-		}
-	}
-	reply, err := h.router.Call(ctx, c.typ, c.id, c.method, msg.Data, opts...)
+	reply, err := h.router.Call(ctx, c.typ, c.id, c.method, msg.Data, passHeaders(msg.Header)...)
 	if err != nil {
 		h.fail(msg, router.AsError(err))
 		return
 	}
 	h.respond(msg, &nats.Msg{Data: reply})
+}
+
+// passHeaders carries a request's own headers on to the owner; the router
+// sets the Troupe-* ones.
+func passHeaders(hdr nats.Header) []router.CallOption {
+	var opts []router.CallOption
+	for k, vs := range hdr {
+		if strings.HasPrefix(k, "Troupe-") {
+			continue
+		}
+		for _, v := range vs {
+			opts = append(opts, router.WithHeader(k, v))
+		}
+	}
+	return opts
 }

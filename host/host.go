@@ -58,7 +58,9 @@ type Host struct {
 	subject string
 
 	replies *replies
-	obs     *observer // metrics and tracing; nil when off
+	obs     *observer  // metrics and tracing; nil when off
+	rem     *reminders // delivers fired reminders; nil when disabled
+	ops     ops        // admin and service discovery (admin.go, discovery.go)
 
 	recMu sync.Mutex
 	rec   *pb.HostRecord // the record the lease publishes
@@ -183,7 +185,7 @@ func (h *Host) start(ctx context.Context) error {
 		return err
 	}
 	h.w.FollowReconnects(h.nc)
-	if h.router, err = router.New(ctx, h.nc, h.obs.routerConfig(router.Config{Watcher: h.w})); err != nil {
+	if h.router, err = router.New(ctx, h.nc, h.obs.routerConfig(router.Config{Watcher: h.w, SubjectPrefix: h.cfg.SubjectPrefix, ReminderStream: h.cfg.ReminderStream})); err != nil {
 		return err
 	}
 	h.goLoop(func() { h.replies.loop(h.stop) })
@@ -201,6 +203,11 @@ func (h *Host) start(ctx context.Context) error {
 	leaseCfg := h.cfg.Lease
 	if leaseCfg.MarkerTTL == 0 {
 		leaseCfg.MarkerTTL = h.cfg.Membership.MarkerTTL
+	}
+	if report := h.cfg.OnLeaseValid; report != nil {
+		leaseCfg.OnValid = func(inc string, until time.Time) {
+			report(LeaseRecord{Host: h.cfg.ID, Incarnation: inc, ValidUntil: until})
+		}
 	}
 	h.rec = &pb.HostRecord{
 		HostId:        string(h.cfg.ID),
@@ -221,7 +228,10 @@ func (h *Host) start(ctx context.Context) error {
 	}
 	h.goLoop(h.followTable)
 	h.goLoop(h.sweepLoop)
-	return nil
+	if err := h.startOps(); err != nil {
+		return err
+	}
+	return h.startReminders(ctx)
 }
 
 // join takes the host's lease. A record of the same id that is still live
@@ -284,6 +294,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		return ErrHostClosed
 	}
 	h.log.Info("host draining")
+	h.stopReminders(false) // take no new firings; those running finish below
 	err := h.drainActors(ctx)
 	if err != nil {
 		h.log.Warn("actors not handed off; leaving anyway", "err", err)
@@ -345,6 +356,7 @@ func (h *Host) Close() {
 	if h.lease != nil {
 		h.lease.Stop()
 	}
+	h.stopReminders(true)
 	h.halt()
 }
 

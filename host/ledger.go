@@ -24,6 +24,17 @@ type ActivationRecord struct {
 	Start, End  time.Time
 }
 
+// LeaseRecord says that the host's incarnation may run turns and send saves
+// until ValidUntil, and no later unless a later record extends it: the
+// host's lease fence (placement.Lease.Valid). An audit can close the
+// activations of a host that died or paused at the last ValidUntil it
+// reported.
+type LeaseRecord struct {
+	Host        placement.HostID
+	Incarnation string
+	ValidUntil  time.Time
+}
+
 // recordActivation reports a's start (end zero) or end to Config.OnActivation.
 func (a *activation) recordActivation(end time.Time) {
 	if a.h.cfg.OnActivation == nil {

@@ -55,6 +55,7 @@ type activation struct {
 	keys      map[string][]byte // named state keys; nil if it never had any (statekeys.go)
 	rev       uint64
 	dirty     bool
+	timers    *timerSet // nil until the actor sets a timer
 	// For ActivationRecord, set when activated.
 	incarnation string
 	gen         uint64
@@ -167,10 +168,18 @@ func (a *activation) run() {
 		case env.deactivate:
 			a.close(!env.drop)
 			return
+		case env.posted != nil:
+			a.runPosted(env)
+			if a.discard {
+				a.close(false)
+				return
+			}
+			continue
 		}
 		start := a.h.obs.turnStart(env)
 		reply := a.turn(env)
 		a.h.obs.turnEnd(env, reply, start)
+		a.t.counters.count(reply)
 		a.touch()
 		a.h.respond(env.msg, reply)
 		if a.discard {
@@ -336,6 +345,7 @@ func (a *activation) save() error {
 // and saves, then it leaves the directory and re-admits calls that arrived
 // after the order to deactivate (to a new activation, or MOVED).
 func (a *activation) close(graceful bool) {
+	a.stopTimers()
 	if graceful && a.activated && a.h.mayAct(a.epoch) {
 		a.finalTurn()
 	}
@@ -353,7 +363,10 @@ func (a *activation) close(graceful bool) {
 	a.queue, a.head, a.running = nil, 0, false
 	a.mu.Unlock()
 	for _, env := range left {
-		if !env.deactivate {
+		switch {
+		case env.posted != nil:
+			env.posted.done(false)
+		case !env.deactivate:
 			a.h.admit(env)
 		}
 	}

@@ -37,8 +37,8 @@ import (
 //	troupe_state_load_duration_seconds{type}            state reads on activation
 //	troupe_state_save_duration_seconds{type}            state compare-and-set writes
 //	troupe_state_conflicts_total{type}                  saves refused by compare-and-set
-//	troupe_reminders_fired_total{type}                  reminders delivered
-//	troupe_timers_fired_total{type}                     timers fired
+//	troupe_reminders_fired_total{type}                  reminder firings this host delivered (type: served here, else other)
+//	troupe_timers_fired_total{type}                     timer ticks posted to a mailbox
 type metrics struct {
 	h     *Host
 	reg   prometheus.Registerer

@@ -170,3 +170,32 @@ func checkValues(t *testing.T, mfs []*dto.MetricFamily, wants []want) {
 		}
 	}
 }
+
+// TestMetricsCountTimerTicks: a timer's tick is counted under its actor's
+// type.
+func TestMetricsCountTimerTicks(t *testing.T) {
+	s := natstest.Server(t)
+	reg := prometheus.NewRegistry()
+	ticked := make(chan struct{}, 1)
+	startHost(t, s, host.Config{Metrics: reg}, func(h *host.Host) {
+		_ = h.Register("ticker", func(self *host.Self) host.Actor {
+			return host.ActorFunc(func(context.Context, host.Call) ([]byte, error) {
+				return nil, self.SetTimer("once", host.Timer{Due: time.Millisecond, Tick: func(context.Context) error {
+					ticked <- struct{}{}
+					return nil
+				}})
+			})
+		}, host.NoState())
+	})
+	call(t, newRouter(t, s), "ticker", "t1", "start", "")
+	select {
+	case <-ticked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the timer never ticked")
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValues(t, mfs, []want{{"troupe_timers_fired_total", "type=ticker", 1}})
+}

@@ -211,16 +211,22 @@ func (o *observer) stateSaved(typ placement.ActorType, start time.Time, err erro
 	}
 }
 
-// ReminderFired counts a reminder of type typ delivered to its actor. Call
-// it as h.obs.ReminderFired(typ); it does nothing when metrics are off.
+// ReminderFired counts a reminder firing this host delivered to an actor
+// of type typ (which may live on another host); a type this host does not
+// serve counts as "other". It does nothing when metrics are off.
 func (o *observer) ReminderFired(typ placement.ActorType) {
-	if o != nil && o.m != nil {
-		o.m.types[typ].reminders.Inc()
+	if o == nil || o.m == nil {
+		return
 	}
+	if t, ok := o.m.types[typ]; ok {
+		t.reminders.Inc()
+		return
+	}
+	o.m.byType["troupe_reminders_fired_total"].WithLabelValues(telemetry.Other).Inc()
 }
 
-// TimerFired counts a timer of an actor of type typ firing. Call it as
-// h.obs.TimerFired(typ); it does nothing when metrics are off.
+// TimerFired counts a timer tick of an actor of type typ posted to its
+// mailbox. It does nothing when metrics are off.
 func (o *observer) TimerFired(typ placement.ActorType) {
 	if o != nil && o.m != nil {
 		o.m.types[typ].timers.Inc()

@@ -24,6 +24,7 @@ type envelope struct {
 	gen        uint64
 	deadline   time.Time
 	deactivate bool
+	posted     *postedTurn // a turn the host posted (a timer tick); msg is nil
 	drop       bool        // with deactivate: end without the hook or a save
 	admitted   time.Time   // when it entered the mailbox; set only when observed
 	ctx        turnContext // the turn's context, allocated with the envelope
@@ -36,10 +37,7 @@ type envelope struct {
 // subscription's goroutine, so it only parses, routes and enqueues; turns
 // run on the activations' own goroutines.
 func (h *Host) serve(msg *nats.Msg) {
-	if msg.Reply == "" {
-		h.log.Debug("dropping request without a reply subject", "subject", msg.Subject)
-		return
-	}
+	// A message without a reply subject is a one-way send (see oneway.go).
 	env, err := h.parse(msg)
 	if err != nil {
 		h.obs.rejected(err)
@@ -141,6 +139,10 @@ func (h *Host) admitLater(env *envelope) {
 func (h *Host) admit(env *envelope) {
 	table := h.w.Table()
 	if !h.owns(table, env.t.name, env.id) {
+		if env.msg.Reply == "" {
+			h.forwardOneWay(env, table)
+			return
+		}
 		h.failCall(env, h.errMoved(table))
 		return
 	}
@@ -165,6 +167,10 @@ func (h *Host) admit(env *envelope) {
 func (h *Host) fail(msg *nats.Msg, e *router.Error) { h.respond(msg, errorReply(e)) }
 
 func (h *Host) respond(req, resp *nats.Msg) {
+	if req.Reply == "" {
+		h.oneWayDone(req, resp)
+		return
+	}
 	resp.Subject = req.Reply
 	h.replies.add(resp)
 }

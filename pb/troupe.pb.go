@@ -134,6 +134,9 @@ const (
 	// CALL_CHAIN_TOO_DEEP: the call's chain already holds the maximum number
 	// of hops the host allows. Nothing was run.
 	ErrorCode_CALL_CHAIN_TOO_DEEP ErrorCode = 19
+	// INVALID_SCHEDULE: a reminder's schedule, name or time zone is not valid
+	// (see PROTOCOL.md, Reminders); nothing was registered.
+	ErrorCode_INVALID_SCHEDULE ErrorCode = 20
 )
 
 // Enum value maps for ErrorCode.
@@ -159,6 +162,7 @@ var (
 		17: "OUTCOME_UNKNOWN",
 		18: "WOULD_DEADLOCK",
 		19: "CALL_CHAIN_TOO_DEEP",
+		20: "INVALID_SCHEDULE",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -181,6 +185,7 @@ var (
 		"OUTCOME_UNKNOWN":        17,
 		"WOULD_DEADLOCK":         18,
 		"CALL_CHAIN_TOO_DEEP":    19,
+		"INVALID_SCHEDULE":       20,
 	}
 )
 
@@ -530,7 +535,7 @@ const file_troupe_proto_rawDesc = "" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HOST_STATE_ACTIVE\x10\x01\x12\x17\n" +
-	"\x13HOST_STATE_DRAINING\x10\x02*\x83\x03\n" +
+	"\x13HOST_STATE_DRAINING\x10\x02*\x99\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bINTERNAL\x10\x01\x12\x0f\n" +
@@ -553,7 +558,8 @@ const file_troupe_proto_rawDesc = "" +
 	"\x0fSTATE_TOO_LARGE\x10\x10\x12\x13\n" +
 	"\x0fOUTCOME_UNKNOWN\x10\x11\x12\x12\n" +
 	"\x0eWOULD_DEADLOCK\x10\x12\x12\x17\n" +
-	"\x13CALL_CHAIN_TOO_DEEP\x10\x13B!Z\x1fgithub.com/troupe-dev/troupe/pbb\x06proto3"
+	"\x13CALL_CHAIN_TOO_DEEP\x10\x13\x12\x14\n" +
+	"\x10INVALID_SCHEDULE\x10\x14B!Z\x1fgithub.com/troupe-dev/troupe/pbb\x06proto3"
 
 var (
 	file_troupe_proto_rawDescOnce sync.Once

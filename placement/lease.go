@@ -42,6 +42,11 @@ type LeaseConfig struct {
 	// Margin is how long before the lease can expire on the server the host
 	// stops trusting it (see Lease.Valid); 0 means TTL/4.
 	Margin time.Duration
+	// OnValid, if set, is called with the record's incarnation and the new
+	// ValidUntil each time a write extends the lease, before Valid reports
+	// the extension: an audit log written from it never shows less than
+	// the host may act on. It runs with the lease locked and must be quick.
+	OnValid func(incarnation string, until time.Time)
 }
 
 func (c LeaseConfig) withDefaults() (LeaseConfig, error) {
@@ -190,6 +195,9 @@ func (l *Lease) Invalidate() { l.validUntil.Store(0) }
 func (l *Lease) held(rev uint64, sent time.Time) {
 	l.rev, l.renewed = rev, sent
 	until := int64(sent.Sub(l.epoch) + l.cfg.TTL - l.cfg.Margin)
+	if l.cfg.OnValid != nil {
+		l.cfg.OnValid(l.rec.GetIncarnation(), l.epoch.Add(time.Duration(until)))
+	}
 	l.lastValid.Store(until)
 	l.validUntil.Store(until)
 }
@@ -276,6 +284,9 @@ func (l *Lease) tick() {
 	if err == nil {
 		return
 	}
+	if jsutil.IsConflict(err) && l.ownLatest(ctx) {
+		return // an earlier renewal landed unanswered; the next one succeeds
+	}
 	lost := jsutil.IsConflict(err) || time.Since(l.Renewed()) >= l.cfg.TTL
 	if !lost {
 		return // transient: the next tick tries again
@@ -287,6 +298,30 @@ func (l *Lease) tick() {
 	if l.onLost != nil {
 		l.onLost(err)
 	}
+}
+
+// ownLatest reports whether the key's latest entry is a record of this
+// lease's own incarnation, newer than the last write it saw acknowledged: a
+// renewal whose answer was lost (a stream leader change, a cut connection)
+// but that was stored. The lease then adopts that revision. Valid keeps
+// counting from the last acknowledged send, which is earlier, so the fence
+// stays conservative.
+func (l *Lease) ownLatest(ctx context.Context) bool {
+	e, err := l.kv.Get(ctx, l.key)
+	if err != nil || e.Operation() != jetstream.KeyValuePut {
+		return false
+	}
+	rec := new(pb.HostRecord)
+	if proto.Unmarshal(e.Value(), rec) != nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rev == 0 || e.Revision() <= l.rev || rec.GetIncarnation() != l.rec.GetIncarnation() || rec.GetHostId() != l.rec.GetHostId() {
+		return false
+	}
+	l.rev = e.Revision()
+	return true
 }
 
 func (l *Lease) create(ctx context.Context) error {

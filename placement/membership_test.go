@@ -220,3 +220,32 @@ func TestABucketForAnotherHashIsRefused(t *testing.T) {
 		t.Fatalf("EnsureBucket: %v, want ErrHashVersion", err)
 	}
 }
+
+func TestARenewalThatLandedUnansweredIsNotALoss(t *testing.T) {
+	js, kv := bucket(t)
+	var lost atomic.Int32
+	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1"}
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, func(error) { lost.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	// Write what a renewal of ours would: the lease never saw its answer.
+	stored := proto.Clone(rec).(*pb.HostRecord)
+	stored.ChangedRevision = l.Revision()
+	data, _ := proto.Marshal(stored)
+	ack, err := js.Publish(context.Background(), "$KV."+kv.Bucket()+"."+placement.HostKey("a"), data, jetstream.WithMsgTTL(testTTL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Revision() <= ack.Sequence {
+		if time.Now().After(deadline) {
+			t.Fatalf("lease revision %d never passed the unanswered renewal's %d", l.Revision(), ack.Sequence)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := lost.Load(); n != 0 {
+		t.Fatalf("the lease was declared lost %d times", n)
+	}
+}

@@ -137,14 +137,7 @@ func (t *Table) Member(id HostID) (Member, bool) {
 // Member is shared with the table and must not be modified. Owner does not
 // allocate.
 func (t *Table) Owner(typ ActorType, id ActorID) (*Member, bool) {
-	if t == nil {
-		return nil, false
-	}
-	th := t.byType[typ]
-	if th == nil {
-		return nil, false
-	}
-	return pick(KeyHash(typ, id), th.cands), true
+	return t.OwnerOfKey(typ, KeyHash(typ, id))
 }
 
 // pick returns the candidate with the highest score for key. On equal scores

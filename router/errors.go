@@ -34,6 +34,7 @@ const (
 	CodeOutcomeUnknown   = Code(pb.ErrorCode_OUTCOME_UNKNOWN)
 	CodeWouldDeadlock    = Code(pb.ErrorCode_WOULD_DEADLOCK)
 	CodeChainTooDeep     = Code(pb.ErrorCode_CALL_CHAIN_TOO_DEEP)
+	CodeInvalidSchedule  = Code(pb.ErrorCode_INVALID_SCHEDULE)
 )
 
 // String is the code's name, such as "BUSY".
@@ -81,6 +82,7 @@ var (
 	ErrOutcomeUnknown   = &Error{Code: CodeOutcomeUnknown}
 	ErrWouldDeadlock    = &Error{Code: CodeWouldDeadlock}
 	ErrChainTooDeep     = &Error{Code: CodeChainTooDeep}
+	ErrInvalidSchedule  = &Error{Code: CodeInvalidSchedule}
 )
 
 // Errorf returns an *Error with the given code and a formatted message. An

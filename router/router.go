@@ -48,6 +48,11 @@ type Config struct {
 	// TracerProvider, if set, traces calls and sends W3C trace context to
 	// the hosts; nil means no tracing.
 	TracerProvider trace.TracerProvider
+	// SubjectPrefix starts the subjects of reminders; "" means "troupe".
+	SubjectPrefix string
+	// ReminderStream is the stream that holds reminders; "" means
+	// DefaultReminderStream.
+	ReminderStream string
 }
 
 // Router sends calls to actors. It is safe for concurrent use.
@@ -57,12 +62,14 @@ type Router struct {
 	ownW    bool
 	timeout time.Duration
 	obs     *observer // nil: no metrics or tracing
+	cfg     Config
+	rem     reminderStream
 }
 
 // New returns a Router over nc. Unless cfg.Watcher is set it starts its own
 // watcher, which needs the membership bucket to exist (a host creates it).
 func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Router, error) {
-	r := &Router{nc: nc, w: cfg.Watcher, timeout: cfg.DefaultTimeout}
+	r := &Router{nc: nc, w: cfg.Watcher, timeout: cfg.DefaultTimeout, cfg: cfg}
 	if r.timeout <= 0 {
 		r.timeout = DefaultTimeout
 	}

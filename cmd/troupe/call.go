@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/router"
@@ -82,18 +79,12 @@ func readPayload(args []string, stdin io.Reader) ([]byte, error) {
 // call connects, follows the membership and makes one call, all before
 // ctx's deadline. Every error it returns is a *router.Error.
 func call(ctx context.Context, conn *connFlags, rcfg router.Config, typ, id, method string, payload []byte) ([]byte, error) {
-	deadline, _ := ctx.Deadline()
-	nc, err := conn.connect("troupe call", nats.Timeout(time.Until(deadline)))
-	if err != nil {
-		return nil, setupError(err)
-	}
-	defer nc.Close()
-	r, err := router.New(ctx, nc, rcfg)
-	if err != nil {
-		return nil, setupError(err)
-	}
-	defer r.Close()
-	return r.Call(ctx, placement.ActorType(typ), placement.ActorID(id), method, payload)
+	var reply []byte
+	err := withRouterConfig(ctx, conn, "troupe call", rcfg, func(r *router.Router) (err error) {
+		reply, err = r.Call(ctx, placement.ActorType(typ), placement.ActorID(id), method, payload)
+		return err
+	})
+	return reply, err
 }
 
 // setupError gives a failure to connect or to read the membership a code.

@@ -16,10 +16,11 @@ import (
 	"github.com/troupe-dev/troupe/internal/embedded"
 )
 
-const devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [observability flags]
+const devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [--ui ADDR]
+                  [observability flags]
 
 Runs an embedded NATS server with JetStream and one host serving the example
-actors (counter), prints the server's URL, and runs until SIGINT or SIGTERM;
+actors (counter, session), prints the server's URL, and runs until SIGINT or SIGTERM;
 then it drains the host and stops the server. Other hosts can join with
 troupe host -s URL.
 
@@ -31,12 +32,13 @@ Flags:
                           (always), or every DURATION (default: the server's,
                           2m). Without fsync a process crash loses nothing; an
                           OS crash or power loss can lose the last DURATION.
-` + obsUsage
+` + uiUsage + obsUsage
 
 type devFlags struct {
 	listen string
 	store  string
 	sync   string
+	ui     uiFlag
 }
 
 func runDev(ctx context.Context, e env, args []string) error {
@@ -45,6 +47,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:4222", "client address")
 	fs.StringVar(&f.store, "store", "", "JetStream store directory")
 	fs.StringVar(&f.sync, "sync", "", "always or a fsync interval")
+	f.ui.register(fs)
 	var obs obsFlags
 	obs.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -55,6 +58,9 @@ func runDev(ctx context.Context, e env, args []string) error {
 	}
 	cfg, err := f.serverConfig(e.getenv)
 	if err == nil {
+		_, err = f.ui.listenAddr()
+	}
+	if err == nil {
 		err = obs.check(e.getenv)
 	}
 	if err != nil {
@@ -62,7 +68,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	return dev(ctx, e, cfg, &obs)
+	return dev(ctx, e, cfg, &f.ui, &obs)
 }
 
 // serverConfig turns the flags into the embedded server's configuration.
@@ -107,7 +113,7 @@ func defaultStore(getenv func(string) string) (string, error) {
 }
 
 // dev runs the server and a host on it until ctx ends.
-func dev(ctx context.Context, e env, cfg embedded.Config, obs *obsFlags) error {
+func dev(ctx context.Context, e env, cfg embedded.Config, ui *uiFlag, obs *obsFlags) error {
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return err
 	}
@@ -126,7 +132,7 @@ func dev(ctx context.Context, e env, cfg embedded.Config, obs *obsFlags) error {
 		return err
 	}
 	defer nc.Close()
-	return serveActors(ctx, e, nc, host.Config{ID: id}, log, obs, func() {
+	return serveActors(ctx, e, nc, host.Config{ID: id}, log, ui, obs, func() {
 		fmt.Fprintf(e.stdout, "%s\ntry: troupe call -s %s counter c1 add 5\n", u, u)
 	})
 }

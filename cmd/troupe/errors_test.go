@@ -69,6 +69,19 @@ func TestUsage(t *testing.T) {
 		{[]string{"hosts", "extra"}, 2, "", `unexpected argument "extra"`},
 		{[]string{"host", "--name", "bad name"}, 2, "", "--name"},
 		{[]string{"dev", "--sync", "sometimes"}, 2, "", `--sync "sometimes"`},
+		{[]string{"help", "remind"}, 0, "@every 30s", ""},
+		{[]string{"remind", "counter", "c1", "tick"}, 2, "", "want TYPE ID NAME SCHEDULE [PAYLOAD]"},
+		{[]string{"reminders", "counter"}, 2, "", "want TYPE ID, got 1"},
+		{[]string{"dev", "--ui", "nosuchport"}, 2, "", `--ui "nosuchport": want HOST:PORT`},
+		{[]string{"host", "--ui", "a:b:c"}, 2, "", `--ui "a:b:c"`},
+		{[]string{"help", "actors"}, 0, "<prefix>.admin.actors", ""},
+		{[]string{"where", "counter"}, 2, "", "want TYPE ID, got 1 arguments"},
+		{[]string{"where", "bad type", "x"}, 1, "", "troupe: UNKNOWN_TYPE: "},
+		{[]string{"table", "--points", "0"}, 2, "", "--points must be"},
+		{[]string{"table", "a", "b"}, 2, "", "want at most one TYPE"},
+		{[]string{"actors", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"actors", "--host", "bad name"}, 2, "", "--host"},
+		{[]string{"hosts", "-l", "extra"}, 2, "", `unexpected argument "extra"`},
 	} {
 		res := troupe("", nil, tc.args...)
 		if res.code != tc.code || !strings.Contains(res.stdout, tc.stdout) || !strings.Contains(res.stderr, tc.stderr) {

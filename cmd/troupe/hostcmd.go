@@ -10,15 +10,16 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/examples/counter"
+	"github.com/troupe-dev/troupe/examples/session"
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/ledger"
 	"github.com/troupe-dev/troupe/placement"
 )
 
-const hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-ttl DURATION] [--ledger FILE]
+const hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-ttl DURATION] [--ledger FILE] [--ui ADDR]
                    [observability flags]
 
-Joins a host serving the example actors (counter) to an existing NATS with
+Joins a host serving the example actors (counter, session) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it marks itself
 draining so the other hosts take its actors, hands them off (running calls
 finish, state is saved), and leaves the member set. It reconnects to NATS
@@ -32,7 +33,7 @@ Flags:
                     last renewal, and stops running calls a quarter of it before
   --ledger FILE     append every activation's start and end to FILE (JSON
                     lines), for audits of single activation
-` + obsUsage + `
+` + uiUsage + obsUsage + `
 ` + connUsage
 
 // Bounds on joining and on draining at exit.
@@ -50,6 +51,8 @@ func runHost(ctx context.Context, e env, args []string) error {
 	name := fs.String("name", "", "host id")
 	leaseTTL := fs.Duration("lease-ttl", placement.DefaultLeaseTTL, "lease time to live")
 	ledgerFile := fs.String("ledger", "", "activation ledger file")
+	var ui uiFlag
+	ui.register(fs)
 	var obs obsFlags
 	obs.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -66,6 +69,9 @@ func runHost(ctx context.Context, e env, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usagef(fs, "%v", err)
 	}
+	if _, err := ui.listenAddr(); err != nil {
+		return usagef(fs, "%v", err)
+	}
 	if err := obs.check(e.getenv); err != nil {
 		return usagef(fs, "%v", err)
 	}
@@ -75,7 +81,7 @@ func runHost(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		defer w.Close()
-		cfg.OnActivation = w.Record
+		cfg.OnActivation, cfg.OnLeaseValid = w.Record, w.Fence
 	}
 	log := obs.logger(e.stderr)
 	hlog := log.With("host", string(id))
@@ -83,7 +89,7 @@ func runHost(ctx context.Context, e env, args []string) error {
 	defer cancel(nil)
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	opts := append(logEvents(hlog), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1),
+	opts := append(logEvents(hlog), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1), nats.ReconnectWait(250*time.Millisecond),
 		nats.ClosedHandler(func(*nats.Conn) { cancel(errConnClosed) }))
 	nc, err := conn.connect("troupe host "+string(id), opts...)
 	if err != nil {
@@ -91,7 +97,7 @@ func runHost(ctx context.Context, e env, args []string) error {
 	}
 	defer nc.Close()
 	hlog.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-	return serveActors(ctx, e, nc, cfg, log, &obs, func() {})
+	return serveActors(ctx, e, nc, cfg, log, &ui, &obs, func() {})
 }
 
 // hostID returns the id --name gives, or a random one.
@@ -104,9 +110,10 @@ func hostID(name string) (placement.HostID, error) {
 }
 
 // serveActors runs a host with the example actors on nc until ctx ends,
-// then drains it. ready is called once the host has joined. log is the
-// process's logger; the host's lines carry its id.
-func serveActors(ctx context.Context, e env, nc *nats.Conn, cfg host.Config, log *slog.Logger, obs *obsFlags, ready func()) error {
+// then drains it. ready is called once the host has joined; then the live
+// page starts if ui asks for it. log is the process's logger; the host's
+// lines carry its id.
+func serveActors(ctx context.Context, e env, nc *nats.Conn, cfg host.Config, log *slog.Logger, ui *uiFlag, obs *obsFlags, ready func()) error {
 	cfg.Logger = log
 	id := cfg.ID
 	tel, err := obs.startTelemetry(ctx, e.getenv, id, log.With("host", string(id)))
@@ -121,6 +128,9 @@ func serveActors(ctx context.Context, e env, nc *nats.Conn, cfg host.Config, log
 	if err := counter.Register(h); err != nil {
 		return err
 	}
+	if err := session.Register(h); err != nil {
+		return err
+	}
 	if err := tel.serve(obs.metrics, h); err != nil {
 		return err
 	}
@@ -131,6 +141,11 @@ func serveActors(ctx context.Context, e env, nc *nats.Conn, cfg host.Config, log
 		return fmt.Errorf("start host %s: %w", id, err)
 	}
 	ready()
+	waitUI, err := ui.serve(ctx, h, nc, tel.log)
+	defer waitUI()
+	if err != nil {
+		return errors.Join(err, drain(h))
+	}
 	<-ctx.Done()
 	tel.log.Info("stopping", "cause", context.Cause(ctx))
 	return errors.Join(drain(h), stopFailure(context.Cause(ctx)))

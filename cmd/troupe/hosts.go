@@ -14,7 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/router"
 )
 
-const hostsUsage = `Usage: troupe hosts [connection flags]
+const hostsUsage = `Usage: troupe hosts [connection flags] [-l] [--json]
 
 Prints the current table generation, then one line per live host: its id, the
 subject it takes calls on, the actor types it serves (comma-separated, - for
@@ -22,7 +22,7 @@ none) and "draining" if it is leaving. For example:
   generation 42
   h-3f2a9c01  troupe.host.h-3f2a9c01  counter
 
-` + connUsage
+` + hostsLongUsage + connUsage
 
 // hostsTimeout bounds connecting and reading the member set.
 const hostsTimeout = 5 * time.Second
@@ -31,6 +31,8 @@ func runHosts(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("hosts", hostsUsage, e.stderr)
 	var conn connFlags
 	conn.register(fs, e.getenv)
+	long, asJSON := fs.Bool("l", false, "long output"), fs.Bool("json", false, "print JSON")
+	fs.BoolVar(long, "long", false, "long output")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -39,6 +41,9 @@ func runHosts(ctx context.Context, e env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, hostsTimeout)
 	defer cancel()
+	if *long || *asJSON {
+		return runLongHosts(ctx, e, &conn, *asJSON)
+	}
 	t, err := currentTable(ctx, &conn)
 	if err != nil {
 		return err

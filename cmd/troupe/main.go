@@ -1,9 +1,14 @@
 // Command troupe runs troupe hosts and calls their actors.
 //
-//	troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [observability flags]
-//	troupe host  [-s URL] [connection flags] [--name NAME] [observability flags]
+//	troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [--ui ADDR] [observability flags]
+//	troupe host  [-s URL] [connection flags] [--name NAME] [--lease-ttl D] [--ledger FILE] [--ui ADDR] [observability flags]
 //	troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
-//	troupe hosts [-s URL] [connection flags]
+//	troupe remind    [-s URL] [connection flags] [--method M] [--tz ZONE] TYPE ID NAME SCHEDULE [PAYLOAD]
+//	troupe reminders [-s URL] [connection flags] [--delete NAME] TYPE ID
+//	troupe hosts [-s URL] [connection flags] [-l] [--json]
+//	troupe where  [-s URL] [connection flags] [--json] TYPE ID
+//	troupe table  [-s URL] [connection flags] [--json] [TYPE]
+//	troupe actors [-s URL] [connection flags] [--json] [--host NAME]
 //
 // The connection flags follow the nats CLI: -s/--server (default $NATS_URL,
 // else nats://127.0.0.1:4222) and --creds. Flags come before arguments, so a
@@ -25,10 +30,15 @@ import (
 const usage = `troupe is a virtual-actor router on NATS.
 
 Usage:
-  troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
-  troupe host  [-s URL] [connection flags] [--name NAME]
+  troupe dev   [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [--ui ADDR]
+  troupe host  [-s URL] [connection flags] [--name NAME] [--lease-ttl D] [--ledger FILE] [--ui ADDR]
   troupe call  [-s URL] [connection flags] [--timeout D] TYPE ID METHOD [PAYLOAD]
-  troupe hosts [-s URL] [connection flags]
+  troupe remind    [-s URL] [connection flags] [--method M] [--tz ZONE] TYPE ID NAME SCHEDULE [PAYLOAD]
+  troupe reminders [-s URL] [connection flags] [--delete NAME] TYPE ID
+  troupe hosts [-s URL] [connection flags] [-l] [--json]
+  troupe where  [-s URL] [connection flags] [--json] TYPE ID
+  troupe table  [-s URL] [connection flags] [--json] [TYPE]
+  troupe actors [-s URL] [connection flags] [--json] [--host NAME]
   troupe help  [COMMAND]
 
 Commands:
@@ -36,6 +46,11 @@ Commands:
   host   join a host with the example actors to an existing NATS
   call   call an actor and print its reply (PAYLOAD - reads standard input)
   hosts  list the live hosts and the table generation
+  remind     set a durable reminder on an actor
+  reminders  list an actor's reminders, or delete one
+  where  print the host that owns an actor
+  table  show how each actor type's placement divides among the hosts
+  actors list the active actors, as the hosts report them
   help   print this help, or a command's
 
 -s/--server defaults to $NATS_URL, else nats://127.0.0.1:4222.
@@ -71,6 +86,12 @@ func run(ctx context.Context, e env, args []string) int {
 		err = runCall(ctx, e, rest)
 	case "hosts":
 		err = runHosts(ctx, e, rest)
+	case "remind":
+		err = runRemind(ctx, e, rest)
+	case "reminders":
+		err = runReminders(ctx, e, rest)
+	case "where", "table", "actors":
+		err = inspectCommands[name](ctx, e, rest)
 	case "help", "-h", "-help", "--help":
 		return help(e, rest)
 	default:
@@ -106,6 +127,16 @@ func commandUsage(name string) string {
 		return callUsage
 	case "hosts":
 		return hostsUsage
+	case "remind":
+		return remindUsage
+	case "reminders":
+		return remindersUsage
+	case "where":
+		return whereUsage
+	case "table":
+		return tableUsage
+	case "actors":
+		return actorsUsage
 	}
 	return ""
 }

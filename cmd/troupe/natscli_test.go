@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/troupe-dev/troupe/internal/natstest"
 
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -193,5 +194,57 @@ func TestNatsCLIContext(t *testing.T) {
 	}
 	if r := troupe("", []string{"XDG_CONFIG_HOME=" + xdg}, "call", "--context", "prod", "counter", "c1", "get"); r.code != 0 || r.stdout != "7\n" {
 		t.Errorf("troupe call --context prod: exit %d, stdout %q, stderr %q; want 7", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestNatsCLIMicro lists the hosts with the nats CLI's service discovery:
+// nats micro ls, info and stats.
+func TestNatsCLIMicro(t *testing.T) {
+	t.Parallel()
+	env := natsEnv(t, "")
+	_, url := startDev(t, natstest.FreeAddr(t), t.TempDir())
+	startProc(t, "host", "-s", url, "--name", "h2")
+	r := newRouter(t, url)
+	waitFor(t, 20*time.Second, "two hosts in the table", func() bool { return len(r.Table().Members()) == 2 })
+	mustCall(t, url, "4", "counter", "m1", "add", "4")
+	var devID string
+	for _, m := range r.Table().Members() {
+		if m.ID != "h2" {
+			devID = string(m.ID)
+		}
+	}
+	ls := natsRun(t, env, "--server", url, "micro", "ls")
+	if ls.code != 0 {
+		t.Fatalf("nats micro ls: exit %d, stderr %q", ls.code, ls.stderr)
+	}
+	for _, want := range []string{"troupe", devID, "h2", "0.1.0", "troupe host h2: virtual actors of types counter"} {
+		if !strings.Contains(ls.stdout, want) {
+			t.Errorf("nats micro ls lacks %q:\n%s", want, ls.stdout)
+		}
+	}
+	gen := fmt.Sprint(r.Table().Generation())
+	info := natsRun(t, env, "--server", url, "micro", "info", "troupe", "h2")
+	for _, want := range []string{"host_id: h2", "actor_types: counter", "generation: " + gen, "incarnation: ", "troupe.host.h2", "troupe.gateway", "troupe.admin.actors"} {
+		if info.code != 0 || !strings.Contains(info.stdout, want) {
+			t.Errorf("nats micro info troupe h2: exit %d, lacks %q:\n%s%s", info.code, want, info.stdout, info.stderr)
+		}
+	}
+	stats := natsRun(t, env, "--server", url, "micro", "stats", "troupe", "--json")
+	var st []struct {
+		ID        string `json:"id"`
+		Endpoints []struct {
+			Name        string `json:"name"`
+			NumRequests int    `json:"num_requests"`
+		} `json:"endpoints"`
+	}
+	if err := json.Unmarshal([]byte(stats.stdout), &st); err != nil || len(st) != 2 {
+		t.Fatalf("nats micro stats troupe --json: exit %d, %v, stdout %q, stderr %q", stats.code, err, stats.stdout, stats.stderr)
+	}
+	calls := 0
+	for _, s := range st {
+		calls += s.Endpoints[0].NumRequests
+	}
+	if calls != 1 {
+		t.Errorf("nats micro stats: %d calls on the call endpoints, want 1: %s", calls, stats.stdout)
 	}
 }

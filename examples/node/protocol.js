@@ -23,6 +23,7 @@ export const Codes = Object.freeze({
   INVALID_ARGUMENT: 15,
   STATE_TOO_LARGE: 16,
   OUTCOME_UNKNOWN: 17,
+  INVALID_SCHEDULE: 20,
 });
 
 const codeNames = new Map(Object.entries(Codes).map(([name, code]) => [code, name]));

@@ -1,9 +1,12 @@
 // Package ledger records the activations hosts run and checks that no two
 // activations of one actor overlapped in time: the audit behind troupe's
 // single-activation guarantee. A host appends one line when an activation
-// starts and one when it ends (host.Config.OnActivation); the checker pairs
-// them, closes the activations of processes that were killed at the time
-// they were killed, and reports every overlap.
+// starts and one when it ends (host.Config.OnActivation), and one each time
+// its lease fence moves (host.Config.OnLeaseValid). The checker pairs the
+// activation lines; an activation ends at its end line, or when its process
+// was killed, and in any case no later than the last fence its host's
+// incarnation reported, since the host runs no turn past it. Then it reports
+// every overlap.
 //
 // Times are wall-clock nanoseconds: every host of a ledger must share one
 // clock, as processes on one machine do.
@@ -30,8 +33,11 @@ type Entry struct {
 	Host        string `json:"host"`
 	Incarnation string `json:"inc"`
 	Generation  uint64 `json:"gen"`
-	Start       int64  `json:"start"`         // unix nanoseconds
-	End         int64  `json:"end,omitempty"` // unix nanoseconds; 0 on the start line
+	Start       int64  `json:"start,omitempty"` // unix nanoseconds
+	End         int64  `json:"end,omitempty"`   // unix nanoseconds; 0 on the start line
+	// ValidUntil, on a fence line (no type, id or start), is the host
+	// incarnation's new fence, in unix nanoseconds.
+	ValidUntil int64 `json:"valid_until,omitempty"`
 }
 
 // Writer appends entries to a file, one write per line so that a process
@@ -51,8 +57,13 @@ func Create(path string) (*Writer, error) {
 }
 
 // Record appends r; use it as host.Config.OnActivation.
-func (w *Writer) Record(r host.ActivationRecord) {
-	line, _ := json.Marshal(entryOf(r))
+func (w *Writer) Record(r host.ActivationRecord) { w.write(entryOf(r)) }
+
+// Fence appends r; use it as host.Config.OnLeaseValid.
+func (w *Writer) Fence(r host.LeaseRecord) { w.write(fenceOf(r)) }
+
+func (w *Writer) write(e Entry) {
+	line, _ := json.Marshal(e)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	_, _ = w.f.Write(append(line, '\n'))
@@ -75,7 +86,8 @@ func (w *Writer) Close() error { return w.f.Close() }
 // Activation is one activation's interval.
 type Activation struct {
 	Entry
-	Open bool // no end line: the process died, or the ledger ended first
+	Open   bool // no end line: the process died, or the ledger ended first
+	Fenced bool // End is the host's last reported fence, before its end line or death
 }
 
 // Read parses a ledger file and pairs start and end lines. An activation
@@ -103,9 +115,16 @@ func pair(entries []Entry, diedAt int64) []Activation {
 		host, inc, typ, id string
 		start              int64
 	}
+	type incarnation struct{ host, inc string }
+	fence := make(map[incarnation]int64)
 	byKey := make(map[key]*Activation)
 	var order []key
 	for _, e := range entries {
+		if e.ValidUntil != 0 {
+			k := incarnation{e.Host, e.Incarnation}
+			fence[k] = max(fence[k], e.ValidUntil)
+			continue
+		}
 		k := key{e.Host, e.Incarnation, e.Type, e.ID, e.Start}
 		a, ok := byKey[k]
 		if !ok {
@@ -126,9 +145,16 @@ func pair(entries []Entry, diedAt int64) []Activation {
 				a.End = diedAt
 			}
 		}
+		if f, ok := fence[incarnation{a.Host, a.Incarnation}]; ok && f < a.End {
+			a.End, a.Fenced = f, true
+		}
 		out = append(out, a)
 	}
 	return out
+}
+
+func fenceOf(r host.LeaseRecord) Entry {
+	return Entry{Host: string(r.Host), Incarnation: r.Incarnation, ValidUntil: r.ValidUntil.UnixNano()}
 }
 
 // Collector keeps a ledger in memory, for hosts running in one process.
@@ -143,6 +169,13 @@ func (c *Collector) Record(r host.ActivationRecord) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries = append(c.entries, e)
+}
+
+// Fence adds r; use it as host.Config.OnLeaseValid.
+func (c *Collector) Fence(r host.LeaseRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = append(c.entries, fenceOf(r))
 }
 
 // Activations pairs what was recorded, as Read does for a live process.

@@ -21,7 +21,7 @@ func rec(hostID, id string, start, end int64) host.ActivationRecord {
 
 // write records rs in a ledger file and reads it back as a process that
 // died at diedAt.
-func write(t *testing.T, diedAt int64, rs ...host.ActivationRecord) []Activation {
+func write(t *testing.T, diedAt int64, rs ...any) []Activation {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
 	w, err := Create(path)
@@ -29,7 +29,12 @@ func write(t *testing.T, diedAt int64, rs ...host.ActivationRecord) []Activation
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		w.Record(r)
+		switch r := r.(type) {
+		case host.ActivationRecord:
+			w.Record(r)
+		case host.LeaseRecord:
+			w.Fence(r)
+		}
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -90,5 +95,27 @@ func TestCheckAcceptsSequentialActivationsAndOtherActors(t *testing.T) {
 	)
 	if o := Check(acts); len(o) != 0 {
 		t.Fatalf("sequential activations reported as overlapping: %v", o)
+	}
+}
+
+func TestAFenceEndsTheActivationsOfItsIncarnation(t *testing.T) {
+	// h1 reported its fence at 150 and was killed at 400 with c1 still
+	// active: it ran no turn after 150, so h2 activating c1 at 200 is fine,
+	// and at 120 it is not.
+	fenced := func(diedAt int64) []Activation {
+		return write(t, diedAt, rec("1", "1", 100, 0),
+			host.LeaseRecord{Host: "h1", Incarnation: "i1", ValidUntil: time.Unix(0, 150)})
+	}
+	if o := Check(append(fenced(400), write(t, 0, rec("2", "1", 200, 0), rec("2", "1", 200, 300))...)); len(o) != 0 {
+		t.Fatalf("an activation after the fence overlaps: %v", o)
+	}
+	if n := len(Check(append(fenced(400), write(t, 0, rec("2", "1", 120, 0), rec("2", "1", 120, 300))...))); n != 1 {
+		t.Fatalf("found %d overlaps with an activation before the fence, want 1", n)
+	}
+	// A fence of another incarnation of the same host bounds nothing.
+	other := write(t, 400, rec("1", "1", 100, 0),
+		host.LeaseRecord{Host: "h1", Incarnation: "other", ValidUntil: time.Unix(0, 150)})
+	if n := len(Check(append(other, write(t, 0, rec("2", "1", 200, 0), rec("2", "1", 200, 300))...))); n != 1 {
+		t.Fatalf("found %d overlaps past another incarnation's fence, want 1", n)
 	}
 }

@@ -24,7 +24,7 @@ func TestJoinsAndGracefulLeavesFailNoCall(t *testing.T) {
 	srv := natstest.Server(t)
 	var log ledger.Collector
 	start := func(name string) *host.Host {
-		cfg := host.Config{ID: placement.HostID(name), Logger: quietLogger(), OnActivation: log.Record}
+		cfg := host.Config{ID: placement.HostID(name), Logger: quietLogger(), OnActivation: log.Record, OnLeaseValid: log.Fence}
 		return hosttest.Start(t, natstest.Connect(t, srv), cfg, counter.Register)
 	}
 	for i := range 2 {

@@ -64,6 +64,22 @@ func TestHostAndClientPermissions(t *testing.T) {
 		t.Fatalf("get = %s, want 5", got)
 	}
 
+	// It sets a reminder through the gateway: in a second, it adds 1 to c1.
+	rem := &nats.Msg{Subject: "troupe.reminder.set.counter.c1.bump", Header: nats.Header{}, Data: []byte("1")}
+	rem.Header.Set(host.HeaderSchedule, router.At(time.Now().Add(time.Second)))
+	rem.Header.Set(router.HeaderReminderMethod, "add")
+	if resp, err := cnc.RequestMsg(rem, 5*time.Second); err != nil || router.DecodeError(resp.Header, resp.Data) != nil {
+		t.Fatalf("set a reminder through the gateway: %v %v", err, resp)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gatewayCall(t, cnc, "troupe.call.counter.c1.get", "") != "6" {
+		if time.Now().After(deadline) {
+			t.Fatal("the reminder did not add 1 to c1 within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	gatewayCall(t, cnc, "troupe.call.counter.c1.add", "-1")
+
 	// It cannot call a host directly, another actor type, or the JetStream
 	// API, and it cannot write the membership bucket: the server refuses
 	// each publish with a permissions violation.

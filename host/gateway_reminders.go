@@ -1,0 +1,81 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// Headers of a reminder gateway request (see PROTOCOL.md, "Reminders").
+const (
+	HeaderSchedule         = "Troupe-Schedule"           // the schedule, for set
+	HeaderScheduleTimeZone = "Troupe-Schedule-Time-Zone" // a cron schedule's time zone, for set
+)
+
+// serveReminderGateway answers <prefix>.reminder.set|delete.<type>.<id>.<name>
+// and <prefix>.reminder.list.<type>.<id>, for clients that do not speak the
+// reminder stream's layout. Each request is a JetStream round trip, so it
+// runs on a goroutine of its own.
+func (h *Host) serveReminderGateway(msg *nats.Msg) {
+	if msg.Reply == "" {
+		return
+	}
+	deadline, e := h.deadline(msg.Header)
+	if e != nil {
+		h.fail(msg, e)
+		return
+	}
+	h.turns.Add(1)
+	go func() {
+		defer h.turns.Done()
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		body, err := h.reminderRequest(ctx, msg)
+		if err != nil {
+			h.fail(msg, router.AsError(err))
+			return
+		}
+		h.respond(msg, &nats.Msg{Data: body})
+	}()
+}
+
+func (h *Host) reminderRequest(ctx context.Context, msg *nats.Msg) ([]byte, error) {
+	rest, _ := strings.CutPrefix(msg.Subject, h.cfg.SubjectPrefix+".reminder.")
+	tokens := strings.Split(rest, ".")
+	bad := router.Errorf(router.CodeBadRequest, "reminder subject %q: want %[2]s.reminder.set.<type>.<id>.<name>, %[2]s.reminder.delete.<type>.<id>.<name> or %[2]s.reminder.list.<type>.<id>", msg.Subject, h.cfg.SubjectPrefix)
+	if len(tokens) < 3 {
+		return nil, bad
+	}
+	op, typ := tokens[0], placement.ActorType(tokens[1])
+	id, err := router.DecodeID(tokens[2])
+	if err != nil {
+		return nil, router.Errorf(router.CodeBadRequest, "malformed actor id %q: %v", tokens[2], err)
+	}
+	switch {
+	case op == "list" && len(tokens) == 3:
+		list, err := h.router.Reminders(ctx, typ, placement.ActorID(id))
+		if err != nil {
+			return nil, err
+		}
+		if list == nil {
+			list = []router.Reminder{}
+		}
+		return json.Marshal(list)
+	case op == "delete" && len(tokens) == 4:
+		return nil, h.router.DeleteReminder(ctx, typ, placement.ActorID(id), tokens[3])
+	case op == "set" && len(tokens) == 4:
+		return nil, h.router.SetReminder(ctx, typ, placement.ActorID(id), router.Reminder{
+			Name:     tokens[3],
+			Schedule: msg.Header.Get(HeaderSchedule),
+			TimeZone: msg.Header.Get(HeaderScheduleTimeZone),
+			Method:   msg.Header.Get(router.HeaderReminderMethod),
+			Payload:  msg.Data,
+		})
+	}
+	return nil, bad
+}

@@ -1,0 +1,309 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/router"
+)
+
+// Reminders are kept by the NATS server, not by hosts. Each is a JetStream
+// message schedule (Nats-Schedule) in the reminder stream; when it fires, the
+// server stores a message on the reminder's fire subject in the same stream.
+// Every host reads fired messages from one shared durable pull consumer and
+// delivers each as an ordinary call through its router, so the call runs on
+// whichever host owns the actor at that moment (activating it if needed),
+// as a turn in its mailbox; the message is acknowledged after the call's
+// reply. A host holds no memory per reminder: only the firings it is
+// delivering right now.
+//
+// Delivery is at least once. A firing whose call fails in a way that may be
+// retried (no host, the owner died or moved, busy, deadline) is delivered
+// again after a backoff; a host that dies while delivering leaves the firing
+// unacknowledged, and the server redelivers it after the consumer's ack
+// wait. So a reminder can fire twice when its turn completed but the
+// acknowledgement was lost; the call carries the stream sequence of the
+// firing (router.HeaderReminderSeq), the same on every redelivery, for an
+// actor that must not act twice.
+//
+// Why one shared consumer rather than one per host or per actor: a consumer
+// per actor would be per-reminder state in the server and in hosts; a
+// consumer per host would have to follow the placement table. One work
+// queue with any host pulling needs neither, and the router already knows
+// how to reach the owner through table changes and crashes.
+
+// Delivery settings of fired reminders.
+const (
+	// reminderConsumer is the durable consumer every host pulls firings from.
+	reminderConsumer = "troupe_fire"
+	// fireTimeout bounds one delivery attempt (the call to the owner).
+	fireTimeout = 10 * time.Second
+	// fireAckWait is how long the server waits for a delivering host before
+	// it hands the firing to another. A host delivering a firing tells the
+	// server it is still at it every fireAckWait/3, so a dead host's firings
+	// move on within fireAckWait, and a slow turn is not delivered twice.
+	fireAckWait = 10 * time.Second
+	// firesInFlight bounds the firings one host delivers at once.
+	firesInFlight = 256
+	// maxFireBackoff caps the wait before a failed firing is delivered again.
+	maxFireBackoff = 30 * time.Second
+)
+
+// reminders delivers fired reminders on one host.
+type reminders struct {
+	stream  jetstream.Stream
+	consume jetstream.ConsumeContext
+	gw      *nats.Subscription // the reminder gateway; nil when disabled
+	ctx     context.Context    // ends when the host stops hard
+	cancel  context.CancelFunc
+	slots   chan struct{}
+	once    sync.Once
+}
+
+// startReminders makes sure the reminder stream and its consumer exist and
+// starts delivering firings.
+func (h *Host) startReminders(ctx context.Context) error {
+	if h.cfg.DisableReminders {
+		return nil
+	}
+	stream, err := ensureReminderStream(ctx, h.js, h.cfg)
+	if err != nil {
+		return err
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       reminderConsumer,
+		Description:   "troupe: fired reminders, delivered by any host",
+		FilterSubject: h.cfg.SubjectPrefix + ".rmd.fire.>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       fireAckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 4 * firesInFlight,
+	})
+	if err != nil {
+		return fmt.Errorf("host: reminder consumer: %w", err)
+	}
+	rem := &reminders{stream: stream, slots: make(chan struct{}, firesInFlight)}
+	rem.ctx, rem.cancel = context.WithCancel(context.Background())
+	h.rem = rem
+	rem.consume, err = cons.Consume(h.fire, jetstream.PullMaxMessages(64),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			h.log.Debug("reminder consumer", "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("host: reminder consumer: %w", err)
+	}
+	if !h.cfg.DisableGateway {
+		if rem.gw, err = h.nc.QueueSubscribe(h.cfg.SubjectPrefix+".reminder.>", h.gatewayQueue(), h.serveReminderGateway); err != nil {
+			return fmt.Errorf("host: subscribe %s.reminder.>: %w", h.cfg.SubjectPrefix, err)
+		}
+	}
+	return nil
+}
+
+// ensureReminderStream creates the reminder stream, or checks an existing
+// one. A new stream gets the state bucket's replica count.
+func ensureReminderStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+	if s, err := js.Stream(ctx, cfg.ReminderStream); err == nil {
+		if c := s.CachedInfo().Config; !c.AllowMsgSchedules || c.Retention != jetstream.WorkQueuePolicy {
+			return nil, fmt.Errorf("host: stream %q exists but is not a reminder stream (needs message schedules and work-queue retention)", cfg.ReminderStream)
+		}
+		return s, nil
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("host: reminder stream %q: %w", cfg.ReminderStream, err)
+	}
+	state, err := js.Stream(ctx, "KV_"+cfg.StateBucket)
+	if err != nil {
+		return nil, fmt.Errorf("host: reminder stream: %w", err)
+	}
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:              cfg.ReminderStream,
+		Description:       "troupe reminders: schedules (" + cfg.SubjectPrefix + ".rmd.sched.>) and their firings (" + cfg.SubjectPrefix + ".rmd.fire.>)",
+		Subjects:          []string{cfg.SubjectPrefix + ".rmd.>"},
+		Retention:         jetstream.WorkQueuePolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          state.CachedInfo().Config.Replicas,
+		AllowMsgSchedules: true,
+		AllowRollup:       true,
+		AllowDirect:       true,
+		Discard:           jetstream.DiscardOld,
+	})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return ensureReminderStream(ctx, js, cfg) // another host made it first
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host: reminder stream %q: %w", cfg.ReminderStream, err)
+	}
+	return s, nil
+}
+
+// stopReminders stops taking firings; hard also abandons those being
+// delivered (the server delivers them again after the ack wait).
+func (h *Host) stopReminders(hard bool) {
+	rem := h.rem
+	if rem == nil {
+		return
+	}
+	rem.once.Do(func() {
+		if rem.consume != nil { // nil when Start failed before consuming
+			rem.consume.Stop()
+		}
+		if rem.gw != nil {
+			_ = rem.gw.Unsubscribe()
+		}
+	})
+	if hard {
+		rem.cancel()
+	}
+}
+
+// fire takes one fired reminder from the consumer and delivers it from a
+// goroutine of its own, at most firesInFlight at once.
+func (h *Host) fire(msg jetstream.Msg) {
+	rem := h.rem
+	select {
+	case rem.slots <- struct{}{}:
+	case <-rem.ctx.Done():
+		return // redelivered after the ack wait
+	}
+	h.turns.Add(1)
+	go func() {
+		defer h.turns.Done()
+		defer func() { <-rem.slots }()
+		h.deliverFiring(rem.ctx, msg)
+	}()
+}
+
+// deliverFiring calls the actor a firing is for, then acknowledges it, or
+// asks for it again later when the call may succeed then.
+func (h *Host) deliverFiring(ctx context.Context, msg jetstream.Msg) {
+	typ, id, name, err := parseFireSubject(h.cfg.SubjectPrefix, msg.Subject())
+	if err != nil {
+		h.log.Warn("dropping a malformed reminder firing", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	method := msg.Headers().Get(router.HeaderReminderMethod)
+	if method == "" {
+		method = router.DefaultReminderMethod
+	}
+	var seq uint64
+	delivered := uint64(1)
+	if meta, err := msg.Metadata(); err == nil {
+		seq, delivered = meta.Sequence.Stream, meta.NumDelivered
+	}
+	callCtx, cancel := context.WithTimeout(ctx, fireTimeout)
+	beating := make(chan struct{})
+	go func() { keepInProgress(callCtx, msg); close(beating) }()
+	_, err = h.router.Call(callCtx, typ, id, method, msg.Data(),
+		router.WithHeader(router.HeaderReminder, name),
+		router.WithHeader(router.HeaderReminderSeq, strconv.FormatUint(seq, 10)))
+	cancel()
+	<-beating
+	if err != nil && retryFiring(err) {
+		if ctx.Err() == nil { // else the host is stopping: redelivered after the ack wait
+			_ = msg.NakWithDelay(fireBackoff(delivered))
+		}
+		h.log.Debug("reminder firing will be delivered again", "type", typ, "id", router.EncodeID(string(id)), "reminder", name, "err", err)
+		return
+	}
+	if err != nil {
+		// The turn ran and failed, or can never run: delivered, as far as
+		// the reminder goes.
+		h.log.Warn("reminder call failed", "type", typ, "id", router.EncodeID(string(id)), "reminder", name, "err", err)
+	}
+	h.obs.ReminderFired(typ)
+	if err := msg.Ack(); err != nil {
+		h.log.Debug("reminder firing not acknowledged", "reminder", name, "err", err)
+	}
+}
+
+// keepInProgress tells the server the firing is still being delivered,
+// until ctx ends.
+func keepInProgress(ctx context.Context, msg jetstream.Msg) {
+	tick := time.NewTicker(fireAckWait / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			_ = msg.InProgress()
+		}
+	}
+}
+
+// retryFiring says whether a failed reminder call should be delivered again:
+// when nothing ran, or the outcome is unknown because the deadline passed.
+func retryFiring(err error) bool {
+	var e *router.Error
+	if !errors.As(err, &e) {
+		return true
+	}
+	switch e.Code {
+	case router.CodeNoHost, router.CodeBusy, router.CodeDeadlineExceeded, router.CodeMoved,
+		router.CodeStateConflict, router.CodeUnavailable:
+		return true
+	}
+	return false
+}
+
+// fireBackoff is the wait before delivering a firing again after its n-th
+// delivery failed: 1 s, doubling, at most maxFireBackoff.
+func fireBackoff(n uint64) time.Duration {
+	d := time.Second
+	for i := uint64(1); i < n && d < maxFireBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxFireBackoff)
+}
+
+// parseFireSubject reads <prefix>.rmd.fire.<type>.<encoded id>.<name>.
+func parseFireSubject(prefix, subject string) (placement.ActorType, placement.ActorID, string, error) {
+	rest, ok := strings.CutPrefix(subject, prefix+".rmd.fire.")
+	tokens := strings.Split(rest, ".")
+	if !ok || len(tokens) != 3 {
+		return "", "", "", fmt.Errorf("want %s.rmd.fire.<type>.<id>.<name>", prefix)
+	}
+	id, err := router.DecodeID(tokens[1])
+	if err != nil {
+		return "", "", "", err
+	}
+	return placement.ActorType(tokens[0]), placement.ActorID(id), tokens[2], nil
+}
+
+// SetReminder registers a durable reminder for this actor; see
+// router.Router.SetReminder. It takes effect at once, not at the end of the
+// turn, and outlives the activation.
+func (s *Self) SetReminder(ctx context.Context, r router.Reminder) error {
+	return s.a.h.router.SetReminder(ctx, s.Type(), s.ID(), r)
+}
+
+// DeleteReminder removes this actor's reminder name; see
+// router.Router.DeleteReminder.
+func (s *Self) DeleteReminder(ctx context.Context, name string) error {
+	return s.a.h.router.DeleteReminder(ctx, s.Type(), s.ID(), name)
+}
+
+// Reminders lists this actor's reminders.
+func (s *Self) Reminders(ctx context.Context) ([]router.Reminder, error) {
+	return s.a.h.router.Reminders(ctx, s.Type(), s.ID())
+}
+
+// Host is the id of the host running this activation.
+func (s *Self) Host() placement.HostID { return s.a.h.cfg.ID }
+
+// ReminderName returns the name of the reminder whose firing c is, and
+// whether it is one.
+func ReminderName(c Call) (string, bool) {
+	name := c.Header.Get(router.HeaderReminder)
+	return name, name != ""
+}

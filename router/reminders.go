@@ -1,0 +1,268 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/placement"
+)
+
+// Reminders are durable schedules kept by the NATS server, not by any host:
+// each one is a JetStream message schedule in the reminder stream (see
+// PROTOCOL.md, "Reminders"). When it fires, the server stores a message in the
+// same stream; a host reads it from a shared durable consumer and delivers it
+// to the actor as a call, on whichever host owns the actor then.
+
+// Defaults for reminders.
+const (
+	// DefaultReminderStream is the stream that holds reminders.
+	DefaultReminderStream = "troupe_reminders"
+	// DefaultSubjectPrefix starts every troupe subject.
+	DefaultSubjectPrefix = "troupe"
+	// DefaultReminderMethod is the method a reminder calls when it names none.
+	DefaultReminderMethod = "remind"
+)
+
+// Headers of reminders.
+const (
+	// HeaderReminder names the reminder on the call a fired reminder makes.
+	HeaderReminder = "Troupe-Reminder"
+	// HeaderReminderSeq is the reminder stream's sequence number of the fired
+	// message, on the call it makes: unique per firing, and the same when a
+	// firing is delivered again, so an actor can drop duplicates.
+	HeaderReminderSeq = "Troupe-Reminder-Seq"
+	// HeaderReminderMethod is the method a reminder calls, on its schedule
+	// message.
+	HeaderReminderMethod = "Troupe-Reminder-Method"
+)
+
+// JetStream's headers of message schedules (nats-server 2.12 and later).
+const (
+	hdrSchedule         = "Nats-Schedule"
+	hdrScheduleTarget   = "Nats-Schedule-Target"
+	hdrScheduleTimeZone = "Nats-Schedule-Time-Zone"
+	hdrScheduleRollup   = "Nats-Schedule-Rollup"
+)
+
+// Reminder is a durable schedule on which an actor is called.
+type Reminder struct {
+	// Name identifies the reminder among its actor's: 1–64 characters from
+	// A-Z a-z 0-9 _ -. Setting a reminder replaces any of the same name.
+	Name string `json:"name"`
+	// Schedule is "@at <RFC 3339 time>" (once; see At), "@every <duration>"
+	// (at least 1s; see Every), a cron pattern of six fields (seconds
+	// minutes hours day-of-month month day-of-week, such as "0 30 9 * * 1-5")
+	// or one of @yearly, @monthly, @weekly, @daily, @hourly.
+	Schedule string `json:"schedule"`
+	// TimeZone is an IANA time zone for a cron schedule, such as
+	// "Europe/Amsterdam"; "" means UTC. Not allowed with @at and @every.
+	TimeZone string `json:"time_zone,omitempty"`
+	// Method is the method the reminder calls; "" means "remind".
+	Method string `json:"method,omitempty"`
+	// Payload is the call's payload.
+	Payload []byte `json:"payload,omitempty"`
+}
+
+// At is the schedule of a reminder that fires once, at t.
+func At(t time.Time) string { return "@at " + t.UTC().Format(time.RFC3339Nano) }
+
+// Every is the schedule of a reminder that fires every d (at least 1s).
+func Every(d time.Duration) string { return "@every " + d.String() }
+
+// ScheduleSubject is the reminder stream subject of a reminder's schedule
+// message: <prefix>.rmd.sched.<type>.<encoded id>.<name>.
+func ScheduleSubject(prefix string, typ placement.ActorType, id placement.ActorID, name string) string {
+	return prefix + ".rmd.sched." + string(typ) + "." + EncodeID(string(id)) + "." + name
+}
+
+// FireSubject is the reminder stream subject where a reminder's firings are
+// stored: <prefix>.rmd.fire.<type>.<encoded id>.<name>.
+func FireSubject(prefix string, typ placement.ActorType, id placement.ActorID, name string) string {
+	return prefix + ".rmd.fire." + string(typ) + "." + EncodeID(string(id)) + "." + name
+}
+
+// reminderStream finds the reminder stream once and keeps it.
+type reminderStream struct {
+	mu     sync.Mutex
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+func (r *Router) prefix() string {
+	if r.cfg.SubjectPrefix == "" {
+		return DefaultSubjectPrefix
+	}
+	return r.cfg.SubjectPrefix
+}
+
+func (r *Router) reminderStream(ctx context.Context) (jetstream.Stream, error) {
+	r.rem.mu.Lock()
+	defer r.rem.mu.Unlock()
+	if r.rem.stream != nil {
+		return r.rem.stream, nil
+	}
+	name := r.cfg.ReminderStream
+	if name == "" {
+		name = DefaultReminderStream
+	}
+	js, err := jetstream.New(r.nc)
+	if err != nil {
+		return nil, err
+	}
+	s, err := js.Stream(ctx, name)
+	r.rem.js = js
+	if err != nil {
+		return nil, Errorf(CodeUnavailable, "reminder stream %q: %w (is a troupe host running?)", name, err)
+	}
+	r.rem.stream = s
+	return s, nil
+}
+
+// SetReminder registers rem for the actor (typ, id), replacing a reminder of
+// the same name. It returns once the server has stored the schedule: from
+// then on the reminder survives host and server restarts until it is
+// deleted or, for @at, has fired. Firings are delivered at least once, as a
+// call of rem.Method with rem.Payload and the headers HeaderReminder and
+// HeaderReminderSeq. A schedule the server refuses is CodeInvalidSchedule.
+func (r *Router) SetReminder(ctx context.Context, typ placement.ActorType, id placement.ActorID, rem Reminder) error {
+	if err := r.checkReminder(typ, id, rem.Name); err != nil {
+		return err
+	}
+	method := rem.Method
+	if method == "" {
+		method = DefaultReminderMethod
+	}
+	if err := placement.ValidateName("method", method); err != nil {
+		return Errorf(CodeInvalidMethod, "%v", err)
+	}
+	if rem.Schedule == "" {
+		return Errorf(CodeInvalidSchedule, "reminder %q has no schedule", rem.Name)
+	}
+	s, err := r.reminderStream(ctx)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(ScheduleSubject(r.prefix(), typ, id, rem.Name))
+	msg.Data = rem.Payload
+	msg.Header.Set(hdrSchedule, rem.Schedule)
+	msg.Header.Set(hdrScheduleTarget, FireSubject(r.prefix(), typ, id, rem.Name))
+	// Firings that wait for a consumer (no host running) coalesce into the
+	// latest one per reminder instead of piling up.
+	msg.Header.Set(hdrScheduleRollup, "sub")
+	if rem.TimeZone != "" {
+		msg.Header.Set(hdrScheduleTimeZone, rem.TimeZone)
+	}
+	msg.Header.Set(HeaderReminderMethod, method)
+	ctx, cancel := r.withTimeout(ctx)
+	defer cancel()
+	if _, err := r.rem.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(s.CachedInfo().Config.Name)); err != nil {
+		return reminderError(rem, err)
+	}
+	return nil
+}
+
+// DeleteReminder removes the actor's reminder name and any firing of it not
+// yet delivered. Deleting a reminder that does not exist is not an error. A
+// firing already being delivered still runs.
+func (r *Router) DeleteReminder(ctx context.Context, typ placement.ActorType, id placement.ActorID, name string) error {
+	if err := r.checkReminder(typ, id, name); err != nil {
+		return err
+	}
+	s, err := r.reminderStream(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := r.withTimeout(ctx)
+	defer cancel()
+	// One purge covers the schedule and its pending firings.
+	subject := r.prefix() + ".rmd.*." + string(typ) + "." + EncodeID(string(id)) + "." + name
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+		return Errorf(CodeUnavailable, "delete reminder %q: %w", name, err)
+	}
+	return nil
+}
+
+// Reminders lists the actor's reminders, sorted by name.
+func (r *Router) Reminders(ctx context.Context, typ placement.ActorType, id placement.ActorID) ([]Reminder, error) {
+	if err := validateCall(typ, id, DefaultReminderMethod); err != nil {
+		return nil, err
+	}
+	s, err := r.reminderStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := r.withTimeout(ctx)
+	defer cancel()
+	prefix := ScheduleSubject(r.prefix(), typ, id, "")
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
+	if err != nil {
+		return nil, Errorf(CodeUnavailable, "list reminders: %w", err)
+	}
+	var out []Reminder
+	for subject := range info.State.Subjects {
+		m, err := s.GetLastMsgForSubject(ctx, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // fired or deleted since
+		}
+		if err != nil {
+			return nil, Errorf(CodeUnavailable, "list reminders: %w", err)
+		}
+		out = append(out, Reminder{
+			Name:     strings.TrimPrefix(subject, prefix),
+			Schedule: m.Header.Get(hdrSchedule),
+			TimeZone: m.Header.Get(hdrScheduleTimeZone),
+			Method:   m.Header.Get(HeaderReminderMethod),
+			Payload:  m.Data,
+		})
+	}
+	slices.SortFunc(out, func(a, b Reminder) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (r *Router) checkReminder(typ placement.ActorType, id placement.ActorID, name string) error {
+	if err := validateCall(typ, id, DefaultReminderMethod); err != nil {
+		return err
+	}
+	if err := placement.ValidateName("reminder name", name); err != nil {
+		return Errorf(CodeInvalidSchedule, "%v", err)
+	}
+	if _, ok := r.w.Table().Owner(typ, id); !ok {
+		return Errorf(CodeNoHost, "no live host serves actor type %q", typ)
+	}
+	return nil
+}
+
+func (r *Router) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, r.timeout)
+}
+
+// reminderError turns the server's refusal of a schedule into an *Error.
+func reminderError(rem Reminder, err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeSchedulePatternInvalid, jetstream.JSErrCodeScheduleTargetInvalid,
+			jetstream.JSErrCodeScheduleTTLInvalid, jetstream.JSErrCodeScheduleRollupInvalid,
+			jetstream.JSErrCodeScheduleSourceInvalid, errCodeScheduleTimeZoneInvalid:
+			return Errorf(CodeInvalidSchedule, "reminder %q: schedule %q (time zone %q): %s", rem.Name, rem.Schedule, rem.TimeZone, apiErr.Description)
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return Errorf(CodeDeadlineExceeded, "set reminder %q: %w", rem.Name, err)
+	}
+	return Errorf(CodeUnavailable, "set reminder %q: %w", rem.Name, err)
+}
+
+// errCodeScheduleTimeZoneInvalid is the server's error code for an unknown
+// Nats-Schedule-Time-Zone (nats.go has no constant for it).
+const errCodeScheduleTimeZoneInvalid jetstream.ErrorCode = 10223
