@@ -23,14 +23,14 @@ func TestLandedRecognisesOnlyOurOwnNewerWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	subject := "$KV." + h.state.Bucket() + "." + key
-	if seq, ok := h.landed(ctx, subject, []byte("2"), first); !ok || seq != second {
-		t.Fatalf("landed(our write) = %d, %v; want %d, true", seq, ok, second)
+	if seq, ok, err := h.landed(ctx, subject, []byte("2"), first); err != nil || !ok || seq != second {
+		t.Fatalf("landed(our write) = %d, %v, %v; want %d, true", seq, ok, err, second)
 	}
-	if _, ok := h.landed(ctx, subject, []byte("3"), first); ok {
-		t.Fatal("someone else's bytes were taken for our write")
+	if _, ok, err := h.landed(ctx, subject, []byte("3"), first); err != nil || ok {
+		t.Fatalf("someone else's bytes were taken for our write (err %v)", err)
 	}
-	if _, ok := h.landed(ctx, subject, []byte("2"), second); ok {
-		t.Fatal("a write at the expected revision itself was taken as newer")
+	if _, ok, err := h.landed(ctx, subject, []byte("2"), second); err != nil || ok {
+		t.Fatalf("a write at the expected revision itself was taken as newer (err %v)", err)
 	}
 	if _, err := h.saveState(h.epoch.Load(), key, []byte("9"), first); err == nil {
 		t.Fatal("a stale save was not refused")

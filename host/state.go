@@ -111,7 +111,13 @@ func (h *Host) saveStateMsg(e epoch, key string, state []byte, hdr nats.Header, 
 			return 0, router.Errorf(router.CodeUnavailable, "saving the state of %s: not connected to NATS; the turn was discarded: %w", key, err)
 		case jsutil.IsConflict(err):
 			if unanswered {
-				if seq, ok := h.landed(ctx, subject, state, rev); ok {
+				seq, ours, err := h.landed(ctx, subject, state, rev)
+				switch {
+				case err != nil:
+					// Reporting a conflict would let the caller retry a
+					// change that may have been stored.
+					return 0, router.Errorf(router.CodeOutcomeUnknown, "saving the state of %s: a try got no answer and the stream could not say whether it landed: %w", key, err)
+				case ours:
 					return seq, nil
 				}
 			}
@@ -145,7 +151,7 @@ func (h *Host) trySave(ctx context.Context, e epoch, subject string, state []byt
 // notSent reports whether a publish failed before the message left the
 // client: the connection was down and the client keeps no reconnect buffer.
 func notSent(err error) bool {
-	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionClosed)
+	return errors.Is(err, nats.ErrReconnectBufExceeded)
 }
 
 // noAnswer reports whether a publish failed without a word from the
@@ -156,24 +162,34 @@ func noAnswer(err error) bool {
 }
 
 // landed reports whether the latest message on subject, as the stream
-// leader has it, is state at a revision after rev.
-func (h *Host) landed(ctx context.Context, subject string, state []byte, rev uint64) (uint64, bool) {
+// leader has it, is state at a revision after rev. It asks until the stream
+// answers or ctx ends; err is set when it never learned.
+func (h *Host) landed(ctx context.Context, subject string, state []byte, rev uint64) (seq uint64, ours bool, err error) {
 	req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
-	resp, err := h.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+h.state.Bucket(), req)
-	if err != nil {
-		return 0, false
+	for {
+		var resp *nats.Msg
+		resp, err = h.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+h.state.Bucket(), req)
+		if err == nil {
+			var got struct {
+				Message *struct {
+					Seq  uint64 `json:"seq"`
+					Data []byte `json:"data"`
+				} `json:"message"`
+			}
+			if err = json.Unmarshal(resp.Data, &got); err == nil && got.Message != nil {
+				m := got.Message
+				return m.Seq, m.Seq > rev && bytes.Equal(m.Data, state), nil
+			}
+			if err == nil {
+				err = fmt.Errorf("no message in the answer: %s", resp.Data)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, false, err
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	var got struct {
-		Message *struct {
-			Seq  uint64 `json:"seq"`
-			Data []byte `json:"data"`
-		} `json:"message"`
-	}
-	if json.Unmarshal(resp.Data, &got) != nil || got.Message == nil {
-		return 0, false
-	}
-	m := got.Message
-	return m.Seq, m.Seq > rev && bytes.Equal(m.Data, state)
 }
 
 func isMessageTooLarge(err error) bool {
