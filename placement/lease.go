@@ -273,7 +273,9 @@ func (l *Lease) tick() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Renew)
 	defer cancel()
 	if l.Revision() == 0 {
-		_ = l.create(ctx)
+		if err := l.create(ctx); jsutil.IsConflict(err) {
+			l.adoptCreate(ctx)
+		}
 		return
 	}
 	sent := time.Now()
@@ -322,6 +324,30 @@ func (l *Lease) ownLatest(ctx context.Context) bool {
 	}
 	l.rev = e.Revision()
 	return true
+}
+
+// adoptCreate takes over a record that an earlier try of create stored
+// without its answer reaching us: otherwise every later try would meet it as
+// a conflict until it expired, and a slow server could keep a host out for
+// good. The lease holds the record again but stays not Valid until its next
+// renewal is acknowledged, since that try's send time is unknown.
+func (l *Lease) adoptCreate(ctx context.Context) {
+	e, err := l.kv.Get(ctx, l.key)
+	if err != nil || e.Operation() != jetstream.KeyValuePut {
+		return
+	}
+	rec := new(pb.HostRecord)
+	if proto.Unmarshal(e.Value(), rec) != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rev != 0 || rec.GetIncarnation() != l.rec.GetIncarnation() || rec.GetHostId() != l.rec.GetHostId() {
+		return
+	}
+	l.rec = proto.Clone(l.rec).(*pb.HostRecord)
+	l.rec.ChangedRevision = e.Revision()
+	l.rev = e.Revision()
 }
 
 func (l *Lease) create(ctx context.Context) error {

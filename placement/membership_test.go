@@ -249,3 +249,36 @@ func TestARenewalThatLandedUnansweredIsNotALoss(t *testing.T) {
 		t.Fatalf("the lease was declared lost %d times", n)
 	}
 }
+
+func TestAJoinThatLandedUnansweredIsTakenOver(t *testing.T) {
+	js, kv := bucket(t)
+	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1"}
+	var l *placement.Lease
+	lost := make(chan struct{}, 1)
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, func(error) {
+		next := proto.Clone(rec).(*pb.HostRecord)
+		next.Incarnation = "i2"
+		l.Replace(next)
+		// The lease's first try to join again lands, but its answer is lost.
+		data, _ := proto.Marshal(next)
+		if _, err := kv.Create(context.Background(), placement.HostKey("a"), data); err != nil {
+			t.Error(err)
+		}
+		lost <- struct{}{}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	if err := kv.Purge(context.Background(), placement.HostKey("a")); err != nil {
+		t.Fatal(err)
+	}
+	<-lost
+	deadline := time.Now().Add(5 * time.Second)
+	for !l.Valid() {
+		if time.Now().After(deadline) {
+			t.Fatal("the lease never took over the record its own join had stored")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
