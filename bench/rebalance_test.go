@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"slices"
 	"sync"
@@ -286,9 +287,11 @@ func lastAt(m map[string]map[uint64]time.Time, gen uint64) (time.Time, bool) {
 	return last, true
 }
 
+var spreadCallers = flag.Int("spread-callers", 8, "callers loading the hosts while BenchmarkRebalance/spread measures")
+
 func benchSpread(b *testing.B) {
 	c := newCluster(b)
-	load := c.startLoad(8)
+	load := c.startLoad(*spreadCallers)
 	defer load.stop()
 	var applied, settled []time.Duration
 	for range b.N {
