@@ -13,7 +13,8 @@ func TestParseSync(t *testing.T) {
 		every  time.Duration
 		err    bool
 	}{
-		{"", false, 0, false},
+		{"", false, defaultSync, false},
+		{"2m", false, 2 * time.Minute, false},
 		{"always", true, 0, false},
 		{"250ms", false, 250 * time.Millisecond, false},
 		{"0s", false, 0, true},
