@@ -150,8 +150,8 @@ func (h *Host) Report(req ActorsRequest) Report {
 		Version:    Version,
 		Generation: h.w.Table().Generation(),
 		Draining:   h.closing.Load(),
-		LeaseTTLMs: h.lease.TTL().Milliseconds(),
-		LeaseAgeMs: time.Since(h.lease.Renewed()).Milliseconds(),
+		LeaseTTLMs: h.lease().TTL().Milliseconds(),
+		LeaseAgeMs: time.Since(h.lease().Renewed()).Milliseconds(),
 		Types:      []TypeReport{},
 	}
 	if rec := h.ownRecord(); rec != nil {

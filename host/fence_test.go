@@ -49,7 +49,7 @@ func TestAHostWhoseLeaseIsNotValidRunsNoTurn(t *testing.T) {
 	if err := callDirect(t, h, "a"); err != nil {
 		t.Fatalf("call with a valid lease: %v", err)
 	}
-	h.lease.Invalidate()
+	h.lease().Invalidate()
 	if err := callDirect(t, h, "a"); !errors.Is(err, router.ErrUnavailable) {
 		t.Fatalf("call on a fenced host: %v, want UNAVAILABLE", err)
 	}

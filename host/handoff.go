@@ -32,7 +32,7 @@ type epoch = uint64
 // mayAct reports whether an activation of epoch e may run a turn or send a
 // save now.
 func (h *Host) mayAct(e epoch) bool {
-	l := h.leaseP.Load()
+	l := h.lease()
 	return h.epoch.Load() == e && l != nil && l.Valid()
 }
 
@@ -46,7 +46,7 @@ func (h *Host) actedUntil(e epoch, now time.Time) time.Time {
 	end := now
 	if v, ok := h.epochEnds.Load(e); ok {
 		end = v.(time.Time)
-	} else if l := h.leaseP.Load(); l != nil {
+	} else if l := h.lease(); l != nil {
 		if until := l.ValidUntil(); !until.IsZero() {
 			end = until
 		}
@@ -136,7 +136,7 @@ func (h *Host) handOff(t *placement.Table) {
 func (h *Host) release(gen uint64) {
 	for {
 		inc := h.incarnation()
-		ctx, cancel := context.WithTimeout(context.Background(), h.lease.TTL())
+		ctx, cancel := context.WithTimeout(context.Background(), h.lease().TTL())
 		err := placement.Release(ctx, h.js, h.members, h.cfg.ID, inc, gen, h.markerTTL())
 		cancel()
 		if err == nil {
@@ -200,10 +200,10 @@ func (h *Host) incarnation() string {
 // turns were saved already) and joins again as a new incarnation.
 func (h *Host) leaseLost(err error) {
 	h.obs.leaseLost()
-	l := h.leaseP.Load()
+	l := h.lease()
 	for l == nil { // lost before Join returned
 		time.Sleep(time.Millisecond)
-		l = h.leaseP.Load()
+		l = h.lease()
 	}
 	end := time.Now()
 	if until := l.ValidUntil(); until.Before(end) {
@@ -228,7 +228,7 @@ func (h *Host) setState(ctx context.Context, state pb.HostState) (uint64, error)
 	h.rec.State = state
 	rec := h.recordLocked()
 	h.recMu.Unlock()
-	return h.lease.Update(ctx, rec)
+	return h.lease().Update(ctx, rec)
 }
 
 // drainActors marks the host draining, so the table moves its actors away,
@@ -248,7 +248,7 @@ func (h *Host) drainActors(ctx context.Context) error {
 // saves already sent to be answered, so nothing this host sends lands after
 // it leaves.
 func (h *Host) fence(ctx context.Context) {
-	h.lease.Invalidate()
+	h.lease().Invalidate()
 	for h.saving.Load() > 0 {
 		select {
 		case <-ctx.Done():

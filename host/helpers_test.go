@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/hosttest"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/router"
@@ -17,19 +18,7 @@ import (
 // actor types. The host is closed when the test ends.
 func startHost(t *testing.T, s *server.Server, cfg host.Config, register func(*host.Host)) *host.Host {
 	t.Helper()
-	nc := natstest.Connect(t, s)
-	h, err := host.New(nc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	register(h)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	return h
+	return hosttest.Start(t, natstest.Connect(t, s), cfg, func(h *host.Host) error { register(h); return nil })
 }
 
 // newRouter returns a router with its own connection to s.

@@ -45,17 +45,16 @@ type Host struct {
 	types map[placement.ActorType]*actorType
 
 	// Set by Start.
-	js      jetstream.JetStream
-	members jetstream.KeyValue
-	state   jetstream.KeyValue
-	entries stateEntries // reads state entries with headers (statekeys.go)
-	w       *placement.Watcher
-	lease   *placement.Lease
-	leaseP  atomic.Pointer[placement.Lease] // the lease, for turns that may run before Start returns
-	router  *router.Router
-	sub     *nats.Subscription // the host's own subject
-	gw      *nats.Subscription // the gateway; nil when disabled
-	subject string
+	js       jetstream.JetStream
+	members  jetstream.KeyValue
+	state    jetstream.KeyValue
+	entries  stateEntries // reads state entries with headers (statekeys.go)
+	w        *placement.Watcher
+	leaseRef atomic.Pointer[placement.Lease] // set once joined; see lease
+	router   *router.Router
+	sub      *nats.Subscription // the host's own subject
+	gw       *nats.Subscription // the gateway; nil when disabled
+	subject  string
 
 	replies *replies
 	obs     *observer  // metrics and tracing; nil when off
@@ -219,11 +218,12 @@ func (h *Host) start(ctx context.Context) error {
 		Version:       Version,
 	}
 	h.obs.watchLease(&leaseCfg)
-	if h.lease, err = h.join(ctx, leaseCfg); err != nil {
+	l, err := h.join(ctx, leaseCfg)
+	if err != nil {
 		return err
 	}
-	h.leaseP.Store(h.lease)
-	if err := h.w.WaitApplied(ctx, h.lease.Revision()); err != nil {
+	h.leaseRef.Store(l)
+	if err := h.w.WaitApplied(ctx, h.lease().Revision()); err != nil {
 		return fmt.Errorf("host: waiting to see own join: %w", err)
 	}
 	h.goLoop(h.followTable)
@@ -253,6 +253,11 @@ func (h *Host) join(ctx context.Context, cfg placement.LeaseConfig) (*placement.
 		}
 	}
 }
+
+// lease is the host's lease, nil until it has joined. It is read
+// atomically: a turn can run between the lease's first write and Start
+// storing it.
+func (h *Host) lease() *placement.Lease { return h.leaseRef.Load() }
 
 // record returns a copy of the host's record.
 func (h *Host) record() *pb.HostRecord {
@@ -300,7 +305,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		h.log.Warn("actors not handed off; leaving anyway", "err", err)
 	}
 	h.fence(ctx)
-	if lerr := h.lease.Leave(ctx); lerr == nil {
+	if lerr := h.lease().Leave(ctx); lerr == nil {
 		err = errors.Join(err, h.waitLeft(ctx))
 	} else {
 		err = errors.Join(err, lerr)
@@ -353,8 +358,8 @@ func (h *Host) Close() {
 			_ = sub.Unsubscribe()
 		}
 	}
-	if h.lease != nil {
-		h.lease.Stop()
+	if h.lease() != nil {
+		h.lease().Stop()
 	}
 	h.stopReminders(true)
 	h.halt()

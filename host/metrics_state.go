@@ -66,7 +66,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	t := h.w.Table()
 	gauge(c.generation, float64(t.Generation()))
 	gauge(c.hosts, float64(len(t.Members())))
-	if renewed := h.lease.Renewed(); !renewed.IsZero() {
+	if renewed := h.lease().Renewed(); !renewed.IsZero() {
 		gauge(c.leaseAge, time.Since(renewed).Seconds())
 	}
 }

@@ -27,9 +27,9 @@ func (h *Host) Ready() error {
 	if _, in := h.w.Table().Member(h.cfg.ID); !in {
 		return fmt.Errorf("%w: the host's table does not list it", ErrNotJoined)
 	}
-	renewed := h.lease.Renewed()
-	if age := time.Since(renewed); h.lease.Revision() == 0 || !h.lease.Valid() || age > h.lease.TTL()/2 {
-		return fmt.Errorf("%w: last renewal sent %v ago, TTL %v", ErrLeaseStale, age.Round(time.Millisecond), h.lease.TTL())
+	renewed := h.lease().Renewed()
+	if age := time.Since(renewed); h.lease().Revision() == 0 || !h.lease().Valid() || age > h.lease().TTL()/2 {
+		return fmt.Errorf("%w: last renewal sent %v ago, TTL %v", ErrLeaseStale, age.Round(time.Millisecond), h.lease().TTL())
 	}
 	return nil
 }
