@@ -86,8 +86,7 @@ func (w *Writer) Close() error { return w.f.Close() }
 // Activation is one activation's interval.
 type Activation struct {
 	Entry
-	Open   bool // no end line: the process died, or the ledger ended first
-	Fenced bool // End is the host's last reported fence, before its end line or death
+	Open bool // no end line: the process died, or the ledger ended first
 }
 
 // Read parses a ledger file and pairs start and end lines. An activation
@@ -146,7 +145,7 @@ func pair(entries []Entry, diedAt int64) []Activation {
 			}
 		}
 		if f, ok := fence[incarnation{a.Host, a.Incarnation}]; ok && f < a.End {
-			a.End, a.Fenced = f, true
+			a.End = f
 		}
 		out = append(out, a)
 	}
