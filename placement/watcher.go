@@ -123,12 +123,35 @@ func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, erro
 // install makes v the watcher's view and publishes its table. A view read
 // again after a connection gap keeps the generation monotonic: removals whose
 // markers expired during the gap would otherwise lower it.
+//
+// A re-read that finds the member set unchanged keeps the current table, so
+// hosts do not hand off and release again after every reconnect.
 func (w *Watcher) install(v view) {
 	w.mu.Lock()
 	v.gen = max(v.gen, w.view.gen)
+	same := len(w.handoff.history) > 0 && w.table.Load().Generation() == v.gen && sameMembers(w.view.members, v.members)
 	w.view = v
 	w.mu.Unlock()
+	if same {
+		w.updateSettled()
+		return
+	}
 	w.publish()
+}
+
+// sameMembers reports whether two member sets hold the same records, by
+// meaning.
+func sameMembers(a, b map[HostID]member) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for id, m := range a {
+		o, ok := b[id]
+		if !ok || !sameMeaning(m.rec, o.rec) {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *Watcher) loop() {
