@@ -1,6 +1,8 @@
 package main
 
 import (
+	"sync/atomic"
+
 	"github.com/troupe-dev/troupe/internal/natstest"
 
 	"crypto/ecdsa"
@@ -317,7 +319,8 @@ func newPKI(t *testing.T, dir string) pki {
 	}
 }
 
-var serial int64
+// serial numbers the test certificates; tests make them in parallel.
+var serial atomic.Int64
 
 // newCert makes a key and a certificate from tmpl, signed by parent (self-
 // signed when parent is nil), valid for an hour.
@@ -327,8 +330,7 @@ func newCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial++
-	tmpl.SerialNumber = big.NewInt(serial)
+	tmpl.SerialNumber = big.NewInt(serial.Add(1))
 	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
 	if parent == nil {
 		parent, parentKey = tmpl, key
