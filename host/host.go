@@ -145,12 +145,22 @@ func (h *Host) Register(typ placement.ActorType, factory Factory, opts ...TypeOp
 // Start creates the buckets if needed, starts following the membership,
 // subscribes to the host's subject and joins the member set. It returns once
 // the host's own table includes it.
+//
+// Start rides out what time cures, retrying with backoff until ctx ends: no
+// JetStream yet, a link cut or a reply lost while it creates the buckets,
+// reads the member set or joins, and a record of the host's id still held by
+// its previous process (Start waits for that lease to expire). Each change
+// of what it waits for is logged once. It fails at once on what time does
+// not cure (see jsutil.Transient): a closed connection, a bucket made for
+// another placement function, a stream of another shape. When ctx ends
+// first, the error wraps ctx's and the last thing it waited for, and
+// nothing of the host is left in the buckets.
 func (h *Host) Start(ctx context.Context) error {
 	if !h.started.CompareAndSwap(false, true) {
 		return ErrStarted
 	}
 	if err := h.start(ctx); err != nil {
-		h.Close()
+		h.abandonStart()
 		return err
 	}
 	h.joined.Store(true)
@@ -162,6 +172,10 @@ func (h *Host) Start(ctx context.Context) error {
 	return nil
 }
 
+// startTryTimeout bounds one try of a start step, so that a request whose
+// reply was lost is sent again instead of waiting for Start's context.
+const startTryTimeout = 5 * time.Second
+
 func (h *Host) start(ctx context.Context) error {
 	if err := h.obs.start(); err != nil {
 		return err
@@ -170,17 +184,25 @@ func (h *Host) start(ctx context.Context) error {
 	if h.js, err = jetstream.New(h.nc); err != nil {
 		return err
 	}
-	err = jsutil.WhenAnswered(ctx, func() (err error) {
+	var reminders jetstream.Consumer
+	err = h.startStep(ctx, "create the buckets", nil, func(ctx context.Context) (err error) {
 		if h.members, err = placement.EnsureBucket(ctx, h.js, h.cfg.Membership); err != nil {
 			return err
 		}
-		h.state, err = ensureStateBucket(ctx, h.js, h.cfg)
+		if h.state, err = ensureStateBucket(ctx, h.js, h.cfg); err != nil {
+			return err
+		}
+		reminders, err = h.ensureReminders(ctx)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if h.w, err = placement.Watch(ctx, h.members); err != nil {
+	err = h.startStep(ctx, "read the member set", nil, func(ctx context.Context) (err error) {
+		h.w, err = placement.Watch(ctx, h.members)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	h.w.FollowReconnects(h.nc)
@@ -218,11 +240,9 @@ func (h *Host) start(ctx context.Context) error {
 		Version:       Version,
 	}
 	h.obs.watchLease(&leaseCfg)
-	l, err := h.join(ctx, leaseCfg)
-	if err != nil {
+	if err := h.join(ctx, leaseCfg); err != nil {
 		return err
 	}
-	h.leaseRef.Store(l)
 	if err := h.w.WaitApplied(ctx, h.lease().Revision()); err != nil {
 		return fmt.Errorf("host: waiting to see own join: %w", err)
 	}
@@ -231,27 +251,77 @@ func (h *Host) start(ctx context.Context) error {
 	if err := h.startOps(); err != nil {
 		return err
 	}
-	return h.startReminders(ctx)
+	return h.startReminders(reminders)
 }
 
 // join takes the host's lease. A record of the same id that is still live
 // is most often this host's previous process, killed before its lease ran
-// out: join waits for it to expire, until ctx ends.
-func (h *Host) join(ctx context.Context, cfg placement.LeaseConfig) (*placement.Lease, error) {
-	for logged := false; ; logged = true {
+// out: join waits for it to expire, until ctx ends. A try whose answer was
+// lost is safe to repeat: placement.Join takes over the record an earlier
+// try of this incarnation stored.
+func (h *Host) join(ctx context.Context, cfg placement.LeaseConfig) error {
+	held := func(err error) bool { return errors.Is(err, placement.ErrHostIDInUse) }
+	return h.startStep(ctx, "join", held, func(ctx context.Context) error {
 		l, err := placement.Join(ctx, h.js, h.members, h.record(), cfg, h.leaseLost)
-		if !errors.Is(err, placement.ErrHostIDInUse) {
-			return l, err
+		if err == nil {
+			h.leaseRef.Store(l)
 		}
-		if !logged {
-			h.log.Warn("host id held by a live record; waiting for its lease to expire")
+		return err
+	})
+}
+
+// startStep runs one step of Start through jsutil.Retry: again while it
+// fails with a transient error, or one for which also returns true. A try
+// in flight when the connection drops ends at once and is tried again after
+// the reconnect, rather than after its timeout. It logs
+// once per change of what it waits for, and once when it got through after
+// waiting.
+func (h *Host) startStep(ctx context.Context, step string, also func(error) bool, try func(context.Context) error) error {
+	var waited string
+	err := jsutil.Retry(ctx, startTryTimeout, func(ctx context.Context) error {
+		tctx, cancel := jsutil.UntilDisconnected(ctx, h.nc)
+		defer cancel()
+		err := try(tctx)
+		switch {
+		case err == nil:
+		case ctx.Err() == nil && errors.Is(context.Cause(tctx), nats.ErrDisconnected):
+			return fmt.Errorf("%w (%v)", nats.ErrDisconnected, err) // its answer is lost: try again
+		case also != nil && also(err):
+			return jsutil.Retryable(err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(250 * time.Millisecond):
+		return err
+	}, func(err error) {
+		if msg := err.Error(); msg != waited {
+			waited = msg
+			h.log.Warn("host start: waiting", "step", step, "for", err)
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("host: %s: %w", step, err)
 	}
+	if waited != "" {
+		h.log.Info("host start: done waiting", "step", step)
+	}
+	return nil
+}
+
+// abandonStart undoes a Start that failed: it stops what Start started, and
+// removes the host's record if it had joined, so that a start given up
+// leaves nothing behind in the buckets.
+func (h *Host) abandonStart() {
+	ctx, cancel := context.WithTimeout(context.Background(), startTryTimeout)
+	defer cancel()
+	var err error
+	switch {
+	case h.lease() != nil:
+		err = h.lease().Leave(ctx)
+	case h.rec != nil: // a join try whose answer was lost may have stored it
+		err = placement.Withdraw(ctx, h.members, h.record(), h.cfg.Membership.MarkerTTL)
+	}
+	if err != nil {
+		h.log.Warn("host start: could not remove the record; it expires with its lease", "err", err)
+	}
+	h.Close()
 }
 
 // lease is the host's lease, nil until it has joined. It is read

@@ -60,7 +60,6 @@ const (
 
 // reminders delivers fired reminders on one host.
 type reminders struct {
-	stream  jetstream.Stream
 	consume jetstream.ConsumeContext
 	gw      *nats.Subscription // the reminder gateway; nil when disabled
 	ctx     context.Context    // ends when the host stops hard
@@ -69,15 +68,15 @@ type reminders struct {
 	once    sync.Once
 }
 
-// startReminders makes sure the reminder stream and its consumer exist and
-// starts delivering firings.
-func (h *Host) startReminders(ctx context.Context) error {
+// ensureReminders makes sure the reminder stream and its consumer exist; nil
+// when reminders are disabled. Safe to repeat.
+func (h *Host) ensureReminders(ctx context.Context) (jetstream.Consumer, error) {
 	if h.cfg.DisableReminders {
-		return nil
+		return nil, nil
 	}
 	stream, err := ensureReminderStream(ctx, h.js, h.cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       reminderConsumer,
@@ -89,11 +88,21 @@ func (h *Host) startReminders(ctx context.Context) error {
 		MaxAckPending: 4 * firesInFlight,
 	})
 	if err != nil {
-		return fmt.Errorf("host: reminder consumer: %w", err)
+		return nil, fmt.Errorf("host: reminder consumer: %w", err)
 	}
-	rem := &reminders{stream: stream, slots: make(chan struct{}, firesInFlight)}
+	return cons, nil
+}
+
+// startReminders starts delivering the firings cons (from ensureReminders)
+// reads, and answers the reminder gateway.
+func (h *Host) startReminders(cons jetstream.Consumer) error {
+	if cons == nil {
+		return nil
+	}
+	rem := &reminders{slots: make(chan struct{}, firesInFlight)}
 	rem.ctx, rem.cancel = context.WithCancel(context.Background())
 	h.rem = rem
+	var err error
 	rem.consume, err = cons.Consume(h.fire, jetstream.PullMaxMessages(64),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			h.log.Debug("reminder consumer", "err", err)

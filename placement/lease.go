@@ -107,6 +107,11 @@ type Lease struct {
 // id. onLost, if not nil, is called from the renewal goroutine whenever the
 // lease is found lost (the record expired or was overwritten); the Lease then
 // keeps trying to join again with the same record.
+//
+// Join makes one try. After a transient error (jsutil.Transient) the caller
+// may call it again with the same record: a record of the same incarnation
+// that an earlier try stored without its answer arriving is taken over, not
+// met as another host's.
 func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, rec *pb.HostRecord, cfg LeaseConfig, onLost func(error)) (*Lease, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -125,7 +130,11 @@ func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, re
 		epoch:  time.Now(),
 	}
 	l.rec.ChangedRevision = 0
-	if err := jsutil.WhenAnswered(ctx, func() error { return l.create(ctx) }); err != nil {
+	err = l.create(ctx)
+	if jsutil.IsConflict(err) {
+		err = l.adopt(ctx, err)
+	}
+	if err != nil {
 		if jsutil.IsConflict(err) {
 			return nil, fmt.Errorf("%w: %s", ErrHostIDInUse, rec.GetHostId())
 		}
@@ -133,6 +142,47 @@ func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, re
 	}
 	go l.loop()
 	return l, nil
+}
+
+// Withdraw removes rec's host record if the bucket holds that very
+// incarnation: the cleanup of a join given up after a try whose answer was
+// lost, which may have stored the record. Another incarnation's record is
+// left alone.
+func Withdraw(ctx context.Context, kv jetstream.KeyValue, rec *pb.HostRecord, markerTTL time.Duration) error {
+	if markerTTL == 0 {
+		markerTTL = DefaultMarkerTTL
+	}
+	key := HostKey(HostID(rec.GetHostId()))
+	e, err := ownEntry(ctx, kv, key, rec)
+	if err != nil || e == nil {
+		return err
+	}
+	err = kv.Purge(ctx, key, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL))
+	if err != nil && !jsutil.IsConflict(err) {
+		return fmt.Errorf("placement: withdraw %s: %w", rec.GetHostId(), err)
+	}
+	return nil
+}
+
+// ownEntry returns key's latest entry if it is a record of rec's host and
+// incarnation, else nil. A record without an incarnation is nobody's own.
+func ownEntry(ctx context.Context, kv jetstream.KeyValue, key string, rec *pb.HostRecord) (jetstream.KeyValueEntry, error) {
+	if rec.GetIncarnation() == "" {
+		return nil, nil
+	}
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	stored := new(pb.HostRecord)
+	if e.Operation() != jetstream.KeyValuePut || proto.Unmarshal(e.Value(), stored) != nil ||
+		stored.GetIncarnation() != rec.GetIncarnation() || stored.GetHostId() != rec.GetHostId() {
+		return nil, nil
+	}
+	return e, nil
 }
 
 // Revision is the bucket revision of the lease's last successful write, 0
@@ -274,7 +324,7 @@ func (l *Lease) tick() {
 	defer cancel()
 	if l.Revision() == 0 {
 		if err := l.create(ctx); jsutil.IsConflict(err) {
-			l.adoptCreate(ctx)
+			_ = l.adopt(ctx, err) // on failure, the next tick tries again
 		}
 		return
 	}
@@ -326,28 +376,37 @@ func (l *Lease) ownLatest(ctx context.Context) bool {
 	return true
 }
 
-// adoptCreate takes over a record that an earlier try of create stored
-// without its answer reaching us: otherwise every later try would meet it as
-// a conflict until it expired, and a slow server could keep a host out for
-// good. The lease holds the record again but stays not Valid until its next
-// renewal is acknowledged, since that try's send time is unknown.
-func (l *Lease) adoptCreate(ctx context.Context) {
-	e, err := l.kv.Get(ctx, l.key)
-	if err != nil || e.Operation() != jetstream.KeyValuePut {
-		return
+// adopt takes over a record that an earlier try of create stored without
+// its answer reaching us, and renews it at once; otherwise every later try
+// would meet it as a conflict until it expired, and a slow server or a cut
+// link could keep a host out for good. The renewal makes the lease Valid
+// from its own send time, since the earlier try's is unknown. conflict is
+// the create's error, returned when the key holds anything else.
+func (l *Lease) adopt(ctx context.Context, conflict error) error {
+	l.mu.Lock()
+	rec := l.rec
+	l.mu.Unlock()
+	e, err := ownEntry(ctx, l.kv, l.key, rec)
+	if err != nil {
+		return err
 	}
-	rec := new(pb.HostRecord)
-	if proto.Unmarshal(e.Value(), rec) != nil {
-		return
+	if e == nil {
+		return conflict
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.rev != 0 || rec.GetIncarnation() != l.rec.GetIncarnation() || rec.GetHostId() != l.rec.GetHostId() {
-		return
+	if l.rev != 0 {
+		return nil
 	}
-	l.rec = proto.Clone(l.rec).(*pb.HostRecord)
-	l.rec.ChangedRevision = e.Revision()
+	next := proto.Clone(l.rec).(*pb.HostRecord)
+	next.ChangedRevision = e.Revision()
 	l.rev = e.Revision()
+	if _, err := l.publishLocked(ctx, next); err != nil {
+		l.rev = 0
+		return err
+	}
+	l.rec = next
+	return nil
 }
 
 func (l *Lease) create(ctx context.Context) error {

@@ -282,3 +282,60 @@ func TestAJoinThatLandedUnansweredIsTakenOver(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A first join whose create landed but whose answer was lost (a link cut
+// while joining) is tried again by the host with the same record: the retry
+// takes the record over instead of waiting for it to expire, and the
+// renewal that takes it over leaves the generation alone.
+func TestAJoinRetriedAfterALostAnswerTakesItsRecord(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1"}
+	if _, err := kv.Create(context.Background(), placement.HostKey("a"), mustMarshal(t, rec), jetstream.KeyTTL(testTTL)); err != nil {
+		t.Fatal(err)
+	}
+	before := waitTable(t, w, "the unanswered join", members(1))
+
+	other := proto.Clone(rec).(*pb.HostRecord)
+	other.Incarnation = "i0" // a previous process of the same host id
+	if _, err := placement.Join(context.Background(), js, kv, other, placement.LeaseConfig{TTL: testTTL}, nil); !errors.Is(err, placement.ErrHostIDInUse) {
+		t.Fatalf("join of another incarnation: %v, want ErrHostIDInUse", err)
+	}
+
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, nil)
+	if err != nil {
+		t.Fatalf("join retried with the same record: %v", err)
+	}
+	t.Cleanup(l.Stop)
+	if !l.Valid() {
+		t.Fatal("the lease is not valid after taking its record over")
+	}
+	waitRevision(t, w, l.Revision())
+	if g := w.Table().Generation(); g != before.Generation() {
+		t.Fatalf("generation %d after the takeover, want %d", g, before.Generation())
+	}
+}
+
+func TestWithdrawRemovesOnlyItsOwnIncarnation(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", Incarnation: "i1"}
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	waitTable(t, w, "the join", members(1))
+	other := proto.Clone(rec).(*pb.HostRecord)
+	other.Incarnation = "i2"
+	if err := placement.Withdraw(context.Background(), kv, other, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(context.Background(), placement.HostKey("a")); err != nil {
+		t.Fatalf("another incarnation's withdraw removed the record: %v", err)
+	}
+	if err := placement.Withdraw(context.Background(), kv, rec, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitTable(t, w, "the withdrawal", members(0))
+}

@@ -4,9 +4,11 @@
 package tcpproxy
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // Proxy forwards every connection it accepts to a target address.
@@ -18,6 +20,14 @@ type Proxy struct {
 	cut   bool
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+	on    *trigger // armed by CutOn; nil when none
+}
+
+// trigger is a cut armed to happen when a client sends pattern.
+type trigger struct {
+	pattern []byte
+	hold    time.Duration
+	fired   chan struct{}
 }
 
 // Start listens on a free loopback port and forwards to target.
@@ -43,6 +53,36 @@ func (p *Proxy) Cut() {
 	for c := range p.conns {
 		_ = c.Close()
 	}
+}
+
+// CutOn arms a one-shot cut: the first time a client sends bytes that
+// contain pattern, the proxy forwards them, then cuts every connection at
+// once and refuses new ones for hold, so that whatever the server answers to
+// them is lost, as on a link that fails right after a request went out. The
+// returned channel is closed at the cut. A pattern split across two reads
+// of the client's stream is not seen; NATS clients write a protocol line
+// and its payload in one flush.
+func (p *Proxy) CutOn(pattern string, hold time.Duration) <-chan struct{} {
+	t := &trigger{pattern: []byte(pattern), hold: hold, fired: make(chan struct{})}
+	p.mu.Lock()
+	p.on = t
+	p.mu.Unlock()
+	return t.fired
+}
+
+// sent fires the armed trigger if chunk, just forwarded, matches it.
+func (p *Proxy) sent(chunk []byte) {
+	p.mu.Lock()
+	t := p.on
+	if t == nil || !bytes.Contains(chunk, t.pattern) {
+		p.mu.Unlock()
+		return
+	}
+	p.on = nil
+	p.mu.Unlock()
+	p.Cut()
+	close(t.fired)
+	time.AfterFunc(t.hold, p.Restore)
 }
 
 // Restore accepts connections again.
@@ -95,7 +135,24 @@ func (p *Proxy) serve(client net.Conn) {
 		_ = src.Close()
 		done <- struct{}{}
 	}
-	go pipe(server, client)
+	go func() { // client to server, watching for an armed cut
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := client.Read(buf)
+			if n > 0 {
+				if _, werr := server.Write(buf[:n]); werr != nil {
+					break
+				}
+				p.sent(buf[:n])
+			}
+			if err != nil {
+				break
+			}
+		}
+		_ = server.Close()
+		_ = client.Close()
+		done <- struct{}{}
+	}()
 	go pipe(client, server)
 	<-done
 	<-done

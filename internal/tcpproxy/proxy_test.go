@@ -77,3 +77,88 @@ func TestCutClosesConnectionsAndRestoreReopens(t *testing.T) {
 		t.Fatal("no round trip after restore")
 	}
 }
+
+func TestCutOnForwardsTheMatchThenCuts(t *testing.T) {
+	got := make(chan string, 8)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					got <- line
+				}
+			}()
+		}
+	}()
+	p, err := Start(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	fired := p.CutOn("PUB join", 200*time.Millisecond)
+
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, line := range []string{"PUB other\n", "PUB join\n"} {
+		if _, err := c.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		if g := <-got; g != line {
+			t.Fatalf("the server got %q, want %q", g, line)
+		}
+	}
+	select {
+	case <-fired:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the cut did not fire on the matching line")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := bufio.NewReader(c).ReadString('\n'); err != io.EOF {
+		t.Fatalf("read after the cut: %v, want EOF", err)
+	}
+	if roundTripTo(p.Addr(), got) {
+		t.Fatal("a new connection got through during the hold")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !roundTripTo(p.Addr(), got) {
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy did not accept connections again after the hold")
+		}
+	}
+}
+
+// roundTripTo sends a line through addr and reports whether the recording
+// server behind it got it.
+func roundTripTo(addr string, got <-chan string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("probe\n")); err != nil {
+		return false
+	}
+	select {
+	case line := <-got:
+		return line == "probe\n"
+	case <-time.After(100 * time.Millisecond):
+		return false
+	}
+}
