@@ -3,6 +3,9 @@ package placement_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -338,4 +341,59 @@ func TestWithdrawRemovesOnlyItsOwnIncarnation(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTable(t, w, "the withdrawal", members(0))
+}
+
+// TestAppliedEntriesAreInTheTable: whatever revision Applied reports, the
+// table already reflects it. A host relies on this at start: it serves calls
+// as soon as WaitApplied returns for its own join.
+func TestAppliedEntriesAreInTheTable(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	var (
+		mu     sync.Mutex
+		joined = map[placement.HostID]uint64{} // id -> join revision
+		bad    atomic.Value
+		stop   = make(chan struct{})
+		done   = make(chan struct{})
+	)
+	go func() { // checks the rule while the joins land
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			applied := w.Applied()
+			tab := w.Table()
+			mu.Lock()
+			for id, rev := range joined {
+				if _, ok := tab.Member(id); rev <= applied && !ok {
+					bad.CompareAndSwap(nil, fmt.Sprintf("%s joined at %d, applied %d, table generation %d lacks it", id, rev, applied, tab.Generation()))
+				}
+			}
+			mu.Unlock()
+			runtime.Gosched()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 100 {
+		id := placement.HostID(fmt.Sprintf("h%d", i))
+		l := join(t, js, kv, string(id), nil)
+		mu.Lock()
+		joined[id] = l.Revision()
+		mu.Unlock()
+		if err := w.WaitApplied(ctx, l.Revision()); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := w.Table().Member(id); !ok {
+			t.Fatalf("WaitApplied returned for %s's join at %d, but the table (generation %d) lacks it", id, l.Revision(), w.Table().Generation())
+		}
+	}
+	close(stop)
+	<-done
+	if msg := bad.Load(); msg != nil {
+		t.Fatal(msg)
+	}
 }

@@ -58,6 +58,7 @@ type view struct {
 	members  map[HostID]member
 	releases map[HostID]*pb.ReleaseRecord
 	gen      uint64
+	rev      uint64 // the highest revision folded in
 }
 
 type member struct {
@@ -88,6 +89,7 @@ func Watch(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
 	}
 	w.kw = kw
 	w.install(v)
+	w.notify()
 	go w.loop()
 	return w, nil
 }
@@ -112,9 +114,6 @@ func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, erro
 			if e == nil {
 				return kw, v, nil
 			}
-			w.mu.Lock()
-			w.applied = max(w.applied, e.Revision())
-			w.mu.Unlock()
 			v.apply(e)
 		}
 	}
@@ -180,7 +179,6 @@ func (w *Watcher) next() bool {
 		}
 		if e != nil {
 			w.mu.Lock()
-			w.applied = max(w.applied, e.Revision())
 			changed := w.view.apply(e)
 			w.mu.Unlock()
 			if changed {
@@ -248,6 +246,7 @@ func (w *Watcher) reread() {
 // apply folds one entry into the view and reports whether the member set
 // changed.
 func (v *view) apply(e jetstream.KeyValueEntry) bool {
+	v.rev = max(v.rev, e.Revision())
 	if id, ok := releaseIDFromKey(e.Key()); ok {
 		v.applyRelease(id, e)
 		return false
@@ -366,9 +365,13 @@ func memberOf(rec *pb.HostRecord) Member {
 	}
 }
 
+// notify marks the view's entries applied and wakes the waiters. It runs
+// after the table for those entries is published, so that a caller of
+// WaitApplied finds them in Table.
 func (w *Watcher) notify() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.applied = max(w.applied, w.view.rev)
 	close(w.changed)
 	w.changed = make(chan struct{})
 }
@@ -376,7 +379,8 @@ func (w *Watcher) notify() {
 // Table is the current placement table. It never returns nil.
 func (w *Watcher) Table() *Table { return w.table.Load() }
 
-// Applied is the highest bucket revision the watcher has applied.
+// Applied is the highest bucket revision the watcher has applied: Table
+// reflects every entry up to it.
 func (w *Watcher) Applied() uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
