@@ -103,8 +103,9 @@ const (
 // called from Retry's goroutine with each transient error before the wait
 // that follows it; the caller uses it to log changes of state.
 //
-// When ctx ends first, the error says so and wraps the last transient error,
-// so that the caller can report what it was waiting for.
+// When ctx ends first, the error wraps ctx's error, its cause (see
+// context.Cause) and the last transient error, so that the caller can report
+// why it stopped and what it was waiting for.
 //
 // Pacing comes from github.com/cenkalti/backoff (exponential, jittered),
 // which troupe's OpenTelemetry exporters already depend on.
@@ -132,7 +133,14 @@ func Retry(ctx context.Context, tryTimeout time.Duration, try func(context.Conte
 			waiting(err)
 		}
 	}))
-	if err != nil && ctx.Err() != nil && last != nil && !errors.Is(err, last) {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	err = ctx.Err() // the try's own error then says no more than "canceled"
+	if cause := context.Cause(ctx); cause != err {
+		err = fmt.Errorf("%w: %w", cause, err)
+	}
+	if last != nil {
 		return fmt.Errorf("%w; the last try: %w", err, last)
 	}
 	return err
