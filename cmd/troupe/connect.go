@@ -91,8 +91,9 @@ func (c *connFlags) connect(name string, opts ...nats.Option) (*nats.Conn, error
 }
 
 // logEvents logs a long-lived connection's disconnects, reconnects and
-// asynchronous errors.
-func logEvents(log *slog.Logger) []nats.Option {
+// asynchronous errors; onError, if not nil, also sees each asynchronous
+// error.
+func logEvents(log *slog.Logger, onError func(error)) []nats.Option {
 	return []nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -104,6 +105,9 @@ func logEvents(log *slog.Logger) []nats.Option {
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn("nats error", "err", err)
+			if onError != nil {
+				onError(err)
+			}
 		}),
 	}
 }

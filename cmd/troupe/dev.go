@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -16,8 +17,8 @@ import (
 	"github.com/troupe-dev/troupe/internal/embedded"
 )
 
-const devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION] [--ui ADDR]
-                  [observability flags]
+var devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
+                  [--start-timeout DURATION] [--ui ADDR] [observability flags]
 
 Runs an embedded NATS server with JetStream and one host serving the example
 actors (counter, session), prints the server's URL, and runs until SIGINT or SIGTERM;
@@ -33,12 +34,13 @@ Flags:
                           server's own default is 2m). A process crash loses
                           nothing either way; an OS crash or power loss can
                           lose the last DURATION of acknowledged writes.
-` + uiUsage + obsUsage
+` + startUsage("Default 30s.", strings.Repeat(" ", 26)) + uiUsage + obsUsage
 
 type devFlags struct {
 	listen string
 	store  string
 	sync   string
+	start  startFlag
 	ui     uiFlag
 }
 
@@ -48,6 +50,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:4222", "client address")
 	fs.StringVar(&f.store, "store", "", "JetStream store directory")
 	fs.StringVar(&f.sync, "sync", "", "always or a fsync interval")
+	f.start.register(fs, devStartTimeout)
 	f.ui.register(fs)
 	var obs obsFlags
 	obs.register(fs)
@@ -59,6 +62,9 @@ func runDev(ctx context.Context, e env, args []string) error {
 	}
 	cfg, err := f.serverConfig(e.getenv)
 	if err == nil {
+		err = f.start.check()
+	}
+	if err == nil {
 		_, err = f.ui.listenAddr()
 	}
 	if err == nil {
@@ -69,8 +75,12 @@ func runDev(ctx context.Context, e env, args []string) error {
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	return dev(ctx, e, cfg, &f.ui, &obs)
+	return dev(ctx, e, cfg, &f.start, &f.ui, &obs)
 }
+
+// devStartTimeout is troupe dev's default --start-timeout: its server is its
+// own, so a start that takes longer is a fault to report, not a wait.
+const devStartTimeout = 30 * time.Second
 
 // serverConfig turns the flags into the embedded server's configuration.
 func (f devFlags) serverConfig(getenv func(string) string) (embedded.Config, error) {
@@ -119,7 +129,7 @@ func defaultStore(getenv func(string) string) (string, error) {
 }
 
 // dev runs the server and a host on it until ctx ends.
-func dev(ctx context.Context, e env, cfg embedded.Config, ui *uiFlag, obs *obsFlags) error {
+func dev(ctx context.Context, e env, cfg embedded.Config, start *startFlag, ui *uiFlag, obs *obsFlags) error {
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return err
 	}
@@ -133,12 +143,14 @@ func dev(ctx context.Context, e env, cfg embedded.Config, ui *uiFlag, obs *obsFl
 	hlog := log.With("host", string(id))
 	u := clientURL(s)
 	hlog.Info("nats server started", "url", u, "store", cfg.StoreDir)
-	nc, err := nats.Connect(u, append(logEvents(hlog), nats.Name("troupe dev "+string(id)), nats.ReconnectBufSize(-1))...)
+	st := start.begin(ctx)
+	defer st.joined()
+	nc, err := nats.Connect(u, append(logEvents(hlog, st.connError), nats.Name("troupe dev "+string(id)), nats.ReconnectBufSize(-1))...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return serveActors(ctx, e, nc, host.Config{ID: id}, log, ui, obs, func() {
+	return serveActors(ctx, st, e, nc, host.Config{ID: id}, log, ui, obs, func() {
 		fmt.Fprintf(e.stdout, "%s\ntry: troupe call -s %s counter c1 add 5\n", u, u)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,14 +17,15 @@ import (
 	"github.com/troupe-dev/troupe/placement"
 )
 
-const hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-ttl DURATION] [--ledger FILE] [--ui ADDR]
-                   [observability flags]
+var hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-ttl DURATION] [--ledger FILE]
+                   [--start-timeout DURATION] [--ui ADDR] [observability flags]
 
 Joins a host serving the example actors (counter, session) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it marks itself
 draining so the other hosts take its actors, hands them off (running calls
-finish, state is saved), and leaves the member set. It reconnects to NATS
-forever.
+finish, state is saved), and leaves the member set. At start it waits for
+NATS as long as it takes (see --start-timeout); once joined, it reconnects to
+NATS forever.
 
 Flags:
   --name NAME       host id, [A-Za-z0-9_-]{1,64} (default h- and 8 random hex digits)
@@ -33,14 +35,11 @@ Flags:
                     last renewal, and stops running calls a quarter of it before
   --ledger FILE     append every activation's start and end to FILE (JSON
                     lines), for audits of single activation
-` + uiUsage + obsUsage + `
+` + startUsage("Default 0: as long as it takes.", strings.Repeat(" ", 20)) + uiUsage + obsUsage + `
 ` + connUsage
 
-// Bounds on joining and on draining at exit.
-const (
-	startTimeout = 30 * time.Second
-	drainTimeout = 10 * time.Second
-)
+// drainTimeout bounds draining at exit.
+const drainTimeout = 10 * time.Second
 
 var errConnClosed = errors.New("nats connection closed")
 
@@ -51,6 +50,8 @@ func runHost(ctx context.Context, e env, args []string) error {
 	name := fs.String("name", "", "host id")
 	leaseTTL := fs.Duration("lease-ttl", placement.DefaultLeaseTTL, "lease time to live")
 	ledgerFile := fs.String("ledger", "", "activation ledger file")
+	var start startFlag
+	start.register(fs, 0)
 	var ui uiFlag
 	ui.register(fs)
 	var obs obsFlags
@@ -72,6 +73,9 @@ func runHost(ctx context.Context, e env, args []string) error {
 	if _, err := ui.listenAddr(); err != nil {
 		return usagef(fs, "%v", err)
 	}
+	if err := start.check(); err != nil {
+		return usagef(fs, "%v", err)
+	}
 	if err := obs.check(e.getenv); err != nil {
 		return usagef(fs, "%v", err)
 	}
@@ -89,15 +93,21 @@ func runHost(ctx context.Context, e env, args []string) error {
 	defer cancel(nil)
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	opts := append(logEvents(hlog), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1), nats.ReconnectWait(250*time.Millisecond),
+	st := start.begin(ctx)
+	defer st.joined()
+	opts := append(logEvents(hlog, st.connError), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1), nats.ReconnectWait(250*time.Millisecond),
 		nats.ClosedHandler(func(*nats.Conn) { cancel(errConnClosed) }))
-	nc, err := conn.connect("troupe host "+string(id), opts...)
+	nc, err := conn.connectWait(st, hlog, "troupe host "+string(id), opts...)
 	if err != nil {
+		if st.abandoned(ctx) {
+			hlog.Info("stopped before connecting to NATS", "cause", context.Cause(ctx))
+			return nil
+		}
 		return err
 	}
 	defer nc.Close()
 	hlog.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-	return serveActors(ctx, e, nc, cfg, log, &ui, &obs, func() {})
+	return serveActors(ctx, st, e, nc, cfg, log, &ui, &obs, func() {})
 }
 
 // hostID returns the id --name gives, or a random one.
@@ -110,10 +120,11 @@ func hostID(name string) (placement.HostID, error) {
 }
 
 // serveActors runs a host with the example actors on nc until ctx ends,
-// then drains it. ready is called once the host has joined; then the live
-// page starts if ui asks for it. log is the process's logger; the host's
-// lines carry its id.
-func serveActors(ctx context.Context, e env, nc *nats.Conn, cfg host.Config, log *slog.Logger, ui *uiFlag, obs *obsFlags, ready func()) error {
+// then drains it. Its start is bounded by st; a start abandoned because ctx
+// ended is no failure. ready is called once the host has joined; then the
+// live page starts if ui asks for it. log is the process's logger; the
+// host's lines carry its id.
+func serveActors(ctx context.Context, st *starting, e env, nc *nats.Conn, cfg host.Config, log *slog.Logger, ui *uiFlag, obs *obsFlags, ready func()) error {
 	cfg.Logger = log
 	id := cfg.ID
 	tel, err := obs.startTelemetry(ctx, e.getenv, id, log.With("host", string(id)))
@@ -134,12 +145,14 @@ func serveActors(ctx context.Context, e env, nc *nats.Conn, cfg host.Config, log
 	if err := tel.serve(obs.metrics, h); err != nil {
 		return err
 	}
-	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
-	err = h.Start(startCtx)
-	cancel()
-	if err != nil {
+	if err := h.Start(st.ctx); err != nil {
+		if st.abandoned(ctx) {
+			tel.log.Info("stopped before joining", "cause", context.Cause(ctx))
+			return stopFailure(context.Cause(ctx))
+		}
 		return fmt.Errorf("start host %s: %w", id, err)
 	}
+	st.joined()
 	ready()
 	waitUI, err := ui.serve(ctx, h, nc, tel.log)
 	defer waitUI()
