@@ -1,14 +1,17 @@
 // Package chaos runs real `troupe host` processes against a real NATS server
 // under load and injects faults — SIGKILL, SIGTERM, restarts, new hosts,
 // SIGSTOP past the lease, and connections cut and restored through a TCP
-// proxy — then checks troupe's guarantees from the outside:
+// proxy, also as a restarted host's join goes out — then checks troupe's
+// guarantees from the outside:
 //
 //   - no two activations of an actor overlapped in time (the hosts' ledgers);
 //   - for every counter, acknowledged increments <= final value <=
 //     acknowledged + failed increments: nothing acknowledged was lost and
 //     nothing was applied that was never sent;
 //   - every call ended, in a reply or a typed error, within its deadline plus
-//     a small margin.
+//     a small margin;
+//   - every host started and not stopped is in the table at the end: a host
+//     rides out any fault at start.
 //
 // The short form runs in CI; longer runs are one flag away:
 //
@@ -41,7 +44,7 @@ func TestChaos(t *testing.T) {
 	}
 	h := newHarness(t)
 	h.startHosts(*flagHosts)
-	h.waitHosts(*flagHosts)
+	h.waitHosts(h.liveNames())
 
 	load := h.startLoad(*flagWorkers, *flagActors, *flagTimeout)
 	time.Sleep(time.Second)

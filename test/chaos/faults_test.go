@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/troupe-dev/troupe/placement"
 )
 
 // The faults, each injected into one live host while the others serve.
@@ -14,9 +16,12 @@ const (
 	faultStop = "sigstop"         // SIGSTOP past the lease TTL, then SIGCONT
 	faultCut  = "cut"             // the host's NATS link cut past the lease TTL, then restored
 	faultBlip = "blip"            // the link cut for 300 ms, well inside the lease
+	// SIGKILL, then a new process whose link is cut as its join's create
+	// goes out, for 500 ms: the answer is lost, the record stored.
+	faultJoinCut = "sigkill+joincut"
 )
 
-var faultKinds = []string{faultKill, faultTerm, faultJoin, faultStop, faultCut, faultBlip}
+var faultKinds = []string{faultKill, faultTerm, faultJoin, faultStop, faultCut, faultBlip, faultJoinCut}
 
 // injectFaults injects n faults one after another: every kind once, then at
 // random. It logs the schedule's seed so that a failing run can be replayed.
@@ -73,5 +78,14 @@ func (h *harness) inject(kind string, p *hostProc) {
 		p.proxy.Cut()
 		time.Sleep(300 * time.Millisecond)
 		p.proxy.Restore()
+	case faultJoinCut:
+		p.kill()
+		cut := p.proxy.CutOn("PUB $KV."+placement.DefaultBucket+"."+placement.HostKey(placement.HostID(p.name))+" ", 500*time.Millisecond)
+		h.start(p.name, p.proxy)
+		select {
+		case <-cut:
+		case <-time.After(30 * time.Second):
+			h.t.Errorf("host %s never sent its join", p.name)
+		}
 	}
 }

@@ -126,17 +126,33 @@ func (h *harness) start(name string, proxy *tcpproxy.Proxy) *hostProc {
 	return p
 }
 
-// waitHosts waits until the router's table lists n hosts, none draining.
-func (h *harness) waitHosts(n int) {
+// waitHosts waits until the router's table lists exactly the hosts named,
+// none draining.
+func (h *harness) waitHosts(names []string) {
 	h.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
+	var got []string
 	for time.Now().Before(deadline) {
-		if len(h.router.Table().Hosts("counter")) == n {
+		got = got[:0]
+		for _, m := range h.router.Table().Hosts("counter") {
+			got = append(got, string(m))
+		}
+		slices.Sort(got)
+		if slices.Equal(got, names) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	h.t.Fatalf("the table has %d hosts, want %d", len(h.router.Table().Hosts("counter")), n)
+	h.t.Fatalf("the table lists hosts %v, want every host started and not stopped: %v", got, names)
+}
+
+// liveNames is the sorted names of the hosts that should be running.
+func (h *harness) liveNames() []string {
+	var names []string
+	for _, p := range h.live() {
+		names = append(names, p.name)
+	}
+	return names
 }
 
 func (h *harness) live() []*hostProc {
@@ -214,7 +230,7 @@ func (h *harness) heal() {
 		p.cont()
 		p.proxy.Restore()
 	}
-	h.waitHosts(len(h.live()))
+	h.waitHosts(h.liveNames())
 }
 
 // readCounters reads every counter's final value.
