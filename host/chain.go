@@ -163,14 +163,14 @@ func (a *activation) enterChain(env *envelope) bool {
 		return true
 	}
 	env.nested = true
-	a.h.turns.Add(1)
+	a.h.turns.add()
 	go a.nestedTurn(env)
 	return true
 }
 
 // nestedTurn runs a re-entering call while the turn holding its chain waits.
 func (a *activation) nestedTurn(env *envelope) {
-	defer a.h.turns.Done()
+	defer a.h.turns.done()
 	start := a.h.obs.turnStart(env)
 	reply := a.turn(env)
 	a.h.obs.turnEnd(env, reply, start)

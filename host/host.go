@@ -76,7 +76,7 @@ type Host struct {
 	closing  atomic.Bool
 	stop     chan struct{}
 	loops    sync.WaitGroup // the host's own loops
-	turns    sync.WaitGroup // running mailboxes and deferred admissions
+	turns    inflight       // running mailboxes, deferred admissions, forwarded calls
 	stopOnce sync.Once
 }
 
@@ -392,10 +392,8 @@ func (h *Host) Shutdown(ctx context.Context) error {
 
 // waitTurns waits for running turns and forwarded calls to finish.
 func (h *Host) waitTurns(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { h.turns.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-h.turns.idle():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("host: shutdown: turns still running: %w", ctx.Err())

@@ -108,7 +108,7 @@ func (a *activation) startLocked() {
 	a.running = true
 	a.mu.Unlock()
 	if start {
-		a.h.turns.Add(1)
+		a.h.turns.add()
 		go a.run()
 	}
 }
@@ -159,7 +159,7 @@ func (a *activation) idleSince(cutoff int64) bool {
 // run is the mailbox goroutine: it runs queued turns in order until the
 // mailbox is empty or the activation ends.
 func (a *activation) run() {
-	defer a.h.turns.Done()
+	defer a.h.turns.done()
 	for {
 		env := a.next()
 		switch {

@@ -183,9 +183,9 @@ func (h *Host) fire(msg jetstream.Msg) {
 	case <-rem.ctx.Done():
 		return // redelivered after the ack wait
 	}
-	h.turns.Add(1)
+	h.turns.add()
 	go func() {
-		defer h.turns.Done()
+		defer h.turns.done()
 		defer func() { <-rem.slots }()
 		h.deliverFiring(rem.ctx, msg)
 	}()

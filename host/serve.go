@@ -45,7 +45,7 @@ func (h *Host) serve(msg *nats.Msg) {
 		return
 	}
 	if env.gen > h.w.Applied() {
-		h.turns.Add(1)
+		h.turns.add()
 		go h.admitLater(env)
 		return
 	}
@@ -119,7 +119,7 @@ func (h *Host) deadline(hdr nats.Header) (time.Time, *router.Error) {
 // admitLater waits for the host's watcher to reach the caller's generation,
 // bounded by the call's deadline, then admits the call.
 func (h *Host) admitLater(env *envelope) {
-	defer h.turns.Done()
+	defer h.turns.done()
 	ctx, cancel := context.WithDeadline(context.Background(), env.deadline)
 	defer cancel()
 	if err := h.w.WaitApplied(ctx, env.gen); err != nil {
