@@ -98,7 +98,7 @@ func (s *Self) SetState(b []byte) {
 }
 
 // Router calls other actors; pass the turn's ctx so the deadline carries over.
-func (s *Self) Router() *router.Router { return s.a.h.router }
+func (s *Self) Router() *router.Router { return s.a.e.rt.router() }
 
 // TypeOption tweaks one registered actor type.
 type TypeOption interface{ apply(*actorType) }

@@ -149,7 +149,7 @@ func (h *Host) Report(req ActorsRequest) Report {
 		Host:       string(h.cfg.ID),
 		Version:    Version,
 		Generation: h.w.Table().Generation(),
-		Draining:   h.closing.Load(),
+		Draining:   h.eng.closing.Load(),
 		LeaseTTLMs: h.lease().TTL().Milliseconds(),
 		LeaseAgeMs: time.Since(h.lease().Renewed()).Milliseconds(),
 		Types:      []TypeReport{},

@@ -87,7 +87,7 @@ func (c *turnChain) CallChain() router.Chain {
 		id := c.env.chain.id
 		if id == "" {
 			id = router.NewChainID()
-			if !c.env.nested && !c.ended { // a goroutine the turn left must not hold the next turn
+			if c.env.kind != kindNested && !c.ended { // a goroutine the turn left must not hold the next turn
 				a.chain = id
 			}
 		}
@@ -109,7 +109,7 @@ type nestedTurns struct {
 func (a *activation) holdChain(env *envelope) {
 	env.src = turnChain{a: a, env: env}
 	env.ctx.src = &env.src
-	if env.nested || env.chain.id == "" {
+	if env.kind == kindNested || env.chain.id == "" {
 		return
 	}
 	a.mu.Lock()
@@ -123,7 +123,7 @@ func (a *activation) releaseChain(env *envelope) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	env.src.ended = true
-	if env.nested {
+	if env.kind == kindNested {
 		return
 	}
 	for a.nested != nil {
@@ -157,24 +157,21 @@ func (a *activation) enterChain(env *envelope) bool {
 	case !held:
 		return false
 	case !a.t.reentrant:
-		a.h.failCall(env, router.Errorf(router.CodeWouldDeadlock,
+		a.e.rt.reject(env, router.Errorf(router.CodeWouldDeadlock,
 			"call cycle %s: %s is busy with a turn that waits for this call, and type %q is not reentrant (host.Reentrant)",
 			router.FormatCycle(env.chain.path, self), self, a.t.name))
 		return true
 	}
-	env.nested = true
-	a.h.turns.add()
+	env.kind = kindNested
+	a.e.turns.add()
 	go a.nestedTurn(env)
 	return true
 }
 
 // nestedTurn runs a re-entering call while the turn holding its chain waits.
 func (a *activation) nestedTurn(env *envelope) {
-	defer a.h.turns.done()
-	start := a.h.obs.turnStart(env)
-	reply := a.turn(env)
-	a.h.obs.turnEnd(env, reply, start)
-	a.h.respond(env.msg, reply)
+	defer a.e.turns.done()
+	a.callTurn(env)
 	a.mu.Lock()
 	if a.nested.n--; a.nested.n == 0 {
 		close(a.nested.done)

@@ -36,9 +36,9 @@ func (d *directory) shard(id placement.ActorID) *shard {
 	return &d.shards[maphash.String(d.seed, string(id))%shards]
 }
 
-// getOrCreate returns the activation of id, creating one of type t on h if
+// getOrCreate returns the activation of id, creating one of type t in e if
 // there is none.
-func (d *directory) getOrCreate(h *Host, t *actorType, id placement.ActorID) *activation {
+func (d *directory) getOrCreate(e *engine, t *actorType, id placement.ActorID) *activation {
 	s := d.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -47,7 +47,7 @@ func (d *directory) getOrCreate(h *Host, t *actorType, id placement.ActorID) *ac
 		// The id arrived as a substring of the request's header block: copy
 		// it, or every activation would pin a whole request in memory.
 		id = placement.ActorID(strings.Clone(string(id)))
-		a = newActivation(h, t, id)
+		a = newActivation(e, t, id)
 		s.m[id] = a
 		d.n.Add(1)
 	}

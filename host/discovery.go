@@ -74,7 +74,7 @@ func (h *Host) serviceIdentity() micro.ServiceIdentity {
 			md["state"] = "draining"
 		}
 	}
-	if h.closing.Load() {
+	if h.eng.closing.Load() {
 		md["state"] = "draining"
 	}
 	return micro.ServiceIdentity{Name: ServiceName, ID: string(h.cfg.ID), Version: Version, Metadata: md}

@@ -82,13 +82,13 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 		h.sendOneWay(msg, c, deadline) // a one-way send: nobody waits for an answer
 		return
 	}
-	h.turns.add()
+	h.eng.turns.add()
 	go h.forward(msg, c, deadline, chain)
 }
 
 // forward calls the owner through the router and relays its answer.
 func (h *Host) forward(msg *nats.Msg, c gatewayCall, deadline time.Time, chain chainHeaders) {
-	defer h.turns.done()
+	defer h.eng.turns.done()
 	ctx, cancel := context.WithDeadline(h.obs.extract(context.Background(), msg.Header), deadline)
 	defer cancel()
 	if chain.id != "" {

@@ -30,9 +30,9 @@ func (h *Host) serveReminderGateway(msg *nats.Msg) {
 		h.fail(msg, e)
 		return
 	}
-	h.turns.add()
+	h.eng.turns.add()
 	go func() {
-		defer h.turns.done()
+		defer h.eng.turns.done()
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
 		body, err := h.reminderRequest(ctx, msg)

@@ -24,55 +24,17 @@ import (
 //     belongs to the host's current incarnation. A host that lost its lease
 //     drops every activation and joins again as a new incarnation.
 
-// epochs number the host's incarnations within the process. An activation
-// belongs to the epoch it was created in and may act only while the host is
-// still in it.
-type epoch = uint64
-
-// mayAct reports whether an activation of epoch e may run a turn or send a
-// save now.
-func (h *Host) mayAct(e epoch) bool {
-	l := h.lease()
-	return h.epoch.Load() == e && l != nil && l.Valid()
-}
-
-// actedUntil bounds when an activation of epoch e last started a turn or
-// sent a save, for one ending at now: now while it may still act, else the
-// moment its epoch ended or the lease stopped being valid.
-func (h *Host) actedUntil(e epoch, now time.Time) time.Time {
-	if h.mayAct(e) {
-		return now
-	}
-	end := now
-	if v, ok := h.epochEnds.Load(e); ok {
-		end = v.(time.Time)
-	} else if l := h.lease(); l != nil {
-		if until := l.ValidUntil(); !until.IsZero() {
-			end = until
-		}
-	}
-	if end.After(now) {
-		return now
-	}
-	return end
-}
-
-// errFenced is the error of a turn refused by the fence.
-func (h *Host) errFenced() *router.Error {
-	return router.Errorf(router.CodeUnavailable, "host %s cannot renew its lease; the call did not run", h.cfg.ID)
-}
-
-// awaitActivation blocks until a may be activated: the table gives it to this
+// awaitActivation blocks until actor (typ, id) may be activated: the table gives it to this
 // host and no other member can still hold it. It fails with MOVED when the
 // table gives the actor to another host, and when ctx ends.
-func (h *Host) awaitActivation(ctx context.Context, a *activation) error {
+func (h *Host) awaitActivation(ctx context.Context, typ placement.ActorType, id placement.ActorID) error {
 	for {
 		changed := h.w.Changed()
 		t := h.w.Table()
-		if !h.owns(t, a.t.name, a.id) {
+		if !h.owns(t, typ, id) {
 			return h.errMoved(t)
 		}
-		if h.w.MayActivate(h.cfg.ID, t, a.t.name, a.id) {
+		if h.w.MayActivate(h.cfg.ID, t, typ, id) {
 			return nil
 		}
 		select {
@@ -200,17 +162,15 @@ func (h *Host) incarnation() string {
 // turns were saved already) and joins again as a new incarnation.
 func (h *Host) leaseLost(err error) {
 	h.obs.leaseLost()
-	l := h.lease()
-	for l == nil { // lost before Join returned
-		time.Sleep(time.Millisecond)
-		l = h.lease()
+	l := h.fence.joinedLease(h.stop)
+	if l == nil {
+		return // the host stopped before Join returned
 	}
 	end := time.Now()
 	if until := l.ValidUntil(); until.Before(end) {
 		end = until
 	}
-	h.epochEnds.Store(h.epoch.Load(), end)
-	h.epoch.Add(1)
+	h.fence.next(end)
 	h.eachActivation(func(a *activation) { a.drop() })
 	h.recMu.Lock()
 	h.rec.Incarnation = randomIncarnation()
@@ -242,18 +202,4 @@ func (h *Host) drainActors(ctx context.Context) error {
 		return err
 	}
 	return h.waitReleased(ctx, h.w.Table().Generation())
-}
-
-// fence stops every turn and save of the current incarnation and waits for
-// saves already sent to be answered, so nothing this host sends lands after
-// it leaves.
-func (h *Host) fence(ctx context.Context) {
-	h.lease().Invalidate()
-	for h.saving.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Millisecond):
-		}
-	}
 }

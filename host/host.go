@@ -45,16 +45,14 @@ type Host struct {
 	types map[placement.ActorType]*actorType
 
 	// Set by Start.
-	js       jetstream.JetStream
-	members  jetstream.KeyValue
-	state    jetstream.KeyValue
-	entries  stateEntries // reads state entries with headers (statekeys.go)
-	w        *placement.Watcher
-	leaseRef atomic.Pointer[placement.Lease] // set once joined; see lease
-	router   *router.Router
-	sub      *nats.Subscription // the host's own subject
-	gw       *nats.Subscription // the gateway; nil when disabled
-	subject  string
+	js      jetstream.JetStream
+	members jetstream.KeyValue
+	store   *stateStore
+	w       *placement.Watcher
+	router  *router.Router
+	sub     *nats.Subscription // the host's own subject
+	gw      *nats.Subscription // the gateway; nil when disabled
+	subject string
 
 	replies *replies
 	obs     *observer  // metrics and tracing; nil when off
@@ -64,19 +62,16 @@ type Host struct {
 	recMu sync.Mutex
 	rec   *pb.HostRecord // the record the lease publishes
 
-	epoch      atomic.Uint64 // bumped when the lease is lost; see mayAct
-	epochEnds  sync.Map      // epoch → time.Time it stopped acting, for ActivationRecord
-	saving     atomic.Int64  // state save tries in flight
+	fence      *fence        // whether activations may act; holds the lease
+	eng        *engine       // what the activations share (engine.go)
 	released   atomic.Uint64 // the generation of the last release written
 	releaseMu  sync.Mutex
 	releasedCh chan struct{} // closed and replaced by notifyReleased
 
 	started  atomic.Bool
 	joined   atomic.Bool // Start succeeded
-	closing  atomic.Bool
 	stop     chan struct{}
 	loops    sync.WaitGroup // the host's own loops
-	turns    inflight       // running mailboxes, deferred admissions, forwarded calls
 	stopOnce sync.Once
 }
 
@@ -94,13 +89,24 @@ func New(nc *nats.Conn, cfg Config) (*Host, error) {
 		types: make(map[placement.ActorType]*actorType),
 		stop:  make(chan struct{}),
 
+		fence:      newFence(cfg.ID),
 		releasedCh: make(chan struct{}),
+	}
+	h.eng = &engine{
+		rt:           hostRuntime{h},
+		clock:        clockOf(cfg.Clock),
+		host:         cfg.ID,
+		log:          h.log,
+		callTimeout:  cfg.CallTimeout,
+		saveTimeout:  cfg.SaveTimeout,
+		onActivation: cfg.OnActivation,
 	}
 	h.replies = newReplies(nc, func(err error) { h.log.Debug("reply not sent", "err", err) })
 	var err error
 	if h.obs, err = newObserver(h); err != nil {
 		return nil, err
 	}
+	h.eng.obs = h.obs
 	return h, nil
 }
 
@@ -189,9 +195,11 @@ func (h *Host) start(ctx context.Context) error {
 		if h.members, err = placement.EnsureBucket(ctx, h.js, h.cfg.Membership); err != nil {
 			return err
 		}
-		if h.state, err = ensureStateBucket(ctx, h.js, h.cfg); err != nil {
+		state, err := ensureStateBucket(ctx, h.js, h.cfg)
+		if err != nil {
 			return err
 		}
+		h.store = &stateStore{nc: h.nc, js: h.js, kv: state, gate: h.fence, timeout: h.cfg.SaveTimeout}
 		reminders, err = h.ensureReminders(ctx)
 		return err
 	})
@@ -264,7 +272,7 @@ func (h *Host) join(ctx context.Context, cfg placement.LeaseConfig) error {
 	return h.startStep(ctx, "join", held, func(ctx context.Context) error {
 		l, err := placement.Join(ctx, h.js, h.members, h.record(), cfg, h.leaseLost)
 		if err == nil {
-			h.leaseRef.Store(l)
+			h.fence.joined(l)
 		}
 		return err
 	})
@@ -327,7 +335,7 @@ func (h *Host) abandonStart() {
 // lease is the host's lease, nil until it has joined. It is read
 // atomically: a turn can run between the lease's first write and Start
 // storing it.
-func (h *Host) lease() *placement.Lease { return h.leaseRef.Load() }
+func (h *Host) lease() *placement.Lease { return h.fence.lease.Load() }
 
 // record returns a copy of the host's record.
 func (h *Host) record() *pb.HostRecord {
@@ -365,7 +373,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	if !h.started.Load() {
 		return ErrNotStarted
 	}
-	if !h.closing.CompareAndSwap(false, true) {
+	if !h.eng.closing.CompareAndSwap(false, true) {
 		return ErrHostClosed
 	}
 	h.log.Info("host draining")
@@ -374,7 +382,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	if err != nil {
 		h.log.Warn("actors not handed off; leaving anyway", "err", err)
 	}
-	h.fence(ctx)
+	h.fence.close(ctx)
 	if lerr := h.lease().Leave(ctx); lerr == nil {
 		err = errors.Join(err, h.waitLeft(ctx))
 	} else {
@@ -393,7 +401,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 // waitTurns waits for running turns and forwarded calls to finish.
 func (h *Host) waitTurns(ctx context.Context) error {
 	select {
-	case <-h.turns.idle():
+	case <-h.eng.turns.idle():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("host: shutdown: turns still running: %w", ctx.Err())
@@ -420,7 +428,7 @@ func (h *Host) drain(ctx context.Context, sub *nats.Subscription) {
 // without removing it (other hosts take its actors once the lease expires, as
 // after a crash) and does not wait for running turns or save state.
 func (h *Host) Close() {
-	h.closing.Store(true)
+	h.eng.closing.Store(true)
 	for _, sub := range []*nats.Subscription{h.gw, h.sub} {
 		if sub != nil {
 			_ = sub.Unsubscribe()

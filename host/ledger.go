@@ -34,14 +34,3 @@ type LeaseRecord struct {
 	Incarnation string
 	ValidUntil  time.Time
 }
-
-// recordActivation reports a's start (end zero) or end to Config.OnActivation.
-func (a *activation) recordActivation(end time.Time) {
-	if a.h.cfg.OnActivation == nil {
-		return
-	}
-	a.h.cfg.OnActivation(ActivationRecord{
-		Type: a.t.name, ID: a.id, Host: a.h.cfg.ID, Incarnation: a.incarnation,
-		Generation: a.gen, Start: a.started, End: end,
-	})
-}

@@ -38,7 +38,7 @@ import (
 //	troupe_state_save_duration_seconds{type}            state compare-and-set writes
 //	troupe_state_conflicts_total{type}                  saves refused by compare-and-set
 //	troupe_reminders_fired_total{type}                  reminder firings this host delivered (type: served here, else other)
-//	troupe_timers_fired_total{type}                     timer ticks posted to a mailbox
+//	troupe_timers_fired_total{type}                     timer ticks run in a mailbox
 type metrics struct {
 	h     *Host
 	reg   prometheus.Registerer

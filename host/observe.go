@@ -225,8 +225,8 @@ func (o *observer) ReminderFired(typ placement.ActorType) {
 	o.m.byType["troupe_reminders_fired_total"].WithLabelValues(telemetry.Other).Inc()
 }
 
-// TimerFired counts a timer tick of an actor of type typ posted to its
-// mailbox. It does nothing when metrics are off.
+// TimerFired counts a timer tick of an actor of type typ, as its turn
+// starts. It does nothing when metrics are off.
 func (o *observer) TimerFired(typ placement.ActorType) {
 	if o != nil && o.m != nil {
 		o.m.types[typ].timers.Inc()

@@ -21,7 +21,7 @@ func (h *Host) Ready() error {
 	switch {
 	case !h.joined.Load():
 		return ErrNotJoined
-	case h.closing.Load():
+	case h.eng.closing.Load():
 		return ErrHostClosed
 	}
 	if _, in := h.w.Table().Member(h.cfg.ID); !in {

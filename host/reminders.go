@@ -183,9 +183,9 @@ func (h *Host) fire(msg jetstream.Msg) {
 	case <-rem.ctx.Done():
 		return // redelivered after the ack wait
 	}
-	h.turns.add()
+	h.eng.turns.add()
 	go func() {
-		defer h.turns.done()
+		defer h.eng.turns.done()
 		defer func() { <-rem.slots }()
 		h.deliverFiring(rem.ctx, msg)
 	}()
@@ -293,22 +293,22 @@ func parseFireSubject(prefix, subject string) (placement.ActorType, placement.Ac
 // router.Router.SetReminder. It takes effect at once, not at the end of the
 // turn, and outlives the activation.
 func (s *Self) SetReminder(ctx context.Context, r router.Reminder) error {
-	return s.a.h.router.SetReminder(ctx, s.Type(), s.ID(), r)
+	return s.a.e.rt.router().SetReminder(ctx, s.Type(), s.ID(), r)
 }
 
 // DeleteReminder removes this actor's reminder name; see
 // router.Router.DeleteReminder.
 func (s *Self) DeleteReminder(ctx context.Context, name string) error {
-	return s.a.h.router.DeleteReminder(ctx, s.Type(), s.ID(), name)
+	return s.a.e.rt.router().DeleteReminder(ctx, s.Type(), s.ID(), name)
 }
 
 // Reminders lists this actor's reminders.
 func (s *Self) Reminders(ctx context.Context) ([]router.Reminder, error) {
-	return s.a.h.router.Reminders(ctx, s.Type(), s.ID())
+	return s.a.e.rt.router().Reminders(ctx, s.Type(), s.ID())
 }
 
 // Host is the id of the host running this activation.
-func (s *Self) Host() placement.HostID { return s.a.h.cfg.ID }
+func (s *Self) Host() placement.HostID { return s.a.e.host }
 
 // ReminderName returns the name of the reminder whose firing c is, and
 // whether it is one.

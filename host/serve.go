@@ -15,24 +15,6 @@ import (
 // maxTimeout caps the timeout a request may ask for.
 const maxTimeout = time.Hour
 
-// envelope is one message in a mailbox: a call, or the order to deactivate.
-type envelope struct {
-	msg        *nats.Msg
-	t          *actorType
-	id         placement.ActorID
-	method     string
-	gen        uint64
-	deadline   time.Time
-	deactivate bool
-	posted     *postedTurn // a turn the host posted (a timer tick); msg is nil
-	drop       bool        // with deactivate: end without the hook or a save
-	admitted   time.Time   // when it entered the mailbox; set only when observed
-	ctx        turnContext // the turn's context, allocated with the envelope
-	chain      chainHeaders
-	nested     bool      // runs inside a turn held by its chain (chain.go)
-	src        turnChain // the turn's call chain source, allocated with the envelope
-}
-
 // serve takes one request from the host's subject. It runs on the
 // subscription's goroutine, so it only parses, routes and enqueues; turns
 // run on the activations' own goroutines.
@@ -45,7 +27,7 @@ func (h *Host) serve(msg *nats.Msg) {
 		return
 	}
 	if env.gen > h.w.Applied() {
-		h.turns.add()
+		h.eng.turns.add()
 		go h.admitLater(env)
 		return
 	}
@@ -119,7 +101,7 @@ func (h *Host) deadline(hdr nats.Header) (time.Time, *router.Error) {
 // admitLater waits for the host's watcher to reach the caller's generation,
 // bounded by the call's deadline, then admits the call.
 func (h *Host) admitLater(env *envelope) {
-	defer h.turns.done()
+	defer h.eng.turns.done()
 	ctx, cancel := context.WithDeadline(context.Background(), env.deadline)
 	defer cancel()
 	if err := h.w.WaitApplied(ctx, env.gen); err != nil {
@@ -148,7 +130,7 @@ func (h *Host) admit(env *envelope) {
 	}
 	env.admitted = h.obs.now()
 	for {
-		a := env.t.dir.getOrCreate(h, env.t, env.id)
+		a := env.t.dir.getOrCreate(h.eng, env.t, env.id)
 		if a.enterChain(env) {
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -81,7 +82,75 @@ func StateKey(typ placement.ActorType, id placement.ActorID) string {
 // the host asks again after this long.
 const saveAttempt = 500 * time.Millisecond
 
-// saveState writes state with compare-and-set on rev (0: the key must not
+// saveRetryPause is the wait before trying again a save refused at once.
+const saveRetryPause = 20 * time.Millisecond
+
+// stateStore reads and writes actors' state entries in the state bucket,
+// one entry per actor, written with compare-and-set. Saves pass the fence.
+// Its methods are safe to call from any goroutine.
+type stateStore struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	gate    saveGate
+	timeout time.Duration // bounds one save, every try included (Config.SaveTimeout)
+
+	mu     sync.Mutex
+	stream jetstream.Stream // the bucket's stream, opened on first load
+}
+
+// saveGate lets a save try be sent, or not: the host's fence.
+type saveGate interface {
+	// beginSave reports whether a try of an activation of epoch e may be
+	// sent; if so, endSave follows once it is answered or abandoned.
+	beginSave(e epoch) bool
+	endSave()
+	// errFenced is the error of a save the gate refused.
+	errFenced() *router.Error
+}
+
+// stateEntry is an actor's stored state entry.
+type stateEntry struct {
+	rev     uint64 // compare-and-set against this when saving; 0 when none
+	data    []byte
+	hdr     nats.Header
+	deleted bool // a delete or purge marker: no state, but rev counts
+}
+
+// load reads the latest entry of key, with its headers (the KV API returns
+// values only): a direct get, like the KV API's. A key never written gives
+// the zero stateEntry.
+func (s *stateStore) load(ctx context.Context, key string) (stateEntry, error) {
+	s.mu.Lock()
+	st := s.stream
+	s.mu.Unlock()
+	if st == nil {
+		var err error
+		if st, err = s.js.Stream(ctx, "KV_"+s.kv.Bucket()); err != nil {
+			return stateEntry{}, err
+		}
+		s.mu.Lock()
+		s.stream = st
+		s.mu.Unlock()
+	}
+	msg, err := st.GetLastMsgForSubject(ctx, s.subject(key))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return stateEntry{}, nil
+	case err != nil:
+		return stateEntry{}, err
+	}
+	e := stateEntry{rev: msg.Sequence, data: msg.Data, hdr: msg.Header}
+	e.deleted = msg.Header.Get("KV-Operation") != ""
+	return e, nil
+}
+
+func (s *stateStore) subject(key string) string { return "$KV." + s.kv.Bucket() + "." + key }
+
+// maxPayload is the largest message the server takes, 0 when unknown.
+func (s *stateStore) maxPayload() int64 { return s.nc.MaxPayload() }
+
+// save writes state with compare-and-set on rev (0: the key must not
 // exist) and returns the new revision. A stale write is refused with
 // CodeStateConflict.
 //
@@ -89,29 +158,25 @@ const saveAttempt = 500 * time.Millisecond
 // its own earlier write as a conflict. A conflict after an unanswered try is
 // therefore checked against the stream leader: if the latest state is ours,
 // byte for byte, at a newer revision, the save succeeded. Only when no try
-// is answered before SaveTimeout is the outcome reported as unknown.
-func (h *Host) saveState(e epoch, key string, state []byte, rev uint64) (uint64, error) {
-	return h.saveStateMsg(e, key, state, nil, rev)
-}
-
-// saveStateMsg is saveState with headers on the entry (statekeys.go).
-func (h *Host) saveStateMsg(e epoch, key string, state []byte, hdr nats.Header, rev uint64) (uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SaveTimeout)
+// is answered before the store's timeout is the outcome reported as unknown.
+func (s *stateStore) save(e epoch, key string, state []byte, hdr nats.Header, rev uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	subject := "$KV." + h.state.Bucket() + "." + key
+	subject := s.subject(key)
 	unanswered := false
 	for {
-		ack, err := h.trySave(ctx, e, subject, state, hdr, rev)
+		sent := time.Now()
+		ack, err := s.try(ctx, e, subject, state, hdr, rev)
 		switch {
 		case err == nil:
 			return ack.Sequence, nil
 		case errors.Is(err, errFencedSave) && !unanswered:
-			return 0, h.errFenced()
+			return 0, s.gate.errFenced()
 		case notSent(err) && !unanswered:
 			return 0, router.Errorf(router.CodeUnavailable, "saving the state of %s: not connected to NATS; the turn was discarded: %w", key, err)
 		case jsutil.IsConflict(err):
 			if unanswered {
-				seq, ours, err := h.landed(ctx, subject, state, rev)
+				seq, ours, err := s.landed(ctx, subject, state, rev)
 				switch {
 				case err != nil:
 					// Reporting a conflict would let the caller retry a
@@ -126,6 +191,14 @@ func (h *Host) saveStateMsg(e epoch, key string, state []byte, hdr nats.Header, 
 			return 0, router.Errorf(router.CodeStateTooLarge, "state of %d bytes exceeds the state bucket's limit; the turn was discarded", len(state))
 		case ctx.Err() == nil && noAnswer(err):
 			unanswered = true
+			if time.Since(sent) < saveAttempt/2 {
+				// Refused at once (no responders while a stream leader
+				// is elected): pause rather than spin.
+				select {
+				case <-ctx.Done():
+				case <-time.After(saveRetryPause):
+				}
+			}
 			continue
 		}
 		return 0, router.Errorf(router.CodeOutcomeUnknown, "saving the state of %s got no answer; the turn may or may not have taken effect: %w", key, err)
@@ -135,17 +208,16 @@ func (h *Host) saveStateMsg(e epoch, key string, state []byte, hdr nats.Header, 
 // errFencedSave is the error of a save the fence kept from being sent.
 var errFencedSave = errors.New("host: lease not valid; save not sent")
 
-// trySave sends one try of a save, if the fence allows it. Fencing counts
+// try sends one try of a save, if the fence allows it. The fence counts
 // the tries in flight, so that a host giving up its lease can wait for them.
-func (h *Host) trySave(ctx context.Context, e epoch, subject string, state []byte, hdr nats.Header, rev uint64) (*jetstream.PubAck, error) {
-	h.saving.Add(1)
-	defer h.saving.Add(-1)
-	if !h.mayAct(e) {
+func (s *stateStore) try(ctx context.Context, e epoch, subject string, state []byte, hdr nats.Header, rev uint64) (*jetstream.PubAck, error) {
+	if !s.gate.beginSave(e) {
 		return nil, errFencedSave
 	}
+	defer s.gate.endSave()
 	ctx, cancel := context.WithTimeout(ctx, saveAttempt)
 	defer cancel()
-	return h.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: state, Header: hdr}, jetstream.WithExpectLastSequencePerSubject(rev))
+	return s.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: state, Header: hdr}, jetstream.WithExpectLastSequencePerSubject(rev))
 }
 
 // notSent reports whether a publish failed before the message left the
@@ -164,11 +236,11 @@ func noAnswer(err error) bool {
 // landed reports whether the latest message on subject, as the stream
 // leader has it, is state at a revision after rev. It asks until the stream
 // answers or ctx ends; err is set when it never learned.
-func (h *Host) landed(ctx context.Context, subject string, state []byte, rev uint64) (seq uint64, ours bool, err error) {
+func (s *stateStore) landed(ctx context.Context, subject string, state []byte, rev uint64) (seq uint64, ours bool, err error) {
 	req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
 	for {
 		var resp *nats.Msg
-		resp, err = h.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+h.state.Bucket(), req)
+		resp, err = s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+s.kv.Bucket(), req)
 		if err == nil {
 			var got struct {
 				Message *struct {

@@ -7,11 +7,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/pb"
@@ -125,23 +123,20 @@ func SetKeyOf[T any](s *Self, name string, codec router.Codec, v T) error {
 // load reads the actor's state entry: its unnamed state, its named keys
 // and the revision to compare against when saving.
 func (a *activation) load(ctx context.Context) error {
-	msg, err := a.h.getStateEntry(ctx, StateKey(a.t.name, a.id))
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return nil
-	case err != nil:
+	msg, err := a.e.rt.load(ctx, StateKey(a.t.name, a.id))
+	if err != nil {
 		return router.Errorf(router.CodeUnavailable, "loading state: %w", err)
 	}
-	a.rev = msg.Sequence
-	if op := msg.Header.Get("KV-Operation"); op != "" {
+	a.rev = msg.rev
+	switch {
+	case msg.rev == 0 || msg.deleted:
 		return nil // deleted or purged: no state, but saves compare with the marker
-	}
-	if msg.Header.Get(headerStateFormat) != stateFormatKeys {
-		a.state = msg.Data
+	case msg.hdr.Get(headerStateFormat) != stateFormatKeys:
+		a.state = msg.data
 		return nil
 	}
 	var st pb.ActorState
-	if err := proto.Unmarshal(msg.Data, &st); err != nil {
+	if err := proto.Unmarshal(msg.data, &st); err != nil {
 		return router.Errorf(router.CodeInternal, "state of %s: named keys do not decode: %v", StateKey(a.t.name, a.id), err)
 	}
 	a.keys = make(map[string][]byte, len(st.Entries))
@@ -175,7 +170,7 @@ func (a *activation) encodeState() ([]byte, nats.Header, error) {
 		}
 		hdr = nats.Header{headerStateFormat: []string{stateFormatKeys}}
 	}
-	if max := a.h.nc.MaxPayload(); max > 0 && int64(len(value))+stateOverhead > max {
+	if max := a.e.rt.maxPayload(); max > 0 && int64(len(value))+stateOverhead > max {
 		return nil, nil, router.Errorf(router.CodeStateTooLarge,
 			"state of %s is %d bytes%s; one actor's state must fit in the server's max payload of %d bytes; the turn was discarded",
 			StateKey(a.t.name, a.id), len(value), a.largestKeys(), max)
@@ -207,30 +202,4 @@ func (a *activation) largestKeys() string {
 	}
 	b.WriteString(")")
 	return b.String()
-}
-
-// stateEntries reads state entries with their headers (the KV API returns
-// values only). It opens the bucket's stream on first use; its reads are
-// direct gets, like the KV API's.
-type stateEntries struct {
-	mu     sync.Mutex
-	stream jetstream.Stream
-}
-
-// getStateEntry returns the latest message of an actor's state key.
-func (h *Host) getStateEntry(ctx context.Context, key string) (*jetstream.RawStreamMsg, error) {
-	e := &h.entries
-	e.mu.Lock()
-	s := e.stream
-	e.mu.Unlock()
-	if s == nil {
-		var err error
-		if s, err = h.js.Stream(ctx, "KV_"+h.state.Bucket()); err != nil {
-			return nil, err
-		}
-		e.mu.Lock()
-		e.stream = s
-		e.mu.Unlock()
-	}
-	return s.GetLastMsgForSubject(ctx, "$KV."+h.state.Bucket()+"."+key)
 }

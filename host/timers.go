@@ -48,7 +48,7 @@ type timer struct {
 	set     *timerSet
 	name    string
 	cfg     Timer
-	t       *time.Timer
+	t       clockTimer
 	stopped bool
 }
 
@@ -81,7 +81,7 @@ func (s *Self) SetTimer(name string, t Timer) error {
 	if first == 0 {
 		first = t.Period
 	}
-	tm.t = time.AfterFunc(first, tm.fire)
+	tm.t = a.e.clock.AfterFunc(first, tm.fire)
 	return nil
 }
 
@@ -146,19 +146,25 @@ func (tm *timer) fire() {
 	if !live {
 		return
 	}
-	if tm.a.h.closing.Load() {
+	if tm.a.e.closing.Load() {
 		tm.retire()
 		return
 	}
-	p := &postedTurn{what: "timer " + tm.name, run: tm.cfg.Tick, done: tm.ticked, keepAlive: tm.cfg.KeepAlive}
-	switch err := tm.a.post(p, time.Now().Add(tm.a.h.cfg.CallTimeout)); err {
+	p := &postedTurn{what: "timer " + tm.name, run: tm.tick, done: tm.ticked, keepAlive: tm.cfg.KeepAlive}
+	switch err := tm.a.post(p, time.Now().Add(tm.a.e.callTimeout)); err {
 	case nil:
-		tm.a.h.obs.TimerFired(tm.a.t.name)
 	case errBusy:
 		tm.ticked(false) // skip this tick: the mailbox is full of calls
 	default:
 		tm.retire() // the activation ended
 	}
+}
+
+// tick is the turn of one tick. It counts the tick before it runs, so that
+// what the tick does is never seen before it is counted.
+func (tm *timer) tick(ctx context.Context) error {
+	tm.a.e.obs.TimerFired(tm.a.t.name)
+	return tm.cfg.Tick(ctx)
 }
 
 // ticked schedules the next tick after a tick ran or was skipped, or retires
