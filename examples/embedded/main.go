@@ -1,6 +1,7 @@
 // Command embedded is a whole troupe deployment in one Go program: an
 // embedded NATS server, two hosts serving counters and a greeter, and a
-// router calling them.
+// router calling them. It uses only public packages, so it can be copied
+// out of this module as it is.
 //
 //	go run ./examples/embedded
 package main
@@ -14,11 +15,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/examples/counter"
 	"github.com/troupe-dev/troupe/host"
-	"github.com/troupe-dev/troupe/internal/embedded"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/router"
 )
@@ -47,7 +48,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := embedded.Start(embedded.Config{StoreDir: dir})
+	srv, err := startNATS(dir)
 	if err != nil {
 		return err
 	}
@@ -73,6 +74,29 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	defer r.Close()
 	return callSome(ctx, r, out)
+}
+
+// startNATS starts an in-process NATS server with JetStream, as `troupe dev`
+// does: loopback on a random port, data in dir, fsync every 100 ms.
+func startNATS(dir string) (*server.Server, error) {
+	srv, err := server.NewServer(&server.Options{
+		Host:         "127.0.0.1",
+		Port:         server.RANDOM_PORT,
+		JetStream:    true,
+		StoreDir:     dir,
+		SyncInterval: 100 * time.Millisecond,
+		NoSigs:       true,
+		NoLog:        true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("nats server not ready within 10s")
+	}
+	return srv, nil
 }
 
 func startHost(ctx context.Context, url string, id placement.HostID, logger *slog.Logger) (*host.Host, error) {
