@@ -1,6 +1,6 @@
 package bench
 
-// Reminder benchmarks (see the README, "Reminders"):
+// Reminder benchmarks (see docs/performance.md, "Reminders"):
 //
 //	go test -run '^$' -bench 'Reminder' -benchtime=2000x ./bench/
 //	go test -run '^$' -bench ReminderFire -benchtime=1x ./bench/ [-reminders=20000]

@@ -19,8 +19,9 @@ import (
 // service: micro would assign a random instance id, fix the metadata when
 // the service is added (the generation changes), and, were calls routed
 // through a micro endpoint, count only the time to enqueue a call, since
-// replies are sent after the turn (README, "Service discovery", has the
-// measurement). The answers use micro's own types, so they follow its schema.
+// replies are sent after the turn (docs/decisions.md, "Service discovery
+// without routing calls through micro", has the measurement). The answers
+// use micro's own types, so they follow its schema.
 
 // ServiceName is the service name hosts answer discovery requests under.
 const ServiceName = "troupe"

@@ -107,8 +107,8 @@
 // continues the W3C trace context its request carries, and its ctx carries
 // the turn's span into calls the actor makes through Self.Router(). Both are
 // nil by default, which costs a call one nil check. Ready reports whether the
-// host is ready to take calls, for health checks. The README lists the
-// metrics and their labels.
+// host is ready to take calls, for health checks. docs/operations.md lists
+// the metrics and their labels.
 //
 // # Operations
 //

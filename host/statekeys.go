@@ -26,11 +26,11 @@ import (
 //
 // We measured the other layout JetStream allows, one entry per key saved
 // with an atomic batch publish (BenchmarkStateKeysAB in bench/, numbers in
-// the README): a turn that changes one 1 KiB key of 16 saves up to 4× more
-// often that way, but a turn that changes two or more keys is 250–1,250×
-// slower (the server stages each atomic batch on a file-backed R1 stream in
-// a file store of its own), and loading needs a multi-subject read. One
-// value keeps the common case fast and the guarantee simple.
+// docs/decisions.md): a turn that changes one 1 KiB key of 16 saves up to
+// 4× more often that way, but a turn that changes two or more keys is
+// 250–1,250× slower (the server stages each atomic batch on a file-backed
+// R1 stream in a file store of its own), and loading needs a multi-subject
+// read. One value keeps the common case fast and the guarantee simple.
 //
 // The entry is the unnamed state's bytes alone for an actor that never set
 // a named key, exactly as before named keys existed, and a pb.ActorState

@@ -23,7 +23,7 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // screenshotEnv names a file to write a PNG of the page with three hosts
-// to (the README's docs/live-page.png):
+// to (docs/live-page.png, shown in docs/operations.md):
 //
 //	TROUPE_SCREENSHOT=$PWD/docs/live-page.png go test ./cmd/troupe -run TestLivePage
 const screenshotEnv = "TROUPE_SCREENSHOT"

@@ -17,10 +17,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// These tests drive troupe with the real nats CLI, as the README's recipes
-// do. The CLI is built from the Go module proxy at a pinned version once per
-// machine (about 2 minutes cold on 2 cores, seconds when the module and
-// build caches are warm) into a directory beside GOCACHE, and reused.
+// These tests drive troupe with the real nats CLI, as the recipes in
+// docs/clients.md do. The CLI is built from the Go module proxy at a pinned
+// version once per machine (about 2 minutes cold on 2 cores, seconds when
+// the module and build caches are warm) into a directory beside GOCACHE,
+// and reused.
 
 // natsCLIVersion is the pinned nats CLI (v0.5.1 is skipped on purpose).
 const natsCLIVersion = "v0.5.0"

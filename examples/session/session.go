@@ -14,7 +14,7 @@
 // A session replies JSON: {"state":"open","expires":"2026-…Z"}, or
 // {"state":"expired",…} with expiry_fires (how many times the expiry
 // reminder fired for the last deadline: more than 1 is a duplicate delivery,
-// see the README) and expired_on (the host that ran the expiry).
+// see docs/GUARANTEES.md) and expired_on (the host that ran the expiry).
 package session
 
 import (
