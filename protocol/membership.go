@@ -1,0 +1,72 @@
+package protocol
+
+import "strings"
+
+// The membership bucket is a JetStream KV bucket that holds one leased host
+// record per live host (protobuf troupe.v1.HostRecord) and the hosts' release
+// records (troupe.v1.ReleaseRecord, see "Handoff" in PROTOCOL.md).
+
+// DefaultMembershipBucket is the membership bucket unless a deployment
+// configures another.
+const DefaultMembershipBucket = "troupe_placement"
+
+// HashVersionKey is the membership bucket's stream metadata key that names
+// the placement function its hosts place actors by ("troupe.hash:
+// troupe-hrw-1"). A client that routes directly refuses a bucket that names
+// a function it does not implement.
+const HashVersionKey = "troupe.hash"
+
+// Key prefixes of the membership bucket.
+const (
+	hostKeyPrefix    = "hosts."
+	releaseKeyPrefix = "released."
+)
+
+// HostKey is the membership key of a host's record: hosts.<hostID>.
+func HostKey(id HostID) string { return hostKeyPrefix + string(id) }
+
+// ReleaseKey is the membership key of a host's release record:
+// released.<hostID>.
+func ReleaseKey(id HostID) string { return releaseKeyPrefix + string(id) }
+
+// Key filters of the membership bucket, for a KV watch.
+const (
+	HostKeys    = hostKeyPrefix + "*"    // every host record
+	ReleaseKeys = releaseKeyPrefix + "*" // every release record
+)
+
+// ParseHostKey returns the host id of a host record's key. ok is false for
+// any other key, and for a key whose last token is not a valid host id:
+// watchers ignore such keys altogether.
+func ParseHostKey(key string) (id HostID, ok bool) { return parseKey(key, hostKeyPrefix) }
+
+// ParseReleaseKey returns the host id of a release record's key, like
+// ParseHostKey.
+func ParseReleaseKey(key string) (id HostID, ok bool) { return parseKey(key, releaseKeyPrefix) }
+
+func parseKey(key, prefix string) (HostID, bool) {
+	id, ok := strings.CutPrefix(key, prefix)
+	if !ok || HostID(id).Validate() != nil {
+		return "", false
+	}
+	return HostID(id), true
+}
+
+// JetStream's layout of a KV bucket, which both the membership and the state
+// bucket follow: a host writes its lease and its release record to the key's
+// subject directly, with a per-message TTL and an expected last sequence.
+
+// KVStream is the stream that holds a KV bucket: KV_<bucket>.
+func KVStream(bucket string) string { return "KV_" + bucket }
+
+// KVSubject is the subject of a key in a KV bucket: $KV.<bucket>.<key>.
+func KVSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+
+// Headers JetStream puts on KV entries that are not values.
+const (
+	// HeaderKVOperation marks a deleted or purged key: DEL or PURGE.
+	HeaderKVOperation = "KV-Operation"
+	// HeaderMarkerReason marks the server's own markers, such as MaxAge for
+	// an expired lease (also Purge, Remove).
+	HeaderMarkerReason = "Nats-Marker-Reason"
+)
