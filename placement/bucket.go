@@ -4,17 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // Defaults for the membership bucket.
 const (
-	DefaultBucket    = "troupe_placement"
+	// DefaultBucket is protocol.DefaultMembershipBucket.
+	DefaultBucket    = protocol.DefaultMembershipBucket
 	DefaultMarkerTTL = 24 * time.Hour
-	hostKeyPrefix    = "hosts."
 )
 
 // BucketConfig describes the membership bucket. The zero value means the
@@ -96,7 +97,7 @@ func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 		return js.CreateOrUpdateKeyValue(ctx, cfg)
 	}
 	for range 3 { // a bucket created concurrently sends us back to the top
-		s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+		s, err := js.Stream(ctx, protocol.KVStream(cfg.Bucket))
 		if err == nil {
 			cfg.Replicas = s.CachedInfo().Config.Replicas
 			return js.CreateOrUpdateKeyValue(ctx, cfg)
@@ -178,13 +179,5 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, name string) (jetst
 	return kv, nil
 }
 
-// HostKey is the membership key of a host.
-func HostKey(id HostID) string { return hostKeyPrefix + string(id) }
-
-func hostIDFromKey(key string) (HostID, bool) {
-	id, ok := strings.CutPrefix(key, hostKeyPrefix)
-	if !ok || HostID(id).Validate() != nil {
-		return "", false
-	}
-	return HostID(id), true
-}
+// HostKey is protocol.HostKey: the membership key of a host.
+func HostKey(id HostID) string { return protocol.HostKey(id) }

@@ -3,33 +3,22 @@ package placement
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
 )
-
-// releaseKeyPrefix starts the keys of release records.
-const releaseKeyPrefix = "released."
 
 // historyLen is how many recent tables a watcher keeps to decide handoffs
 // without waiting for every member. Older tables are not needed once every
 // member has released past them.
 const historyLen = 64
 
-// ReleaseKey is the key of a host's release record.
-func ReleaseKey(id HostID) string { return releaseKeyPrefix + string(id) }
-
-func releaseIDFromKey(key string) (HostID, bool) {
-	id, ok := strings.CutPrefix(key, releaseKeyPrefix)
-	if !ok || HostID(id).Validate() != nil {
-		return "", false
-	}
-	return HostID(id), true
-}
+// ReleaseKey is protocol.ReleaseKey: the key of a host's release record.
+func ReleaseKey(id HostID) string { return protocol.ReleaseKey(id) }
 
 // Release records that the host (id, incarnation) has deactivated every actor
 // it does not own in the table of generation gen. It is one write per host
@@ -40,7 +29,7 @@ func Release(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue,
 	if err != nil {
 		return err
 	}
-	if _, err := js.Publish(ctx, "$KV."+kv.Bucket()+"."+ReleaseKey(id), data, jetstream.WithMsgTTL(ttl)); err != nil {
+	if _, err := js.Publish(ctx, protocol.KVSubject(kv.Bucket(), ReleaseKey(id)), data, jetstream.WithMsgTTL(ttl)); err != nil {
 		return fmt.Errorf("placement: release at generation %d: %w", gen, err)
 	}
 	return nil

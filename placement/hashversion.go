@@ -6,13 +6,15 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/protocol"
 )
 
-// HashVersionKey is the membership bucket's metadata key that names the
-// placement function its hosts place actors by. A watcher refuses a bucket
-// that names another function, so a version change can never mis-route
-// calls silently.
-const HashVersionKey = "troupe.hash"
+// HashVersionKey is protocol.HashVersionKey: the membership bucket's
+// metadata key that names the placement function its hosts place actors by.
+// A watcher refuses a bucket that names another function, so a version
+// change can never mis-route calls silently.
+const HashVersionKey = protocol.HashVersionKey
 
 // ErrHashVersion is returned when the membership bucket was made for a
 // placement function this code does not implement.

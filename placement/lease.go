@@ -13,6 +13,7 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/jsutil"
 	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // Lease defaults: the server drops a host that has not renewed for
@@ -448,7 +449,7 @@ func (l *Lease) publishLocked(ctx context.Context, rec *pb.HostRecord) (uint64, 
 		return 0, err
 	}
 	sent := time.Now()
-	ack, err := l.js.Publish(ctx, "$KV."+l.kv.Bucket()+"."+l.key, data,
+	ack, err := l.js.Publish(ctx, protocol.KVSubject(l.kv.Bucket(), l.key), data,
 		jetstream.WithMsgTTL(l.cfg.TTL),
 		jetstream.WithExpectLastSequencePerSubject(l.rev))
 	if err != nil {

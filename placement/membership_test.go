@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 const testTTL = time.Second
@@ -237,7 +238,7 @@ func TestARenewalThatLandedUnansweredIsNotALoss(t *testing.T) {
 	stored := proto.Clone(rec).(*pb.HostRecord)
 	stored.ChangedRevision = l.Revision()
 	data, _ := proto.Marshal(stored)
-	ack, err := js.Publish(context.Background(), "$KV."+kv.Bucket()+"."+placement.HostKey("a"), data, jetstream.WithMsgTTL(testTTL))
+	ack, err := js.Publish(context.Background(), protocol.KVSubject(kv.Bucket(), placement.HostKey("a")), data, jetstream.WithMsgTTL(testTTL))
 	if err != nil {
 		t.Fatal(err)
 	}

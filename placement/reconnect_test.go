@@ -14,6 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/tcpproxy"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // A watcher cut off while a host leaves, for longer than the bucket keeps
@@ -66,12 +67,12 @@ func TestAWatcherReadsTheBucketAgainAfterAGapLongerThanTheMarkerTTL(t *testing.T
 		t.Fatal(err)
 	}
 	// Wait until the server has removed b's purge marker.
-	stream, err := js.Stream(ctx, "KV_"+kv.Bucket())
+	stream, err := js.Stream(ctx, protocol.KVStream(kv.Bucket()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		_, err := stream.GetLastMsgForSubject(ctx, "$KV."+kv.Bucket()+"."+placement.HostKey("b"))
+		_, err := stream.GetLastMsgForSubject(ctx, protocol.KVSubject(kv.Bucket(), placement.HostKey("b")))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // ErrWatcherStopped is returned by WaitApplied after the watcher stopped.
@@ -98,7 +99,7 @@ func Watch(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
 // fresh view.
 func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, error) {
 	v := view{members: make(map[HostID]member), releases: make(map[HostID]*pb.ReleaseRecord)}
-	kw, err := w.kv.WatchFiltered(context.Background(), []string{hostKeyPrefix + "*", releaseKeyPrefix + "*"})
+	kw, err := w.kv.WatchFiltered(context.Background(), []string{protocol.HostKeys, protocol.ReleaseKeys})
 	if err != nil {
 		return nil, v, fmt.Errorf("placement: watch %q: %w", w.kv.Bucket(), err)
 	}
@@ -247,11 +248,11 @@ func (w *Watcher) reread() {
 // changed.
 func (v *view) apply(e jetstream.KeyValueEntry) bool {
 	v.rev = max(v.rev, e.Revision())
-	if id, ok := releaseIDFromKey(e.Key()); ok {
+	if id, ok := protocol.ParseReleaseKey(e.Key()); ok {
 		v.applyRelease(id, e)
 		return false
 	}
-	id, ok := hostIDFromKey(e.Key())
+	id, ok := protocol.ParseHostKey(e.Key())
 	if !ok {
 		return false
 	}
