@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // Reminders are durable schedules kept by the NATS server, not by any host:
@@ -20,72 +21,42 @@ import (
 // same stream; a host reads it from a shared durable consumer and delivers it
 // to the actor as a call, on whichever host owns the actor then.
 
-// Defaults for reminders.
+// Defaults for reminders, each the protocol name of the same name;
+// DefaultSubjectPrefix is protocol.DefaultSubjectPrefix.
 const (
-	// DefaultReminderStream is the stream that holds reminders.
-	DefaultReminderStream = "troupe_reminders"
-	// DefaultSubjectPrefix starts every troupe subject.
-	DefaultSubjectPrefix = "troupe"
-	// DefaultReminderMethod is the method a reminder calls when it names none.
-	DefaultReminderMethod = "remind"
+	DefaultReminderStream = protocol.DefaultReminderStream
+	DefaultSubjectPrefix  = protocol.DefaultSubjectPrefix
+	DefaultReminderMethod = protocol.DefaultReminderMethod
 )
 
-// Headers of reminders.
+// Headers of reminders, each the protocol header of the same name.
 const (
-	// HeaderReminder names the reminder on the call a fired reminder makes.
-	HeaderReminder = "Troupe-Reminder"
-	// HeaderReminderSeq is the reminder stream's sequence number of the fired
-	// message, on the call it makes: unique per firing, and the same when a
-	// firing is delivered again, so an actor can drop duplicates.
-	HeaderReminderSeq = "Troupe-Reminder-Seq"
-	// HeaderReminderMethod is the method a reminder calls, on its schedule
-	// message.
-	HeaderReminderMethod = "Troupe-Reminder-Method"
+	HeaderReminder       = protocol.HeaderReminder
+	HeaderReminderSeq    = protocol.HeaderReminderSeq
+	HeaderReminderMethod = protocol.HeaderReminderMethod
 )
 
-// JetStream's headers of message schedules (nats-server 2.12 and later).
-const (
-	hdrSchedule         = "Nats-Schedule"
-	hdrScheduleTarget   = "Nats-Schedule-Target"
-	hdrScheduleTimeZone = "Nats-Schedule-Time-Zone"
-	hdrScheduleRollup   = "Nats-Schedule-Rollup"
-)
+// Reminder is protocol.Reminder: a durable schedule on which an actor is
+// called.
+type Reminder = protocol.Reminder
 
-// Reminder is a durable schedule on which an actor is called.
-type Reminder struct {
-	// Name identifies the reminder among its actor's: 1–64 characters from
-	// A-Z a-z 0-9 _ -. Setting a reminder replaces any of the same name.
-	Name string `json:"name"`
-	// Schedule is "@at <RFC 3339 time>" (once; see At), "@every <duration>"
-	// (at least 1s; see Every), a cron pattern of six fields (seconds
-	// minutes hours day-of-month month day-of-week, such as "0 30 9 * * 1-5")
-	// or one of @yearly, @monthly, @weekly, @daily, @hourly.
-	Schedule string `json:"schedule"`
-	// TimeZone is an IANA time zone for a cron schedule, such as
-	// "Europe/Amsterdam"; "" means UTC. Not allowed with @at and @every.
-	TimeZone string `json:"time_zone,omitempty"`
-	// Method is the method the reminder calls; "" means "remind".
-	Method string `json:"method,omitempty"`
-	// Payload is the call's payload.
-	Payload []byte `json:"payload,omitempty"`
-}
+// At is protocol.At: the schedule of a reminder that fires once, at t.
+func At(t time.Time) string { return protocol.At(t) }
 
-// At is the schedule of a reminder that fires once, at t.
-func At(t time.Time) string { return "@at " + t.UTC().Format(time.RFC3339Nano) }
+// Every is protocol.Every: the schedule of a reminder that fires every d
+// (at least 1s).
+func Every(d time.Duration) string { return protocol.Every(d) }
 
-// Every is the schedule of a reminder that fires every d (at least 1s).
-func Every(d time.Duration) string { return "@every " + d.String() }
-
-// ScheduleSubject is the reminder stream subject of a reminder's schedule
-// message: <prefix>.rmd.sched.<type>.<encoded id>.<name>.
+// ScheduleSubject is protocol.ScheduleSubject: the reminder stream subject
+// of a reminder's schedule message.
 func ScheduleSubject(prefix string, typ placement.ActorType, id placement.ActorID, name string) string {
-	return prefix + ".rmd.sched." + string(typ) + "." + EncodeID(string(id)) + "." + name
+	return protocol.ScheduleSubject(prefix, typ, id, name)
 }
 
-// FireSubject is the reminder stream subject where a reminder's firings are
-// stored: <prefix>.rmd.fire.<type>.<encoded id>.<name>.
+// FireSubject is protocol.FireSubject: the reminder stream subject where a
+// reminder's firings are stored.
 func FireSubject(prefix string, typ placement.ActorType, id placement.ActorID, name string) string {
-	return prefix + ".rmd.fire." + string(typ) + "." + EncodeID(string(id)) + "." + name
+	return protocol.FireSubject(prefix, typ, id, name)
 }
 
 // reminderStream finds the reminder stream once and keeps it.
@@ -97,7 +68,7 @@ type reminderStream struct {
 
 func (r *Router) prefix() string {
 	if r.cfg.SubjectPrefix == "" {
-		return DefaultSubjectPrefix
+		return protocol.DefaultSubjectPrefix
 	}
 	return r.cfg.SubjectPrefix
 }
@@ -110,7 +81,7 @@ func (r *Router) reminderStream(ctx context.Context) (jetstream.Stream, error) {
 	}
 	name := r.cfg.ReminderStream
 	if name == "" {
-		name = DefaultReminderStream
+		name = protocol.DefaultReminderStream
 	}
 	js, err := jetstream.New(r.nc)
 	if err != nil {
@@ -149,15 +120,15 @@ func (r *Router) SetReminder(ctx context.Context, typ placement.ActorType, id pl
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(ScheduleSubject(r.prefix(), typ, id, rem.Name))
+	msg := nats.NewMsg(protocol.ScheduleSubject(r.prefix(), typ, id, rem.Name))
 	msg.Data = rem.Payload
-	msg.Header.Set(hdrSchedule, rem.Schedule)
-	msg.Header.Set(hdrScheduleTarget, FireSubject(r.prefix(), typ, id, rem.Name))
+	msg.Header.Set(protocol.HeaderNatsSchedule, rem.Schedule)
+	msg.Header.Set(protocol.HeaderNatsScheduleTarget, protocol.FireSubject(r.prefix(), typ, id, rem.Name))
 	// Firings that wait for a consumer (no host running) coalesce into the
 	// latest one per reminder instead of piling up.
-	msg.Header.Set(hdrScheduleRollup, "sub")
+	msg.Header.Set(protocol.HeaderNatsScheduleRollup, protocol.ScheduleRollupSubject)
 	if rem.TimeZone != "" {
-		msg.Header.Set(hdrScheduleTimeZone, rem.TimeZone)
+		msg.Header.Set(protocol.HeaderNatsScheduleTimeZone, rem.TimeZone)
 	}
 	msg.Header.Set(HeaderReminderMethod, method)
 	ctx, cancel := r.withTimeout(ctx)
@@ -182,7 +153,7 @@ func (r *Router) DeleteReminder(ctx context.Context, typ placement.ActorType, id
 	ctx, cancel := r.withTimeout(ctx)
 	defer cancel()
 	// One purge covers the schedule and its pending firings.
-	subject := r.prefix() + ".rmd.*." + string(typ) + "." + EncodeID(string(id)) + "." + name
+	subject := protocol.ReminderSubjects(r.prefix(), typ, id, name)
 	if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
 		return Errorf(CodeUnavailable, "delete reminder %q: %w", name, err)
 	}
@@ -200,13 +171,16 @@ func (r *Router) Reminders(ctx context.Context, typ placement.ActorType, id plac
 	}
 	ctx, cancel := r.withTimeout(ctx)
 	defer cancel()
-	prefix := ScheduleSubject(r.prefix(), typ, id, "")
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(protocol.ActorScheduleSubjects(r.prefix(), typ, id)))
 	if err != nil {
 		return nil, Errorf(CodeUnavailable, "list reminders: %w", err)
 	}
 	var out []Reminder
 	for subject := range info.State.Subjects {
+		_, _, name, ok := protocol.SplitScheduleSubject(r.prefix(), subject)
+		if !ok {
+			continue
+		}
 		m, err := s.GetLastMsgForSubject(ctx, subject)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // fired or deleted since
@@ -215,9 +189,9 @@ func (r *Router) Reminders(ctx context.Context, typ placement.ActorType, id plac
 			return nil, Errorf(CodeUnavailable, "list reminders: %w", err)
 		}
 		out = append(out, Reminder{
-			Name:     strings.TrimPrefix(subject, prefix),
-			Schedule: m.Header.Get(hdrSchedule),
-			TimeZone: m.Header.Get(hdrScheduleTimeZone),
+			Name:     name,
+			Schedule: m.Header.Get(protocol.HeaderNatsSchedule),
+			TimeZone: m.Header.Get(protocol.HeaderNatsScheduleTimeZone),
 			Method:   m.Header.Get(HeaderReminderMethod),
 			Payload:  m.Data,
 		})
