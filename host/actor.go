@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -133,6 +134,28 @@ func Reentrant() TypeOption {
 // nothing from the state bucket and SetState is ignored.
 func NoState() TypeOption {
 	return typeOptionFunc(func(t *actorType) { t.stateless = true })
+}
+
+// newActorType checks and makes a type to register among types.
+func newActorType(cfg Config, types map[placement.ActorType]*actorType, typ placement.ActorType, factory Factory, opts []TypeOption) (*actorType, error) {
+	if err := typ.Validate(); err != nil {
+		return nil, err
+	}
+	if factory == nil {
+		return nil, fmt.Errorf("host: nil factory for actor type %q", typ)
+	}
+	if _, dup := types[typ]; dup {
+		return nil, fmt.Errorf("host: actor type %q registered twice", typ)
+	}
+	t := &actorType{name: typ, factory: factory, mailbox: cfg.MailboxSize, idle: cfg.IdleTimeout}
+	for _, o := range opts {
+		o.apply(t)
+	}
+	if t.mailbox < 1 || t.idle <= 0 {
+		return nil, fmt.Errorf("host: actor type %q: mailbox size and idle timeout must be positive", typ)
+	}
+	t.dir.init()
+	return t, nil
 }
 
 // actorType is a registered type.

@@ -37,8 +37,9 @@ type chainHeaders struct {
 	path []router.Hop // the actors waiting on the call, outermost first
 }
 
-// parseChain reads a request's chain headers and checks its depth.
-func (h *Host) parseChain(hdr nats.Header) (chainHeaders, *router.Error) {
+// parseChain reads a request's chain headers and checks its depth against
+// max.
+func parseChain(hdr nats.Header, max int) (chainHeaders, *router.Error) {
 	id := hdr.Get(router.HeaderChain)
 	if id == "" {
 		return chainHeaders{}, nil
@@ -50,7 +51,7 @@ func (h *Host) parseChain(hdr nats.Header) (chainHeaders, *router.Error) {
 	if err != nil {
 		return chainHeaders{}, router.Errorf(router.CodeBadRequest, "malformed %s header: %v", router.HeaderChainPath, err)
 	}
-	if max := h.cfg.MaxCallChainDepth; len(path) >= max {
+	if len(path) >= max {
 		return chainHeaders{}, router.Errorf(router.CodeChainTooDeep,
 			"call chain %s already passes through %d actors (the limit is %d): %s", id, len(path), max, router.FormatPath(path))
 	}

@@ -69,7 +69,7 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 		h.fail(msg, e)
 		return
 	}
-	chain, e := h.parseChain(msg.Header)
+	chain, e := parseChain(msg.Header, h.cfg.MaxCallChainDepth)
 	if e != nil {
 		h.fail(msg, e)
 		return

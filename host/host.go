@@ -64,6 +64,7 @@ type Host struct {
 
 	fence      *fence        // whether activations may act; holds the lease
 	eng        *engine       // what the activations share (engine.go)
+	sweeper    *sweeper      // deactivates idle activations; nil until joined
 	released   atomic.Uint64 // the generation of the last release written
 	releaseMu  sync.Mutex
 	releasedCh chan struct{} // closed and replaced by notifyReleased
@@ -126,23 +127,10 @@ func (h *Host) Register(typ placement.ActorType, factory Factory, opts ...TypeOp
 	if h.started.Load() {
 		return ErrStarted
 	}
-	if err := typ.Validate(); err != nil {
+	t, err := newActorType(h.cfg, h.types, typ, factory, opts)
+	if err != nil {
 		return err
 	}
-	if factory == nil {
-		return fmt.Errorf("host: nil factory for actor type %q", typ)
-	}
-	if _, dup := h.types[typ]; dup {
-		return fmt.Errorf("host: actor type %q registered twice", typ)
-	}
-	t := &actorType{name: typ, factory: factory, mailbox: h.cfg.MailboxSize, idle: h.cfg.IdleTimeout}
-	for _, o := range opts {
-		o.apply(t)
-	}
-	if t.mailbox < 1 || t.idle <= 0 {
-		return fmt.Errorf("host: actor type %q: mailbox size and idle timeout must be positive", typ)
-	}
-	t.dir.init()
 	h.types[typ] = t
 	h.obs.addType(typ)
 	return nil
@@ -255,7 +243,7 @@ func (h *Host) start(ctx context.Context) error {
 		return fmt.Errorf("host: waiting to see own join: %w", err)
 	}
 	h.goLoop(h.followTable)
-	h.goLoop(h.sweepLoop)
+	h.sweeper = startSweeper(h.types, h.eng.clock)
 	if err := h.startOps(); err != nil {
 		return err
 	}
@@ -445,6 +433,7 @@ func (h *Host) Close() {
 func (h *Host) halt() {
 	h.stopOnce.Do(func() {
 		close(h.stop)
+		h.sweeper.stop()
 		h.loops.Wait()
 		if h.w != nil {
 			h.w.Stop()
@@ -488,41 +477,6 @@ func (h *Host) deactivateAll(match func(*activation) bool) {
 func (h *Host) eachActivation(f func(*activation)) {
 	for _, t := range h.types {
 		t.dir.each(f)
-	}
-}
-
-// sweepLoop deactivates idle activations. It sweeps four times per
-// shortest idle timeout (at most once a minute, at least every 10 ms), so an
-// actor is deactivated between 1 and 1.25 idle timeouts after its last call,
-// and a host with a million idle actors does not spend a core scanning them.
-func (h *Host) sweepLoop() {
-	period := time.Minute
-	for _, t := range h.types {
-		period = min(period, max(t.idle/4, 10*time.Millisecond))
-	}
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-tick.C:
-			h.sweepIdle()
-		}
-	}
-}
-
-// sweepIdle deactivates every activation idle for longer than its type's
-// idle timeout.
-func (h *Host) sweepIdle() {
-	now := h.cfg.Clock.Now().UnixNano()
-	for _, t := range h.types {
-		cutoff := now - int64(t.idle)
-		t.dir.each(func(a *activation) {
-			if a.idleSince(cutoff) {
-				a.deactivate()
-			}
-		})
 	}
 }
 

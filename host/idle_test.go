@@ -64,13 +64,13 @@ func TestIdleDeactivationFollowsTheClock(t *testing.T) {
 	}
 	callOnce()
 	clock.advance(59 * time.Minute)
-	h.sweepIdle()
+	sweepIdle(h.types, clock.Now())
 	if n := h.ActiveActors()["hooked"]; n != 1 || deactivations.Load() != 0 {
 		t.Fatalf("after 59 idle minutes: %d active, %d deactivations; want 1, 0", n, deactivations.Load())
 	}
 	callOnce() // a call resets the idle time
 	clock.advance(59 * time.Minute)
-	h.sweepIdle()
+	sweepIdle(h.types, clock.Now())
 	if h.ActiveActors()["hooked"] != 1 {
 		t.Fatal("an actor called 59 minutes ago was deactivated")
 	}
@@ -78,7 +78,7 @@ func TestIdleDeactivationFollowsTheClock(t *testing.T) {
 	// The reply can reach us before the mailbox goroutine has marked itself
 	// idle, and a sweep skips a running activation: sweep until it is gone.
 	waitUntil(t, func() bool {
-		h.sweepIdle()
+		sweepIdle(h.types, clock.Now())
 		return h.ActiveActors()["hooked"] == 0
 	})
 	if deactivations.Load() != 1 {

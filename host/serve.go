@@ -63,7 +63,7 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *router.Error) {
 	if env.deadline, e = h.deadline(hdr); e != nil {
 		return nil, e
 	}
-	if env.chain, e = h.parseChain(hdr); e != nil {
+	if env.chain, e = parseChain(hdr, h.cfg.MaxCallChainDepth); e != nil {
 		return nil, e
 	}
 	return env, nil

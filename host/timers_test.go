@@ -116,7 +116,7 @@ func TestTimerStopsWithItsActivation(t *testing.T) {
 	// The sweeper passes over a mailbox that is running a tick at that
 	// moment, and catches it at a later sweep, as the host's own does.
 	waitUntil(t, func() bool {
-		h.sweepIdle()
+		sweepIdle(h.types, clock.Now())
 		return h.ActiveActors()["ticker"] == 0
 	})
 	if p.deacts.Load() != 1 {
@@ -146,7 +146,7 @@ func TestTimerKeepAlive(t *testing.T) {
 	waitUntil(t, func() bool { return p.ticks.Load() >= seen+2 }) // a tick after the jump
 	// Sweep repeatedly: some sweeps land between ticks.
 	for range 20 {
-		h.sweepIdle()
+		sweepIdle(h.types, clock.Now())
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(10 * time.Millisecond)
