@@ -9,6 +9,7 @@ import (
 
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // Subjects of the partition-mapping experiment: the server itself maps a
@@ -54,7 +55,7 @@ func BenchmarkGatewayAB(b *testing.B) {
 		{"mapped", func(g int) error { return f.request(fmt.Sprintf("bench.pcall.%s.%s.%s", actorType, warm[1+g], method)) }},
 		{"troupe", func(g int) error { return f.call(warm[1+g]) }},
 		{"gateway", func(g int) error {
-			return f.request(host.GatewaySubject("troupe", actorType, warm[1+g], method))
+			return f.request(protocol.GatewaySubject("troupe", actorType, warm[1+g], method))
 		}},
 	}
 	for _, mode := range []struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -69,7 +70,7 @@ func newCluster(b *testing.B) *cluster {
 	}
 	c.kv = kv
 	c.written = make(map[uint64]time.Time)
-	kw, err := kv.Watch(context.Background(), "hosts.*", jetstream.UpdatesOnly())
+	kw, err := kv.Watch(context.Background(), protocol.HostKeys, jetstream.UpdatesOnly())
 	if err != nil {
 		b.Fatal(err)
 	}

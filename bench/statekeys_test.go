@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -49,7 +50,7 @@ func BenchmarkStateKeysAB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stream, err := js.Stream(ctx, "KV_"+kv.Bucket())
+	stream, err := js.Stream(ctx, protocol.KVStream(kv.Bucket()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/inspect"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // hostsLongUsage documents troupe hosts -l and --json.
@@ -77,7 +78,7 @@ func longHosts(ctx context.Context, conn *connFlags) (hostsReport, error) {
 	}
 	gctx, cancel := context.WithTimeout(ctx, defaultGather)
 	defer cancel()
-	reports, err := inspect.Gather(gctx, s.nc, host.AdminActorsSubject(host.DefaultSubjectPrefix), host.ActorsRequest{}, len(t.Members()))
+	reports, err := inspect.Gather(gctx, s.nc, protocol.AdminActorsSubject(protocol.DefaultSubjectPrefix), host.ActorsRequest{}, len(t.Members()))
 	if err != nil {
 		return hostsReport{}, err
 	}

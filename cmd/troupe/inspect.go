@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/inspect"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -265,9 +266,9 @@ type actorsResult struct {
 func gatherActors(ctx context.Context, s *inspectSession, id placement.HostID, req host.ActorsRequest, wait time.Duration) (actorsResult, error) {
 	t := s.r.Table()
 	want := map[string]bool{}
-	subject := host.AdminActorsSubject(host.DefaultSubjectPrefix)
+	subject := protocol.AdminActorsSubject(protocol.DefaultSubjectPrefix)
 	if id != "" {
-		subject = host.AdminActorsHostSubject(host.DefaultSubjectPrefix, id)
+		subject = protocol.AdminActorsHostSubject(protocol.DefaultSubjectPrefix, id)
 		want[string(id)] = true
 	} else {
 		for _, m := range t.Members() {

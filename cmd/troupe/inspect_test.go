@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/inspect"
 	"github.com/troupe-dev/troupe/internal/natstest"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -52,7 +53,7 @@ func TestInspectThreeHosts(t *testing.T) {
 			IDEncoded     string `json:"id_encoded"`
 			Generation    uint64
 		}](t, "where", "-s", url, "--json", "counter", id)
-		if w.Generation != gen || w.Subject != "troupe.host."+w.Host || w.IDEncoded != router.EncodeID(id) {
+		if w.Generation != gen || w.Subject != protocol.HostSubject("troupe", protocol.HostID(w.Host)) || w.IDEncoded != router.EncodeID(id) {
 			t.Fatalf("troupe where counter %s: %+v, want generation %d", id, w, gen)
 		}
 		whereOf[w.IDEncoded] = w.Host

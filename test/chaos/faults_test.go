@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // The faults, each injected into one live host while the others serve.
@@ -80,7 +81,7 @@ func (h *harness) inject(kind string, p *hostProc) {
 		p.proxy.Restore()
 	case faultJoinCut:
 		p.kill()
-		cut := p.proxy.CutOn("PUB $KV."+placement.DefaultBucket+"."+placement.HostKey(placement.HostID(p.name))+" ", 500*time.Millisecond)
+		cut := p.proxy.CutOn("PUB "+protocol.KVSubject(placement.DefaultBucket, placement.HostKey(placement.HostID(p.name)))+" ", 500*time.Millisecond)
 		h.start(p.name, p.proxy)
 		select {
 		case <-cut:

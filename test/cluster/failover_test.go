@@ -24,6 +24,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/cluster"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -48,7 +49,7 @@ func TestFailoverOfMembershipLeader(t *testing.T) {
 	}
 	c := cluster.Start(t, 3)
 	logs := &warnings{}
-	membership, state := "KV_"+placement.DefaultBucket, "KV_"+host.DefaultStateBucket
+	membership, state := protocol.KVStream(placement.DefaultBucket), protocol.KVStream(host.DefaultStateBucket)
 	for i := range c.Nodes {
 		// Each host on a different node, with the others as fallbacks.
 		startHost(t, c.Connect(t, i), host.Config{ID: placement.HostID(fmt.Sprint("h", i+1)), Logger: slog.New(logs)})

@@ -14,6 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/cluster"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // TestReplicasSingleServer: with the replica counts left at 0, a single
@@ -53,7 +54,7 @@ func checkReplicas(t *testing.T, nc *nats.Conn, want int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, bucket := range []string{placement.DefaultBucket, host.DefaultStateBucket} {
-		s, err := js.Stream(ctx, "KV_"+bucket)
+		s, err := js.Stream(ctx, protocol.KVStream(bucket))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/hosttest"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -50,7 +51,7 @@ func TestHostAndClientPermissions(t *testing.T) {
 	forwarded := 0
 	for i := range 10 {
 		id := fmt.Sprint("c", i)
-		if got := gatewayCall(t, cnc, "troupe.call.counter."+id+".add", "5"); got != "5" {
+		if got := gatewayCall(t, cnc, protocol.GatewaySubject("troupe", counter.Type, placement.ActorID(id), "add"), "5"); got != "5" {
 			t.Fatalf("add 5 to %s = %s, want 5", id, got)
 		}
 		if o, _ := h1.Router().Table().Owner(counter.Type, placement.ActorID(id)); o.ID == h2.ID() {
@@ -105,7 +106,7 @@ func TestHostAndClientPermissions(t *testing.T) {
 	jcancel()
 	clientErrs.wait(t, `Publish to "$JS.API.STREAM.INFO.KV_troupe_placement"`)
 
-	forged := "$KV." + placement.DefaultBucket + "." + placement.HostKey("x")
+	forged := protocol.KVSubject(placement.DefaultBucket, placement.HostKey("x"))
 	jctx, jcancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
 	if _, err := js.Publish(jctx, forged, []byte("forged host record")); err == nil {
 		t.Error("the client wrote a membership record")
@@ -127,7 +128,7 @@ func TestHostAndClientPermissions(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := js.Stream(ctx, "KV_"+placement.DefaultBucket)
+	stream, err := js.Stream(ctx, protocol.KVStream(placement.DefaultBucket))
 	if err != nil {
 		t.Fatal(err)
 	}
