@@ -1,11 +1,14 @@
 package placement
 
-// HashVersion names the placement function specified in the package
-// documentation: the key hash, the host hash, the score and the tie-break.
-// Clients in other languages that route directly compare it with the version
-// they implement and fall back to the gateway when it differs. Any change to
-// the function, however small, gets a new version.
-const HashVersion = "troupe-hrw-1"
+import "github.com/troupe-dev/troupe/protocol"
+
+// HashVersion is protocol.HashVersion: it names the placement function
+// specified in the package documentation (the key hash, the host hash, the
+// score and the tie-break). Clients in other languages that route directly
+// compare it with the version they implement and fall back to the gateway
+// when it differs. Any change to the function, however small, gets a new
+// version, set in package protocol.
+const HashVersion = protocol.HashVersion
 
 // FNV-1a 64-bit parameters.
 const (

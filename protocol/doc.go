@@ -14,16 +14,17 @@
 //	errors.go       "Error codes", and the error reply of "Calling a host
 //	                directly"
 //	chain.go        "Call chains"
-//	membership.go   "Membership bucket", the metadata key of "Placement
-//	                hash", and the release keys of "Handoff"
+//	membership.go   "Membership bucket", the version name and metadata key
+//	                of "Placement hash", and the release keys of "Handoff"
 //	state.go        "State bucket"
 //	reminders.go    "Reminders": the stream, delivery and the reminder
 //	                gateway
-//	admin.go        "Admin actors report"
+//	admin.go        "Admin actors report": subjects, request and report
 //	discovery.go    "Service discovery"
 //
 // The placement function itself ("Placement hash") lives in package
-// placement, beside the golden vectors that pin it; "One-way sends" and
+// placement, beside the golden vectors that pin it, and the records in the
+// buckets are the protobuf messages of package pb; "One-way sends" and
 // "Routing and retries" describe behaviour and add no names.
 //
 // A function named ...Subject builds one subject; one named ...Subjects

@@ -16,6 +16,11 @@ const DefaultMembershipBucket = "troupe_placement"
 // a function it does not implement.
 const HashVersionKey = "troupe.hash"
 
+// HashVersion names the placement function ("Placement hash" in
+// PROTOCOL.md) that package placement implements and its golden vectors
+// pin. Any change to the function, however small, gets a new version.
+const HashVersion = "troupe-hrw-1"
+
 // Key prefixes of the membership bucket.
 const (
 	hostKeyPrefix    = "hosts."

@@ -51,7 +51,7 @@ func TestSubjects(t *testing.T) {
 	}
 }
 
-// TestNames pins the names of buckets, streams, headers and values.
+// TestWireNames pins the names of buckets, streams, headers and values.
 func TestWireNames(t *testing.T) {
 	cases := []struct{ got, want string }{
 		{DefaultSubjectPrefix, "troupe"},
@@ -63,6 +63,7 @@ func TestWireNames(t *testing.T) {
 		{KVStream(DefaultMembershipBucket), "KV_troupe_placement"},
 		{KVStream(DefaultStateBucket), "KV_troupe_state"},
 		{HashVersionKey, "troupe.hash"},
+		{HashVersion, "troupe-hrw-1"},
 		{ServiceName, "troupe"},
 		{HeaderType, "Troupe-Type"},
 		{HeaderID, "Troupe-Id"},
