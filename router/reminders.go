@@ -116,6 +116,10 @@ func (r *Router) SetReminder(ctx context.Context, typ placement.ActorType, id pl
 	if rem.Schedule == "" {
 		return Errorf(CodeInvalidSchedule, "reminder %q has no schedule", rem.Name)
 	}
+	if r.local != nil {
+		rem.Method = method
+		return r.local.SetReminder(ctx, typ, id, rem)
+	}
 	s, err := r.reminderStream(ctx)
 	if err != nil {
 		return err
@@ -146,6 +150,9 @@ func (r *Router) DeleteReminder(ctx context.Context, typ placement.ActorType, id
 	if err := r.checkReminder(typ, id, name); err != nil {
 		return err
 	}
+	if r.local != nil {
+		return r.local.DeleteReminder(ctx, typ, id, name)
+	}
 	s, err := r.reminderStream(ctx)
 	if err != nil {
 		return err
@@ -164,6 +171,9 @@ func (r *Router) DeleteReminder(ctx context.Context, typ placement.ActorType, id
 func (r *Router) Reminders(ctx context.Context, typ placement.ActorType, id placement.ActorID) ([]Reminder, error) {
 	if err := validateCall(typ, id, DefaultReminderMethod); err != nil {
 		return nil, err
+	}
+	if r.local != nil {
+		return r.local.Reminders(ctx, typ, id)
 	}
 	s, err := r.reminderStream(ctx)
 	if err != nil {
@@ -207,7 +217,7 @@ func (r *Router) checkReminder(typ placement.ActorType, id placement.ActorID, na
 	if err := placement.ValidateName("reminder name", name); err != nil {
 		return Errorf(CodeInvalidSchedule, "%v", err)
 	}
-	if _, ok := r.w.Table().Owner(typ, id); !ok {
+	if _, ok := r.Table().Owner(typ, id); !ok && r.local == nil {
 		return Errorf(CodeNoHost, "no live host serves actor type %q", typ)
 	}
 	return nil

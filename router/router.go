@@ -64,6 +64,7 @@ type Router struct {
 	obs     *observer // nil: no metrics or tracing
 	cfg     Config
 	rem     reminderStream
+	local   Local // set by NewLocal: calls go to it, not to NATS
 }
 
 // New returns a Router over nc. Unless cfg.Watcher is set it starts its own
@@ -105,7 +106,14 @@ func (r *Router) Close() {
 }
 
 // Table is the placement table the router routes by.
-func (r *Router) Table() *placement.Table { return r.w.Table() }
+func (r *Router) Table() *placement.Table {
+	if r.w == nil {
+		return emptyTable
+	}
+	return r.w.Table()
+}
+
+var emptyTable = placement.NewTable(0, nil)
 
 // Watcher is the membership watcher the router routes by.
 func (r *Router) Watcher() *placement.Watcher { return r.w }
@@ -158,6 +166,9 @@ func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement
 	c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: o.header, deadline: deadline}
 	if ch, ok := ChainFrom(ctx); ok {
 		c.chain, c.path = ch.ID, FormatPath(ch.Path)
+	}
+	if r.local != nil {
+		return c.localCall(ctx)
 	}
 	if r.obs != nil {
 		return r.obs.call(ctx, &c)

@@ -33,6 +33,15 @@ func (r *Router) Send(ctx context.Context, typ placement.ActorType, id placement
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
+	if r.local != nil {
+		c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: o.header, deadline: deadline}
+		if ch, ok := ChainFrom(ctx); ok {
+			c.chain, c.path = ch.ID, FormatPath(ch.Path)
+		}
+		ctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		return r.local.Send(ctx, typ, id, method, payload, c.localHeader())
+	}
 	table := r.w.Table()
 	owner, ok := table.Owner(typ, id)
 	if !ok {
