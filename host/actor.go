@@ -98,6 +98,11 @@ func (s *Self) SetState(b []byte) {
 	s.a.state, s.a.dirty = b, true
 }
 
+// Now is the time on the host's clock (Config.Clock): the system clock on
+// a host, the test's clock under package actortest. Actors that compute
+// deadlines with it can be tested without waiting.
+func (s *Self) Now() time.Time { return s.a.e.clock.Now() }
+
 // Router calls other actors; pass the turn's ctx so the deadline carries over.
 func (s *Self) Router() *router.Router { return s.a.e.rt.router() }
 

@@ -100,7 +100,7 @@ func replyOf(reply *nats.Msg) ([]byte, error) {
 func (s *sandbox) envelope(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header) (*envelope, *router.Error) {
 	t, ok := s.types[typ]
 	if !ok {
-		return nil, router.Errorf(router.CodeUnknownType, "actor type %q is not registered", typ)
+		return nil, router.Errorf(router.CodeNoHost, "no live host serves actor type %q (not registered)", typ)
 	}
 	if err := id.Validate(); err != nil {
 		return nil, router.Errorf(router.CodeInvalidID, "%v", err)

@@ -128,26 +128,34 @@ func (a *activation) load(ctx context.Context) error {
 		return router.Errorf(router.CodeUnavailable, "loading state: %w", err)
 	}
 	a.rev = msg.rev
-	switch {
-	case msg.rev == 0 || msg.deleted:
-		return nil // deleted or purged: no state, but saves compare with the marker
-	case msg.hdr.Get(headerStateFormat) != stateFormatKeys:
-		a.state = msg.data
-		return nil
-	}
-	var st pb.ActorState
-	if err := proto.Unmarshal(msg.data, &st); err != nil {
-		return router.Errorf(router.CodeInternal, "state of %s: named keys do not decode: %v", StateKey(a.t.name, a.id), err)
-	}
-	a.keys = make(map[string][]byte, len(st.Entries))
-	for _, e := range st.Entries {
-		if e.Name == "" {
-			a.state = e.Value
-			continue
-		}
-		a.keys[e.Name] = e.Value
+	if a.state, a.keys, err = msg.decode(); err != nil {
+		return router.Errorf(router.CodeInternal, "state of %s: %v", StateKey(a.t.name, a.id), err)
 	}
 	return nil
+}
+
+// decode reads an entry's unnamed state and named keys (nil if it never
+// had any). A delete or purge marker holds neither.
+func (e stateEntry) decode() (state []byte, keys map[string][]byte, err error) {
+	switch {
+	case e.rev == 0 || e.deleted:
+		return nil, nil, nil
+	case e.hdr.Get(headerStateFormat) != stateFormatKeys:
+		return e.data, nil, nil
+	}
+	var st pb.ActorState
+	if err := proto.Unmarshal(e.data, &st); err != nil {
+		return nil, nil, fmt.Errorf("named keys do not decode: %w", err)
+	}
+	keys = make(map[string][]byte, len(st.Entries))
+	for _, en := range st.Entries {
+		if en.Name == "" {
+			state = en.Value
+			continue
+		}
+		keys[en.Name] = en.Value
+	}
+	return state, keys, nil
 }
 
 // encodeState is what save writes: the unnamed state alone when the actor

@@ -71,14 +71,17 @@ var (
 // confirmation callback in; without it every transfer fails with
 // router.ErrWouldDeadlock.
 func Register(h *host.Host, opts ...host.TypeOption) error {
-	return h.Register(Type, host.Typed(newAccount,
-		host.Handle(Deposit, (*Account).Deposit),
-		host.Handle(Balance, (*Account).Balance),
-		host.Handle(Transfer, (*Account).Transfer),
-		host.Handle(Credit, (*Account).Credit),
-		host.Handle(Confirm, (*Account).Confirm),
-	), opts...)
+	return h.Register(Type, New, opts...)
 }
+
+// New is the account's host.Factory.
+var New = host.Typed(newAccount,
+	host.Handle(Deposit, (*Account).Deposit),
+	host.Handle(Balance, (*Account).Balance),
+	host.Handle(Transfer, (*Account).Transfer),
+	host.Handle(Credit, (*Account).Credit),
+	host.Handle(Confirm, (*Account).Confirm),
+)
 
 // Account is one account activation.
 type Account struct {

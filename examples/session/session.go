@@ -111,7 +111,7 @@ func (s *Session) open(ctx context.Context, ttl string) error {
 // deadline it was set for, so that a firing overtaken by a touch is ignored.
 func (s *Session) arm(ctx context.Context, ttl string) error {
 	d, _ := time.ParseDuration(ttl)
-	expires := time.Now().Add(d).UTC()
+	expires := s.self.Now().Add(d).UTC()
 	err := s.self.SetReminder(ctx, router.Reminder{
 		Name:     reminder,
 		Schedule: router.At(expires),
