@@ -99,10 +99,13 @@ func Watch(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
 // fresh view.
 func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, error) {
 	v := view{members: make(map[HostID]member), releases: make(map[HostID]*pb.ReleaseRecord)}
-	kw, err := w.kv.WatchFiltered(context.Background(), []string{protocol.HostKeys, protocol.ReleaseKeys})
+	wctx, cancel := context.WithCancel(context.Background())
+	watch, err := w.kv.WatchFiltered(wctx, []string{protocol.HostKeys, protocol.ReleaseKeys})
 	if err != nil {
+		cancel()
 		return nil, v, fmt.Errorf("placement: watch %q: %w", w.kv.Bucket(), err)
 	}
+	kw := keyWatch{watch, cancel}
 	for {
 		select {
 		case <-ctx.Done():
@@ -110,6 +113,7 @@ func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, erro
 			return nil, v, fmt.Errorf("placement: reading the member set: %w", ctx.Err())
 		case e, ok := <-kw.Updates():
 			if !ok {
+				_ = kw.Stop()
 				return nil, v, ErrWatcherStopped
 			}
 			if e == nil {
@@ -118,6 +122,20 @@ func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, erro
 			v.apply(e)
 		}
 	}
+}
+
+// keyWatch is a KV watch whose context ends when it is stopped: nats.go
+// keeps a goroutine for each watch until its context ends, which for
+// context.Background is never.
+type keyWatch struct {
+	jetstream.KeyWatcher
+	cancel context.CancelFunc
+}
+
+func (k keyWatch) Stop() error {
+	err := k.KeyWatcher.Stop()
+	k.cancel()
+	return err
 }
 
 // install makes v the watcher's view and publishes its table. A view read
