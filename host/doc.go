@@ -118,4 +118,43 @@
 // <prefix>.admin.actors.<id> with its Report, and the NATS service discovery
 // subjects ($SRV.PING, INFO, STATS) as an instance of the service "troupe",
 // so `nats micro ls` lists it. PROTOCOL.md specifies both.
+//
+// # Testing actors
+//
+// Package actortest runs actor types in memory, with a clock the test
+// moves: the same turns a host runs, no server.
+//
+// # Inside the host
+//
+// The host keeps the shape of placement: a core that does no I/O, with
+// NATS at its edges.
+//
+//   - The turn engine (engine.go, turn.go, mailbox.go, chain.go, timers.go,
+//     statekeys.go) runs each activation's turns. One runTurn serves every
+//     kind of turn — a call (one-way sends and reminder firings arrive as
+//     calls), a nested call, a posted timer tick — and the last two kinds
+//     that end an activation; the kind is explicit in the envelope. What an
+//     activation needs from outside is the turnRuntime interface — the
+//     fence, the activation wait, state load and save, where outcomes go,
+//     the router — and a clock with timers. It imports no NATS client code
+//     beyond the nats.Header type of Call.
+//   - The runtimes: hostRuntime (runtime_host.go) over NATS, and
+//     memRuntime (sandbox.go) in memory, which the runtime tests
+//     (runtime_test.go: no server, no sleeps) and package actortest use
+//     with a clock moved by hand (clock_manual.go).
+//   - Roles of their own: the fence (fence.go: epochs, the lease, saves in
+//     flight), the state store (state.go: compare-and-set, recognising a
+//     write that landed unanswered, OUTCOME_UNKNOWN; tested without a
+//     host), the activation directory (directory.go), the idle sweeper
+//     (idle.go, on the clock's timer), running work (inflight.go), and the
+//     reply batcher (replies.go).
+//   - The edges on *Host: start and shutdown (host.go), taking requests
+//     (serve.go, gateway.go, oneway.go), handoff and the lease (handoff.go),
+//     reminders (reminders.go), operations (admin.go, discovery.go,
+//     metrics*.go, observe.go).
+//
+// Handoff, the release records and the table follower stay on *Host: they
+// are the host's side of the membership protocol, and each step needs the
+// watcher, the lease and the directory together; a type of their own would
+// only hand those back through callbacks.
 package host
