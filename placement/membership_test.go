@@ -229,7 +229,8 @@ func TestARenewalThatLandedUnansweredIsNotALoss(t *testing.T) {
 	js, kv := bucket(t)
 	var lost atomic.Int32
 	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1"}
-	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, func(error) { lost.Add(1) })
+	renewed, onValid := renewals()
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL, OnValid: onValid}, func(error) { lost.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,12 +243,13 @@ func TestARenewalThatLandedUnansweredIsNotALoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.After(5 * time.Second)
 	for l.Revision() <= ack.Sequence {
-		if time.Now().After(deadline) {
+		select {
+		case <-renewed:
+		case <-deadline:
 			t.Fatalf("lease revision %d never passed the unanswered renewal's %d", l.Revision(), ack.Sequence)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	if n := lost.Load(); n != 0 {
 		t.Fatalf("the lease was declared lost %d times", n)
@@ -259,7 +261,8 @@ func TestAJoinThatLandedUnansweredIsTakenOver(t *testing.T) {
 	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1"}
 	var l *placement.Lease
 	lost := make(chan struct{}, 1)
-	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, func(error) {
+	renewed, onValid := renewals()
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL, OnValid: onValid}, func(error) {
 		next := proto.Clone(rec).(*pb.HostRecord)
 		next.Incarnation = "i2"
 		l.Replace(next)
@@ -278,12 +281,25 @@ func TestAJoinThatLandedUnansweredIsTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-lost
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.After(5 * time.Second)
 	for !l.Valid() {
-		if time.Now().After(deadline) {
+		select {
+		case <-renewed:
+		case <-deadline:
 			t.Fatal("the lease never took over the record its own join had stored")
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// renewals returns a LeaseConfig.OnValid and a channel that receives each
+// time it is called (dropping calls while one is pending).
+func renewals() (<-chan struct{}, func(string, time.Time)) {
+	ch := make(chan struct{}, 1)
+	return ch, func(string, time.Time) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
