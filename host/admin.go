@@ -10,6 +10,7 @@ import (
 
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -19,62 +20,31 @@ import (
 // <prefix>.admin.actors.<hostID> by that host only. Requests and reports are
 // JSON (see PROTOCOL.md), so the nats CLI reads them too.
 
-// AdminActorsSubject is the subject every host under prefix answers with its
-// Report.
-func AdminActorsSubject(prefix string) string { return prefix + ".admin.actors" }
+// AdminActorsSubject is protocol.AdminActorsSubject: the subject every host
+// under prefix answers with its Report.
+func AdminActorsSubject(prefix string) string { return protocol.AdminActorsSubject(prefix) }
 
-// AdminActorsHostSubject is the subject only host id answers with its Report.
+// AdminActorsHostSubject is protocol.AdminActorsHostSubject: the subject
+// only host id answers with its Report.
 func AdminActorsHostSubject(prefix string, id placement.HostID) string {
-	return AdminActorsSubject(prefix) + "." + string(id)
+	return protocol.AdminActorsHostSubject(prefix, id)
 }
 
-// ActorsRequest is the JSON body of an admin actors request. An empty body
-// asks for the counts only.
-type ActorsRequest struct {
-	// IDs asks for up to this many actor ids per type (0: none; at most
-	// 100,000, and as many as fit in one message).
-	IDs int `json:"ids,omitempty"`
-	// Type limits the report to one actor type ("": all).
-	Type string `json:"type,omitempty"`
-}
+// ActorsRequest is protocol.ActorsRequest: the JSON body of an admin actors
+// request. An empty body asks for the counts only.
+type ActorsRequest = protocol.ActorsRequest
 
-// Report is a host's JSON answer to an admin actors request.
-type Report struct {
-	Host          string `json:"host"`
-	Incarnation   string `json:"incarnation,omitempty"`
-	Version       string `json:"version"`
-	StartedUnixMs int64  `json:"started_unix_ms,omitempty"`
-	// Generation is the host's table generation when it answered.
-	Generation uint64 `json:"generation"`
-	// Draining: the host is leaving (its record says so, or it is shutting
-	// down).
-	Draining bool `json:"draining"`
-	// LeaseAgeMs is the time since the host's last successful lease write,
-	// LeaseTTLMs the lease's time to live: the server expires the lease when
-	// the age reaches the TTL.
-	LeaseAgeMs int64        `json:"lease_age_ms"`
-	LeaseTTLMs int64        `json:"lease_ttl_ms"`
-	Types      []TypeReport `json:"types"`
-}
+// Report is protocol.ActorsReport: a host's JSON answer to an admin actors
+// request.
+type Report = protocol.ActorsReport
 
-// TypeReport is one actor type in a Report.
-type TypeReport struct {
-	Type   string `json:"type"`
-	Active int    `json:"active"`
-	Calls  uint64 `json:"calls"`
-	Errors uint64 `json:"errors"`
-	// IDs are id-encoded (see PROTOCOL.md), sorted; fewer than Active when
-	// the request asked for fewer or the reply would not fit a message.
-	IDs []string `json:"ids,omitempty"`
-}
+// TypeReport is protocol.TypeReport: one actor type in a Report.
+type TypeReport = protocol.TypeReport
 
 // reportIDBudget leaves room under the server's max payload for the rest of
-// a report; maxReportIDs caps the ids a request may ask for per type, so a
-// report never walks and sorts more than that many.
-const (
-	reportIDBudget = 4096
-	maxReportIDs   = 100_000
-)
+// a report. A request asks for at most protocol.MaxReportIDs ids per type,
+// so a report never walks and sorts more than that many.
+const reportIDBudget = 4096
 
 // ops holds the host's operator-facing subscriptions (admin and service
 // discovery) and the counters only they read.
@@ -87,8 +57,8 @@ type ops struct {
 // startOps subscribes the admin and discovery subjects; they stay until the
 // host stops.
 func (h *Host) startOps() error {
-	subjects := append([]string{AdminActorsSubject(h.cfg.SubjectPrefix), AdminActorsHostSubject(h.cfg.SubjectPrefix, h.cfg.ID)},
-		h.discoverySubjects()...)
+	subjects := append([]string{protocol.AdminActorsSubject(h.cfg.SubjectPrefix), protocol.AdminActorsHostSubject(h.cfg.SubjectPrefix, h.cfg.ID)},
+		protocol.DiscoverySubjects(h.cfg.ID)...)
 	for i, subj := range subjects {
 		handler := h.serveAdmin
 		if i >= 2 {
@@ -165,7 +135,7 @@ func (h *Host) Report(req ActorsRequest) Report {
 		}
 		tr := TypeReport{Type: string(s.Type), Active: s.Active, Calls: s.Calls, Errors: s.Errors}
 		if req.IDs > 0 {
-			ids, active := h.ActiveIDs(s.Type, min(req.IDs, maxReportIDs))
+			ids, active := h.ActiveIDs(s.Type, min(req.IDs, protocol.MaxReportIDs))
 			tr.Active = active
 			for _, id := range ids {
 				enc := router.EncodeID(string(id))

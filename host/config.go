@@ -12,13 +12,14 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
 // Defaults for Config.
 const (
-	DefaultSubjectPrefix = "troupe"
-	DefaultStateBucket   = "troupe_state"
+	DefaultSubjectPrefix = protocol.DefaultSubjectPrefix
+	DefaultStateBucket   = protocol.DefaultStateBucket
 	DefaultMailboxSize   = 256
 	DefaultIdleTimeout   = 15 * time.Minute
 	DefaultCallTimeout   = 5 * time.Second

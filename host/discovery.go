@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // Hosts answer the NATS service discovery protocol (the $SRV subjects of
@@ -23,25 +24,18 @@ import (
 // without routing calls through micro", has the measurement). The answers
 // use micro's own types, so they follow its schema.
 
-// ServiceName is the service name hosts answer discovery requests under.
-const ServiceName = "troupe"
-
-// discoverySubjects are the $SRV subjects a host answers: every verb for all
-// services, for troupe, and for this host.
-func (h *Host) discoverySubjects() []string {
-	return []string{
-		"$SRV.*",
-		"$SRV.*." + ServiceName,
-		"$SRV.*." + ServiceName + "." + string(h.cfg.ID),
-	}
-}
+// ServiceName is protocol.ServiceName: the service name hosts answer
+// discovery requests under.
+const ServiceName = protocol.ServiceName
 
 // serveDiscovery answers PING, INFO and STATS; other verbs get no answer.
 func (h *Host) serveDiscovery(msg *nats.Msg) {
 	if msg.Reply == "" {
 		return
 	}
-	verb, _, _ := strings.Cut(strings.TrimPrefix(msg.Subject, "$SRV."), ".")
+	// The verb is the token after $SRV in every subject the host answers.
+	_, rest, _ := strings.Cut(msg.Subject, ".")
+	verb, _, _ := strings.Cut(rest, ".")
 	var resp any
 	switch verb {
 	case micro.PingVerb.String():
@@ -62,21 +56,21 @@ func (h *Host) serveDiscovery(msg *nats.Msg) {
 
 func (h *Host) serviceIdentity() micro.ServiceIdentity {
 	md := map[string]string{
-		"host_id":        string(h.cfg.ID),
-		"actor_types":    strings.Join(h.typeNames(), ","),
-		"generation":     strconv.FormatUint(h.w.Table().Generation(), 10),
-		"subject":        h.Subject(),
-		"subject_prefix": h.cfg.SubjectPrefix,
-		"state":          "active",
+		protocol.MetadataHostID:        string(h.cfg.ID),
+		protocol.MetadataActorTypes:    strings.Join(h.typeNames(), ","),
+		protocol.MetadataGeneration:    strconv.FormatUint(h.w.Table().Generation(), 10),
+		protocol.MetadataSubject:       h.Subject(),
+		protocol.MetadataSubjectPrefix: h.cfg.SubjectPrefix,
+		protocol.MetadataState:         protocol.HostStateActive,
 	}
 	if rec := h.ownRecord(); rec != nil {
-		md["incarnation"] = rec.GetIncarnation()
+		md[protocol.MetadataIncarnation] = rec.GetIncarnation()
 		if rec.GetState() == pb.HostState_HOST_STATE_DRAINING {
-			md["state"] = "draining"
+			md[protocol.MetadataState] = protocol.HostStateDraining
 		}
 	}
 	if h.eng.closing.Load() {
-		md["state"] = "draining"
+		md[protocol.MetadataState] = protocol.HostStateDraining
 	}
 	return micro.ServiceIdentity{Name: ServiceName, ID: string(h.cfg.ID), Version: Version, Metadata: md}
 }
@@ -84,13 +78,14 @@ func (h *Host) serviceIdentity() micro.ServiceIdentity {
 // serviceEndpoints lists what the host answers: calls on its own subject,
 // the gateway, and the admin subjects.
 func (h *Host) serviceEndpoints() []micro.EndpointInfo {
-	eps := []micro.EndpointInfo{{Name: "call", Subject: h.Subject()}}
+	prefix := h.cfg.SubjectPrefix
+	eps := []micro.EndpointInfo{{Name: protocol.EndpointCall, Subject: h.Subject()}}
 	if !h.cfg.DisableGateway {
-		eps = append(eps, micro.EndpointInfo{Name: "gateway", Subject: h.gatewayFilter(), QueueGroup: h.gatewayQueue()})
+		eps = append(eps, micro.EndpointInfo{Name: protocol.EndpointGateway, Subject: protocol.GatewaySubjects(prefix), QueueGroup: protocol.GatewayQueue(prefix)})
 	}
 	return append(eps,
-		micro.EndpointInfo{Name: "actors", Subject: AdminActorsSubject(h.cfg.SubjectPrefix)},
-		micro.EndpointInfo{Name: "actors-host", Subject: AdminActorsHostSubject(h.cfg.SubjectPrefix, h.cfg.ID)},
+		micro.EndpointInfo{Name: protocol.EndpointActors, Subject: protocol.AdminActorsSubject(prefix)},
+		micro.EndpointInfo{Name: protocol.EndpointActorsHost, Subject: protocol.AdminActorsHostSubject(prefix, h.cfg.ID)},
 	)
 }
 
@@ -124,11 +119,11 @@ func (h *Host) serviceStats() micro.Stats {
 	for _, ep := range h.serviceEndpoints() {
 		es := &micro.EndpointStats{Name: ep.Name, Subject: ep.Subject, QueueGroup: ep.QueueGroup}
 		switch ep.Name {
-		case "call":
+		case protocol.EndpointCall:
 			es.NumRequests, es.NumErrors, es.Data = int(calls), int(errs), data
-		case "gateway":
+		case protocol.EndpointGateway:
 			es.NumRequests = int(h.ops.gateway.Load())
-		case "actors":
+		case protocol.EndpointActors:
 			es.NumRequests = int(h.ops.requests.Load())
 		}
 		stats.Endpoints = append(stats.Endpoints, es)

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -16,14 +17,12 @@ import (
 // one queue group, and runs the call when it owns the actor or forwards it
 // to the owner with its router. See PROTOCOL.md.
 
-// GatewaySubject is the subject the gateway answers for (typ, id, method)
-// under prefix; id is encoded with router.EncodeID.
+// GatewaySubject is protocol.GatewaySubject: the subject the gateway
+// answers for (typ, id, method) under prefix; id is encoded with
+// protocol.EncodeID.
 func GatewaySubject(prefix string, typ placement.ActorType, id placement.ActorID, method string) string {
-	return prefix + ".call." + string(typ) + "." + router.EncodeID(string(id)) + "." + method
+	return protocol.GatewaySubject(prefix, typ, id, method)
 }
-
-func (h *Host) gatewayFilter() string { return h.cfg.SubjectPrefix + ".call.>" }
-func (h *Host) gatewayQueue() string  { return h.cfg.SubjectPrefix + ".gateway" }
 
 // gatewayCall is a call named by a gateway subject.
 type gatewayCall struct {
@@ -36,17 +35,16 @@ type gatewayCall struct {
 // tokens must follow the prefix, so no subject can name an actor other
 // than the one its tokens spell.
 func (h *Host) parseGatewaySubject(subject string) (gatewayCall, *router.Error) {
-	rest, ok := strings.CutPrefix(subject, h.cfg.SubjectPrefix+".call.")
-	tokens := strings.Split(rest, ".")
-	if !ok || len(tokens) != 3 {
+	rawType, rawID, rawMethod, ok := protocol.SplitGatewaySubject(h.cfg.SubjectPrefix, subject)
+	if !ok {
 		return gatewayCall{}, router.Errorf(router.CodeBadRequest,
 			"gateway subject %q: want %s.call.<type>.<id>.<method>, with the id encoded as one token", subject, h.cfg.SubjectPrefix)
 	}
-	typ := placement.ActorType(tokens[0])
+	typ := placement.ActorType(rawType)
 	if err := typ.Validate(); err != nil {
 		return gatewayCall{}, router.Errorf(router.CodeUnknownType, "%v", err)
 	}
-	id, method, e := parseIdentity(tokens[1], tokens[2])
+	id, method, e := parseIdentity(rawID, rawMethod)
 	if e != nil {
 		return gatewayCall{}, e
 	}

@@ -3,18 +3,19 @@ package host
 import (
 	"context"
 	"encoding/json"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
-// Headers of a reminder gateway request (see PROTOCOL.md, "Reminders").
+// Headers of a reminder gateway request (see PROTOCOL.md, "Reminders"):
+// protocol.HeaderSchedule and protocol.HeaderScheduleTimeZone.
 const (
-	HeaderSchedule         = "Troupe-Schedule"           // the schedule, for set
-	HeaderScheduleTimeZone = "Troupe-Schedule-Time-Zone" // a cron schedule's time zone, for set
+	HeaderSchedule         = protocol.HeaderSchedule         // the schedule, for set
+	HeaderScheduleTimeZone = protocol.HeaderScheduleTimeZone // a cron schedule's time zone, for set
 )
 
 // serveReminderGateway answers <prefix>.reminder.set|delete.<type>.<id>.<name>
@@ -45,19 +46,17 @@ func (h *Host) serveReminderGateway(msg *nats.Msg) {
 }
 
 func (h *Host) reminderRequest(ctx context.Context, msg *nats.Msg) ([]byte, error) {
-	rest, _ := strings.CutPrefix(msg.Subject, h.cfg.SubjectPrefix+".reminder.")
-	tokens := strings.Split(rest, ".")
-	bad := router.Errorf(router.CodeBadRequest, "reminder subject %q: want %[2]s.reminder.set.<type>.<id>.<name>, %[2]s.reminder.delete.<type>.<id>.<name> or %[2]s.reminder.list.<type>.<id>", msg.Subject, h.cfg.SubjectPrefix)
-	if len(tokens) < 3 {
-		return nil, bad
+	verb, rawType, rawID, name, ok := protocol.SplitReminderGatewaySubject(h.cfg.SubjectPrefix, msg.Subject)
+	if !ok {
+		return nil, router.Errorf(router.CodeBadRequest, "reminder subject %q: want %[2]s.reminder.set.<type>.<id>.<name>, %[2]s.reminder.delete.<type>.<id>.<name> or %[2]s.reminder.list.<type>.<id>", msg.Subject, h.cfg.SubjectPrefix)
 	}
-	op, typ := tokens[0], placement.ActorType(tokens[1])
-	id, err := router.DecodeID(tokens[2])
+	typ := placement.ActorType(rawType)
+	id, err := router.DecodeID(rawID)
 	if err != nil {
-		return nil, router.Errorf(router.CodeBadRequest, "malformed actor id %q: %v", tokens[2], err)
+		return nil, router.Errorf(router.CodeBadRequest, "malformed actor id %q: %v", rawID, err)
 	}
-	switch {
-	case op == "list" && len(tokens) == 3:
+	switch verb {
+	case protocol.ReminderList:
 		list, err := h.router.Reminders(ctx, typ, placement.ActorID(id))
 		if err != nil {
 			return nil, err
@@ -66,16 +65,15 @@ func (h *Host) reminderRequest(ctx context.Context, msg *nats.Msg) ([]byte, erro
 			list = []router.Reminder{}
 		}
 		return json.Marshal(list)
-	case op == "delete" && len(tokens) == 4:
-		return nil, h.router.DeleteReminder(ctx, typ, placement.ActorID(id), tokens[3])
-	case op == "set" && len(tokens) == 4:
+	case protocol.ReminderDelete:
+		return nil, h.router.DeleteReminder(ctx, typ, placement.ActorID(id), name)
+	default: // protocol.ReminderSet
 		return nil, h.router.SetReminder(ctx, typ, placement.ActorID(id), router.Reminder{
-			Name:     tokens[3],
-			Schedule: msg.Header.Get(HeaderSchedule),
-			TimeZone: msg.Header.Get(HeaderScheduleTimeZone),
+			Name:     name,
+			Schedule: msg.Header.Get(protocol.HeaderSchedule),
+			TimeZone: msg.Header.Get(protocol.HeaderScheduleTimeZone),
 			Method:   msg.Header.Get(router.HeaderReminderMethod),
 			Payload:  msg.Data,
 		})
 	}
-	return nil, bad
 }

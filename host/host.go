@@ -17,6 +17,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/jsutil"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -115,7 +116,7 @@ func New(nc *nats.Conn, cfg Config) (*Host, error) {
 func (h *Host) ID() placement.HostID { return h.cfg.ID }
 
 // Subject is where the host takes calls.
-func (h *Host) Subject() string { return h.cfg.SubjectPrefix + ".host." + string(h.cfg.ID) }
+func (h *Host) Subject() string { return protocol.HostSubject(h.cfg.SubjectPrefix, h.cfg.ID) }
 
 // Router calls actors through the host's membership watcher. Valid after
 // Start.
@@ -212,8 +213,9 @@ func (h *Host) start(ctx context.Context) error {
 	}
 	_ = h.sub.SetPendingLimits(-1, -1) // mailboxes bound the work, not the socket
 	if !h.cfg.DisableGateway {
-		if h.gw, err = h.nc.QueueSubscribe(h.gatewayFilter(), h.gatewayQueue(), h.serveGateway); err != nil {
-			return fmt.Errorf("host: subscribe %s: %w", h.gatewayFilter(), err)
+		gateway := protocol.GatewaySubjects(h.cfg.SubjectPrefix)
+		if h.gw, err = h.nc.QueueSubscribe(gateway, protocol.GatewayQueue(h.cfg.SubjectPrefix), h.serveGateway); err != nil {
+			return fmt.Errorf("host: subscribe %s: %w", gateway, err)
 		}
 		_ = h.gw.SetPendingLimits(-1, -1)
 	}

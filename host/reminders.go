@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -43,8 +43,6 @@ import (
 
 // Delivery settings of fired reminders.
 const (
-	// reminderConsumer is the durable consumer every host pulls firings from.
-	reminderConsumer = "troupe_fire"
 	// fireTimeout bounds one delivery attempt (the call to the owner).
 	fireTimeout = 10 * time.Second
 	// fireAckWait is how long the server waits for a delivering host before
@@ -79,9 +77,9 @@ func (h *Host) ensureReminders(ctx context.Context) (jetstream.Consumer, error) 
 		return nil, err
 	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       reminderConsumer,
+		Durable:       protocol.ReminderConsumer,
 		Description:   "troupe: fired reminders, delivered by any host",
-		FilterSubject: h.cfg.SubjectPrefix + ".rmd.fire.>",
+		FilterSubject: protocol.FireSubjects(h.cfg.SubjectPrefix),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       fireAckWait,
 		MaxDeliver:    -1,
@@ -111,8 +109,9 @@ func (h *Host) startReminders(cons jetstream.Consumer) error {
 		return fmt.Errorf("host: reminder consumer: %w", err)
 	}
 	if !h.cfg.DisableGateway {
-		if rem.gw, err = h.nc.QueueSubscribe(h.cfg.SubjectPrefix+".reminder.>", h.gatewayQueue(), h.serveReminderGateway); err != nil {
-			return fmt.Errorf("host: subscribe %s.reminder.>: %w", h.cfg.SubjectPrefix, err)
+		subject := protocol.ReminderGatewaySubjects(h.cfg.SubjectPrefix)
+		if rem.gw, err = h.nc.QueueSubscribe(subject, protocol.GatewayQueue(h.cfg.SubjectPrefix), h.serveReminderGateway); err != nil {
+			return fmt.Errorf("host: subscribe %s: %w", subject, err)
 		}
 	}
 	return nil
@@ -129,14 +128,14 @@ func ensureReminderStream(ctx context.Context, js jetstream.JetStream, cfg Confi
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("host: reminder stream %q: %w", cfg.ReminderStream, err)
 	}
-	state, err := js.Stream(ctx, "KV_"+cfg.StateBucket)
+	state, err := js.Stream(ctx, protocol.KVStream(cfg.StateBucket))
 	if err != nil {
 		return nil, fmt.Errorf("host: reminder stream: %w", err)
 	}
 	s, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:              cfg.ReminderStream,
-		Description:       "troupe reminders: schedules (" + cfg.SubjectPrefix + ".rmd.sched.>) and their firings (" + cfg.SubjectPrefix + ".rmd.fire.>)",
-		Subjects:          []string{cfg.SubjectPrefix + ".rmd.>"},
+		Description:       fmt.Sprintf("troupe reminders: schedules (%s) and their firings (%s)", protocol.ScheduleSubjects(cfg.SubjectPrefix), protocol.FireSubjects(cfg.SubjectPrefix)),
+		Subjects:          []string{protocol.ReminderStreamSubjects(cfg.SubjectPrefix)},
 		Retention:         jetstream.WorkQueuePolicy,
 		Storage:           jetstream.FileStorage,
 		Replicas:          state.CachedInfo().Config.Replicas,
@@ -275,18 +274,17 @@ func fireBackoff(n uint64) time.Duration {
 	return min(d, maxFireBackoff)
 }
 
-// parseFireSubject reads <prefix>.rmd.fire.<type>.<encoded id>.<name>.
+// parseFireSubject reads a protocol.FireSubject.
 func parseFireSubject(prefix, subject string) (placement.ActorType, placement.ActorID, string, error) {
-	rest, ok := strings.CutPrefix(subject, prefix+".rmd.fire.")
-	tokens := strings.Split(rest, ".")
-	if !ok || len(tokens) != 3 {
+	typ, rawID, name, ok := protocol.SplitFireSubject(prefix, subject)
+	if !ok {
 		return "", "", "", fmt.Errorf("want %s.rmd.fire.<type>.<id>.<name>", prefix)
 	}
-	id, err := router.DecodeID(tokens[1])
+	id, err := router.DecodeID(rawID)
 	if err != nil {
 		return "", "", "", err
 	}
-	return placement.ActorType(tokens[0]), placement.ActorID(id), tokens[2], nil
+	return placement.ActorType(typ), placement.ActorID(id), name, nil
 }
 
 // SetReminder registers a durable reminder for this actor; see

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-dev/troupe/internal/natstest"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -118,7 +119,7 @@ func TestStateStoreNeverGuessesAnUnansweredSave(t *testing.T) {
 	s := newStore(t, &gate{open: true}, 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.js.DeleteStream(ctx, "KV_"+s.kv.Bucket()); err != nil {
+	if err := s.js.DeleteStream(ctx, protocol.KVStream(s.kv.Bucket())); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.save(0, StateKey("counter", "x"), []byte("1"), nil, 0)

@@ -19,6 +19,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/tcpproxy"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // newCounterHost returns a host serving counters on nc, not started, that
@@ -82,7 +83,7 @@ func TestStartRidesOutALinkCutDuringJoin(t *testing.T) {
 	t.Cleanup(nc.Close)
 	var out proctest.Buffer
 	h := newCounterHost(t, nc, host.Config{ID: "cut", Lease: placement.LeaseConfig{TTL: 30 * time.Second}}, &out)
-	cut := proxy.CutOn("PUB $KV."+placement.DefaultBucket+"."+placement.HostKey("cut")+" ", 100*time.Millisecond)
+	cut := proxy.CutOn("PUB "+protocol.KVSubject(placement.DefaultBucket, placement.HostKey("cut"))+" ", 100*time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/jsutil"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -44,13 +45,13 @@ func ensureStateBucket(ctx context.Context, js jetstream.JetStream, cfg Config) 
 // chose from what the JetStream cluster can place: 3 on a cluster of 3 or
 // more JetStream servers, else 1.
 func autoStateReplicas(ctx context.Context, js jetstream.JetStream, cfg Config) (int, error) {
-	s, err := js.Stream(ctx, "KV_"+cfg.StateBucket)
+	s, err := js.Stream(ctx, protocol.KVStream(cfg.StateBucket))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		members := cfg.Membership.Name
 		if members == "" {
 			members = placement.DefaultBucket
 		}
-		s, err = js.Stream(ctx, "KV_"+members)
+		s, err = js.Stream(ctx, protocol.KVStream(members))
 	}
 	if err != nil {
 		return 0, err
@@ -58,23 +59,12 @@ func autoStateReplicas(ctx context.Context, js jetstream.JetStream, cfg Config) 
 	return s.CachedInfo().Config.Replicas, nil
 }
 
-// StateKey is the state-bucket key of an actor: <type>.<escaped id>, where
-// the id keeps [A-Za-z0-9_-] and every other byte becomes =XX (upper-case
-// hex). The escaping is one-to-one, so no two actors share a key.
+// StateKey is protocol.StateKey: the state-bucket key of an actor,
+// <type>.<escaped id>, where the id keeps [A-Za-z0-9_-] and every other byte
+// becomes =XX (upper-case hex). The escaping is one-to-one, so no two actors
+// share a key.
 func StateKey(typ placement.ActorType, id placement.ActorID) string {
-	const hex = "0123456789ABCDEF"
-	b := make([]byte, 0, len(typ)+1+len(id)*3)
-	b = append(b, typ...)
-	b = append(b, '.')
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
-			b = append(b, c)
-			continue
-		}
-		b = append(b, '=', hex[c>>4], hex[c&15])
-	}
-	return string(b)
+	return protocol.StateKey(typ, id)
 }
 
 // saveAttempt bounds one try of a state save. A save caught by a stream
@@ -126,7 +116,7 @@ func (s *stateStore) load(ctx context.Context, key string) (stateEntry, error) {
 	s.mu.Unlock()
 	if st == nil {
 		var err error
-		if st, err = s.js.Stream(ctx, "KV_"+s.kv.Bucket()); err != nil {
+		if st, err = s.js.Stream(ctx, protocol.KVStream(s.kv.Bucket())); err != nil {
 			return stateEntry{}, err
 		}
 		s.mu.Lock()
@@ -141,11 +131,11 @@ func (s *stateStore) load(ctx context.Context, key string) (stateEntry, error) {
 		return stateEntry{}, err
 	}
 	e := stateEntry{rev: msg.Sequence, data: msg.Data, hdr: msg.Header}
-	e.deleted = msg.Header.Get("KV-Operation") != ""
+	e.deleted = msg.Header.Get(protocol.HeaderKVOperation) != ""
 	return e, nil
 }
 
-func (s *stateStore) subject(key string) string { return "$KV." + s.kv.Bucket() + "." + key }
+func (s *stateStore) subject(key string) string { return protocol.KVSubject(s.kv.Bucket(), key) }
 
 // maxPayload is the largest message the server takes, 0 when unknown.
 func (s *stateStore) maxPayload() int64 { return s.nc.MaxPayload() }
@@ -240,7 +230,7 @@ func (s *stateStore) landed(ctx context.Context, subject string, state []byte, r
 	req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
 	for {
 		var resp *nats.Msg
-		resp, err = s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+s.kv.Bucket(), req)
+		resp, err = s.nc.RequestWithContext(ctx, protocol.StreamMsgGetSubject(protocol.KVStream(s.kv.Bucket())), req)
 		if err == nil {
 			var got struct {
 				Message *struct {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -37,14 +38,9 @@ import (
 // marked with the header Troupe-State: keys otherwise (PROTOCOL.md, "State
 // bucket").
 
-// Header and value that mark a state entry holding named keys.
-const (
-	headerStateFormat = "Troupe-State"
-	stateFormatKeys   = "keys"
-)
-
-// MaxKeyName is the longest state key name, in bytes.
-const MaxKeyName = 256
+// MaxKeyName is protocol.MaxStateKeyName: the longest state key name, in
+// bytes.
+const MaxKeyName = protocol.MaxStateKeyName
 
 // ErrInvalidKey is returned for a state key name that is empty, too long or
 // not UTF-8.
@@ -140,7 +136,7 @@ func (e stateEntry) decode() (state []byte, keys map[string][]byte, err error) {
 	switch {
 	case e.rev == 0 || e.deleted:
 		return nil, nil, nil
-	case e.hdr.Get(headerStateFormat) != stateFormatKeys:
+	case e.hdr.Get(protocol.HeaderStateFormat) != protocol.StateFormatKeys:
 		return e.data, nil, nil
 	}
 	var st pb.ActorState
@@ -176,7 +172,7 @@ func (a *activation) encodeState() ([]byte, nats.Header, error) {
 		if value, err = proto.Marshal(st); err != nil {
 			return nil, nil, router.Errorf(router.CodeInternal, "encoding state keys: %v", err)
 		}
-		hdr = nats.Header{headerStateFormat: []string{stateFormatKeys}}
+		hdr = nats.Header{protocol.HeaderStateFormat: []string{protocol.StateFormatKeys}}
 	}
 	if max := a.e.rt.maxPayload(); max > 0 && int64(len(value))+stateOverhead > max {
 		return nil, nil, router.Errorf(router.CodeStateTooLarge,

@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -100,11 +101,11 @@ func stateEntry(t *testing.T, s *server.Server, id placement.ActorID) *jetstream
 	t.Helper()
 	js, _ := jetstream.New(natstest.Connect(t, s))
 	ctx := context.Background()
-	st, err := js.Stream(ctx, "KV_"+host.DefaultStateBucket)
+	st, err := js.Stream(ctx, protocol.KVStream(host.DefaultStateBucket))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.GetLastMsgForSubject(ctx, "$KV."+host.DefaultStateBucket+"."+host.StateKey("keys", id))
+	m, err := st.GetLastMsgForSubject(ctx, protocol.KVSubject(host.DefaultStateBucket, host.StateKey("keys", id)))
 	if err != nil {
 		t.Fatal(err)
 	}

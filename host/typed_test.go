@@ -13,6 +13,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -87,7 +88,8 @@ func typedHost(t *testing.T) (*router.Router, *nats.Conn) {
 // client would.
 func gw(t *testing.T, nc *nats.Conn, typ, id, method string, payload []byte) ([]byte, *router.Error) {
 	t.Helper()
-	raw, e := gatewayCall(t, nc, "troupe.call."+typ+"."+id+"."+method, string(payload), nil)
+	subject := protocol.GatewaySubject(protocol.DefaultSubjectPrefix, protocol.ActorType(typ), protocol.ActorID(id), method)
+	raw, e := gatewayCall(t, nc, subject, string(payload), nil)
 	return []byte(raw), e
 }
 
