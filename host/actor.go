@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -20,9 +21,9 @@ import (
 // return when ctx ends (the caller's deadline); its reply bytes are owned by
 // the host after it returns.
 //
-// A returned error reaches the caller as a *router.Error: return one made
-// with router.Errorf or router.AppError to choose the code; any other error
-// becomes CodeApplication with its text.
+// A returned error reaches the caller as a *protocol.Error: return one made
+// with protocol.Errorf or protocol.AppError to choose the code; any other
+// error becomes CodeApplication with its text.
 type Actor interface {
 	Receive(ctx context.Context, call Call) ([]byte, error)
 }
@@ -66,7 +67,7 @@ type Call struct {
 
 // UnknownMethod is the error an actor returns for a method it does not have.
 func UnknownMethod(c Call) error {
-	return router.Errorf(router.CodeUnknownMethod, "no method %q", c.Method)
+	return protocol.Errorf(protocol.CodeUnknownMethod, "no method %q", c.Method)
 }
 
 // Self is an activation's handle on itself: its identity, its durable state
@@ -114,7 +115,7 @@ type typeOptionFunc func(*actorType)
 func (f typeOptionFunc) apply(t *actorType) { f(t) }
 
 // MailboxSize bounds the calls waiting for one activation of the type;
-// further calls fail with router.ErrBusy. It overrides Config.MailboxSize.
+// further calls fail with protocol.ErrBusy. It overrides Config.MailboxSize.
 func MailboxSize(n int) TypeOption {
 	return typeOptionFunc(func(t *actorType) { t.mailbox = n })
 }
@@ -129,7 +130,7 @@ func IdleTimeout(d time.Duration) TypeOption {
 // waiting for it: a call that belongs to the call chain holding the turn,
 // made by an actor the turn called (directly or through others), runs at
 // once as a nested turn while the holder waits. Without it such a call fails
-// at once with router.ErrWouldDeadlock, naming the cycle. Calls from other
+// at once with protocol.ErrWouldDeadlock, naming the cycle. Calls from other
 // chains queue as usual either way.
 func Reentrant() TypeOption {
 	return typeOptionFunc(func(t *actorType) { t.reentrant = true })

@@ -11,7 +11,6 @@ import (
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
-	"github.com/troupe-dev/troupe/router"
 )
 
 // Every host answers an admin request for a report of its actors, so that
@@ -90,25 +89,25 @@ func (h *Host) serveAdmin(msg *nats.Msg) {
 	var req ActorsRequest
 	if len(msg.Data) > 0 {
 		if err := json.Unmarshal(msg.Data, &req); err != nil {
-			h.respondAdminError(msg, router.Errorf(router.CodeBadRequest, "admin request: want JSON such as {\"ids\":100,\"type\":\"counter\"}: %v", err))
+			h.respondAdminError(msg, protocol.Errorf(protocol.CodeBadRequest, "admin request: want JSON such as {\"ids\":100,\"type\":\"counter\"}: %v", err))
 			return
 		}
 	}
 	if req.IDs < 0 {
-		h.respondAdminError(msg, router.Errorf(router.CodeBadRequest, "admin request: ids must not be negative"))
+		h.respondAdminError(msg, protocol.Errorf(protocol.CodeBadRequest, "admin request: ids must not be negative"))
 		return
 	}
 	h.ops.requests.Add(1)
 	body, err := json.Marshal(h.Report(req))
 	if err != nil {
-		h.respondAdminError(msg, router.Errorf(router.CodeInternal, "admin report: %v", err))
+		h.respondAdminError(msg, protocol.Errorf(protocol.CodeInternal, "admin report: %v", err))
 		return
 	}
 	_ = msg.Respond(body)
 }
 
-func (h *Host) respondAdminError(msg *nats.Msg, e *router.Error) {
-	hdr, body := router.EncodeError(e)
+func (h *Host) respondAdminError(msg *nats.Msg, e *protocol.Error) {
+	hdr, body := protocol.EncodeError(e)
 	_ = msg.RespondMsg(&nats.Msg{Header: hdr, Data: body})
 }
 
@@ -138,7 +137,7 @@ func (h *Host) Report(req ActorsRequest) Report {
 			ids, active := h.ActiveIDs(s.Type, min(req.IDs, protocol.MaxReportIDs))
 			tr.Active = active
 			for _, id := range ids {
-				enc := router.EncodeID(string(id))
+				enc := protocol.EncodeID(string(id))
 				if budget -= len(enc) + 3; budget < 0 {
 					break
 				}

@@ -18,7 +18,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/inspect"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // whoAmI is an actor type whose turns reply with their host's id, and fail
@@ -26,7 +26,7 @@ import (
 func whoAmI(h *host.Host) {
 	_ = h.Register("who", host.Func(func(_ context.Context, c host.Call) ([]byte, error) {
 		if c.Method == "fail" {
-			return nil, router.AppError("nope", "asked to fail")
+			return nil, protocol.AppError("nope", "asked to fail")
 		}
 		return []byte(h.ID()), nil
 	}), host.NoState())
@@ -49,7 +49,7 @@ func TestAdminReports(t *testing.T) {
 		if owner, _ := table.Owner("who", id); string(owner.ID) != h {
 			t.Fatalf("call to %q ran on %s, the table says %s", id, h, owner.ID)
 		}
-		ran[h] = append(ran[h], router.EncodeID(string(id)))
+		ran[h] = append(ran[h], protocol.EncodeID(string(id)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -81,7 +81,7 @@ func TestAdminReports(t *testing.T) {
 
 	// One host's subject: only that host answers; a limit on ids keeps the
 	// count whole; a failed turn counts as an error.
-	if _, err := r.Call(ctx, "who", "a.0", "fail", nil); !errors.Is(err, router.ErrApplication) {
+	if _, err := r.Call(ctx, "who", "a.0", "fail", nil); !errors.Is(err, protocol.ErrApplication) {
 		t.Fatalf("fail: %v, want an application error", err)
 	}
 	owner, _ := table.Owner("who", "a.0")
@@ -103,7 +103,7 @@ func TestAdminReports(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e := router.DecodeError(msg.Header, msg.Data); e == nil || e.Code != router.CodeBadRequest {
+		if e := protocol.DecodeError(msg.Header, msg.Data); e == nil || e.Code != protocol.CodeBadRequest {
 			t.Errorf("admin request %q answered %v, want BAD_REQUEST", body, e)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 func TestBadInputGetsATypedErrorAndLosesNothing(t *testing.T) {
@@ -32,18 +32,18 @@ func TestBadInputGetsATypedErrorAndLosesNothing(t *testing.T) {
 		id      placement.ActorID
 		method  string
 		payload []byte
-		want    *router.Error
+		want    *protocol.Error
 	}{
-		{"unknown type", "nosuch", "c", "get", nil, router.ErrNoHost},
-		{"invalid type", "no.such", "c", "get", nil, router.ErrUnknownType},
-		{"empty id", counter.Type, "", "get", nil, router.ErrInvalidID},
-		{"id too long", counter.Type, placement.ActorID(strings.Repeat("x", placement.MaxActorIDLen+1)), "get", nil, router.ErrInvalidID},
-		{"unknown method", counter.Type, "c", "reset", nil, router.ErrUnknownMethod},
-		{"invalid method", counter.Type, "c", "get.all", nil, router.ErrInvalidMethod},
-		{"empty method", counter.Type, "c", "", nil, router.ErrInvalidMethod},
-		{"malformed payload", counter.Type, "c", "add", []byte("notanumber"), router.ErrInvalidArgument},
-		{"overflow", counter.Type, "c", "add", []byte("9223372036854775807"), router.ErrInvalidArgument},
-		{"payload too large", counter.Type, "c", "add", big, router.ErrPayloadTooLarge},
+		{"unknown type", "nosuch", "c", "get", nil, protocol.ErrNoHost},
+		{"invalid type", "no.such", "c", "get", nil, protocol.ErrUnknownType},
+		{"empty id", counter.Type, "", "get", nil, protocol.ErrInvalidID},
+		{"id too long", counter.Type, placement.ActorID(strings.Repeat("x", placement.MaxActorIDLen+1)), "get", nil, protocol.ErrInvalidID},
+		{"unknown method", counter.Type, "c", "reset", nil, protocol.ErrUnknownMethod},
+		{"invalid method", counter.Type, "c", "get.all", nil, protocol.ErrInvalidMethod},
+		{"empty method", counter.Type, "c", "", nil, protocol.ErrInvalidMethod},
+		{"malformed payload", counter.Type, "c", "add", []byte("notanumber"), protocol.ErrInvalidArgument},
+		{"overflow", counter.Type, "c", "add", []byte("9223372036854775807"), protocol.ErrInvalidArgument},
+		{"payload too large", counter.Type, "c", "add", big, protocol.ErrPayloadTooLarge},
 	}
 	for _, tc := range viaRouter {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,7 +64,7 @@ func TestBadInputGetsATypedErrorAndLosesNothing(t *testing.T) {
 		}
 		return h
 	}
-	good := []string{router.HeaderType, "counter", router.HeaderID, "c", router.HeaderMethod, "get"}
+	good := []string{protocol.HeaderType, "counter", protocol.HeaderID, "c", protocol.HeaderMethod, "get"}
 	with := func(extra ...string) nats.Header { return hdr(append(append([]string{}, good...), extra...)...) }
 	without := func(key string) nats.Header {
 		h := with()
@@ -74,22 +74,22 @@ func TestBadInputGetsATypedErrorAndLosesNothing(t *testing.T) {
 	direct := []struct {
 		name string
 		hdr  nats.Header
-		want router.Code
+		want protocol.Code
 	}{
-		{"no headers", nil, router.CodeBadRequest},
-		{"no type", without(router.HeaderType), router.CodeBadRequest},
-		{"no id", without(router.HeaderID), router.CodeBadRequest},
-		{"two ids", with(router.HeaderID, "d"), router.CodeBadRequest},
-		{"no method", without(router.HeaderMethod), router.CodeInvalidMethod},
-		{"unknown type", hdr(router.HeaderType, "nosuch", router.HeaderID, "c", router.HeaderMethod, "get"), router.CodeUnknownType},
-		{"raw dot in id", hdr(router.HeaderType, "counter", router.HeaderID, "a.b", router.HeaderMethod, "get"), router.CodeBadRequest},
-		{"bad escape in id", hdr(router.HeaderType, "counter", router.HeaderID, "a%2", router.HeaderMethod, "get"), router.CodeBadRequest},
-		{"needless escape in id", hdr(router.HeaderType, "counter", router.HeaderID, "%63", router.HeaderMethod, "get"), router.CodeBadRequest},
-		{"empty id", hdr(router.HeaderType, "counter", router.HeaderID, "", router.HeaderMethod, "get"), router.CodeInvalidID},
-		{"bad generation", with(router.HeaderGeneration, "-1"), router.CodeBadRequest},
-		{"bad timeout", with(router.HeaderTimeout, "soon"), router.CodeBadRequest},
-		{"zero timeout", with(router.HeaderTimeout, "0"), router.CodeDeadlineExceeded},
-		{"generation from the future", with(router.HeaderGeneration, "999999999", router.HeaderTimeout, "50"), router.CodeDeadlineExceeded},
+		{"no headers", nil, protocol.CodeBadRequest},
+		{"no type", without(protocol.HeaderType), protocol.CodeBadRequest},
+		{"no id", without(protocol.HeaderID), protocol.CodeBadRequest},
+		{"two ids", with(protocol.HeaderID, "d"), protocol.CodeBadRequest},
+		{"no method", without(protocol.HeaderMethod), protocol.CodeInvalidMethod},
+		{"unknown type", hdr(protocol.HeaderType, "nosuch", protocol.HeaderID, "c", protocol.HeaderMethod, "get"), protocol.CodeUnknownType},
+		{"raw dot in id", hdr(protocol.HeaderType, "counter", protocol.HeaderID, "a.b", protocol.HeaderMethod, "get"), protocol.CodeBadRequest},
+		{"bad escape in id", hdr(protocol.HeaderType, "counter", protocol.HeaderID, "a%2", protocol.HeaderMethod, "get"), protocol.CodeBadRequest},
+		{"needless escape in id", hdr(protocol.HeaderType, "counter", protocol.HeaderID, "%63", protocol.HeaderMethod, "get"), protocol.CodeBadRequest},
+		{"empty id", hdr(protocol.HeaderType, "counter", protocol.HeaderID, "", protocol.HeaderMethod, "get"), protocol.CodeInvalidID},
+		{"bad generation", with(protocol.HeaderGeneration, "-1"), protocol.CodeBadRequest},
+		{"bad timeout", with(protocol.HeaderTimeout, "soon"), protocol.CodeBadRequest},
+		{"zero timeout", with(protocol.HeaderTimeout, "0"), protocol.CodeDeadlineExceeded},
+		{"generation from the future", with(protocol.HeaderGeneration, "999999999", protocol.HeaderTimeout, "50"), protocol.CodeDeadlineExceeded},
 	}
 	for _, tc := range direct {
 		t.Run("raw/"+tc.name, func(t *testing.T) {
@@ -97,7 +97,7 @@ func TestBadInputGetsATypedErrorAndLosesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := router.DecodeError(resp.Header, resp.Data)
+			e := protocol.DecodeError(resp.Header, resp.Data)
 			if e == nil || e.Code != tc.want {
 				t.Fatalf("got %v (reply %q), want code %v", e, resp.Data, tc.want)
 			}
@@ -134,8 +134,8 @@ func TestIDsAreOpaque(t *testing.T) {
 		if got := call(t, r, counter.Type, id, "get", ""); got != fmt.Sprint(i+1) {
 			t.Errorf("id %q: total %s, want %d (ids collided)", id, got, i+1)
 		}
-		enc := router.EncodeID(string(id))
-		if dec, err := router.DecodeID(enc); err != nil || dec != string(id) {
+		enc := protocol.EncodeID(string(id))
+		if dec, err := protocol.DecodeID(enc); err != nil || dec != string(id) {
 			t.Errorf("id %q: header round trip gave %q, %v", id, dec, err)
 		}
 		if strings.ContainsAny(enc, ".*> \t\r\n") || bytes.ContainsFunc([]byte(enc), func(r rune) bool { return r < 0x21 || r > 0x7e }) {

@@ -3,6 +3,7 @@ package host
 import (
 	"github.com/nats-io/nats.go"
 
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -10,8 +11,8 @@ import (
 //
 // A call made from inside a turn (with the turn's ctx) carries the chain it
 // belongs to: an id, made by the first actor in the chain that calls out,
-// and the path of actors whose turns wait on the call (router.HeaderChain,
-// router.HeaderChainPath). While a turn runs, its activation records the
+// and the path of actors whose turns wait on the call (protocol.HeaderChain,
+// protocol.HeaderChainPath). While a turn runs, its activation records the
 // chain that holds it: the chain the turn's call arrived with, or the one
 // the turn started by calling out.
 //
@@ -33,33 +34,33 @@ import (
 
 // chainHeaders is what a request says about its call chain.
 type chainHeaders struct {
-	id   string       // "" when the call is not part of a chain
-	path []router.Hop // the actors waiting on the call, outermost first
+	id   string         // "" when the call is not part of a chain
+	path []protocol.Hop // the actors waiting on the call, outermost first
 }
 
 // parseChain reads a request's chain headers and checks its depth against
 // max.
-func parseChain(hdr nats.Header, max int) (chainHeaders, *router.Error) {
-	id := hdr.Get(router.HeaderChain)
+func parseChain(hdr nats.Header, max int) (chainHeaders, *protocol.Error) {
+	id := hdr.Get(protocol.HeaderChain)
 	if id == "" {
 		return chainHeaders{}, nil
 	}
-	if err := router.ValidateChainID(id); err != nil {
-		return chainHeaders{}, router.Errorf(router.CodeBadRequest, "malformed %s header: %v", router.HeaderChain, err)
+	if err := protocol.ValidateChainID(id); err != nil {
+		return chainHeaders{}, protocol.Errorf(protocol.CodeBadRequest, "malformed %s header: %v", protocol.HeaderChain, err)
 	}
-	path, err := router.ParsePath(hdr.Get(router.HeaderChainPath))
+	path, err := protocol.ParsePath(hdr.Get(protocol.HeaderChainPath))
 	if err != nil {
-		return chainHeaders{}, router.Errorf(router.CodeBadRequest, "malformed %s header: %v", router.HeaderChainPath, err)
+		return chainHeaders{}, protocol.Errorf(protocol.CodeBadRequest, "malformed %s header: %v", protocol.HeaderChainPath, err)
 	}
 	if len(path) >= max {
-		return chainHeaders{}, router.Errorf(router.CodeChainTooDeep,
-			"call chain %s already passes through %d actors (the limit is %d): %s", id, len(path), max, router.FormatPath(path))
+		return chainHeaders{}, protocol.Errorf(protocol.CodeChainTooDeep,
+			"call chain %s already passes through %d actors (the limit is %d): %s", id, len(path), max, protocol.FormatPath(path))
 	}
 	return chainHeaders{id: id, path: path}, nil
 }
 
 // lists reports whether the path includes the actor hop.
-func (c *chainHeaders) lists(hop router.Hop) bool {
+func (c *chainHeaders) lists(hop protocol.Hop) bool {
 	for _, h := range c.path {
 		if h == hop {
 			return true
@@ -87,14 +88,14 @@ func (c *turnChain) CallChain() router.Chain {
 	if c.out.ID == "" {
 		id := c.env.chain.id
 		if id == "" {
-			id = router.NewChainID()
+			id = protocol.NewChainID()
 			if c.env.kind != kindNested && !c.ended { // a goroutine the turn left must not hold the next turn
 				a.chain = id
 			}
 		}
-		path := make([]router.Hop, len(c.env.chain.path), len(c.env.chain.path)+1)
+		path := make([]protocol.Hop, len(c.env.chain.path), len(c.env.chain.path)+1)
 		copy(path, c.env.chain.path)
-		c.out = router.Chain{ID: id, Path: append(path, router.Hop{Type: a.t.name, ID: a.id})}
+		c.out = router.Chain{ID: id, Path: append(path, protocol.Hop{Type: a.t.name, ID: a.id})}
 	}
 	return c.out
 }
@@ -141,7 +142,7 @@ func (a *activation) releaseChain(env *envelope) {
 // usual; otherwise it has started a nested turn (reentrant types) or
 // answered CodeWouldDeadlock.
 func (a *activation) enterChain(env *envelope) bool {
-	self := router.Hop{Type: a.t.name, ID: a.id}
+	self := protocol.Hop{Type: a.t.name, ID: a.id}
 	if env.chain.id == "" || !env.chain.lists(self) {
 		return false
 	}
@@ -158,9 +159,9 @@ func (a *activation) enterChain(env *envelope) bool {
 	case !held:
 		return false
 	case !a.t.reentrant:
-		a.e.rt.reject(env, router.Errorf(router.CodeWouldDeadlock,
+		a.e.rt.reject(env, protocol.Errorf(protocol.CodeWouldDeadlock,
 			"call cycle %s: %s is busy with a turn that waits for this call, and type %q is not reentrant (host.Reentrant)",
-			router.FormatCycle(env.chain.path, self), self, a.t.name))
+			protocol.FormatCycle(env.chain.path, self), self, a.t.name))
 		return true
 	}
 	env.kind = kindNested
@@ -185,6 +186,6 @@ func (a *activation) nestedTurn(env *envelope) {
 // unsaved changes (or panicked): the activation is being discarded, and the
 // turn must not save over what the store holds. It is not a code the router
 // retries: the same calls would fail the same way until the deadline.
-func discardedByNested() *router.Error {
-	return router.Errorf(router.CodeInternal, "a nested turn of this actor failed and discarded the activation's changes; this turn was discarded too")
+func discardedByNested() *protocol.Error {
+	return protocol.Errorf(protocol.CodeInternal, "a nested turn of this actor failed and discarded the activation's changes; this turn was discarded too")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -39,7 +40,7 @@ func cycleActors(t *testing.T, reentrant bool, depth int) (*router.Router, *nats
 		busy := false // in a turn of "slow"; the race detector also sees overlaps
 		return host.ActorFunc(func(ctx context.Context, c host.Call) ([]byte, error) {
 			if busy {
-				return nil, router.AppError("overlap", "a turn ran while slow was running")
+				return nil, protocol.AppError("overlap", "a turn ran while slow was running")
 			}
 			switch c.Method {
 			case "slow":
@@ -58,7 +59,7 @@ func cycleActors(t *testing.T, reentrant bool, depth int) (*router.Router, *nats
 				self.SetState(append(append([]byte{}, self.State()...), "+inner"...))
 			case "innerfail": // changes the state, then fails
 				self.SetState([]byte("lost"))
-				return nil, router.AppError("inner_failed", "after changing the state")
+				return nil, protocol.AppError("inner_failed", "after changing the state")
 			case "startignore": // like start, but ignores the callback's failure
 				self.SetState([]byte("before"))
 				_, _ = self.Router().Call(ctx, "pong", placement.ActorID(c.Payload), "backfail", []byte(self.ID()))
@@ -68,7 +69,7 @@ func cycleActors(t *testing.T, reentrant bool, depth int) (*router.Router, *nats
 			case "deep": // calls itself until the chain is too deep
 				n, _ := strconv.Atoi(string(c.Payload))
 				reply, err := self.Router().Call(ctx, "ping", self.ID(), "deep", []byte(strconv.Itoa(n+1)))
-				if errors.Is(err, router.ErrChainTooDeep) {
+				if errors.Is(err, protocol.ErrChainTooDeep) {
 					return []byte(strconv.Itoa(n)), nil
 				}
 				return reply, err
@@ -129,7 +130,7 @@ func TestCallCycleFailsFastWithoutReentrancy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := r.Call(ctx, "ping", "a", "start", []byte("b"))
-	if !errors.Is(err, router.ErrWouldDeadlock) {
+	if !errors.Is(err, protocol.ErrWouldDeadlock) {
 		t.Fatalf("got %v, want WOULD_DEADLOCK", err)
 	}
 	if want := "ping/a → pong/b → ping/a"; !strings.Contains(err.Error(), want) {
@@ -183,10 +184,10 @@ func TestChainRevisitingFreeActorRuns(t *testing.T) {
 		want error // nil: the call runs
 	}{
 		{"ping/a pong/b", nil},
-		{"ping/a.b", router.ErrBadRequest}, // a raw dot in an id
-		{strings.TrimSpace(strings.Repeat("pong/b ", host.DefaultMaxCallChainDepth)), router.ErrChainTooDeep},
+		{"ping/a.b", protocol.ErrBadRequest}, // a raw dot in an id
+		{strings.TrimSpace(strings.Repeat("pong/b ", host.DefaultMaxCallChainDepth)), protocol.ErrChainTooDeep},
 	} {
-		hdr := nats.Header{router.HeaderChain: {"chain-1"}, router.HeaderChainPath: {c.path}}
+		hdr := nats.Header{protocol.HeaderChain: {"chain-1"}, protocol.HeaderChainPath: {c.path}}
 		reply, e := gatewayCall(t, nc, subject, "", hdr)
 		switch {
 		case c.want == nil && (e != nil || reply != "+inner+inner"):
@@ -236,7 +237,7 @@ func TestFailedNestedTurnDiscardsTheOuterTurn(t *testing.T) {
 	r, _ := cycleActors(t, true, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := r.Call(ctx, "ping", "a", "startignore", []byte("b")); !errors.Is(err, router.ErrInternal) || ctx.Err() != nil {
+	if _, err := r.Call(ctx, "ping", "a", "startignore", []byte("b")); !errors.Is(err, protocol.ErrInternal) || ctx.Err() != nil {
 		t.Fatalf("got %v, want INTERNAL at once", err)
 	}
 	if got := call(t, r, "ping", "a", "get", ""); got != "" {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
-	"github.com/troupe-dev/troupe/router"
 )
 
 // Defaults for Config.
@@ -66,12 +65,12 @@ type Config struct {
 	CallTimeout time.Duration
 	// SaveTimeout bounds one state save.
 	SaveTimeout time.Duration
-	// MaxCallChainDepth refuses, with router.ErrChainTooDeep, a call whose
+	// MaxCallChainDepth refuses, with protocol.ErrChainTooDeep, a call whose
 	// call chain already passes through this many actors.
 	MaxCallChainDepth int
 	// ReminderStream is the stream that holds reminders ("" means
-	// router.DefaultReminderStream); DisableReminders leaves this host out of
-	// delivering them (it neither creates the stream nor reads firings).
+	// protocol.DefaultReminderStream); DisableReminders leaves this host out
+	// of delivering them (it neither creates the stream nor reads firings).
 	ReminderStream   string
 	DisableReminders bool
 	// DisableGateway keeps the host out of the gateway's queue group
@@ -116,7 +115,7 @@ func (c Config) withDefaults() Config {
 		c.StateBucket = DefaultStateBucket
 	}
 	if c.ReminderStream == "" {
-		c.ReminderStream = router.DefaultReminderStream
+		c.ReminderStream = protocol.DefaultReminderStream
 	}
 	if c.MailboxSize == 0 {
 		c.MailboxSize = DefaultMailboxSize

@@ -13,7 +13,7 @@
 // # Turns
 //
 // Each active actor has a mailbox: a bounded FIFO of calls (Config.MailboxSize;
-// a full one answers router.ErrBusy). While calls are waiting, one goroutine
+// a full one answers protocol.ErrBusy). While calls are waiting, one goroutine
 // runs them one turn at a time; when the mailbox empties the goroutine ends,
 // so an idle actor costs memory but no goroutine.
 //
@@ -47,7 +47,7 @@
 // An actor's state is bytes (Self.State, Self.SetState). A turn that set it is
 // saved before its reply is sent, with a compare-and-set on the revision the
 // activation read: an acknowledged call's state is durable, and a write from
-// a stale activation is refused with router.ErrStateConflict instead of
+// a stale activation is refused with protocol.ErrStateConflict instead of
 // overwriting newer state. A turn that fails, panics, or whose save fails is
 // discarded with its activation, so memory never drifts from the store; the
 // next call activates the actor again from the store.
@@ -68,8 +68,8 @@
 // Calls an actor makes with its turn's ctx carry the call chain. A call that
 // comes back to an actor whose turn waits for it runs as a nested turn when
 // the type is Reentrant, and otherwise fails at once with
-// router.ErrWouldDeadlock naming the cycle; chains deeper than
-// Config.MaxCallChainDepth fail with router.ErrChainTooDeep (chain.go).
+// protocol.ErrWouldDeadlock naming the cycle; chains deeper than
+// Config.MaxCallChainDepth fail with protocol.ErrChainTooDeep (chain.go).
 //
 // # Timers, reminders and one-way sends
 //

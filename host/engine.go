@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -30,7 +31,7 @@ type turnRuntime interface {
 	// mayAct reports whether an activation of epoch e may run a turn now.
 	mayAct(e epoch) bool
 	// errFenced is the error of a turn the fence refused.
-	errFenced() *router.Error
+	errFenced() *protocol.Error
 	// actedUntil bounds when an activation of epoch e ending at now last
 	// acted (fence.actedUntil).
 	actedUntil(e epoch, now time.Time) time.Time
@@ -56,7 +57,7 @@ type turnRuntime interface {
 	// respond delivers the outcome of a call's turn to its caller.
 	respond(env *envelope, reply *nats.Msg)
 	// reject answers a call that never reached its turn.
-	reject(env *envelope, e *router.Error)
+	reject(env *envelope, e *protocol.Error)
 	// readmit routes again a call that was queued behind a deactivation:
 	// to the actor's next activation, or MOVED.
 	readmit(env *envelope)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/placement"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // epochs number the host's incarnations within the process. An activation
@@ -48,8 +48,8 @@ func (f *fence) mayAct(e epoch) bool {
 }
 
 // errFenced is the error of a turn refused by the fence.
-func (f *fence) errFenced() *router.Error {
-	return router.Errorf(router.CodeUnavailable, "host %s cannot renew its lease; the call did not run", f.host)
+func (f *fence) errFenced() *protocol.Error {
+	return protocol.Errorf(protocol.CodeUnavailable, "host %s cannot renew its lease; the call did not run", f.host)
 }
 
 // actedUntil bounds when an activation of epoch e last started a turn or

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/placement"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // callDirect sends one call to h's own subject, bypassing the router's
@@ -18,14 +18,14 @@ import (
 func callDirect(t *testing.T, h *Host, id string) error {
 	t.Helper()
 	msg := nats.NewMsg(h.Subject())
-	msg.Header.Set(router.HeaderType, "echo")
-	msg.Header.Set(router.HeaderID, id)
-	msg.Header.Set(router.HeaderMethod, "m")
+	msg.Header.Set(protocol.HeaderType, "echo")
+	msg.Header.Set(protocol.HeaderID, id)
+	msg.Header.Set(protocol.HeaderMethod, "m")
 	resp, err := h.nc.RequestMsg(msg, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := router.DecodeError(resp.Header, resp.Data); e != nil {
+	if e := protocol.DecodeError(resp.Header, resp.Data); e != nil {
 		return e
 	}
 	return nil
@@ -50,10 +50,10 @@ func TestAHostWhoseLeaseIsNotValidRunsNoTurn(t *testing.T) {
 		t.Fatalf("call with a valid lease: %v", err)
 	}
 	h.lease().Invalidate()
-	if err := callDirect(t, h, "a"); !errors.Is(err, router.ErrUnavailable) {
+	if err := callDirect(t, h, "a"); !errors.Is(err, protocol.ErrUnavailable) {
 		t.Fatalf("call on a fenced host: %v, want UNAVAILABLE", err)
 	}
-	if err := callDirect(t, h, "b"); !errors.Is(err, router.ErrUnavailable) {
+	if err := callDirect(t, h, "b"); !errors.Is(err, protocol.ErrUnavailable) {
 		t.Fatalf("first call of an actor on a fenced host: %v, want UNAVAILABLE", err)
 	}
 	mu.Lock()

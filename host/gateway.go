@@ -34,15 +34,15 @@ type gatewayCall struct {
 // parseGatewaySubject reads <prefix>.call.<type>.<id>.<method>. Exactly three
 // tokens must follow the prefix, so no subject can name an actor other
 // than the one its tokens spell.
-func (h *Host) parseGatewaySubject(subject string) (gatewayCall, *router.Error) {
+func (h *Host) parseGatewaySubject(subject string) (gatewayCall, *protocol.Error) {
 	rawType, rawID, rawMethod, ok := protocol.SplitGatewaySubject(h.cfg.SubjectPrefix, subject)
 	if !ok {
-		return gatewayCall{}, router.Errorf(router.CodeBadRequest,
+		return gatewayCall{}, protocol.Errorf(protocol.CodeBadRequest,
 			"gateway subject %q: want %s.call.<type>.<id>.<method>, with the id encoded as one token", subject, h.cfg.SubjectPrefix)
 	}
 	typ := placement.ActorType(rawType)
 	if err := typ.Validate(); err != nil {
-		return gatewayCall{}, router.Errorf(router.CodeUnknownType, "%v", err)
+		return gatewayCall{}, protocol.Errorf(protocol.CodeUnknownType, "%v", err)
 	}
 	id, method, e := parseIdentity(rawID, rawMethod)
 	if e != nil {
@@ -94,7 +94,7 @@ func (h *Host) forward(msg *nats.Msg, c gatewayCall, deadline time.Time, chain c
 	}
 	reply, err := h.router.Call(ctx, c.typ, c.id, c.method, msg.Data, passHeaders(msg.Header)...)
 	if err != nil {
-		h.fail(msg, router.AsError(err))
+		h.fail(msg, protocol.AsError(err))
 		return
 	}
 	h.respond(msg, &nats.Msg{Data: reply})

@@ -38,7 +38,7 @@ func (h *Host) serveReminderGateway(msg *nats.Msg) {
 		defer cancel()
 		body, err := h.reminderRequest(ctx, msg)
 		if err != nil {
-			h.fail(msg, router.AsError(err))
+			h.fail(msg, protocol.AsError(err))
 			return
 		}
 		h.respond(msg, &nats.Msg{Data: body})
@@ -48,12 +48,12 @@ func (h *Host) serveReminderGateway(msg *nats.Msg) {
 func (h *Host) reminderRequest(ctx context.Context, msg *nats.Msg) ([]byte, error) {
 	verb, rawType, rawID, name, ok := protocol.SplitReminderGatewaySubject(h.cfg.SubjectPrefix, msg.Subject)
 	if !ok {
-		return nil, router.Errorf(router.CodeBadRequest, "reminder subject %q: want %[2]s.reminder.set.<type>.<id>.<name>, %[2]s.reminder.delete.<type>.<id>.<name> or %[2]s.reminder.list.<type>.<id>", msg.Subject, h.cfg.SubjectPrefix)
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "reminder subject %q: want %[2]s.reminder.set.<type>.<id>.<name>, %[2]s.reminder.delete.<type>.<id>.<name> or %[2]s.reminder.list.<type>.<id>", msg.Subject, h.cfg.SubjectPrefix)
 	}
 	typ := placement.ActorType(rawType)
-	id, err := router.DecodeID(rawID)
+	id, err := protocol.DecodeID(rawID)
 	if err != nil {
-		return nil, router.Errorf(router.CodeBadRequest, "malformed actor id %q: %v", rawID, err)
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "malformed actor id %q: %v", rawID, err)
 	}
 	switch verb {
 	case protocol.ReminderList:
@@ -72,7 +72,7 @@ func (h *Host) reminderRequest(ctx context.Context, msg *nats.Msg) ([]byte, erro
 			Name:     name,
 			Schedule: msg.Header.Get(protocol.HeaderSchedule),
 			TimeZone: msg.Header.Get(protocol.HeaderScheduleTimeZone),
-			Method:   msg.Header.Get(router.HeaderReminderMethod),
+			Method:   msg.Header.Get(protocol.HeaderReminderMethod),
 			Payload:  msg.Data,
 		})
 	}

@@ -12,18 +12,18 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // gatewayCall makes a plain NATS request to the gateway subject, as any
 // NATS client would.
-func gatewayCall(t *testing.T, nc *nats.Conn, subject string, payload string, hdr nats.Header) (string, *router.Error) {
+func gatewayCall(t *testing.T, nc *nats.Conn, subject string, payload string, hdr nats.Header) (string, *protocol.Error) {
 	t.Helper()
 	resp, err := nc.RequestMsg(&nats.Msg{Subject: subject, Data: []byte(payload), Header: hdr}, 5*time.Second)
 	if err != nil {
 		t.Fatalf("request %s: %v", subject, err)
 	}
-	return string(resp.Data), router.DecodeError(resp.Header, resp.Data)
+	return string(resp.Data), protocol.DecodeError(resp.Header, resp.Data)
 }
 
 func TestGatewayReachesTheOwnerFromAnyHost(t *testing.T) {
@@ -65,28 +65,28 @@ func TestGatewayRefusesSubjectsThatNameNoActor(t *testing.T) {
 	waitMembers(t, r, 1)
 	call(t, r, counter.Type, "a", "add", "7")
 	nc := natstest.Connect(t, s)
-	for subject, want := range map[string]router.Code{
-		"troupe.call.counter.a.b.add":   router.CodeBadRequest, // an extra token is not an id with a dot
-		"troupe.call.counter.add":       router.CodeBadRequest,
-		"troupe.call.counter.%2e.add":   router.CodeBadRequest, // lower-case escape: not canonical
-		"troupe.call.counter.%61.add":   router.CodeBadRequest, // "a" must not be escaped
-		"troupe.call.counter.a.reset":   router.CodeUnknownMethod,
-		"troupe.call.nosuch.a.get":      router.CodeNoHost,
-		"troupe.call.no-such.a.get":     router.CodeNoHost,
-		"troupe.call.counter.a.add":     router.CodeInvalidArgument, // payload "x"
-		"troupe.call.counter.a.get-all": router.CodeUnknownMethod,
+	for subject, want := range map[string]protocol.Code{
+		"troupe.call.counter.a.b.add":   protocol.CodeBadRequest, // an extra token is not an id with a dot
+		"troupe.call.counter.add":       protocol.CodeBadRequest,
+		"troupe.call.counter.%2e.add":   protocol.CodeBadRequest, // lower-case escape: not canonical
+		"troupe.call.counter.%61.add":   protocol.CodeBadRequest, // "a" must not be escaped
+		"troupe.call.counter.a.reset":   protocol.CodeUnknownMethod,
+		"troupe.call.nosuch.a.get":      protocol.CodeNoHost,
+		"troupe.call.no-such.a.get":     protocol.CodeNoHost,
+		"troupe.call.counter.a.add":     protocol.CodeInvalidArgument, // payload "x"
+		"troupe.call.counter.a.get-all": protocol.CodeUnknownMethod,
 	} {
 		_, e := gatewayCall(t, nc, subject, "x", nil)
 		if e == nil || e.Code != want {
 			t.Errorf("%s: got %v, want code %v", subject, e, want)
 		}
 	}
-	if _, e := gatewayCall(t, nc, "troupe.call.counter.a.get", "", nats.Header{router.HeaderTimeout: {"soon"}}); e == nil || e.Code != router.CodeBadRequest {
+	if _, e := gatewayCall(t, nc, "troupe.call.counter.a.get", "", nats.Header{protocol.HeaderTimeout: {"soon"}}); e == nil || e.Code != protocol.CodeBadRequest {
 		t.Errorf("bad timeout header: %v", e)
 	}
 	// Wildcards never reach an actor: the server does not deliver them.
 	for _, subject := range []string{"troupe.call.counter.*.add", "troupe.call.counter.>", "troupe.call.*.a.add"} {
-		if resp, err := nc.Request(subject, []byte("1"), 200*time.Millisecond); err == nil && router.DecodeError(resp.Header, resp.Data) == nil {
+		if resp, err := nc.Request(subject, []byte("1"), 200*time.Millisecond); err == nil && protocol.DecodeError(resp.Header, resp.Data) == nil {
 			t.Errorf("%s reached an actor: %q", subject, resp.Data)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // Single activation rests on three rules, all enforced here:
@@ -40,16 +40,16 @@ func (h *Host) awaitActivation(ctx context.Context, typ placement.ActorType, id 
 		select {
 		case <-changed:
 		case <-h.stop:
-			return router.Errorf(router.CodeUnavailable, "host %s is stopping", h.cfg.ID)
+			return protocol.Errorf(protocol.CodeUnavailable, "host %s is stopping", h.cfg.ID)
 		case <-ctx.Done():
-			return router.Errorf(router.CodeDeadlineExceeded,
+			return protocol.Errorf(protocol.CodeDeadlineExceeded,
 				"the actor's previous host did not hand it off before the deadline (generation %d)", t.Generation())
 		}
 	}
 }
 
-func (h *Host) errMoved(t *placement.Table) *router.Error {
-	e := router.Errorf(router.CodeMoved, "actor is not on host %s at generation %d", h.cfg.ID, t.Generation())
+func (h *Host) errMoved(t *placement.Table) *protocol.Error {
+	e := protocol.Errorf(protocol.CodeMoved, "actor is not on host %s at generation %d", h.cfg.ID, t.Generation())
 	e.Generation = t.Generation()
 	return e
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/promtest"
 	"github.com/troupe-dev/troupe/internal/telemetry"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -53,7 +54,7 @@ func TestMetricsCountCallsWithBoundedLabels(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		if _, err := r.Call(ctx, "counter", "c1", fmt.Sprintf("random%d", i), nil); !errors.Is(err, router.ErrUnknownMethod) {
+		if _, err := r.Call(ctx, "counter", "c1", fmt.Sprintf("random%d", i), nil); !errors.Is(err, protocol.ErrUnknownMethod) {
 			t.Fatalf("random method: %v, want UNKNOWN_METHOD", err)
 		}
 	}

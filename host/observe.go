@@ -12,6 +12,7 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/telemetry"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -106,7 +107,7 @@ func (o *observer) turnStart(env *envelope) time.Time {
 			span.SetAttributes(
 				attribute.String("troupe.host.id", string(o.h.cfg.ID)),
 				attribute.String("troupe.actor.type", string(env.t.name)),
-				attribute.String("troupe.actor.id", router.EncodeID(string(env.id))),
+				attribute.String("troupe.actor.id", protocol.EncodeID(string(env.id))),
 				attribute.String("troupe.actor.method", env.method))
 			span.AddEvent("turn started", trace.WithTimestamp(now))
 		}
@@ -131,7 +132,7 @@ func (o *observer) turnEnd(env *envelope, reply *nats.Msg, start time.Time) {
 
 // failCall answers a call that never reached its turn (moved, busy, late),
 // counting it.
-func (h *Host) failCall(env *envelope, e *router.Error) {
+func (h *Host) failCall(env *envelope, e *protocol.Error) {
 	if o := h.obs; o != nil && o.m != nil {
 		o.m.calls.Observe(string(env.t.name), env.method, int32(e.Code), true, 0)
 	}
@@ -140,7 +141,7 @@ func (h *Host) failCall(env *envelope, e *router.Error) {
 
 // rejected counts a request refused before it named an actor this host
 // serves.
-func (o *observer) rejected(e *router.Error) {
+func (o *observer) rejected(e *protocol.Error) {
 	if o != nil && o.m != nil {
 		o.m.rejected.WithLabelValues(telemetry.Outcome(int32(e.Code))).Inc()
 	}
@@ -157,7 +158,7 @@ func (o *observer) extract(ctx context.Context, h nats.Header) context.Context {
 
 func endSpan(span trace.Span, code int32) {
 	if code != 0 {
-		c := router.Code(code).String()
+		c := protocol.Code(code).String()
 		span.SetStatus(codes.Error, c)
 		span.SetAttributes(attribute.String("troupe.error.code", c))
 	}
@@ -169,13 +170,13 @@ func replyCode(reply *nats.Msg) int32 {
 	if reply == nil || reply.Header == nil {
 		return 0
 	}
-	s := reply.Header.Get(router.HeaderErrorCode)
+	s := reply.Header.Get(protocol.HeaderErrorCode)
 	if s == "" {
 		return 0
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil {
-		return int32(router.CodeInternal)
+		return int32(protocol.CodeInternal)
 	}
 	return int32(n)
 }
@@ -206,7 +207,7 @@ func (o *observer) stateSaved(typ placement.ActorType, start time.Time, err erro
 	}
 	t := o.m.types[typ]
 	t.save.Observe(time.Since(start).Seconds())
-	if e := router.AsError(err); e != nil && e.Code == router.CodeStateConflict {
+	if e := protocol.AsError(err); e != nil && e.Code == protocol.CodeStateConflict {
 		t.conflicts.Inc()
 	}
 }

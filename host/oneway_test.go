@@ -14,7 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // sink records every message its actors receive, by actor id and payload.
@@ -101,10 +101,10 @@ func TestOneWaySends(t *testing.T) {
 	}
 
 	// Errors that can be known before sending are returned.
-	if err := r.Send(ctx, "nosuch", "x", "m", nil); !errors.Is(err, router.ErrNoHost) {
+	if err := r.Send(ctx, "nosuch", "x", "m", nil); !errors.Is(err, protocol.ErrNoHost) {
 		t.Fatalf("Send to an unserved type: %v, want NO_HOST", err)
 	}
-	if err := r.Send(ctx, "sink", "x", "bad method", nil); !errors.Is(err, router.ErrInvalidMethod) {
+	if err := r.Send(ctx, "sink", "x", "bad method", nil); !errors.Is(err, protocol.ErrInvalidMethod) {
 		t.Fatalf("Send with a bad method: %v, want INVALID_METHOD", err)
 	}
 }
@@ -133,10 +133,10 @@ func TestOneWayForwardedFromAStaleSender(t *testing.T) {
 	}
 	nc := natstest.Connect(t, s)
 	hdr := nats.Header{}
-	hdr.Set(router.HeaderType, "sink")
-	hdr.Set(router.HeaderID, router.EncodeID(string(id)))
-	hdr.Set(router.HeaderMethod, "put")
-	hdr.Set(router.HeaderGeneration, strconv.FormatUint(table.Generation()-1, 10))
+	hdr.Set(protocol.HeaderType, "sink")
+	hdr.Set(protocol.HeaderID, protocol.EncodeID(string(id)))
+	hdr.Set(protocol.HeaderMethod, "put")
+	hdr.Set(protocol.HeaderGeneration, strconv.FormatUint(table.Generation()-1, 10))
 	if err := nc.PublishMsg(&nats.Msg{Subject: wrong.Subject(), Header: hdr, Data: []byte("fwd")}); err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ import (
 // unacknowledged, and the server redelivers it after the consumer's ack
 // wait. So a reminder can fire twice when its turn completed but the
 // acknowledgement was lost; the call carries the stream sequence of the
-// firing (router.HeaderReminderSeq), the same on every redelivery, for an
+// firing (protocol.HeaderReminderSeq), the same on every redelivery, for an
 // actor that must not act twice.
 //
 // Why one shared consumer rather than one per host or per actor: a consumer
@@ -199,9 +199,9 @@ func (h *Host) deliverFiring(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	method := msg.Headers().Get(router.HeaderReminderMethod)
+	method := msg.Headers().Get(protocol.HeaderReminderMethod)
 	if method == "" {
-		method = router.DefaultReminderMethod
+		method = protocol.DefaultReminderMethod
 	}
 	var seq uint64
 	delivered := uint64(1)
@@ -212,21 +212,21 @@ func (h *Host) deliverFiring(ctx context.Context, msg jetstream.Msg) {
 	beating := make(chan struct{})
 	go func() { keepInProgress(callCtx, msg); close(beating) }()
 	_, err = h.router.Call(callCtx, typ, id, method, msg.Data(),
-		router.WithHeader(router.HeaderReminder, name),
-		router.WithHeader(router.HeaderReminderSeq, strconv.FormatUint(seq, 10)))
+		router.WithHeader(protocol.HeaderReminder, name),
+		router.WithHeader(protocol.HeaderReminderSeq, strconv.FormatUint(seq, 10)))
 	cancel()
 	<-beating
 	if err != nil && retryFiring(err) {
 		if ctx.Err() == nil { // else the host is stopping: redelivered after the ack wait
 			_ = msg.NakWithDelay(fireBackoff(delivered))
 		}
-		h.log.Debug("reminder firing will be delivered again", "type", typ, "id", router.EncodeID(string(id)), "reminder", name, "err", err)
+		h.log.Debug("reminder firing will be delivered again", "type", typ, "id", protocol.EncodeID(string(id)), "reminder", name, "err", err)
 		return
 	}
 	if err != nil {
 		// The turn ran and failed, or can never run: delivered, as far as
 		// the reminder goes.
-		h.log.Warn("reminder call failed", "type", typ, "id", router.EncodeID(string(id)), "reminder", name, "err", err)
+		h.log.Warn("reminder call failed", "type", typ, "id", protocol.EncodeID(string(id)), "reminder", name, "err", err)
 	}
 	h.obs.ReminderFired(typ)
 	if err := msg.Ack(); err != nil {
@@ -252,13 +252,13 @@ func keepInProgress(ctx context.Context, msg jetstream.Msg) {
 // retryFiring says whether a failed reminder call should be delivered again:
 // when nothing ran, or the outcome is unknown because the deadline passed.
 func retryFiring(err error) bool {
-	var e *router.Error
+	var e *protocol.Error
 	if !errors.As(err, &e) {
 		return true
 	}
 	switch e.Code {
-	case router.CodeNoHost, router.CodeBusy, router.CodeDeadlineExceeded, router.CodeMoved,
-		router.CodeStateConflict, router.CodeUnavailable:
+	case protocol.CodeNoHost, protocol.CodeBusy, protocol.CodeDeadlineExceeded, protocol.CodeMoved,
+		protocol.CodeStateConflict, protocol.CodeUnavailable:
 		return true
 	}
 	return false
@@ -280,7 +280,7 @@ func parseFireSubject(prefix, subject string) (placement.ActorType, placement.Ac
 	if !ok {
 		return "", "", "", fmt.Errorf("want %s.rmd.fire.<type>.<id>.<name>", prefix)
 	}
-	id, err := router.DecodeID(rawID)
+	id, err := protocol.DecodeID(rawID)
 	if err != nil {
 		return "", "", "", err
 	}
@@ -311,6 +311,6 @@ func (s *Self) Host() placement.HostID { return s.a.e.host }
 // ReminderName returns the name of the reminder whose firing c is, and
 // whether it is one.
 func ReminderName(c Call) (string, bool) {
-	name := c.Header.Get(router.HeaderReminder)
+	name := c.Header.Get(protocol.HeaderReminder)
 	return name, name != ""
 }

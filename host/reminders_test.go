@@ -15,6 +15,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -45,7 +46,7 @@ func alarms(fired chan<- firing) func(*host.Host) {
 				if !ok {
 					return nil, host.UnknownMethod(c)
 				}
-				seq, _ := strconv.ParseUint(c.Header.Get(router.HeaderReminderSeq), 10, 64)
+				seq, _ := strconv.ParseUint(c.Header.Get(protocol.HeaderReminderSeq), 10, 64)
 				fired <- firing{id: string(self.ID()), name: name, method: c.Method, seq: seq, host: self.Host(), at: time.Now(), payload: string(c.Payload)}
 				return nil, nil
 			})
@@ -80,12 +81,12 @@ func TestReminderFiresOnTimeOnTheOwner(t *testing.T) {
 	ids := []placement.ActorID{"a1", "a.2", "a3"}
 	at := time.Now().Add(1500 * time.Millisecond)
 	for i, id := range ids {
-		err := r.SetReminder(ctx, "alarm", id, router.Reminder{Name: "wake", Schedule: router.At(at), Method: "ring", Payload: []byte(strconv.Itoa(i))})
+		err := r.SetReminder(ctx, "alarm", id, router.Reminder{Name: "wake", Schedule: protocol.At(at), Method: "ring", Payload: []byte(strconv.Itoa(i))})
 		if err != nil {
 			t.Fatal(err)
 		}
 		list, err := r.Reminders(ctx, "alarm", id)
-		if err != nil || len(list) != 1 || list[0].Name != "wake" || list[0].Method != "ring" || list[0].Schedule != router.At(at) {
+		if err != nil || len(list) != 1 || list[0].Name != "wake" || list[0].Method != "ring" || list[0].Schedule != protocol.At(at) {
 			t.Fatalf("Reminders = %+v, %v; want the one just set", list, err)
 		}
 	}
@@ -136,7 +137,7 @@ func TestReminderEveryCronDelete(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	arm, _ := json.Marshal(router.Reminder{Name: "beat", Schedule: router.Every(time.Second)})
+	arm, _ := json.Marshal(router.Reminder{Name: "beat", Schedule: protocol.Every(time.Second)})
 	if _, err := r.Call(ctx, "alarm", "e1", "arm", arm); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestReminderEveryCronDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := waitListed(t, r, "alarm", "e1", 2)
-	if list[0].Name != "beat" || list[0].Method != router.DefaultReminderMethod || list[1].Name != "newyear" || list[1].TimeZone != "Europe/Amsterdam" || string(list[1].Payload) != "\x00\x01" {
+	if list[0].Name != "beat" || list[0].Method != protocol.DefaultReminderMethod || list[1].Name != "newyear" || list[1].TimeZone != "Europe/Amsterdam" || string(list[1].Payload) != "\x00\x01" {
 		t.Fatalf("Reminders = %+v", list)
 	}
 	first := nextFiring(t, fired, 3*time.Second)
@@ -187,20 +188,20 @@ func TestReminderBadInput(t *testing.T) {
 		rem  router.Reminder
 		want error
 	}{
-		{router.Reminder{Name: "x", Schedule: "@every 500ms"}, router.ErrInvalidSchedule},
-		{router.Reminder{Name: "x", Schedule: "tomorrow"}, router.ErrInvalidSchedule},
-		{router.Reminder{Name: "x", Schedule: "0 * * * *"}, router.ErrInvalidSchedule}, // five fields
-		{router.Reminder{Name: "x", Schedule: "@every 1m", TimeZone: "Europe/Amsterdam"}, router.ErrInvalidSchedule},
-		{router.Reminder{Name: "x", Schedule: "@daily", TimeZone: "Mars/Olympus"}, router.ErrInvalidSchedule},
-		{router.Reminder{Name: "x"}, router.ErrInvalidSchedule},
-		{router.Reminder{Name: "a.b", Schedule: "@daily"}, router.ErrInvalidSchedule},
-		{router.Reminder{Name: "x", Schedule: "@daily", Method: "no such"}, router.ErrInvalidMethod},
+		{router.Reminder{Name: "x", Schedule: "@every 500ms"}, protocol.ErrInvalidSchedule},
+		{router.Reminder{Name: "x", Schedule: "tomorrow"}, protocol.ErrInvalidSchedule},
+		{router.Reminder{Name: "x", Schedule: "0 * * * *"}, protocol.ErrInvalidSchedule}, // five fields
+		{router.Reminder{Name: "x", Schedule: "@every 1m", TimeZone: "Europe/Amsterdam"}, protocol.ErrInvalidSchedule},
+		{router.Reminder{Name: "x", Schedule: "@daily", TimeZone: "Mars/Olympus"}, protocol.ErrInvalidSchedule},
+		{router.Reminder{Name: "x"}, protocol.ErrInvalidSchedule},
+		{router.Reminder{Name: "a.b", Schedule: "@daily"}, protocol.ErrInvalidSchedule},
+		{router.Reminder{Name: "x", Schedule: "@daily", Method: "no such"}, protocol.ErrInvalidMethod},
 	} {
 		if err := r.SetReminder(ctx, "alarm", "b", c.rem); !errors.Is(err, c.want) {
 			t.Errorf("SetReminder(%+v) = %v, want %v", c.rem, err, c.want)
 		}
 	}
-	if err := r.SetReminder(ctx, "nosuch", "b", router.Reminder{Name: "x", Schedule: "@daily"}); !errors.Is(err, router.ErrNoHost) {
+	if err := r.SetReminder(ctx, "nosuch", "b", router.Reminder{Name: "x", Schedule: "@daily"}); !errors.Is(err, protocol.ErrNoHost) {
 		t.Errorf("a reminder for a type no host serves: %v, want NO_HOST", err)
 	}
 	if list := waitListed(t, r, "alarm", "b", 0); len(list) != 0 {
@@ -218,17 +219,17 @@ func TestReminderGateway(t *testing.T) {
 	r := newRouter(t, s)
 	waitMembers(t, r, 1)
 
-	req := func(subject string, hdr nats.Header, body string) (string, *router.Error) {
+	req := func(subject string, hdr nats.Header, body string) (string, *protocol.Error) {
 		t.Helper()
 		resp, err := nc.RequestMsg(&nats.Msg{Subject: subject, Header: hdr, Data: []byte(body)}, 5*time.Second)
 		if err != nil {
 			t.Fatalf("%s: %v", subject, err)
 		}
-		return string(resp.Data), router.DecodeError(resp.Header, resp.Data)
+		return string(resp.Data), protocol.DecodeError(resp.Header, resp.Data)
 	}
 	hdr := nats.Header{}
-	hdr.Set(host.HeaderSchedule, router.At(time.Now().Add(time.Second)))
-	hdr.Set(router.HeaderReminderMethod, "ring")
+	hdr.Set(host.HeaderSchedule, protocol.At(time.Now().Add(time.Second)))
+	hdr.Set(protocol.HeaderReminderMethod, "ring")
 	if _, e := req("troupe.reminder.set.alarm.g%2E1.soon", hdr, "hi"); e != nil {
 		t.Fatal(e)
 	}
@@ -250,10 +251,10 @@ func TestReminderGateway(t *testing.T) {
 	waitListed(t, r, "alarm", "g.1", 0)
 	bad := nats.Header{}
 	bad.Set(host.HeaderSchedule, "@every 10ms")
-	if _, e := req("troupe.reminder.set.alarm.g1.x", bad, ""); e == nil || e.Code != router.CodeInvalidSchedule {
+	if _, e := req("troupe.reminder.set.alarm.g1.x", bad, ""); e == nil || e.Code != protocol.CodeInvalidSchedule {
 		t.Fatalf("a bad schedule through the gateway: %v, want INVALID_SCHEDULE", e)
 	}
-	if _, e := req("troupe.reminder.frob.alarm.g1", nil, ""); e == nil || e.Code != router.CodeBadRequest {
+	if _, e := req("troupe.reminder.frob.alarm.g1", nil, ""); e == nil || e.Code != protocol.CodeBadRequest {
 		t.Fatalf("an unknown operation: %v, want BAD_REQUEST", e)
 	}
 }
@@ -269,18 +270,18 @@ func TestReminderFiringsCoalesceWhileNoHostDelivers(t *testing.T) {
 	quiet := startHost(t, s, host.Config{DisableReminders: true}, alarms(fired))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := quiet.Router().SetReminder(ctx, "alarm", "c1", router.Reminder{Name: "beat", Schedule: router.Every(time.Second)}); err != nil {
+	if err := quiet.Router().SetReminder(ctx, "alarm", "c1", router.Reminder{Name: "beat", Schedule: protocol.Every(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	js, err := jetstream.New(natstest.Connect(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := js.Stream(ctx, router.DefaultReminderStream)
+	stream, err := js.Stream(ctx, protocol.DefaultReminderStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fire := router.FireSubject("troupe", "alarm", "c1", "beat")
+	fire := protocol.FireSubject("troupe", "alarm", "c1", "beat")
 	time.Sleep(3500 * time.Millisecond) // three firings or so
 	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(fire))
 	if err != nil {
@@ -310,7 +311,7 @@ func TestRemindersSurviveAServerRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	at := time.Now().Add(3 * time.Second)
-	if err := h.Router().SetReminder(ctx, "alarm", "r1", router.Reminder{Name: "once", Schedule: router.At(at)}); err != nil {
+	if err := h.Router().SetReminder(ctx, "alarm", "r1", router.Reminder{Name: "once", Schedule: protocol.At(at)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Router().SetReminder(ctx, "alarm", "r1", router.Reminder{Name: "yearly", Schedule: "@yearly"}); err != nil {

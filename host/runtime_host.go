@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -14,9 +15,9 @@ import (
 // state store, table and subjects.
 type hostRuntime struct{ h *Host }
 
-func (r hostRuntime) epoch() epoch             { return r.h.fence.current() }
-func (r hostRuntime) mayAct(e epoch) bool      { return r.h.fence.mayAct(e) }
-func (r hostRuntime) errFenced() *router.Error { return r.h.fence.errFenced() }
+func (r hostRuntime) epoch() epoch               { return r.h.fence.current() }
+func (r hostRuntime) mayAct(e epoch) bool        { return r.h.fence.mayAct(e) }
+func (r hostRuntime) errFenced() *protocol.Error { return r.h.fence.errFenced() }
 func (r hostRuntime) actedUntil(e epoch, now time.Time) time.Time {
 	return r.h.fence.actedUntil(e, now)
 }
@@ -35,8 +36,8 @@ func (r hostRuntime) save(e epoch, key string, value []byte, hdr nats.Header, re
 	return r.h.store.save(e, key, value, hdr, rev)
 }
 
-func (r hostRuntime) maxPayload() int64                      { return r.h.nc.MaxPayload() }
-func (r hostRuntime) respond(env *envelope, reply *nats.Msg) { r.h.respond(env.msg, reply) }
-func (r hostRuntime) reject(env *envelope, e *router.Error)  { r.h.failCall(env, e) }
-func (r hostRuntime) readmit(env *envelope)                  { r.h.admit(env) }
-func (r hostRuntime) router() *router.Router                 { return r.h.router }
+func (r hostRuntime) maxPayload() int64                       { return r.h.nc.MaxPayload() }
+func (r hostRuntime) respond(env *envelope, reply *nats.Msg)  { r.h.respond(env.msg, reply) }
+func (r hostRuntime) reject(env *envelope, e *protocol.Error) { r.h.failCall(env, e) }
+func (r hostRuntime) readmit(env *envelope)                   { r.h.admit(env) }
+func (r hostRuntime) router() *router.Router                  { return r.h.router }

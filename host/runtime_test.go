@@ -19,7 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 const hang = 10 * time.Second // a wait this long is a hang
@@ -86,7 +86,7 @@ func (p *probe) Receive(ctx context.Context, c Call) ([]byte, error) {
 		p.self.SetState([]byte(strconv.Itoa(p.value() + n)))
 	case "get":
 	case "fail":
-		return nil, router.AppError("nope", "failed on purpose")
+		return nil, protocol.AppError("nope", "failed on purpose")
 	case "dirtyfail":
 		p.self.SetState([]byte("999"))
 		return nil, errors.New("failed after a change")
@@ -223,26 +223,26 @@ func TestRuntimeDiscardRules(t *testing.T) {
 		method  string
 		payload string
 		prepare func(s *sandbox)
-		code    router.Code
+		code    protocol.Code
 		kept    bool
 	}{
-		{name: "an error, nothing changed", method: "fail", code: router.CodeApplication, kept: true},
-		{name: "an error after a change", method: "dirtyfail", code: router.CodeApplication},
-		{name: "a panic", method: "panic", code: router.CodeInternal},
-		{name: "a reply too large, nothing changed", method: "big", code: router.CodePayloadTooLarge, kept: true},
-		{name: "a reply too large after a change", method: "big", payload: "x", code: router.CodePayloadTooLarge},
-		{name: "a save that conflicts", method: "add", payload: "1", code: router.CodeStateConflict,
+		{name: "an error, nothing changed", method: "fail", code: protocol.CodeApplication, kept: true},
+		{name: "an error after a change", method: "dirtyfail", code: protocol.CodeApplication},
+		{name: "a panic", method: "panic", code: protocol.CodeInternal},
+		{name: "a reply too large, nothing changed", method: "big", code: protocol.CodePayloadTooLarge, kept: true},
+		{name: "a reply too large after a change", method: "big", payload: "x", code: protocol.CodePayloadTooLarge},
+		{name: "a save that conflicts", method: "add", payload: "1", code: protocol.CodeStateConflict,
 			prepare: func(s *sandbox) { // another writer got there first
 				key := StateKey("probe", "p1")
 				if _, err := s.rt.save(0, key, []byte("50"), nil, s.rt.entry(key).rev); err != nil {
 					panic(err)
 				}
 			}},
-		{name: "a save that fails", method: "add", payload: "1", code: router.CodeOutcomeUnknown,
+		{name: "a save that fails", method: "add", payload: "1", code: protocol.CodeOutcomeUnknown,
 			prepare: func(s *sandbox) {
-				s.rt.setFailSave(func(string) error { return router.Errorf(router.CodeOutcomeUnknown, "no answer") })
+				s.rt.setFailSave(func(string) error { return protocol.Errorf(protocol.CodeOutcomeUnknown, "no answer") })
 			}},
-		{name: "the fence closed", method: "add", payload: "1", code: router.CodeUnavailable,
+		{name: "the fence closed", method: "add", payload: "1", code: protocol.CodeUnavailable,
 			prepare: func(s *sandbox) { s.rt.fenced.Store(true) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,7 +255,7 @@ func TestRuntimeDiscardRules(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), hang)
 			defer cancel()
 			_, err := s.call(ctx, "probe", "p1", tc.method, []byte(tc.payload), nil)
-			var e *router.Error
+			var e *protocol.Error
 			if !errors.As(err, &e) || e.Code != tc.code {
 				t.Fatalf("error %v; want code %v", err, tc.code)
 			}
@@ -295,7 +295,7 @@ func TestRuntimeACallPastItsDeadlineDoesNotRun(t *testing.T) {
 	}
 	close(st.release)
 	await(t, running)
-	if _, err := await(t, late); !errors.Is(err, router.ErrDeadlineExceeded) {
+	if _, err := await(t, late); !errors.Is(err, protocol.ErrDeadlineExceeded) {
 		t.Fatalf("late call: %v; want DEADLINE_EXCEEDED", err)
 	}
 	if got := s.mustCall(t, "get", ""); got != "0" || st.activations.Load() != 1 {
@@ -420,16 +420,16 @@ func TestRuntimeReentrancy(t *testing.T) {
 				opts = append(opts, Reentrant())
 			}
 			st := registerProbe(t, s, opts...)
-			chain := router.NewChainID()
-			hdr := nats.Header{router.HeaderChain: []string{chain}}
+			chain := protocol.NewChainID()
+			hdr := nats.Header{protocol.HeaderChain: []string{chain}}
 			holder, err := s.start(context.Background(), "probe", "p1", "block", nil, hdr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			<-st.blocked
 			back := nats.Header{
-				router.HeaderChain:     []string{chain},
-				router.HeaderChainPath: []string{router.FormatPath([]router.Hop{{Type: "probe", ID: "p1"}, {Type: "other", ID: "o1"}})},
+				protocol.HeaderChain:     []string{chain},
+				protocol.HeaderChainPath: []string{protocol.FormatPath([]protocol.Hop{{Type: "probe", ID: "p1"}, {Type: "other", ID: "o1"}})},
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), hang)
 			defer cancel()
@@ -437,7 +437,7 @@ func TestRuntimeReentrancy(t *testing.T) {
 			switch {
 			case reentrant && (err != nil || string(got) != "3"):
 				t.Fatalf("re-entering call: %q, %v; want 3", got, err)
-			case !reentrant && !errors.Is(err, router.ErrWouldDeadlock):
+			case !reentrant && !errors.Is(err, protocol.ErrWouldDeadlock):
 				t.Fatalf("re-entering call: %v; want WOULD_DEADLOCK", err)
 			}
 			// A call of another chain waits behind the holder.

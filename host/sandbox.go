@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -58,8 +59,8 @@ func (s *sandbox) register(typ placement.ActorType, factory Factory, opts []Type
 	return nil
 }
 
-// call runs one call to (typ, id) and returns its reply, or the *router.Error
-// a caller over NATS would get.
+// call runs one call to (typ, id) and returns its reply, or the
+// *protocol.Error a caller over NATS would get.
 func (s *sandbox) call(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header) ([]byte, error) {
 	done, err := s.start(ctx, typ, id, method, payload, hdr)
 	if err != nil {
@@ -69,7 +70,7 @@ func (s *sandbox) call(ctx context.Context, typ placement.ActorType, id placemen
 	case reply := <-done:
 		return replyOf(reply)
 	case <-ctx.Done():
-		return nil, router.AsError(ctx.Err())
+		return nil, protocol.AsError(ctx.Err())
 	}
 }
 
@@ -90,30 +91,30 @@ func (s *sandbox) start(ctx context.Context, typ placement.ActorType, id placeme
 
 // replyOf is a reply message as a caller sees it.
 func replyOf(reply *nats.Msg) ([]byte, error) {
-	if err := router.DecodeError(reply.Header, reply.Data); err != nil {
+	if err := protocol.DecodeError(reply.Header, reply.Data); err != nil {
 		return nil, err
 	}
 	return reply.Data, nil
 }
 
 // envelope makes a call's envelope, as Host.parse does for a request.
-func (s *sandbox) envelope(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header) (*envelope, *router.Error) {
+func (s *sandbox) envelope(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header) (*envelope, *protocol.Error) {
 	t, ok := s.types[typ]
 	if !ok {
-		return nil, router.Errorf(router.CodeNoHost, "no live host serves actor type %q (not registered)", typ)
+		return nil, protocol.Errorf(protocol.CodeNoHost, "no live host serves actor type %q (not registered)", typ)
 	}
 	if err := id.Validate(); err != nil {
-		return nil, router.Errorf(router.CodeInvalidID, "%v", err)
+		return nil, protocol.Errorf(protocol.CodeInvalidID, "%v", err)
 	}
 	if err := placement.ValidateName("method", method); err != nil {
-		return nil, router.Errorf(router.CodeInvalidMethod, "%v", err)
+		return nil, protocol.Errorf(protocol.CodeInvalidMethod, "%v", err)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(s.cfg.CallTimeout)
 	}
 	env := &envelope{kind: kindCall, msg: &nats.Msg{Reply: "sandbox", Data: payload, Header: hdr}, t: t, id: id, method: method, deadline: deadline}
-	var e *router.Error
+	var e *protocol.Error
 	if env.chain, e = parseChain(hdr, s.cfg.MaxCallChainDepth); e != nil {
 		return nil, e
 	}
@@ -132,7 +133,7 @@ func (s *sandbox) admit(env *envelope) {
 		case nil:
 			return
 		case errBusy:
-			s.rt.reject(env, router.Errorf(router.CodeBusy, "mailbox of %s %s is full (%d calls waiting)", env.t.name, router.EncodeID(string(env.id)), env.t.mailbox))
+			s.rt.reject(env, protocol.Errorf(protocol.CodeBusy, "mailbox of %s %s is full (%d calls waiting)", env.t.name, protocol.EncodeID(string(env.id)), env.t.mailbox))
 			return
 		}
 	}
@@ -198,8 +199,8 @@ type memRuntime struct {
 func (m *memRuntime) epoch() epoch        { return 0 }
 func (m *memRuntime) mayAct(e epoch) bool { return !m.fenced.Load() }
 
-func (m *memRuntime) errFenced() *router.Error {
-	return router.Errorf(router.CodeUnavailable, "host %s cannot renew its lease; the call did not run", m.s.cfg.ID)
+func (m *memRuntime) errFenced() *protocol.Error {
+	return protocol.Errorf(protocol.CodeUnavailable, "host %s cannot renew its lease; the call did not run", m.s.cfg.ID)
 }
 
 func (m *memRuntime) actedUntil(_ epoch, now time.Time) time.Time { return now }
@@ -215,7 +216,7 @@ func (m *memRuntime) awaitActivation(ctx context.Context, _ placement.ActorType,
 	case <-gate:
 		return nil
 	case <-ctx.Done():
-		return router.Errorf(router.CodeDeadlineExceeded, "the actor's previous host did not hand it off before the deadline")
+		return protocol.Errorf(protocol.CodeDeadlineExceeded, "the actor's previous host did not hand it off before the deadline")
 	}
 }
 
@@ -242,7 +243,7 @@ func (m *memRuntime) save(_ epoch, key string, value []byte, hdr nats.Header, re
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.entries[key].rev != rev {
-		return 0, router.Errorf(router.CodeStateConflict, "state of %s changed under this activation; the turn was discarded", key)
+		return 0, protocol.Errorf(protocol.CodeStateConflict, "state of %s changed under this activation; the turn was discarded", key)
 	}
 	m.seq++
 	m.entries[key] = stateEntry{rev: m.seq, data: value, hdr: hdr}
@@ -261,9 +262,9 @@ func (m *memRuntime) respond(env *envelope, reply *nats.Msg) {
 	}
 }
 
-func (m *memRuntime) reject(env *envelope, e *router.Error) { m.respond(env, errorReply(e)) }
-func (m *memRuntime) readmit(env *envelope)                 { m.s.admit(env) }
-func (m *memRuntime) router() *router.Router                { return m.r.Load() }
+func (m *memRuntime) reject(env *envelope, e *protocol.Error) { m.respond(env, errorReply(e)) }
+func (m *memRuntime) readmit(env *envelope)                   { m.s.admit(env) }
+func (m *memRuntime) router() *router.Router                  { return m.r.Load() }
 
 // setFailSave sets failSave.
 func (m *memRuntime) setFailSave(f func(key string) error) {

@@ -11,15 +11,16 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/protocol"
-	"github.com/troupe-dev/troupe/router"
 )
 
 // gate is a saveGate the test opens and closes.
 type gate struct{ open bool }
 
-func (g *gate) beginSave(epoch) bool     { return g.open }
-func (g *gate) endSave()                 {}
-func (g *gate) errFenced() *router.Error { return router.Errorf(router.CodeUnavailable, "fenced") }
+func (g *gate) beginSave(epoch) bool { return g.open }
+func (g *gate) endSave()             {}
+func (g *gate) errFenced() *protocol.Error {
+	return protocol.Errorf(protocol.CodeUnavailable, "fenced")
+}
 
 // newStore returns a state store on a bucket of its own server, behind g.
 func newStore(t *testing.T, g saveGate, timeout time.Duration) *stateStore {
@@ -59,10 +60,10 @@ func TestStateStoreComparesAndSets(t *testing.T) {
 		t.Fatalf("load = %+v, %v; want revision %d, \"2\" and its header", e, err, second)
 	}
 	_, err = s.save(0, key, []byte("9"), nil, first)
-	if !errors.Is(err, router.ErrStateConflict) {
+	if !errors.Is(err, protocol.ErrStateConflict) {
 		t.Fatalf("a save at a stale revision: %v; want STATE_CONFLICT", err)
 	}
-	if _, err := s.save(0, key, []byte("9"), nil, 0); !errors.Is(err, router.ErrStateConflict) {
+	if _, err := s.save(0, key, []byte("9"), nil, 0); !errors.Is(err, protocol.ErrStateConflict) {
 		t.Fatalf("a first save over an existing key: %v; want STATE_CONFLICT", err)
 	}
 	if err := s.kv.Delete(ctx, key); err != nil {
@@ -104,7 +105,7 @@ func TestStateStoreSendsNothingPastTheGate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	key := StateKey("counter", "x")
-	if _, err := s.save(0, key, []byte("1"), nil, 0); !errors.Is(err, router.ErrUnavailable) {
+	if _, err := s.save(0, key, []byte("1"), nil, 0); !errors.Is(err, protocol.ErrUnavailable) {
 		t.Fatalf("a fenced save: %v; want UNAVAILABLE", err)
 	}
 	if e, err := s.load(ctx, key); err != nil || e.rev != 0 {
@@ -123,7 +124,7 @@ func TestStateStoreNeverGuessesAnUnansweredSave(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.save(0, StateKey("counter", "x"), []byte("1"), nil, 0)
-	if !errors.Is(err, router.ErrOutcomeUnknown) {
+	if !errors.Is(err, protocol.ErrOutcomeUnknown) {
 		t.Fatalf("a save nobody answered: %v; want OUTCOME_UNKNOWN", err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/placement"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // maxTimeout caps the timeout a request may ask for.
@@ -35,29 +35,29 @@ func (h *Host) serve(msg *nats.Msg) {
 }
 
 // parse validates a request's headers.
-func (h *Host) parse(msg *nats.Msg) (*envelope, *router.Error) {
+func (h *Host) parse(msg *nats.Msg) (*envelope, *protocol.Error) {
 	hdr := msg.Header
-	typ := placement.ActorType(hdr.Get(router.HeaderType))
+	typ := placement.ActorType(hdr.Get(protocol.HeaderType))
 	if typ == "" {
-		return nil, router.Errorf(router.CodeBadRequest, "missing %s header", router.HeaderType)
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "missing %s header", protocol.HeaderType)
 	}
 	t, ok := h.types[typ]
 	if !ok {
-		return nil, router.Errorf(router.CodeUnknownType, "host %s does not serve actor type %q", h.cfg.ID, typ)
+		return nil, protocol.Errorf(protocol.CodeUnknownType, "host %s does not serve actor type %q", h.cfg.ID, typ)
 	}
-	rawID, ok := hdr[router.HeaderID]
+	rawID, ok := hdr[protocol.HeaderID]
 	if !ok || len(rawID) != 1 {
-		return nil, router.Errorf(router.CodeBadRequest, "want exactly one %s header", router.HeaderID)
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "want exactly one %s header", protocol.HeaderID)
 	}
-	id, method, e := parseIdentity(rawID[0], hdr.Get(router.HeaderMethod))
+	id, method, e := parseIdentity(rawID[0], hdr.Get(protocol.HeaderMethod))
 	if e != nil {
 		return nil, e
 	}
 	env := &envelope{msg: msg, t: t, id: id, method: method}
-	if g := hdr.Get(router.HeaderGeneration); g != "" {
+	if g := hdr.Get(protocol.HeaderGeneration); g != "" {
 		var err error
 		if env.gen, err = strconv.ParseUint(g, 10, 64); err != nil {
-			return nil, router.Errorf(router.CodeBadRequest, "malformed %s header %q", router.HeaderGeneration, g)
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "malformed %s header %q", protocol.HeaderGeneration, g)
 		}
 	}
 	if env.deadline, e = h.deadline(hdr); e != nil {
@@ -70,28 +70,28 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *router.Error) {
 }
 
 // parseIdentity decodes and checks an encoded actor id and a method name.
-func parseIdentity(rawID, method string) (placement.ActorID, string, *router.Error) {
-	id, err := router.DecodeID(rawID)
+func parseIdentity(rawID, method string) (placement.ActorID, string, *protocol.Error) {
+	id, err := protocol.DecodeID(rawID)
 	if err != nil {
-		return "", "", router.Errorf(router.CodeBadRequest, "malformed actor id %q: %v", rawID, err)
+		return "", "", protocol.Errorf(protocol.CodeBadRequest, "malformed actor id %q: %v", rawID, err)
 	}
 	if err := placement.ActorID(id).Validate(); err != nil {
-		return "", "", router.Errorf(router.CodeInvalidID, "%v", err)
+		return "", "", protocol.Errorf(protocol.CodeInvalidID, "%v", err)
 	}
 	if err := placement.ValidateName("method", method); err != nil {
-		return "", "", router.Errorf(router.CodeInvalidMethod, "%v", err)
+		return "", "", protocol.Errorf(protocol.CodeInvalidMethod, "%v", err)
 	}
 	return placement.ActorID(id), method, nil
 }
 
 // deadline is when a request's call must end: its Troupe-Timeout from now,
 // or the host's CallTimeout.
-func (h *Host) deadline(hdr nats.Header) (time.Time, *router.Error) {
+func (h *Host) deadline(hdr nats.Header) (time.Time, *protocol.Error) {
 	timeout := h.cfg.CallTimeout
-	if ms := hdr.Get(router.HeaderTimeout); ms != "" {
+	if ms := hdr.Get(protocol.HeaderTimeout); ms != "" {
 		n, err := strconv.ParseInt(ms, 10, 64)
 		if err != nil || n < 0 {
-			return time.Time{}, router.Errorf(router.CodeBadRequest, "malformed %s header %q: want milliseconds", router.HeaderTimeout, ms)
+			return time.Time{}, protocol.Errorf(protocol.CodeBadRequest, "malformed %s header %q: want milliseconds", protocol.HeaderTimeout, ms)
 		}
 		timeout = min(time.Duration(n)*time.Millisecond, maxTimeout)
 	}
@@ -106,10 +106,10 @@ func (h *Host) admitLater(env *envelope) {
 	defer cancel()
 	if err := h.w.WaitApplied(ctx, env.gen); err != nil {
 		if errors.Is(err, placement.ErrWatcherStopped) {
-			h.failCall(env, router.Errorf(router.CodeUnavailable, "host %s is stopping", h.cfg.ID))
+			h.failCall(env, protocol.Errorf(protocol.CodeUnavailable, "host %s is stopping", h.cfg.ID))
 			return
 		}
-		h.failCall(env, router.Errorf(router.CodeDeadlineExceeded,
+		h.failCall(env, protocol.Errorf(protocol.CodeDeadlineExceeded,
 			"host %s did not reach generation %d before the deadline", h.cfg.ID, env.gen))
 		return
 	}
@@ -138,7 +138,7 @@ func (h *Host) admit(env *envelope) {
 		case nil:
 			return
 		case errBusy:
-			h.failCall(env, router.Errorf(router.CodeBusy, "mailbox of %s %s is full (%d calls waiting)", env.t.name, router.EncodeID(string(env.id)), env.t.mailbox))
+			h.failCall(env, protocol.Errorf(protocol.CodeBusy, "mailbox of %s %s is full (%d calls waiting)", env.t.name, protocol.EncodeID(string(env.id)), env.t.mailbox))
 			return
 		}
 		// The activation closed between lookup and enqueue: take a new one.
@@ -146,7 +146,7 @@ func (h *Host) admit(env *envelope) {
 }
 
 // fail answers a request with an error reply.
-func (h *Host) fail(msg *nats.Msg, e *router.Error) { h.respond(msg, errorReply(e)) }
+func (h *Host) fail(msg *nats.Msg, e *protocol.Error) { h.respond(msg, errorReply(e)) }
 
 func (h *Host) respond(req, resp *nats.Msg) {
 	if req.Reply == "" {

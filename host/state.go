@@ -15,7 +15,6 @@ import (
 	"github.com/troupe-dev/troupe/internal/jsutil"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
-	"github.com/troupe-dev/troupe/router"
 )
 
 func ensureStateBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
@@ -96,7 +95,7 @@ type saveGate interface {
 	beginSave(e epoch) bool
 	endSave()
 	// errFenced is the error of a save the gate refused.
-	errFenced() *router.Error
+	errFenced() *protocol.Error
 }
 
 // stateEntry is an actor's stored state entry.
@@ -163,7 +162,7 @@ func (s *stateStore) save(e epoch, key string, state []byte, hdr nats.Header, re
 		case errors.Is(err, errFencedSave) && !unanswered:
 			return 0, s.gate.errFenced()
 		case notSent(err) && !unanswered:
-			return 0, router.Errorf(router.CodeUnavailable, "saving the state of %s: not connected to NATS; the turn was discarded: %w", key, err)
+			return 0, protocol.Errorf(protocol.CodeUnavailable, "saving the state of %s: not connected to NATS; the turn was discarded: %w", key, err)
 		case jsutil.IsConflict(err):
 			if unanswered {
 				seq, ours, err := s.landed(ctx, subject, state, rev)
@@ -171,14 +170,14 @@ func (s *stateStore) save(e epoch, key string, state []byte, hdr nats.Header, re
 				case err != nil:
 					// Reporting a conflict would let the caller retry a
 					// change that may have been stored.
-					return 0, router.Errorf(router.CodeOutcomeUnknown, "saving the state of %s: a try got no answer and the stream could not say whether it landed: %w", key, err)
+					return 0, protocol.Errorf(protocol.CodeOutcomeUnknown, "saving the state of %s: a try got no answer and the stream could not say whether it landed: %w", key, err)
 				case ours:
 					return seq, nil
 				}
 			}
-			return 0, router.Errorf(router.CodeStateConflict, "state of %s changed under this activation; the turn was discarded", key)
+			return 0, protocol.Errorf(protocol.CodeStateConflict, "state of %s changed under this activation; the turn was discarded", key)
 		case errors.Is(err, nats.ErrMaxPayload) || isMessageTooLarge(err):
-			return 0, router.Errorf(router.CodeStateTooLarge, "state of %d bytes exceeds the state bucket's limit; the turn was discarded", len(state))
+			return 0, protocol.Errorf(protocol.CodeStateTooLarge, "state of %d bytes exceeds the state bucket's limit; the turn was discarded", len(state))
 		case ctx.Err() == nil && noAnswer(err):
 			unanswered = true
 			if time.Since(sent) < saveAttempt/2 {
@@ -191,7 +190,7 @@ func (s *stateStore) save(e epoch, key string, state []byte, hdr nats.Header, re
 			}
 			continue
 		}
-		return 0, router.Errorf(router.CodeOutcomeUnknown, "saving the state of %s got no answer; the turn may or may not have taken effect: %w", key, err)
+		return 0, protocol.Errorf(protocol.CodeOutcomeUnknown, "saving the state of %s got no answer; the turn may or may not have taken effect: %w", key, err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -167,7 +168,7 @@ func TestBusyMailboxAnswersBusy(t *testing.T) {
 	go callSlow()
 	go callSlow()
 	// One of the two waits in the mailbox, the other finds it full.
-	if err := <-errs; !errors.Is(err, router.ErrBusy) {
+	if err := <-errs; !errors.Is(err, protocol.ErrBusy) {
 		t.Fatalf("want ErrBusy, got %v", err)
 	}
 	close(release)
@@ -191,7 +192,7 @@ func TestActorPanicFailsTheCallNotTheHost(t *testing.T) {
 	r := newRouter(t, s)
 	waitMembers(t, r, 1)
 	_, err := r.Call(context.Background(), "fragile", "f", "boom", nil)
-	if !errors.Is(err, router.ErrInternal) {
+	if !errors.Is(err, protocol.ErrInternal) {
 		t.Fatalf("want ErrInternal, got %v", err)
 	}
 	if got := call(t, r, "fragile", "f", "ok", ""); got != "fine" {
@@ -206,21 +207,21 @@ func TestApplicationErrorsKeepTheirCode(t *testing.T) {
 			if c.Method == "plain" {
 				return nil, errors.New("plain failure\nsecond line")
 			}
-			return nil, router.AppError("insufficient_funds", "balance 3 is below 5")
+			return nil, protocol.AppError("insufficient_funds", "balance 3 is below 5")
 		}), host.NoState())
 	})
 	r := newRouter(t, s)
 	waitMembers(t, r, 1)
 	_, err := r.Call(context.Background(), "bank", "acct", "withdraw", []byte("5"))
-	var e *router.Error
-	if !errors.As(err, &e) || e.Code != router.CodeApplication || e.AppCode != "insufficient_funds" || e.Message != "balance 3 is below 5" {
+	var e *protocol.Error
+	if !errors.As(err, &e) || e.Code != protocol.CodeApplication || e.AppCode != "insufficient_funds" || e.Message != "balance 3 is below 5" {
 		t.Fatalf("got %#v", err)
 	}
-	if !errors.Is(err, router.AppError("insufficient_funds", "")) || errors.Is(err, router.AppError("other", "")) {
+	if !errors.Is(err, protocol.AppError("insufficient_funds", "")) || errors.Is(err, protocol.AppError("other", "")) {
 		t.Fatal("errors.Is must compare application codes")
 	}
 	_, err = r.Call(context.Background(), "bank", "acct", "plain", nil)
-	if !errors.As(err, &e) || e.Code != router.CodeApplication || e.Message != "plain failure\nsecond line" {
+	if !errors.As(err, &e) || e.Code != protocol.CodeApplication || e.Message != "plain failure\nsecond line" {
 		t.Fatalf("plain error: %#v", err)
 	}
 }

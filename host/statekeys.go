@@ -121,11 +121,11 @@ func SetKeyOf[T any](s *Self, name string, codec router.Codec, v T) error {
 func (a *activation) load(ctx context.Context) error {
 	msg, err := a.e.rt.load(ctx, StateKey(a.t.name, a.id))
 	if err != nil {
-		return router.Errorf(router.CodeUnavailable, "loading state: %w", err)
+		return protocol.Errorf(protocol.CodeUnavailable, "loading state: %w", err)
 	}
 	a.rev = msg.rev
 	if a.state, a.keys, err = msg.decode(); err != nil {
-		return router.Errorf(router.CodeInternal, "state of %s: %v", StateKey(a.t.name, a.id), err)
+		return protocol.Errorf(protocol.CodeInternal, "state of %s: %v", StateKey(a.t.name, a.id), err)
 	}
 	return nil
 }
@@ -170,12 +170,12 @@ func (a *activation) encodeState() ([]byte, nats.Header, error) {
 		}
 		var err error
 		if value, err = proto.Marshal(st); err != nil {
-			return nil, nil, router.Errorf(router.CodeInternal, "encoding state keys: %v", err)
+			return nil, nil, protocol.Errorf(protocol.CodeInternal, "encoding state keys: %v", err)
 		}
 		hdr = nats.Header{protocol.HeaderStateFormat: []string{protocol.StateFormatKeys}}
 	}
 	if max := a.e.rt.maxPayload(); max > 0 && int64(len(value))+stateOverhead > max {
-		return nil, nil, router.Errorf(router.CodeStateTooLarge,
+		return nil, nil, protocol.Errorf(protocol.CodeStateTooLarge,
 			"state of %s is %d bytes%s; one actor's state must fit in the server's max payload of %d bytes; the turn was discarded",
 			StateKey(a.t.name, a.id), len(value), a.largestKeys(), max)
 	}

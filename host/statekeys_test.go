@@ -37,11 +37,11 @@ func keysActor(self *host.Self) host.Actor {
 			for _, kv := range args {
 				k, v, _ := strings.Cut(kv, "=")
 				if err := self.SetKey(k, []byte(v)); err != nil {
-					return nil, router.Errorf(router.CodeInvalidArgument, "%v", err)
+					return nil, protocol.Errorf(protocol.CodeInvalidArgument, "%v", err)
 				}
 			}
 			if c.Method == "setfail" {
-				return nil, router.AppError("failed", "after setting keys")
+				return nil, protocol.AppError("failed", "after setting keys")
 			}
 		case "del":
 			self.DeleteKey(args[0])
@@ -124,7 +124,7 @@ func TestStateKeysSavedTogether(t *testing.T) {
 		t.Fatalf("set = %q", got)
 	}
 	call(t, r, "keys", "k", "del", "c")
-	if _, err := r.Call(context.Background(), "keys", "k", "setfail", []byte("a=X d=4")); !errors.Is(err, router.ErrApplication) {
+	if _, err := r.Call(context.Background(), "keys", "k", "setfail", []byte("a=X d=4")); !errors.Is(err, protocol.ErrApplication) {
 		t.Fatalf("setfail: %v", err)
 	}
 	call(t, r, "keys", "k", "unnamed", "u")
@@ -159,7 +159,7 @@ func TestStateKeysSavedTogether(t *testing.T) {
 	if got := call(t, r2, "keys", "v", "visits", ""); got != "|visits=2" {
 		t.Fatalf("visits = %q", got)
 	}
-	if _, err := r2.Call(context.Background(), "keys", "k", "set", []byte("=empty")); !errors.Is(err, router.ErrInvalidArgument) {
+	if _, err := r2.Call(context.Background(), "keys", "k", "set", []byte("=empty")); !errors.Is(err, protocol.ErrInvalidArgument) {
 		t.Fatalf("empty key name: %v", err)
 	}
 }
@@ -205,7 +205,7 @@ func TestStateKeysTooLarge(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := r.Call(ctx, "keys", "y", "big", []byte("p q"))
-	if !errors.Is(err, router.ErrStateTooLarge) || !strings.Contains(err.Error(), `"p" 600000 bytes`) {
+	if !errors.Is(err, protocol.ErrStateTooLarge) || !strings.Contains(err.Error(), `"p" 600000 bytes`) {
 		t.Fatalf("got %v, want STATE_TOO_LARGE naming key p", err)
 	}
 	if got := call(t, r, "keys", "y", "dump", ""); got != "|a=1" {

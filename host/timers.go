@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/placement"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // Timer is a callback an activation runs on a schedule, as a turn in its own
@@ -57,10 +57,10 @@ type timer struct {
 // Activate.
 func (s *Self) SetTimer(name string, t Timer) error {
 	if err := placement.ValidateName("timer", name); err != nil {
-		return router.Errorf(router.CodeInvalidArgument, "%v", err)
+		return protocol.Errorf(protocol.CodeInvalidArgument, "%v", err)
 	}
 	if t.Tick == nil || t.Due < 0 || t.Period < 0 {
-		return router.Errorf(router.CodeInvalidArgument, "timer %q needs a Tick function and no negative durations", name)
+		return protocol.Errorf(protocol.CodeInvalidArgument, "timer %q needs a Tick function and no negative durations", name)
 	}
 	a := s.a
 	if a.timers == nil {
@@ -70,7 +70,7 @@ func (s *Self) SetTimer(name string, t Timer) error {
 	set.mu.Lock()
 	defer set.mu.Unlock()
 	if set.stopped {
-		return router.Errorf(router.CodeUnavailable, "the activation of %s %s has ended", a.t.name, router.EncodeID(string(a.id)))
+		return protocol.Errorf(protocol.CodeUnavailable, "the activation of %s %s has ended", a.t.name, protocol.EncodeID(string(a.id)))
 	}
 	if old := set.m[name]; old != nil {
 		old.stopLocked()

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // ticker counts its turns; its fields are plain (unsynchronised) so that the
@@ -231,7 +231,7 @@ func TestTimerTickCallCycleFailsFast(t *testing.T) {
 	}
 	select {
 	case err := <-result:
-		if !errors.Is(err, router.ErrWouldDeadlock) {
+		if !errors.Is(err, protocol.ErrWouldDeadlock) {
 			t.Fatalf("the tick's call cycle: %v, want WOULD_DEADLOCK", err)
 		}
 	case <-time.After(3 * time.Second): // well within the 5 s call timeout

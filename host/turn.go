@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/placement"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // turnKind says what a mailbox entry is.
@@ -93,7 +93,7 @@ func (a *activation) runTurn(env *envelope) ([]byte, error) {
 		if env.kind == kindPosted {
 			return nil, errSkipped
 		}
-		return nil, router.Errorf(router.CodeDeadlineExceeded, "deadline passed while the call waited in the mailbox")
+		return nil, protocol.Errorf(protocol.CodeDeadlineExceeded, "deadline passed while the call waited in the mailbox")
 	}
 	tc := &env.ctx
 	tc.deadline = env.deadline
@@ -105,7 +105,7 @@ func (a *activation) runTurn(env *envelope) ([]byte, error) {
 		if err := a.activate(tc); err != nil {
 			// Waiting for the activation that ran out of time leaves
 			// nothing behind; anything later does.
-			a.discard = a.discard || a.activated || !errors.Is(err, router.ErrDeadlineExceeded)
+			a.discard = a.discard || a.activated || !errors.Is(err, protocol.ErrDeadlineExceeded)
 			return nil, err
 		}
 	case !a.e.rt.mayAct(a.epoch):
@@ -171,7 +171,7 @@ func (a *activation) postedTurn(env *envelope) {
 		p.done(false)
 		return
 	case err != nil:
-		a.e.log.Warn(p.what+" failed", "type", a.t.name, "id", router.EncodeID(string(a.id)), "err", err)
+		a.e.log.Warn(p.what+" failed", "type", a.t.name, "id", protocol.EncodeID(string(a.id)), "err", err)
 	}
 	if p.keepAlive {
 		a.touch()
@@ -182,13 +182,13 @@ func (a *activation) postedTurn(env *envelope) {
 // replyMsg is a turn's outcome as a reply message.
 func replyMsg(reply []byte, err error) *nats.Msg {
 	if err != nil {
-		return errorReply(router.AsError(err))
+		return errorReply(protocol.AsError(err))
 	}
 	return &nats.Msg{Data: reply}
 }
 
-func errorReply(e *router.Error) *nats.Msg {
-	hdr, body := router.EncodeError(e)
+func errorReply(e *protocol.Error) *nats.Msg {
+	hdr, body := protocol.EncodeError(e)
 	return &nats.Msg{Header: hdr, Data: body}
 }
 
@@ -237,7 +237,7 @@ func (a *activation) activate(ctx context.Context) error {
 
 func (a *activation) checkReplySize(reply []byte) error {
 	if max := a.e.rt.maxPayload(); max > 0 && int64(len(reply)) > max-256 {
-		return router.Errorf(router.CodePayloadTooLarge, "reply of %d bytes exceeds the server's max payload of %d bytes; the turn was discarded", len(reply), max)
+		return protocol.Errorf(protocol.CodePayloadTooLarge, "reply of %d bytes exceeds the server's max payload of %d bytes; the turn was discarded", len(reply), max)
 	}
 	return nil
 }
@@ -275,11 +275,11 @@ func (a *activation) finalTurn() {
 	defer cancel()
 	if d, ok := a.actor.(Deactivator); ok {
 		if err := a.protect("Deactivate", func() error { return d.Deactivate(ctx) }); err != nil {
-			a.e.log.Warn("deactivate hook failed", "type", a.t.name, "id", router.EncodeID(string(a.id)), "err", err)
+			a.e.log.Warn("deactivate hook failed", "type", a.t.name, "id", protocol.EncodeID(string(a.id)), "err", err)
 		}
 	}
 	if err := a.save(); err != nil {
-		a.e.log.Warn("state not saved on deactivation", "type", a.t.name, "id", router.EncodeID(string(a.id)), "err", err)
+		a.e.log.Warn("state not saved on deactivation", "type", a.t.name, "id", protocol.EncodeID(string(a.id)), "err", err)
 	}
 }
 
@@ -288,9 +288,9 @@ func (a *activation) finalTurn() {
 func (a *activation) protect(what string, f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			a.e.log.Error("actor panicked", "type", a.t.name, "id", router.EncodeID(string(a.id)),
+			a.e.log.Error("actor panicked", "type", a.t.name, "id", protocol.EncodeID(string(a.id)),
 				"in", what, "panic", r, "stack", string(debug.Stack()))
-			err = router.Errorf(router.CodeInternal, "actor %s panicked: %v: %w", what, r, errPanic)
+			err = protocol.Errorf(protocol.CodeInternal, "actor %s panicked: %v: %w", what, r, errPanic)
 		}
 	}()
 	return f()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -29,16 +30,16 @@ type MethodOf[A any] struct {
 
 // Handle serves the method m with f, usually a method expression such as
 // (*Counter).Add. A payload that does not decode fails the call with
-// router.ErrInvalidArgument, before f runs.
+// protocol.ErrInvalidArgument, before f runs.
 func Handle[A, Req, Resp any](m router.Method[Req, Resp], f func(A, context.Context, Req) (Resp, error)) MethodOf[A] {
 	return MethodOf[A]{name: m.Name, serve: func(a A, ctx context.Context, payload []byte) ([]byte, error) {
 		var req Req
 		if err := m.Codec.Unmarshal(payload, &req); err != nil {
 			var fe *router.FormatError
 			if errors.As(err, &fe) {
-				return nil, router.Errorf(router.CodeInvalidArgument, "%s wants %s, got %q", m.Name, fe.Want, fe.Excerpt())
+				return nil, protocol.Errorf(protocol.CodeInvalidArgument, "%s wants %s, got %q", m.Name, fe.Want, fe.Excerpt())
 			}
-			return nil, router.Errorf(router.CodeInvalidArgument, "%s: %s payload: %v", m.Name, m.Codec.Name(), err)
+			return nil, protocol.Errorf(protocol.CodeInvalidArgument, "%s: %s payload: %v", m.Name, m.Codec.Name(), err)
 		}
 		resp, err := f(a, ctx, req)
 		if err != nil {
@@ -46,7 +47,7 @@ func Handle[A, Req, Resp any](m router.Method[Req, Resp], f func(A, context.Cont
 		}
 		b, err := m.Codec.Marshal(resp)
 		if err != nil {
-			return nil, router.Errorf(router.CodeInternal, "%s: encoding the reply as %s: %v", m.Name, m.Codec.Name(), err)
+			return nil, protocol.Errorf(protocol.CodeInternal, "%s: encoding the reply as %s: %v", m.Name, m.Codec.Name(), err)
 		}
 		return b, nil
 	}}
@@ -55,9 +56,9 @@ func Handle[A, Req, Resp any](m router.Method[Req, Resp], f func(A, context.Cont
 // Typed returns the Factory of an actor type whose calls go to typed
 // methods of the value newActor makes for each activation. If that value
 // also implements Actor, calls for other methods go to its Receive;
-// otherwise they fail with router.ErrUnknownMethod. Its Activate and
+// otherwise they fail with protocol.ErrUnknownMethod. Its Activate and
 // Deactivate hooks run as usual. Two methods with the same name make every
-// call fail with router.ErrInternal.
+// call fail with protocol.ErrInternal.
 //
 // An actor with no fields of its own can be the *Self itself (SelfActor):
 //
@@ -89,7 +90,7 @@ type typedActor[A any] struct {
 
 func (t *typedActor[A]) Receive(ctx context.Context, call Call) ([]byte, error) {
 	if t.dup != "" {
-		return nil, router.Errorf(router.CodeInternal, "actor type declares method %q twice", t.dup)
+		return nil, protocol.Errorf(protocol.CodeInternal, "actor type declares method %q twice", t.dup)
 	}
 	if m, ok := t.methods[call.Method]; ok {
 		return m.serve(t.a, ctx, call.Payload)

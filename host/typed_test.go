@@ -44,7 +44,7 @@ var (
 
 func (g *greeter) Greet(_ context.Context, in greeting) (greeted, error) {
 	if in.Name == "" {
-		return greeted{}, router.AppError("no_name", "greet whom?")
+		return greeted{}, protocol.AppError("no_name", "greet whom?")
 	}
 	g.count++
 	text := ""
@@ -86,7 +86,7 @@ func typedHost(t *testing.T) (*router.Router, *nats.Conn) {
 
 // gw calls through the gateway subject with raw payload bytes, as any NATS
 // client would.
-func gw(t *testing.T, nc *nats.Conn, typ, id, method string, payload []byte) ([]byte, *router.Error) {
+func gw(t *testing.T, nc *nats.Conn, typ, id, method string, payload []byte) ([]byte, *protocol.Error) {
 	t.Helper()
 	subject := protocol.GatewaySubject(protocol.DefaultSubjectPrefix, protocol.ActorType(typ), protocol.ActorID(id), method)
 	raw, e := gatewayCall(t, nc, subject, string(payload), nil)
@@ -110,16 +110,16 @@ func TestTypedMethodsRoundTrip(t *testing.T) {
 	}
 	// Errors keep their codes; a payload that does not decode is refused
 	// before the method runs.
-	if _, err := greet.Call(ctx, r, "g1", greeting{}); !errors.Is(err, &router.Error{Code: router.CodeApplication, AppCode: "no_name"}) {
+	if _, err := greet.Call(ctx, r, "g1", greeting{}); !errors.Is(err, &protocol.Error{Code: protocol.CodeApplication, AppCode: "no_name"}) {
 		t.Fatalf("empty name: %v", err)
 	}
-	if _, e := gw(t, nc, "greeter", "g1", "greet", []byte(`{"name":`)); !errors.Is(e, router.ErrInvalidArgument) {
+	if _, e := gw(t, nc, "greeter", "g1", "greet", []byte(`{"name":`)); !errors.Is(e, protocol.ErrInvalidArgument) {
 		t.Fatalf("broken JSON: %v", e)
 	}
-	if _, err := greetWrong.Call(ctx, r, "g1", greeting{Name: "x", Times: 1}); !errors.Is(err, router.ErrInternal) {
+	if _, err := greetWrong.Call(ctx, r, "g1", greeting{Name: "x", Times: 1}); !errors.Is(err, protocol.ErrInternal) {
 		t.Fatalf("reply decoded as the wrong type: %v", err)
 	}
-	if _, err := router.Invoke[greeting, greeted](ctx, r, router.JSON, "greeter", "g1", "nosuch", greeting{}); !errors.Is(err, router.ErrUnknownMethod) {
+	if _, err := router.Invoke[greeting, greeted](ctx, r, router.JSON, "greeter", "g1", "nosuch", greeting{}); !errors.Is(err, protocol.ErrUnknownMethod) {
 		t.Fatalf("unknown method: %v", err)
 	}
 
@@ -159,7 +159,7 @@ func TestCounterTypedKeepsTextWire(t *testing.T) {
 		t.Fatalf("gateway get = %q, %v", raw, e)
 	}
 	for _, bad := range []string{"notanumber", "", "1.5"} {
-		if _, e := gw(t, nc, "counter", "c1", "add", []byte(bad)); !errors.Is(e, router.ErrInvalidArgument) {
+		if _, e := gw(t, nc, "counter", "c1", "add", []byte(bad)); !errors.Is(e, protocol.ErrInvalidArgument) {
 			t.Fatalf("add %q: %v, want INVALID_ARGUMENT", bad, e)
 		}
 	}

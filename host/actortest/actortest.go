@@ -41,6 +41,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/host/internal/sandboxapi"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -61,7 +62,7 @@ type Kit struct {
 // Call is one call made through the Kit's router: by the test, or by an
 // actor (then Caller is that actor).
 type Call struct {
-	Caller  router.Hop // zero for a call the test made
+	Caller  protocol.Hop // zero for a call the test made
 	Type    placement.ActorType
 	ID      placement.ActorID
 	Method  string
@@ -138,7 +139,7 @@ func (k *Kit) Stub(typ placement.ActorType, f Stub) {
 func (k *Kit) Router() *router.Router { return k.r }
 
 // Call calls an actor with the Kit's default timeout (host.Config's
-// CallTimeout) and returns its reply or its *router.Error.
+// CallTimeout) and returns its reply or its *protocol.Error.
 func (k *Kit) Call(typ placement.ActorType, id placement.ActorID, method string, payload []byte, opts ...router.CallOption) ([]byte, error) {
 	return k.r.Call(context.Background(), typ, id, method, payload, opts...)
 }
@@ -217,7 +218,7 @@ func (l local) Send(ctx context.Context, typ placement.ActorType, id placement.A
 // record notes a call and returns the stub that answers it, if any.
 func (k *Kit) record(typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header, oneWay bool) Stub {
 	c := Call{Type: typ, ID: id, Method: method, Payload: slices.Clone(payload), OneWay: oneWay}
-	if path, err := router.ParsePath(hdr.Get(router.HeaderChainPath)); err == nil && len(path) > 0 {
+	if path, err := protocol.ParsePath(hdr.Get(protocol.HeaderChainPath)); err == nil && len(path) > 0 {
 		c.Caller = path[len(path)-1]
 	}
 	k.mu.Lock()
@@ -294,11 +295,11 @@ func (k *Kit) fire(key reminderKey, rem *reminder) error {
 	k.mu.Unlock()
 	method := rem.r.Method
 	if method == "" {
-		method = router.DefaultReminderMethod
+		method = protocol.DefaultReminderMethod
 	}
 	_, err := k.r.Call(context.Background(), key.typ, key.id, method, rem.r.Payload,
-		router.WithHeader(router.HeaderReminder, key.name),
-		router.WithHeader(router.HeaderReminderSeq, strconv.FormatUint(seq, 10)))
+		router.WithHeader(protocol.HeaderReminder, key.name),
+		router.WithHeader(protocol.HeaderReminderSeq, strconv.FormatUint(seq, 10)))
 	return err
 }
 
@@ -310,7 +311,7 @@ func (k *Kit) FireReminder(typ placement.ActorType, id placement.ActorID, name s
 	rem := k.reminders[key]
 	k.mu.Unlock()
 	if rem == nil {
-		return router.Errorf(router.CodeInvalidArgument, "actor %s/%s has no reminder %q", typ, router.EncodeID(string(id)), name)
+		return protocol.Errorf(protocol.CodeInvalidArgument, "actor %s/%s has no reminder %q", typ, protocol.EncodeID(string(id)), name)
 	}
 	return k.fire(key, rem)
 }

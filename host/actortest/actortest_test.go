@@ -10,6 +10,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/host/actortest"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -27,7 +28,7 @@ func beat(self *host.Self) host.Actor {
 		case "remind":
 			return nil, self.SetReminder(ctx, router.Reminder{Name: "r", Schedule: string(c.Payload), Method: "beat"})
 		case "beat":
-			if c.Header.Get(router.HeaderReminder) != "r" {
+			if c.Header.Get(protocol.HeaderReminder) != "r" {
 				return nil, errors.New("a firing without its reminder header")
 			}
 			bump()
@@ -63,10 +64,10 @@ func TestTimersFollowTheKitClock(t *testing.T) {
 func TestRemindersFireAsTheClockPasses(t *testing.T) {
 	kit := actortest.New(t)
 	kit.Register("beat", beat)
-	if _, err := kit.Call("beat", "b1", "remind", []byte(router.Every(time.Hour))); err != nil {
+	if _, err := kit.Call("beat", "b1", "remind", []byte(protocol.Every(time.Hour))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kit.Call("beat", "b2", "remind", []byte(router.At(kit.Now().Add(time.Minute)))); err != nil {
+	if _, err := kit.Call("beat", "b2", "remind", []byte(protocol.At(kit.Now().Add(time.Minute)))); err != nil {
 		t.Fatal(err)
 	}
 	kit.Advance(5 * time.Hour)
@@ -87,7 +88,7 @@ func TestRemindersFireAsTheClockPasses(t *testing.T) {
 func TestCallsToOtherTypesAreRecordedAndStubbed(t *testing.T) {
 	kit := actortest.New(t)
 	kit.Register("beat", beat)
-	if _, err := kit.Call("beat", "b1", "ask", []byte("q")); !errors.Is(err, router.ErrNoHost) {
+	if _, err := kit.Call("beat", "b1", "ask", []byte("q")); !errors.Is(err, protocol.ErrNoHost) {
 		t.Fatalf("a call to a type the kit does not run: %v, want NO_HOST", err)
 	}
 	kit.Stub("oracle", func(_ context.Context, id placement.ActorID, method string, payload []byte) ([]byte, error) {
@@ -98,7 +99,7 @@ func TestCallsToOtherTypesAreRecordedAndStubbed(t *testing.T) {
 	}
 	calls := kit.Calls()
 	last := calls[len(calls)-1]
-	if last.Caller != (router.Hop{Type: "beat", ID: "b1"}) || last.Type != "oracle" || string(last.Payload) != "q" {
+	if last.Caller != (protocol.Hop{Type: "beat", ID: "b1"}) || last.Type != "oracle" || string(last.Payload) != "q" {
 		t.Fatalf("last call %+v, want beat/b1 asking oracle/o1", last)
 	}
 }
