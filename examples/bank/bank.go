@@ -9,7 +9,7 @@
 // With the account type registered as reentrant (host.Reentrant) it runs
 // as a nested turn of that transfer; without, it would wait behind the very
 // turn that waits for it, and troupe refuses it at once with
-// router.ErrWouldDeadlock naming the cycle "account/A → account/B →
+// protocol.ErrWouldDeadlock naming the cycle "account/A → account/B →
 // account/A", so the transfer fails fast and changes nothing.
 //
 // An account keeps two named state keys: "balance" (decimal) and "pending"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -69,7 +70,7 @@ var (
 
 // Register adds the account type to h. Pass host.Reentrant() to let the
 // confirmation callback in; without it every transfer fails with
-// router.ErrWouldDeadlock.
+// protocol.ErrWouldDeadlock.
 func Register(h *host.Host, opts ...host.TypeOption) error {
 	return h.Register(Type, New, opts...)
 }
@@ -116,7 +117,7 @@ func (a *Account) save() error {
 // Deposit adds a positive amount.
 func (a *Account) Deposit(_ context.Context, amount int64) (int64, error) {
 	if amount <= 0 {
-		return 0, router.Errorf(router.CodeInvalidArgument, "deposit wants a positive amount, got %d", amount)
+		return 0, protocol.Errorf(protocol.CodeInvalidArgument, "deposit wants a positive amount, got %d", amount)
 	}
 	a.balance += amount
 	return a.balance, a.save()
@@ -131,13 +132,13 @@ func (a *Account) Balance(context.Context, struct{}) (int64, error) { return a.b
 func (a *Account) Transfer(ctx context.Context, req TransferRequest) (Receipt, error) {
 	switch {
 	case req.Amount <= 0:
-		return Receipt{}, router.Errorf(router.CodeInvalidArgument, "transfer wants a positive amount, got %d", req.Amount)
+		return Receipt{}, protocol.Errorf(protocol.CodeInvalidArgument, "transfer wants a positive amount, got %d", req.Amount)
 	case req.To == a.self.ID():
-		return Receipt{}, router.Errorf(router.CodeInvalidArgument, "transfer to the same account")
+		return Receipt{}, protocol.Errorf(protocol.CodeInvalidArgument, "transfer to the same account")
 	case a.balance < req.Amount:
-		return Receipt{}, router.AppError("insufficient_funds", "balance is lower than the amount")
+		return Receipt{}, protocol.AppError("insufficient_funds", "balance is lower than the amount")
 	}
-	id := router.NewChainID()
+	id := protocol.NewChainID()
 	a.pending[id] = req.Amount
 	if _, err := Credit.Call(ctx, a.self.Router(), req.To, CreditRequest{From: a.self.ID(), ID: id, Amount: req.Amount}); err != nil {
 		delete(a.pending, id)
@@ -160,7 +161,7 @@ func (a *Account) Credit(ctx context.Context, req CreditRequest) (int64, error) 
 // Confirm answers whether this account is sending the transfer.
 func (a *Account) Confirm(_ context.Context, req ConfirmRequest) (struct{}, error) {
 	if amount, ok := a.pending[req.ID]; !ok || amount != req.Amount {
-		return struct{}{}, router.AppError("unknown_transfer", "no such transfer pending")
+		return struct{}{}, protocol.AppError("unknown_transfer", "no such transfer pending")
 	}
 	return struct{}{}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -82,11 +83,11 @@ func TestTransferWithReentrancy(t *testing.T) {
 		t.Fatalf("balances %d, %d; want 70, 30", a, b)
 	}
 	_, err = bank.Transfer.Call(ctx, r, alice, bank.TransferRequest{To: bob, Amount: 500})
-	if !errors.Is(err, &router.Error{Code: router.CodeApplication, AppCode: "insufficient_funds"}) {
+	if !errors.Is(err, &protocol.Error{Code: protocol.CodeApplication, AppCode: "insufficient_funds"}) {
 		t.Fatalf("overdraft: %v", err)
 	}
 	// A forged credit (no such pending transfer) is refused by the sender.
-	if _, err := bank.Credit.Call(ctx, r, bob, bank.CreditRequest{From: alice, ID: "forged", Amount: 5}); !errors.Is(err, &router.Error{Code: router.CodeApplication, AppCode: "unknown_transfer"}) {
+	if _, err := bank.Credit.Call(ctx, r, bob, bank.CreditRequest{From: alice, ID: "forged", Amount: 5}); !errors.Is(err, &protocol.Error{Code: protocol.CodeApplication, AppCode: "unknown_transfer"}) {
 		t.Fatalf("forged credit: %v", err)
 	}
 	if b := balance(t, r, bob); b != 30 {
@@ -104,7 +105,7 @@ func TestTransferWithoutReentrancyFailsFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := bank.Transfer.Call(ctx, r, alice, bank.TransferRequest{To: bob, Amount: 30})
-	if !errors.Is(err, router.ErrWouldDeadlock) {
+	if !errors.Is(err, protocol.ErrWouldDeadlock) {
 		t.Fatalf("transfer: %v, want WOULD_DEADLOCK", err)
 	}
 	cycle := fmt.Sprintf("account/%s → account/%s → account/%s", alice, bob, alice)

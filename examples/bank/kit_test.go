@@ -8,7 +8,7 @@ import (
 	"github.com/troupe-dev/troupe/examples/bank"
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/host/actortest"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // TestTransferInMemory runs the accounts in an actortest Kit: the same
@@ -33,7 +33,7 @@ func TestTransferInMemory(t *testing.T) {
 		if got := string(alice) + "/" + string(bob); got != want {
 			t.Fatalf("reentrant=%v: saved balances %s, want %s (transfer: %v)", reentrant, got, want, err)
 		}
-		if !reentrant && !errors.Is(err, router.ErrWouldDeadlock) {
+		if !reentrant && !errors.Is(err, protocol.ErrWouldDeadlock) {
 			t.Fatalf("transfer without reentrancy: %v, want WOULD_DEADLOCK", err)
 		}
 		var path []string

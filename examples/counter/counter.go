@@ -20,6 +20,7 @@ import (
 
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -59,7 +60,7 @@ func (c *Counter) Activate(context.Context) error {
 	if s := c.self.State(); len(s) > 0 {
 		n, err := strconv.ParseInt(string(s), 10, 64)
 		if err != nil {
-			return router.Errorf(router.CodeInternal, "stored total %q is not an integer", s)
+			return protocol.Errorf(protocol.CodeInternal, "stored total %q is not an integer", s)
 		}
 		c.total = n
 	}
@@ -69,7 +70,7 @@ func (c *Counter) Activate(context.Context) error {
 // Add adds n to the total; the new total is saved before the reply.
 func (c *Counter) Add(_ context.Context, n int64) (int64, error) {
 	if n > 0 && c.total > math.MaxInt64-n || n < 0 && c.total < math.MinInt64-n {
-		return 0, router.Errorf(router.CodeInvalidArgument, "add %d would overflow the total %d", n, c.total)
+		return 0, protocol.Errorf(protocol.CodeInvalidArgument, "add %d would overflow the total %d", n, c.total)
 	}
 	c.total += n
 	c.self.SetState(strconv.AppendInt(nil, c.total, 10))

@@ -26,6 +26,7 @@ import (
 
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -63,7 +64,7 @@ func Register(h *host.Host) error { return h.Register(Type, New) }
 func (s *Session) Activate(context.Context) error {
 	if b := s.self.State(); len(b) > 0 {
 		if err := json.Unmarshal(b, &s.st); err != nil {
-			return router.Errorf(router.CodeInternal, "stored session: %v", err)
+			return protocol.Errorf(protocol.CodeInternal, "stored session: %v", err)
 		}
 	}
 	return nil
@@ -77,7 +78,7 @@ func (s *Session) Receive(ctx context.Context, call host.Call) ([]byte, error) {
 		err = s.open(ctx, strings.TrimSpace(string(call.Payload)))
 	case "touch":
 		if s.st.State != "open" {
-			return nil, router.AppError("expired", "the session is not open")
+			return nil, protocol.AppError("expired", "the session is not open")
 		}
 		err = s.arm(ctx, s.st.TTL)
 	case "close":
@@ -101,7 +102,7 @@ func (s *Session) Receive(ctx context.Context, call host.Call) ([]byte, error) {
 func (s *Session) open(ctx context.Context, ttl string) error {
 	d, err := time.ParseDuration(ttl)
 	if err != nil || d < time.Second {
-		return router.Errorf(router.CodeInvalidArgument, "open wants a time to live of at least 1s, such as 30s; got %q", ttl)
+		return protocol.Errorf(protocol.CodeInvalidArgument, "open wants a time to live of at least 1s, such as 30s; got %q", ttl)
 	}
 	s.st = State{State: "open", TTL: d.String()}
 	return s.arm(ctx, s.st.TTL)
@@ -114,7 +115,7 @@ func (s *Session) arm(ctx context.Context, ttl string) error {
 	expires := s.self.Now().Add(d).UTC()
 	err := s.self.SetReminder(ctx, router.Reminder{
 		Name:     reminder,
-		Schedule: router.At(expires),
+		Schedule: protocol.At(expires),
 		Method:   expireMethod,
 		Payload:  strconv.AppendInt(nil, expires.UnixNano(), 10),
 	})

@@ -8,7 +8,7 @@ import (
 
 	"github.com/troupe-dev/troupe/examples/session"
 	"github.com/troupe-dev/troupe/host/actortest"
-	"github.com/troupe-dev/troupe/router"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // TestSessionExpires: a session touched in time stays open; left alone it
@@ -29,7 +29,7 @@ func TestSessionExpires(t *testing.T) {
 		return st
 	}
 
-	if _, err := kit.Call(session.Type, "s1", "open", []byte("10ms")); !errors.Is(err, router.ErrInvalidArgument) {
+	if _, err := kit.Call(session.Type, "s1", "open", []byte("10ms")); !errors.Is(err, protocol.ErrInvalidArgument) {
 		t.Fatalf("open 10ms: %v, want INVALID_ARGUMENT", err)
 	}
 	opened := get("open", "2s")
@@ -48,7 +48,7 @@ func TestSessionExpires(t *testing.T) {
 	if st := get("get", ""); st.State != "expired" || st.ExpiryFires != 1 || st.ExpiredOn != "actortest" {
 		t.Fatalf("session %+v, want expired by one firing", st)
 	}
-	if _, err := kit.Call(session.Type, "s1", "touch", nil); !errors.Is(err, router.AppError("expired", "")) {
+	if _, err := kit.Call(session.Type, "s1", "touch", nil); !errors.Is(err, protocol.AppError("expired", "")) {
 		t.Fatalf("touch after expiry: %v, want APPLICATION(expired)", err)
 	}
 	if st := get("open", "1h"); st.State != "open" {
