@@ -89,6 +89,18 @@ func (s *sandbox) start(ctx context.Context, typ placement.ActorType, id placeme
 	return done, nil
 }
 
+// send admits a one-way call: its outcome goes nowhere. It is in the
+// mailbox (or dropped) when send returns.
+func (s *sandbox) send(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header) error {
+	env, e := s.envelope(ctx, typ, id, method, payload, hdr)
+	if e != nil {
+		return e
+	}
+	env.msg.Reply = ""
+	s.admit(env)
+	return nil
+}
+
 // replyOf is a reply message as a caller sees it.
 func replyOf(reply *nats.Msg) ([]byte, error) {
 	if err := protocol.DecodeError(reply.Header, reply.Data); err != nil {

@@ -49,6 +49,13 @@ func (x sandboxAPI) Call(ctx context.Context, typ placement.ActorType, id placem
 	return reply, nil
 }
 
+func (x sandboxAPI) Send(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header) error {
+	if err := x.s.send(ctx, typ, id, method, payload, hdr); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (x sandboxAPI) Stored(typ placement.ActorType, id placement.ActorID) ([]byte, map[string][]byte, uint64) {
 	e := x.s.rt.entry(StateKey(typ, id))
 	state, keys, _ := e.decode()

@@ -98,110 +98,6 @@ func TestTimerNeverRunsBesideACall(t *testing.T) {
 	t.Logf("1200 calls and %d ticks, no overlap", p.ticks.Load())
 }
 
-// TestTimerStopsWithItsActivation: a timer does not keep an idle actor
-// active, and it stops ticking once the actor is deactivated.
-func TestTimerStopsWithItsActivation(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
-	var p tickerProbe
-	h := startInternal(t, Config{Clock: clock, IdleTimeout: time.Hour}, func(h *Host) {
-		p.register(t, h, Timer{Period: time.Millisecond})
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := h.Router().Call(ctx, "ticker", "t1", "m", nil); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, func() bool { return p.ticks.Load() >= 5 })
-	clock.advance(61 * time.Minute)
-	// The sweeper passes over a mailbox that is running a tick at that
-	// moment, and catches it at a later sweep, as the host's own does.
-	waitUntil(t, func() bool {
-		sweepIdle(h.types, clock.Now())
-		return h.ActiveActors()["ticker"] == 0
-	})
-	if p.deacts.Load() != 1 {
-		t.Fatalf("%d deactivations, want 1", p.deacts.Load())
-	}
-	after := p.ticks.Load()
-	time.Sleep(30 * time.Millisecond) // 30 periods
-	if n := p.ticks.Load(); n > after+1 {
-		t.Fatalf("the timer ticked %d times after its activation ended", n-after)
-	}
-}
-
-// TestTimerKeepAlive: with KeepAlive, ticks count as activity.
-func TestTimerKeepAlive(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
-	var p tickerProbe
-	h := startInternal(t, Config{Clock: clock, IdleTimeout: time.Hour}, func(h *Host) {
-		p.register(t, h, Timer{Period: time.Millisecond, KeepAlive: true})
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := h.Router().Call(ctx, "ticker", "t1", "m", nil); err != nil {
-		t.Fatal(err)
-	}
-	clock.advance(61 * time.Minute)
-	seen := p.ticks.Load()
-	waitUntil(t, func() bool { return p.ticks.Load() >= seen+2 }) // a tick after the jump
-	// Sweep repeatedly: some sweeps land between ticks.
-	for range 20 {
-		sweepIdle(h.types, clock.Now())
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(10 * time.Millisecond)
-	if h.ActiveActors()["ticker"] != 1 || p.deacts.Load() != 0 {
-		t.Fatal("an actor whose KeepAlive timer ticks was deactivated as idle")
-	}
-}
-
-// TestTimerSetStopAndValidate covers one-shot timers, StopTimer and bad
-// timer settings.
-func TestTimerSetStopAndValidate(t *testing.T) {
-	var once, stopped atomic.Int32
-	errs := make(chan error, 4)
-	h := startInternal(t, Config{}, func(h *Host) {
-		_ = h.Register("setter", func(s *Self) Actor {
-			return ActorFunc(func(ctx context.Context, c Call) ([]byte, error) {
-				switch c.Method {
-				case "start":
-					errs <- s.SetTimer("bad name!", Timer{Tick: func(context.Context) error { return nil }})
-					errs <- s.SetTimer("nofunc", Timer{})
-					if err := s.SetTimer("once", Timer{Due: time.Millisecond, Tick: func(context.Context) error { once.Add(1); return nil }}); err != nil {
-						return nil, err
-					}
-					return nil, s.SetTimer("stopme", Timer{Due: time.Hour, Tick: func(context.Context) error { stopped.Add(1); return nil }})
-				case "stop":
-					if !s.StopTimer("stopme") || s.StopTimer("stopme") {
-						return nil, context.Canceled
-					}
-					return []byte(string(rune('0' + len(s.Timers())))), nil
-				}
-				return nil, UnknownMethod(c)
-			})
-		}, NoState())
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := h.Router().Call(ctx, "setter", "s", "start", nil); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if err := <-errs; err == nil {
-			t.Fatal("an invalid timer was accepted")
-		}
-	}
-	waitUntil(t, func() bool { return once.Load() == 1 })
-	reply, err := h.Router().Call(ctx, "setter", "s", "stop", nil)
-	if err != nil || string(reply) != "0" {
-		t.Fatalf("stop: %q, %v; want 0 timers left", reply, err)
-	}
-	time.Sleep(10 * time.Millisecond)
-	if once.Load() != 1 || stopped.Load() != 0 {
-		t.Fatalf("one-shot ran %d times (want 1), stopped timer %d (want 0)", once.Load(), stopped.Load())
-	}
-}
-
 // TestTimerTickCallCycleFailsFast: a tick's calls carry a call chain like a
 // call's, so a cycle back into the ticking actor fails at once with
 // WOULD_DEADLOCK instead of waiting out the deadline.
@@ -236,5 +132,17 @@ func TestTimerTickCallCycleFailsFast(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second): // well within the 5 s call timeout
 		t.Fatal("the tick's call cycle did not fail at once")
+	}
+}
+
+// waitUntil waits for cond, polling.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

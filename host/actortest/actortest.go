@@ -206,13 +206,7 @@ func (l local) Send(ctx context.Context, typ placement.ActorType, id placement.A
 	}
 	// At most once: the outcome goes nowhere, as over NATS. The message is
 	// in the mailbox when Send returns.
-	done := make(chan struct{})
-	go func() {
-		close(done)
-		_, _ = l.k.sb.Call(ctx, typ, id, method, payload, hdr)
-	}()
-	<-done
-	return nil
+	return l.k.sb.Send(ctx, typ, id, method, payload, hdr)
 }
 
 // record notes a call and returns the stub that answers it, if any.

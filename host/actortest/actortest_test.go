@@ -35,6 +35,9 @@ func beat(self *host.Self) host.Actor {
 			return nil, nil
 		case "ask":
 			return self.Router().Call(ctx, "oracle", "o1", "question", c.Payload)
+		case "bump":
+			bump()
+			return nil, nil
 		case "fail":
 			bump()
 			return nil, errors.New("failed after a change")
@@ -101,6 +104,22 @@ func TestCallsToOtherTypesAreRecordedAndStubbed(t *testing.T) {
 	last := calls[len(calls)-1]
 	if last.Caller != (protocol.Hop{Type: "beat", ID: "b1"}) || last.Type != "oracle" || string(last.Payload) != "q" {
 		t.Fatalf("last call %+v, want beat/b1 asking oracle/o1", last)
+	}
+}
+
+func TestOneWaySendsRunInMailboxOrder(t *testing.T) {
+	kit := actortest.New(t)
+	kit.Register("beat", beat)
+	for range 3 {
+		if err := kit.Router().Send(context.Background(), "beat", "b1", "bump", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := kit.Call("beat", "b1", "get", nil); err != nil || string(got) != "3" {
+		t.Fatalf("after three sends the actor holds %q, %v; want 3", got, err)
+	}
+	if calls := kit.Calls(); len(calls) != 4 || !calls[0].OneWay || calls[3].OneWay {
+		t.Fatalf("calls %+v", calls)
 	}
 }
 

@@ -21,6 +21,8 @@ type Sandbox interface {
 	// SetRouter sets the router the actors call others with.
 	SetRouter(r *router.Router)
 	Call(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header) ([]byte, error)
+	// Send admits a one-way call; its outcome goes nowhere.
+	Send(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header) error
 	// Stored is the actor's saved state: unnamed state, named keys and
 	// revision (0: never saved).
 	Stored(typ placement.ActorType, id placement.ActorID) (state []byte, keys map[string][]byte, rev uint64)
