@@ -151,10 +151,9 @@ func (h *Host) Report(req ActorsRequest) Report {
 
 // ownRecord is the record the host's lease publishes (nil before Start).
 func (h *Host) ownRecord() *pb.HostRecord {
-	h.recMu.Lock()
-	defer h.recMu.Unlock()
-	if h.rec == nil {
+	rec := h.rec.get()
+	if rec == nil {
 		return nil
 	}
-	return h.recordLocked()
+	return rec
 }

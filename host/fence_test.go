@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,15 +35,10 @@ func registerEcho(h *Host) {
 }
 
 func TestAHostWhoseLeaseIsNotValidRunsNoTurn(t *testing.T) {
-	var mu sync.Mutex
-	var recs []ActivationRecord
+	recs := make(chan ActivationRecord, 16)
 	h := startInternal(t, Config{
-		Lease: placement.LeaseConfig{TTL: time.Second},
-		OnActivation: func(r ActivationRecord) {
-			mu.Lock()
-			recs = append(recs, r)
-			mu.Unlock()
-		},
+		Lease:        placement.LeaseConfig{TTL: time.Second},
+		OnActivation: func(r ActivationRecord) { recs <- r },
 	}, registerEcho)
 	if err := callDirect(t, h, "a"); err != nil {
 		t.Fatalf("call with a valid lease: %v", err)
@@ -56,11 +50,23 @@ func TestAHostWhoseLeaseIsNotValidRunsNoTurn(t *testing.T) {
 	if err := callDirect(t, h, "b"); !errors.Is(err, protocol.ErrUnavailable) {
 		t.Fatalf("first call of an actor on a fenced host: %v, want UNAVAILABLE", err)
 	}
-	mu.Lock()
-	if len(recs) != 2 || recs[1].End.IsZero() || recs[1].End.After(time.Now()) {
-		t.Fatalf("activation records %+v: want a's start and its end", recs)
+	// The fenced turn discarded a's activation; its end is recorded once it
+	// has closed, which may be after the reply left.
+	for _, want := range []string{"start", "end"} {
+		select {
+		case r := <-recs:
+			if r.ID != "a" || r.End.IsZero() != (want == "start") || r.End.After(time.Now()) {
+				t.Fatalf("activation record %+v, want a's %s", r, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no record of a's %s", want)
+		}
 	}
-	mu.Unlock()
+	select {
+	case r := <-recs:
+		t.Fatalf("unexpected activation record %+v: b never activated", r)
+	default:
+	}
 	// The next renewal (every TTL/4) makes the lease valid again.
 	deadline := time.Now().Add(5 * time.Second)
 	for callDirect(t, h, "a") != nil {
@@ -78,7 +84,7 @@ func TestAHostThatLostItsLeaseDropsItsActorsAndJoinsAsANewIncarnation(t *testing
 			t.Fatal(err)
 		}
 	}
-	before := h.incarnation()
+	before := h.rec.incarnation()
 	// Another writer takes the record away: the next renewal is refused.
 	if err := h.members.Purge(context.Background(), placement.HostKey(h.ID())); err != nil {
 		t.Fatal(err)

@@ -97,13 +97,12 @@ func (h *Host) handOff(t *placement.Table) {
 // table supersedes it, or the host stops.
 func (h *Host) release(gen uint64) {
 	for {
-		inc := h.incarnation()
+		inc := h.rec.incarnation()
 		ctx, cancel := context.WithTimeout(context.Background(), h.lease().TTL())
 		err := placement.Release(ctx, h.js, h.members, h.cfg.ID, inc, gen, h.markerTTL())
 		cancel()
 		if err == nil {
-			h.released.Store(gen)
-			h.notifyReleased()
+			h.released.set(gen)
 			return
 		}
 		h.log.Warn("release not recorded; retrying", "generation", gen, "err", err)
@@ -125,37 +124,6 @@ func (h *Host) markerTTL() time.Duration {
 	return placement.DefaultMarkerTTL
 }
 
-// notifyReleased wakes whoever waits in waitReleased.
-func (h *Host) notifyReleased() {
-	h.releaseMu.Lock()
-	close(h.releasedCh)
-	h.releasedCh = make(chan struct{})
-	h.releaseMu.Unlock()
-}
-
-// waitReleased waits until the host has released at generation gen or later.
-func (h *Host) waitReleased(ctx context.Context, gen uint64) error {
-	for {
-		h.releaseMu.Lock()
-		ch := h.releasedCh
-		h.releaseMu.Unlock()
-		if h.released.Load() >= gen {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (h *Host) incarnation() string {
-	h.recMu.Lock()
-	defer h.recMu.Unlock()
-	return h.rec.GetIncarnation()
-}
-
 // leaseLost runs on the lease's goroutine when the lease is found lost. The
 // host moves to a new epoch at once, so no activation of the old incarnation
 // runs another turn; it drops them all without saving (their acknowledged
@@ -172,11 +140,10 @@ func (h *Host) leaseLost(err error) {
 	}
 	h.fence.next(end)
 	h.eachActivation(func(a *activation) { a.drop() })
-	h.recMu.Lock()
-	h.rec.Incarnation = randomIncarnation()
-	h.rec.StartedUnixMs = time.Now().UnixMilli()
-	rec := h.recordLocked()
-	h.recMu.Unlock()
+	rec := h.rec.update(func(rec *pb.HostRecord) {
+		rec.Incarnation = randomIncarnation()
+		rec.StartedUnixMs = time.Now().UnixMilli()
+	})
 	l.Replace(rec)
 	h.log.Warn("lease lost; dropped every activation, joining again as a new incarnation",
 		"err", err, "incarnation", rec.GetIncarnation())
@@ -184,10 +151,7 @@ func (h *Host) leaseLost(err error) {
 
 // setState publishes the host's record with a new state (draining).
 func (h *Host) setState(ctx context.Context, state pb.HostState) (uint64, error) {
-	h.recMu.Lock()
-	h.rec.State = state
-	rec := h.recordLocked()
-	h.recMu.Unlock()
+	rec := h.rec.update(func(rec *pb.HostRecord) { rec.State = state })
 	return h.lease().Update(ctx, rec)
 }
 
@@ -201,5 +165,5 @@ func (h *Host) drainActors(ctx context.Context) error {
 	if err := h.w.WaitApplied(ctx, rev); err != nil {
 		return err
 	}
-	return h.waitReleased(ctx, h.w.Table().Generation())
+	return h.released.wait(ctx, h.w.Table().Generation())
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/internal/jsutil"
 	"github.com/troupe-dev/troupe/pb"
@@ -60,15 +59,12 @@ type Host struct {
 	rem     *reminders // delivers fired reminders; nil when disabled
 	ops     ops        // admin and service discovery (admin.go, discovery.go)
 
-	recMu sync.Mutex
-	rec   *pb.HostRecord // the record the lease publishes
+	rec hostRecord // the record the lease publishes
 
-	fence      *fence        // whether activations may act; holds the lease
-	eng        *engine       // what the activations share (engine.go)
-	sweeper    *sweeper      // deactivates idle activations; nil until joined
-	released   atomic.Uint64 // the generation of the last release written
-	releaseMu  sync.Mutex
-	releasedCh chan struct{} // closed and replaced by notifyReleased
+	fence    *fence     // whether activations may act; holds the lease
+	eng      *engine    // what the activations share (engine.go)
+	sweeper  *sweeper   // deactivates idle activations; nil until joined
+	released *watermark // the generation of the last release written
 
 	started  atomic.Bool
 	joined   atomic.Bool // Start succeeded
@@ -91,8 +87,8 @@ func New(nc *nats.Conn, cfg Config) (*Host, error) {
 		types: make(map[placement.ActorType]*actorType),
 		stop:  make(chan struct{}),
 
-		fence:      newFence(cfg.ID),
-		releasedCh: make(chan struct{}),
+		fence:    newFence(cfg.ID),
+		released: newWatermark(),
 	}
 	h.eng = &engine{
 		rt:           hostRuntime{h},
@@ -228,7 +224,7 @@ func (h *Host) start(ctx context.Context) error {
 			report(LeaseRecord{Host: h.cfg.ID, Incarnation: inc, ValidUntil: until})
 		}
 	}
-	h.rec = &pb.HostRecord{
+	h.rec.set(&pb.HostRecord{
 		HostId:        string(h.cfg.ID),
 		Subject:       h.Subject(),
 		ActorTypes:    h.typeNames(),
@@ -236,7 +232,7 @@ func (h *Host) start(ctx context.Context) error {
 		Incarnation:   randomIncarnation(),
 		StartedUnixMs: time.Now().UnixMilli(),
 		Version:       Version,
-	}
+	})
 	h.obs.watchLease(&leaseCfg)
 	if err := h.join(ctx, leaseCfg); err != nil {
 		return err
@@ -260,7 +256,7 @@ func (h *Host) start(ctx context.Context) error {
 func (h *Host) join(ctx context.Context, cfg placement.LeaseConfig) error {
 	held := func(err error) bool { return errors.Is(err, placement.ErrHostIDInUse) }
 	return h.startStep(ctx, "join", held, func(ctx context.Context) error {
-		l, err := placement.Join(ctx, h.js, h.members, h.record(), cfg, h.leaseLost)
+		l, err := placement.Join(ctx, h.js, h.members, h.rec.get(), cfg, h.leaseLost)
 		if err == nil {
 			h.fence.joined(l)
 		}
@@ -313,8 +309,8 @@ func (h *Host) abandonStart() {
 	switch {
 	case h.lease() != nil:
 		err = h.lease().Leave(ctx)
-	case h.rec != nil: // a join try whose answer was lost may have stored it
-		err = placement.Withdraw(ctx, h.members, h.record(), h.cfg.Membership.MarkerTTL)
+	case h.rec.get() != nil: // a join try whose answer was lost may have stored it
+		err = placement.Withdraw(ctx, h.members, h.rec.get(), h.cfg.Membership.MarkerTTL)
 	}
 	if err != nil {
 		h.log.Warn("host start: could not remove the record; it expires with its lease", "err", err)
@@ -326,15 +322,6 @@ func (h *Host) abandonStart() {
 // atomically: a turn can run between the lease's first write and Start
 // storing it.
 func (h *Host) lease() *placement.Lease { return h.fence.lease.Load() }
-
-// record returns a copy of the host's record.
-func (h *Host) record() *pb.HostRecord {
-	h.recMu.Lock()
-	defer h.recMu.Unlock()
-	return h.recordLocked()
-}
-
-func (h *Host) recordLocked() *pb.HostRecord { return proto.Clone(h.rec).(*pb.HostRecord) }
 
 func (h *Host) typeNames() []string {
 	names := make([]string, 0, len(h.types))

@@ -26,7 +26,9 @@ func (r hostRuntime) awaitActivation(ctx context.Context, typ placement.ActorTyp
 	return r.h.awaitActivation(ctx, typ, id)
 }
 
-func (r hostRuntime) placed() (string, uint64) { return r.h.incarnation(), r.h.w.Table().Generation() }
+func (r hostRuntime) placed() (string, uint64) {
+	return r.h.rec.incarnation(), r.h.w.Table().Generation()
+}
 
 func (r hostRuntime) load(ctx context.Context, key string) (stateEntry, error) {
 	return r.h.store.load(ctx, key)
