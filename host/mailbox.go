@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // smallQueue is the mailbox capacity an idle activation keeps.
@@ -225,6 +226,26 @@ func (a *activation) close(graceful bool) {
 		case kindCall:
 			a.e.rt.readmit(env)
 		}
+	}
+}
+
+// deliver puts a call in its actor's mailbox on e, activating the actor if
+// it is not active: a nested turn when the call re-enters the turn its chain
+// holds (chain.go), BUSY when the mailbox is full.
+func deliver(e *engine, env *envelope) {
+	for {
+		a := env.t.dir.getOrCreate(e, env.t, env.id)
+		if a.enterChain(env) {
+			return
+		}
+		switch err := a.enqueue(env); err {
+		case nil:
+			return
+		case errBusy:
+			e.rt.reject(env, protocol.Errorf(protocol.CodeBusy, "mailbox of %s %s is full (%d calls waiting)", env.t.name, protocol.EncodeID(string(env.id)), env.t.mailbox))
+			return
+		}
+		// The activation closed between lookup and enqueue: take a new one.
 	}
 }
 

@@ -135,21 +135,7 @@ func (s *sandbox) envelope(ctx context.Context, typ placement.ActorType, id plac
 
 // admit puts a call in its actor's mailbox, as Host.admit does for an actor
 // the host owns.
-func (s *sandbox) admit(env *envelope) {
-	for {
-		a := env.t.dir.getOrCreate(s.eng, env.t, env.id)
-		if a.enterChain(env) {
-			return
-		}
-		switch err := a.enqueue(env); err {
-		case nil:
-			return
-		case errBusy:
-			s.rt.reject(env, protocol.Errorf(protocol.CodeBusy, "mailbox of %s %s is full (%d calls waiting)", env.t.name, protocol.EncodeID(string(env.id)), env.t.mailbox))
-			return
-		}
-	}
-}
+func (s *sandbox) admit(env *envelope) { deliver(s.eng, env) }
 
 // activation returns the activation of (typ, id), or nil.
 func (s *sandbox) activation(typ placement.ActorType, id placement.ActorID) *activation {

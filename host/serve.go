@@ -129,20 +129,7 @@ func (h *Host) admit(env *envelope) {
 		return
 	}
 	env.admitted = h.obs.now()
-	for {
-		a := env.t.dir.getOrCreate(h.eng, env.t, env.id)
-		if a.enterChain(env) {
-			return
-		}
-		switch err := a.enqueue(env); err {
-		case nil:
-			return
-		case errBusy:
-			h.failCall(env, protocol.Errorf(protocol.CodeBusy, "mailbox of %s %s is full (%d calls waiting)", env.t.name, protocol.EncodeID(string(env.id)), env.t.mailbox))
-			return
-		}
-		// The activation closed between lookup and enqueue: take a new one.
-	}
+	deliver(h.eng, env)
 }
 
 // fail answers a request with an error reply.

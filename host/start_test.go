@@ -10,14 +10,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/examples/counter"
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/internal/proctest"
 	"github.com/troupe-dev/troupe/internal/tcpproxy"
-	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
 )
@@ -36,33 +34,6 @@ func newCounterHost(t *testing.T, nc *nats.Conn, cfg host.Config, out *proctest.
 	}
 	t.Cleanup(h.Close)
 	return h
-}
-
-// hostRecord reads the membership record of id.
-func hostRecord(t *testing.T, nc *nats.Conn, id placement.HostID) (*pb.HostRecord, jetstream.KeyValueEntry) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, placement.DefaultBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := kv.Get(ctx, placement.HostKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := new(pb.HostRecord)
-	if err := proto.Unmarshal(e.Value(), rec); err != nil {
-		t.Fatal(err)
-	}
-	return rec, e
 }
 
 // A link cut right after the join's create went out loses its answer, but
@@ -97,7 +68,7 @@ func TestStartRidesOutALinkCutDuringJoin(t *testing.T) {
 	}
 	r := newRouter(t, s)
 	tab := waitMembers(t, r, 1)
-	rec, e := hostRecord(t, natstest.Connect(t, s), "cut")
+	rec, e := natstest.HostRecord(t, natstest.Connect(t, s), "cut")
 	if rec == nil || rec.GetChangedRevision() != tab.Generation() {
 		t.Fatalf("record %v at revision %v; want the join's own record, changed at generation %d", rec, e.Revision(), tab.Generation())
 	}
@@ -121,14 +92,14 @@ func TestStartWaitsForThePreviousProcessLease(t *testing.T) {
 	}
 	old.Close() // as if killed: the record stays until its lease expires
 	nc := natstest.Connect(t, s)
-	oldRec, _ := hostRecord(t, nc, "again")
+	oldRec, _ := natstest.HostRecord(t, nc, "again")
 
 	var out2 proctest.Buffer
 	h := newCounterHost(t, natstest.Connect(t, s), cfg, &out2)
 	if err := h.Start(ctx); err != nil {
 		t.Fatalf("start: %v\n%s", err, out2.String())
 	}
-	rec, _ := hostRecord(t, nc, "again")
+	rec, _ := natstest.HostRecord(t, nc, "again")
 	if rec.GetIncarnation() == oldRec.GetIncarnation() {
 		t.Fatal("the new process holds the old incarnation's record")
 	}
@@ -150,7 +121,7 @@ func TestStartGivenUpLeavesNothingBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc := natstest.Connect(t, s)
-	before, _ := hostRecord(t, nc, "taken")
+	before, _ := natstest.HostRecord(t, nc, "taken")
 
 	h := newCounterHost(t, natstest.Connect(t, s), host.Config{ID: "taken"}, &out)
 	short, cancelShort := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -159,7 +130,7 @@ func TestStartGivenUpLeavesNothingBehind(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, placement.ErrHostIDInUse) {
 		t.Fatalf("start: %v; want the deadline and what it waited for (ErrHostIDInUse)", err)
 	}
-	after, _ := hostRecord(t, nc, "taken")
+	after, _ := natstest.HostRecord(t, nc, "taken")
 	if after.GetIncarnation() != before.GetIncarnation() {
 		t.Fatalf("the record changed from incarnation %s to %s", before.GetIncarnation(), after.GetIncarnation())
 	}

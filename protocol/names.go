@@ -92,17 +92,22 @@ func EncodeID(id string) string {
 	if n == 0 {
 		return id
 	}
+	return string(appendEscaped(make([]byte, 0, len(id)+2*n), id, plainIDByte, '%'))
+}
+
+// appendEscaped appends s to b, each byte that keep refuses written as mark
+// and two upper-case hex digits.
+func appendEscaped(b []byte, s string, keep func(byte) bool, mark byte) []byte {
 	const hex = "0123456789ABCDEF"
-	b := make([]byte, 0, len(id)+2*n)
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if plainIDByte(c) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if keep(c) {
 			b = append(b, c)
 			continue
 		}
-		b = append(b, '%', hex[c>>4], hex[c&15])
+		b = append(b, mark, hex[c>>4], hex[c&15])
 	}
-	return string(b)
+	return b
 }
 
 // DecodeID reverses EncodeID. It accepts only the canonical form, so no two

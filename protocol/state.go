@@ -12,19 +12,10 @@ const DefaultStateBucket = "troupe_state"
 // upper-case hex digits. (This is not EncodeID: a KV key may not contain %,
 // and it keeps fewer bytes as they are.)
 func StateKey(typ ActorType, id ActorID) string {
-	const hex = "0123456789ABCDEF"
 	b := make([]byte, 0, len(typ)+1+len(id)*3)
 	b = append(b, typ...)
 	b = append(b, '.')
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if isNameByte(c) {
-			b = append(b, c)
-			continue
-		}
-		b = append(b, '=', hex[c>>4], hex[c&15])
-	}
-	return string(b)
+	return string(appendEscaped(b, string(id), isNameByte, '='))
 }
 
 // An entry that holds named keys is a protobuf troupe.v1.ActorState marked

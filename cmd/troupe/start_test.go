@@ -1,22 +1,15 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/internal/embedded"
 	"github.com/troupe-dev/troupe/internal/natstest"
-	"github.com/troupe-dev/troupe/pb"
-	"github.com/troupe-dev/troupe/placement"
 )
 
 // waitLog waits until p has logged want at least once.
@@ -79,7 +72,7 @@ func TestHostSIGTERMWhileStarting(t *testing.T) {
 	old.signal(t, syscall.SIGKILL)
 	old.exitCode(t, 5*time.Second)
 	nc := natstest.Connect(t, s)
-	before := storedRecord(t, nc, "w2")
+	before, _ := natstest.HostRecord(t, nc, "w2")
 
 	next := startProc(t, "host", "-s", url, "--name", "w2")
 	waitLog(t, next, "host id is held by a live host")
@@ -87,36 +80,9 @@ func TestHostSIGTERMWhileStarting(t *testing.T) {
 	if code := next.exitCode(t, 3*time.Second); code != 0 {
 		t.Errorf("SIGTERM while waiting for the old lease: exit %d, want 0", code)
 	}
-	if after := storedRecord(t, nc, "w2"); after.GetIncarnation() != before.GetIncarnation() {
+	if after, _ := natstest.HostRecord(t, nc, "w2"); after.GetIncarnation() != before.GetIncarnation() {
 		t.Errorf("the record is incarnation %q after the abandoned start, want the old %q", after.GetIncarnation(), before.GetIncarnation())
 	}
-}
-
-// storedRecord reads the membership record of id.
-func storedRecord(t *testing.T, nc *nats.Conn, id placement.HostID) *pb.HostRecord {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, placement.DefaultBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := kv.Get(ctx, placement.HostKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := new(pb.HostRecord)
-	if err := proto.Unmarshal(e.Value(), rec); err != nil {
-		t.Fatal(err)
-	}
-	return rec
 }
 
 // What waiting cannot cure fails at once: credentials refused, and a user

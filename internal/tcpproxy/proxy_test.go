@@ -8,7 +8,9 @@ import (
 	"time"
 )
 
-func echoServer(t *testing.T) string {
+// server listens on a free port and serves each connection with serve, on
+// its own goroutine; it stops listening when the test ends.
+func server(t *testing.T, serve func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -21,10 +23,14 @@ func echoServer(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			go func() { _, _ = io.Copy(c, c); c.Close() }()
+			go func() { defer c.Close(); serve(c) }()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+func echoServer(t *testing.T) string {
+	return server(t, func(c net.Conn) { _, _ = io.Copy(c, c) })
 }
 
 // roundTrip sends a line through addr and reports whether it came back.
@@ -80,31 +86,17 @@ func TestCutClosesConnectionsAndRestoreReopens(t *testing.T) {
 
 func TestCutOnForwardsTheMatchThenCuts(t *testing.T) {
 	got := make(chan string, 8)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	addr := server(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					got <- line
-				}
-			}()
+			got <- line
 		}
-	}()
-	p, err := Start(ln.Addr().String())
+	})
+	p, err := Start(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
