@@ -1,11 +1,12 @@
-// Package node_test runs the Node.js clients' tests (test/*.test.js) against
-// a real troupe deployment, so that `go test ./...` covers them: it builds
-// the troupe binary, starts `troupe dev` on a free loopback port with a
-// temporary store, installs the pinned npm packages when needed and runs
-// `node --test test/` with TROUPE_NATS_URL and TROUPE_BIN set.
+// Package nodeclients runs the tests of the Node.js clients in examples/node
+// (their test/*.test.js) against a real troupe deployment, so that
+// `go test ./...` covers them: it builds the troupe binary, starts `troupe
+// dev` on a free loopback port with a temporary store, installs the pinned
+// npm packages when needed and runs `node --test test/` with
+// TROUPE_NATS_URL and TROUPE_BIN set.
 //
 // Node.js and npm must be on PATH; set TROUPE_SKIP_NODE=1 to skip instead.
-package node_test
+package nodeclients
 
 import (
 	"github.com/troupe-dev/troupe/internal/natstest"
@@ -39,14 +40,15 @@ func TestNodeClients(t *testing.T) {
 			t.Fatalf("%s is not on PATH (%v): install Node.js 20 or later, or set TROUPE_SKIP_NODE=1", tool, err)
 		}
 	}
-	dir, err := os.Getwd() // examples/node
+	wd, err := os.Getwd() // test/nodeclients
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(dir, "..", "..")
+	root := filepath.Join(wd, "..", "..")
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		t.Fatalf("module root not found: %v", err)
 	}
+	dir := filepath.Join(root, "examples", "node")
 
 	bin := buildTroupe(t, root)
 	url := startDev(t, bin)

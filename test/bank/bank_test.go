@@ -1,3 +1,5 @@
+// Package bank_test runs the bank example's accounts on two hosts, so that
+// the transfer and its reentrant callback cross hosts both ways.
 package bank_test
 
 import (
