@@ -1,5 +1,5 @@
 // Both clients against a real troupe deployment. The Go test
-// (../node_test.go) starts `troupe dev` and passes its URL in
+// (test/nodeclients in the repository) starts `troupe dev` and passes its URL in
 // TROUPE_NATS_URL and the troupe binary in TROUPE_BIN; without the URL these
 // tests are skipped; without the binary the comparisons with it are.
 
