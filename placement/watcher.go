@@ -40,6 +40,8 @@ type Watcher struct {
 	table   atomic.Pointer[Table]
 	settled atomic.Uint64 // the generation, once every member released at it
 	stop    chan struct{}
+	life    context.Context // ends when Stop is called
+	end     context.CancelFunc
 	resync  chan struct{}
 	done    chan struct{}
 	stopMu  sync.Once
@@ -83,9 +85,11 @@ func Watch(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
 		done:    make(chan struct{}),
 		changed: make(chan struct{}),
 	}
+	w.life, w.end = context.WithCancel(context.Background())
 	w.table.Store(NewTable(0, nil))
 	kw, v, err := w.readAll(ctx)
 	if err != nil {
+		w.end()
 		return nil, err
 	}
 	w.kw = kw
@@ -243,16 +247,7 @@ func (w *Watcher) FollowReconnects(nc *nats.Conn) {
 }
 
 func (w *Watcher) reread() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-w.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	kw, v, err := w.readAll(ctx)
+	kw, v, err := w.readAll(w.life)
 	if err != nil {
 		return // stopping, or the bucket is unreachable: keep the old watch
 	}
@@ -453,6 +448,7 @@ func (w *Watcher) Records() []*pb.HostRecord {
 func (w *Watcher) Stop() {
 	w.stopMu.Do(func() {
 		close(w.stop)
+		w.end()
 	})
 	<-w.done
 	w.followers.Wait()

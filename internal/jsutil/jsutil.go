@@ -150,11 +150,14 @@ func Retry(ctx context.Context, tryTimeout time.Duration, try func(context.Conte
 // server, with cause nats.ErrDisconnected. A request in flight when the link
 // drops is never answered (the client does not fail it), so a caller that
 // would rather try again after the reconnect than wait out its deadline runs
-// the request under this context. Call the cancel function when done.
+// the request under this context. Call the cancel function when done: it
+// returns once the goroutine that watches nc has ended.
 func UntilDisconnected(ctx context.Context, nc *nats.Conn) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	lost := nc.StatusChanged(nats.RECONNECTING, nats.DISCONNECTED, nats.CLOSED)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		defer nc.RemoveStatusListener(lost)
 		select {
 		case <-lost:
@@ -162,5 +165,5 @@ func UntilDisconnected(ctx context.Context, nc *nats.Conn) (context.Context, con
 		case <-ctx.Done():
 		}
 	}()
-	return ctx, func() { cancel(context.Canceled) }
+	return ctx, func() { cancel(context.Canceled); <-done }
 }
