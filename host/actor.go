@@ -143,7 +143,7 @@ func NoState() TypeOption {
 }
 
 // newActorType checks and makes a type to register among types.
-func newActorType(cfg Config, types map[placement.ActorType]*actorType, typ placement.ActorType, factory Factory, opts []TypeOption) (*actorType, error) {
+func newActorType(cfg Config, types catalog, typ placement.ActorType, factory Factory, opts []TypeOption) (*actorType, error) {
 	if err := typ.Validate(); err != nil {
 		return nil, err
 	}

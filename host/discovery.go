@@ -57,7 +57,7 @@ func (h *Host) serveDiscovery(msg *nats.Msg) {
 func (h *Host) serviceIdentity() micro.ServiceIdentity {
 	md := map[string]string{
 		protocol.MetadataHostID:        string(h.cfg.ID),
-		protocol.MetadataActorTypes:    strings.Join(h.typeNames(), ","),
+		protocol.MetadataActorTypes:    strings.Join(h.types.names(), ","),
 		protocol.MetadataGeneration:    strconv.FormatUint(h.w.Table().Generation(), 10),
 		protocol.MetadataSubject:       h.Subject(),
 		protocol.MetadataSubjectPrefix: h.cfg.SubjectPrefix,
@@ -93,7 +93,7 @@ func (h *Host) serviceInfo() micro.Info {
 	return micro.Info{
 		ServiceIdentity: h.serviceIdentity(),
 		Type:            micro.InfoResponseType,
-		Description:     "troupe host " + string(h.cfg.ID) + ": virtual actors of types " + strings.Join(h.typeNames(), ", "),
+		Description:     "troupe host " + string(h.cfg.ID) + ": virtual actors of types " + strings.Join(h.types.names(), ", "),
 		Endpoints:       h.serviceEndpoints(),
 	}
 }

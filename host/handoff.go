@@ -77,7 +77,7 @@ func (h *Host) followTable() {
 // for them to end, and writes the release record for t's generation.
 func (h *Host) handOff(t *placement.Table) {
 	var lost []*activation
-	h.eachActivation(func(a *activation) {
+	h.types.each(func(a *activation) {
 		if !h.owns(t, a.t.name, a.id) {
 			a.moveAway()
 			lost = append(lost, a)
@@ -139,7 +139,7 @@ func (h *Host) leaseLost(err error) {
 		end = until
 	}
 	h.fence.next(end)
-	h.eachActivation(func(a *activation) { a.drop() })
+	h.types.each(func(a *activation) { a.drop() })
 	rec := h.rec.update(func(rec *pb.HostRecord) {
 		rec.Incarnation = randomIncarnation()
 		rec.StartedUnixMs = time.Now().UnixMilli()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +41,7 @@ type Host struct {
 	cfg Config
 	log *slog.Logger
 
-	types map[placement.ActorType]*actorType
+	types catalog
 
 	// Set by Start.
 	js      jetstream.JetStream
@@ -84,7 +83,7 @@ func New(nc *nats.Conn, cfg Config) (*Host, error) {
 		nc:    nc,
 		cfg:   cfg,
 		log:   cfg.Logger.With("host", string(cfg.ID)),
-		types: make(map[placement.ActorType]*actorType),
+		types: make(catalog),
 		stop:  make(chan struct{}),
 
 		fence:    newFence(cfg.ID),
@@ -155,7 +154,7 @@ func (h *Host) Start(ctx context.Context) error {
 		return err
 	}
 	h.joined.Store(true)
-	h.log.Info("host joined", "subject", h.subject, "types", h.typeNames(), "generation", h.w.Table().Generation())
+	h.log.Info("host joined", "subject", h.subject, "types", h.types.names(), "generation", h.w.Table().Generation())
 	if h.nc.Opts.ReconnectBufSize >= 0 {
 		h.log.Warn("the NATS connection buffers messages while reconnecting (nats.ReconnectBufSize); " +
 			"a state save buffered past the host's lease can land after another host took the actor. Use nats.ReconnectBufSize(-1)")
@@ -227,7 +226,7 @@ func (h *Host) start(ctx context.Context) error {
 	h.rec.set(&pb.HostRecord{
 		HostId:        string(h.cfg.ID),
 		Subject:       h.Subject(),
-		ActorTypes:    h.typeNames(),
+		ActorTypes:    h.types.names(),
 		State:         pb.HostState_HOST_STATE_ACTIVE,
 		Incarnation:   randomIncarnation(),
 		StartedUnixMs: time.Now().UnixMilli(),
@@ -323,15 +322,6 @@ func (h *Host) abandonStart() {
 // storing it.
 func (h *Host) lease() *placement.Lease { return h.fence.lease.Load() }
 
-func (h *Host) typeNames() []string {
-	names := make([]string, 0, len(h.types))
-	for n := range h.types {
-		names = append(names, string(n))
-	}
-	sort.Strings(names)
-	return names
-}
-
 func (h *Host) goLoop(f func()) {
 	h.loops.Add(1)
 	go func() {
@@ -367,7 +357,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	}
 	h.log.Info("host left")
 	h.drain(ctx, h.gw) // other hosts take the gateway's calls from here on
-	h.deactivateAll(func(*activation) bool { return true })
+	h.types.each((*activation).deactivate)
 	err = errors.Join(err, h.waitTurns(ctx))
 	h.drain(ctx, h.sub) // late requests were answered MOVED
 	err = errors.Join(err, h.waitTurns(ctx))
@@ -450,23 +440,6 @@ func (h *Host) waitLeft(ctx context.Context) error {
 func (h *Host) owns(t *placement.Table, typ placement.ActorType, id placement.ActorID) bool {
 	m, ok := t.Owner(typ, id)
 	return ok && m.ID == h.cfg.ID
-}
-
-// deactivateAll asks every activation that matches to deactivate after the
-// turns already in its mailbox.
-func (h *Host) deactivateAll(match func(*activation) bool) {
-	h.eachActivation(func(a *activation) {
-		if match(a) {
-			a.deactivate()
-		}
-	})
-}
-
-// eachActivation calls f for every activation.
-func (h *Host) eachActivation(f func(*activation)) {
-	for _, t := range h.types {
-		t.dir.each(f)
-	}
 }
 
 // ActiveActors counts the activations of each type.

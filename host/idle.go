@@ -3,8 +3,6 @@ package host
 import (
 	"sync"
 	"time"
-
-	"github.com/troupe-dev/troupe/placement"
 )
 
 // sweeper deactivates idle activations. It sweeps four times per shortest
@@ -15,7 +13,7 @@ import (
 // It runs on its clock's timer: no goroutine of its own, and a clock moved
 // by hand moves the sweeps too.
 type sweeper struct {
-	types  map[placement.ActorType]*actorType
+	types  catalog
 	clock  clock
 	period time.Duration
 
@@ -24,7 +22,7 @@ type sweeper struct {
 	stopped bool
 }
 
-func startSweeper(types map[placement.ActorType]*actorType, c clock) *sweeper {
+func startSweeper(types catalog, c clock) *sweeper {
 	s := &sweeper{types: types, clock: c, period: time.Minute}
 	for _, t := range types {
 		s.period = min(s.period, max(t.idle/4, 10*time.Millisecond))
@@ -58,7 +56,7 @@ func (s *sweeper) stop() {
 
 // sweepIdle deactivates every activation idle for longer than its type's
 // idle timeout at now.
-func sweepIdle(types map[placement.ActorType]*actorType, now time.Time) {
+func sweepIdle(types catalog, now time.Time) {
 	for _, t := range types {
 		cutoff := now.UnixNano() - int64(t.idle)
 		t.dir.each(func(a *activation) {

@@ -23,7 +23,7 @@ type sandbox struct {
 	eng     *engine
 	rt      *memRuntime
 	clock   *manualClock
-	types   map[placement.ActorType]*actorType
+	types   catalog
 	sweeper *sweeper
 }
 
@@ -33,7 +33,7 @@ const sandboxMaxPayload = 1 << 20
 
 func newSandbox(cfg Config, start time.Time) *sandbox {
 	cfg = cfg.withDefaults()
-	s := &sandbox{cfg: cfg, clock: newManualClock(start), types: make(map[placement.ActorType]*actorType)}
+	s := &sandbox{cfg: cfg, clock: newManualClock(start), types: make(catalog)}
 	s.rt = &memRuntime{s: s, entries: make(map[string]stateEntry), waiting: make(map[*envelope]chan *nats.Msg)}
 	s.eng = &engine{
 		rt:           s.rt,

@@ -39,7 +39,7 @@ type TypeStats struct {
 // themselves when they end.
 func (h *Host) Stats() []TypeStats {
 	out := make([]TypeStats, 0, len(h.types))
-	for _, name := range h.typeNames() {
+	for _, name := range h.types.names() {
 		t := h.types[placement.ActorType(name)]
 		out = append(out, TypeStats{
 			Type:   t.name,
