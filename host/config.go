@@ -27,8 +27,9 @@ const (
 	DefaultMaxCallChainDepth = 32
 )
 
-// Clock tells the time. Tests inject one to drive idle deactivation without
-// sleeping.
+// Clock tells the time for idle deactivation and Self.Now. Timers and the
+// idle sweeps run on the runtime's timers; package actortest runs actors on
+// a clock it moves by hand, timers included.
 type Clock interface {
 	Now() time.Time
 }
@@ -76,7 +77,8 @@ type Config struct {
 	// DisableGateway keeps the host out of the gateway's queue group
 	// (<prefix>.call.>): it then takes calls only on its own subject.
 	DisableGateway bool
-	// Clock tells the time; nil means the system clock.
+	// Clock tells the time for idle deactivation and Self.Now; nil means
+	// the system clock.
 	Clock Clock
 	// Logger receives the host's logs; nil means slog.Default(). Every line
 	// carries the host id.
