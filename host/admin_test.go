@@ -182,7 +182,8 @@ func gatherJSON[T any](t *testing.T, nc *nats.Conn, subject string, n int, id fu
 // out: idle deactivation brings the count back to zero.
 func TestStatsFollowActivations(t *testing.T) {
 	s := natstest.Server(t)
-	h := startHost(t, s, host.Config{}, func(h *host.Host) {
+	ended, onActivation := activationEnds()
+	h := startHost(t, s, host.Config{OnActivation: onActivation}, func(h *host.Host) {
 		_ = h.Register("who", host.Func(func(context.Context, host.Call) ([]byte, error) { return nil, nil }),
 			host.NoState(), host.IdleTimeout(50*time.Millisecond))
 	})
@@ -195,12 +196,9 @@ func TestStatsFollowActivations(t *testing.T) {
 	if len(st) != 1 || st[0].Calls != 5 || st[0].Active > 5 {
 		t.Fatalf("Stats after 5 calls = %+v", st)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for h.Stats()[0].Active != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats still counts %d active actors after they went idle", h.Stats()[0].Active)
-		}
-		time.Sleep(10 * time.Millisecond)
+	waitEnds(t, ended, 5)
+	if n := h.Stats()[0].Active; n != 0 {
+		t.Fatalf("Stats still counts %d active actors after they all ended", n)
 	}
 	if ids, active := h.ActiveIDs("who", 10); len(ids) != 0 || active != 0 {
 		t.Errorf("ActiveIDs after idle deactivation = %v, %d", ids, active)

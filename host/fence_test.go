@@ -36,9 +36,11 @@ func registerEcho(h *Host) {
 
 func TestAHostWhoseLeaseIsNotValidRunsNoTurn(t *testing.T) {
 	recs := make(chan ActivationRecord, 16)
+	renewed, onValid := renewals()
 	h := startInternal(t, Config{
 		Lease:        placement.LeaseConfig{TTL: time.Second},
 		OnActivation: func(r ActivationRecord) { recs <- r },
+		OnLeaseValid: onValid,
 	}, registerEcho)
 	if err := callDirect(t, h, "a"); err != nil {
 		t.Fatalf("call with a valid lease: %v", err)
@@ -68,17 +70,31 @@ func TestAHostWhoseLeaseIsNotValidRunsNoTurn(t *testing.T) {
 	default:
 	}
 	// The next renewal (every TTL/4) makes the lease valid again.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.After(5 * time.Second)
 	for callDirect(t, h, "a") != nil {
-		if time.Now().After(deadline) {
+		select {
+		case <-renewed:
+		case <-deadline:
 			t.Fatal("the host did not serve again after renewing its lease")
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// renewals returns a Config.OnLeaseValid and a channel that receives each
+// time it is called (dropping calls while one is pending).
+func renewals() (<-chan struct{}, func(LeaseRecord)) {
+	ch := make(chan struct{}, 1)
+	return ch, func(LeaseRecord) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
 func TestAHostThatLostItsLeaseDropsItsActorsAndJoinsAsANewIncarnation(t *testing.T) {
-	h := startInternal(t, Config{Lease: placement.LeaseConfig{TTL: time.Second}}, registerEcho)
+	renewed, onValid := renewals()
+	h := startInternal(t, Config{Lease: placement.LeaseConfig{TTL: time.Second}, OnLeaseValid: onValid}, registerEcho)
 	for _, id := range []string{"a", "b", "c"} {
 		if err := callDirect(t, h, id); err != nil {
 			t.Fatal(err)
@@ -89,24 +105,27 @@ func TestAHostThatLostItsLeaseDropsItsActorsAndJoinsAsANewIncarnation(t *testing
 	if err := h.members.Purge(context.Background(), placement.HostKey(h.ID())); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.After(10 * time.Second)
 	for {
+		changed := h.w.Changed()
 		recs := h.w.Records()
 		if len(recs) == 1 && recs[0].GetIncarnation() != before {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed:
+		case <-deadline:
 			t.Fatalf("no new incarnation joined; records %v", recs)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	if n := h.ActiveActors()["echo"]; n != 0 {
 		t.Fatalf("%d activations of the old incarnation left", n)
 	}
 	for callDirect(t, h, "a") != nil {
-		if time.Now().After(deadline) {
+		select {
+		case <-renewed:
+		case <-deadline:
 			t.Fatal("the new incarnation does not serve")
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

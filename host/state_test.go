@@ -23,8 +23,11 @@ func registerCounter(h *host.Host) { _ = counter.Register(h) }
 func TestStateSurvivesDeactivationAndRestarts(t *testing.T) {
 	dir := t.TempDir()
 	s := natstest.ServerIn(t, dir)
+	ended, onActivation := activationEnds()
 	cfg := host.Config{IdleTimeout: 50 * time.Millisecond}
-	h := startHost(t, s, cfg, registerCounter)
+	first := cfg
+	first.OnActivation = onActivation
+	h := startHost(t, s, first, registerCounter)
 	r := newRouter(t, s)
 	waitMembers(t, r, 1)
 
@@ -34,7 +37,10 @@ func TestStateSurvivesDeactivationAndRestarts(t *testing.T) {
 		call(t, r, counter.Type, id, "add", "1")
 	}
 	// Idle deactivation empties the host; the next calls reactivate from the store.
-	waitFor(t, "idle deactivation", func() bool { return h.ActiveActors()[counter.Type] == 0 })
+	waitEnds(t, ended, len(ids))
+	if n := h.ActiveActors()[counter.Type]; n != 0 {
+		t.Fatalf("%d activations after every one ended", n)
+	}
 	checkTotals(t, r, ids)
 
 	// A new host incarnation reads the same state.
@@ -129,14 +135,27 @@ func TestHostDeathMovesActorsWithTheirState(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+// activationEnds returns a Config.OnActivation and a channel that receives
+// the record of every activation that ends.
+func activationEnds() (<-chan host.ActivationRecord, func(host.ActivationRecord)) {
+	ch := make(chan host.ActivationRecord, 1024)
+	return ch, func(r host.ActivationRecord) {
+		if !r.End.IsZero() {
+			ch <- r
 		}
-		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitEnds waits until n activations have ended.
+func waitEnds(t *testing.T, ended <-chan host.ActivationRecord, n int) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for i := range n {
+		select {
+		case <-ended:
+		case <-deadline:
+			t.Fatalf("%d of %d activations ended", i, n)
+		}
 	}
 }
 

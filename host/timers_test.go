@@ -20,6 +20,7 @@ type ticker struct {
 	inTurn   *atomic.Int32
 	overlaps *atomic.Int32
 	ticks    *atomic.Int32
+	ticked   chan<- struct{} // receives after every tick, when there is room
 	deacts   *atomic.Int32
 	turns    int // written by every turn without a lock
 }
@@ -29,6 +30,10 @@ func (k *ticker) Activate(context.Context) error {
 	tm.Tick = func(context.Context) error {
 		k.enter()
 		k.ticks.Add(1)
+		select {
+		case k.ticked <- struct{}{}:
+		default:
+		}
 		return nil
 	}
 	return k.self.SetTimer("tick", tm)
@@ -57,12 +62,14 @@ func (k *ticker) enter() {
 
 type tickerProbe struct {
 	inTurn, overlaps, ticks, deacts atomic.Int32
+	ticked                          chan struct{}
 }
 
 func (p *tickerProbe) register(t *testing.T, h *Host, tm Timer) {
 	t.Helper()
+	p.ticked = make(chan struct{}, 1)
 	err := h.Register("ticker", func(s *Self) Actor {
-		return &ticker{self: s, timer: tm, inTurn: &p.inTurn, overlaps: &p.overlaps, ticks: &p.ticks, deacts: &p.deacts}
+		return &ticker{self: s, timer: tm, inTurn: &p.inTurn, overlaps: &p.overlaps, ticks: &p.ticks, deacts: &p.deacts, ticked: p.ticked}
 	}, NoState())
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +98,14 @@ func TestTimerNeverRunsBesideACall(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitUntil(t, func() bool { return p.ticks.Load() >= 20 })
+	deadline := time.After(10 * time.Second)
+	for p.ticks.Load() < 20 {
+		select {
+		case <-p.ticked:
+		case <-deadline:
+			t.Fatalf("%d ticks in 10 s", p.ticks.Load())
+		}
+	}
 	if n := p.overlaps.Load(); n != 0 {
 		t.Fatalf("%d turns overlapped another turn", n)
 	}
@@ -132,17 +146,5 @@ func TestTimerTickCallCycleFailsFast(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second): // well within the 5 s call timeout
 		t.Fatal("the tick's call cycle did not fail at once")
-	}
-}
-
-// waitUntil waits for cond, polling.
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
