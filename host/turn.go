@@ -73,15 +73,15 @@ var (
 	errClosed = errors.New("activation closed")
 	errPanic  = errors.New("actor panicked")
 	// errSkipped is the outcome of a posted turn that did not run: its
-	// deadline passed, or the actor is not active.
+	// deadline passed, the actor is not active, or the fence stopped it.
 	errSkipped = errors.New("turn skipped")
 )
 
 // runTurn runs one turn of a call, a nested call or a posted turn, and
 // returns its outcome (errSkipped for a posted turn that did not run).
-// Every kind takes the same steps: the deadline, then
-// activation (calls only) or the fence, the call chain's hold, the body
-// with panics caught, the reply's size, the save. The state is saved before
+// Every kind takes the same steps: the deadline, then activation (calls
+// only) or the fence, the call chain's hold, the body with panics caught,
+// the reply's size (not for posted turns), the save. The state is saved before
 // the outcome leaves, so a caller that has its reply has durable state.
 //
 // A failed turn discards the activation (drops it without saving) when its
