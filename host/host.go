@@ -134,7 +134,7 @@ func (h *Host) Register(typ placement.ActorType, factory Factory, opts ...TypeOp
 
 // Start creates the buckets if needed, starts following the membership,
 // subscribes to the host's subject and joins the member set. It returns once
-// the host's own table includes it.
+// the host's own table includes it and the server has all its subscriptions.
 //
 // Start rides out what time cures, retrying with backoff until ctx ends: no
 // JetStream yet, a link cut or a reply lost while it creates the buckets,
@@ -244,7 +244,17 @@ func (h *Host) start(ctx context.Context) error {
 	if err := h.startOps(); err != nil {
 		return err
 	}
-	return h.startReminders(reminders)
+	if err := h.startReminders(reminders); err != nil {
+		return err
+	}
+	// Subscribing only sends SUB: one round trip makes sure the server has
+	// every subscription above, so that a client calling the moment Start
+	// returns does not meet "no responders". A link that drops now takes
+	// nothing away: the client subscribes again when it reconnects.
+	if err := h.nc.FlushWithContext(ctx); err != nil && ctx.Err() != nil {
+		return fmt.Errorf("host: confirming subscriptions: %w", err)
+	}
+	return nil
 }
 
 // join takes the host's lease. A record of the same id that is still live
