@@ -251,7 +251,9 @@ func (h *Host) start(ctx context.Context) error {
 	// every subscription above, so that a client calling the moment Start
 	// returns does not meet "no responders". A link that drops now takes
 	// nothing away: the client subscribes again when it reconnects.
-	if err := h.nc.FlushWithContext(ctx); err != nil && ctx.Err() != nil {
+	fctx, cancel := context.WithTimeout(ctx, startTryTimeout) // Flush wants a deadline
+	defer cancel()
+	if err := h.nc.FlushWithContext(fctx); err != nil && ctx.Err() != nil {
 		return fmt.Errorf("host: confirming subscriptions: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -162,5 +163,38 @@ func TestStartFailsAtOnceOnABucketForAnotherHash(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "waiting") {
 		t.Errorf("the host waited on a permanent error:\n%s", out.String())
+	}
+}
+
+// TestStartReturnsWithItsSubscriptionsInPlace: when Start returns, the
+// server already routes to every subscription the host made (the last
+// ones, the reminder gateway and the admin subjects, come after the join),
+// also for a start without a deadline, as `troupe host` runs it by default.
+func TestStartReturnsWithItsSubscriptionsInPlace(t *testing.T) {
+	for i := range 10 {
+		s := natstest.Server(t)
+		h, err := host.New(natstest.Connect(t, s), host.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := counter.Register(h); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, subject := range []string{
+			protocol.ReminderSetSubject("troupe", counter.Type, "c1", "r"),
+			protocol.AdminActorsSubject("troupe"),
+		} {
+			sz, err := s.Subsz(&server.SubszOptions{Subscriptions: true, Test: subject})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sz.Total == 0 {
+				t.Fatalf("start %d: Start returned before the server had a subscription for %s", i, subject)
+			}
+		}
+		h.Close()
 	}
 }
