@@ -54,6 +54,14 @@ func (d *directory) getOrCreate(e *engine, t *actorType, id placement.ActorID) *
 	return a
 }
 
+// get returns the activation of id, or nil.
+func (d *directory) get(id placement.ActorID) *activation {
+	s := d.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[id]
+}
+
 // remove drops a if it is still id's activation.
 func (d *directory) remove(id placement.ActorID, a *activation) {
 	s := d.shard(id)

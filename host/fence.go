@@ -48,8 +48,11 @@ func (f *fence) mayAct(e epoch) bool {
 }
 
 // errFenced is the error of a turn refused by the fence.
-func (f *fence) errFenced() *protocol.Error {
-	return protocol.Errorf(protocol.CodeUnavailable, "host %s cannot renew its lease; the call did not run", f.host)
+func (f *fence) errFenced() *protocol.Error { return errFenced(f.host) }
+
+// errFenced is the error of a turn that host's fence refused.
+func errFenced(host placement.HostID) *protocol.Error {
+	return protocol.Errorf(protocol.CodeUnavailable, "host %s cannot renew its lease; the call did not run", host)
 }
 
 // actedUntil bounds when an activation of epoch e last started a turn or

@@ -42,18 +42,11 @@ func (x sandboxAPI) Register(typ placement.ActorType, factory any, opts any) err
 func (x sandboxAPI) SetRouter(r *router.Router) { x.s.rt.r.Store(r) }
 
 func (x sandboxAPI) Call(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header) ([]byte, error) {
-	reply, err := x.s.call(ctx, typ, id, method, payload, hdr)
-	if err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return x.s.call(ctx, typ, id, method, payload, hdr)
 }
 
 func (x sandboxAPI) Send(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, hdr nats.Header) error {
-	if err := x.s.send(ctx, typ, id, method, payload, hdr); err != nil {
-		return err
-	}
-	return nil
+	return x.s.send(ctx, typ, id, method, payload, hdr)
 }
 
 func (x sandboxAPI) Stored(typ placement.ActorType, id placement.ActorID) ([]byte, map[string][]byte, uint64) {

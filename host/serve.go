@@ -75,13 +75,21 @@ func parseIdentity(rawID, method string) (placement.ActorID, string, *protocol.E
 	if err != nil {
 		return "", "", protocol.Errorf(protocol.CodeBadRequest, "malformed actor id %q: %v", rawID, err)
 	}
-	if err := placement.ActorID(id).Validate(); err != nil {
-		return "", "", protocol.Errorf(protocol.CodeInvalidID, "%v", err)
-	}
-	if err := placement.ValidateName("method", method); err != nil {
-		return "", "", protocol.Errorf(protocol.CodeInvalidMethod, "%v", err)
+	if e := checkIdentity(placement.ActorID(id), method); e != nil {
+		return "", "", e
 	}
 	return placement.ActorID(id), method, nil
+}
+
+// checkIdentity checks a decoded actor id and a method name.
+func checkIdentity(id placement.ActorID, method string) *protocol.Error {
+	if err := id.Validate(); err != nil {
+		return protocol.Errorf(protocol.CodeInvalidID, "%v", err)
+	}
+	if err := placement.ValidateName("method", method); err != nil {
+		return protocol.Errorf(protocol.CodeInvalidMethod, "%v", err)
+	}
+	return nil
 }
 
 // deadline is when a request's call must end: its Troupe-Timeout from now,
