@@ -1,6 +1,8 @@
 package host
 
 import (
+	"errors"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/protocol"
@@ -173,7 +175,7 @@ func (a *activation) enterChain(env *envelope) bool {
 // nestedTurn runs a re-entering call while the turn holding its chain waits.
 func (a *activation) nestedTurn(env *envelope) {
 	defer a.e.turns.done()
-	a.callTurn(env)
+	a.runNested(env)
 	a.mu.Lock()
 	if a.nested.n--; a.nested.n == 0 {
 		close(a.nested.done)
@@ -187,5 +189,8 @@ func (a *activation) nestedTurn(env *envelope) {
 // turn must not save over what the store holds. It is not a code the router
 // retries: the same calls would fail the same way until the deadline.
 func discardedByNested() *protocol.Error {
-	return protocol.Errorf(protocol.CodeInternal, "a nested turn of this actor failed and discarded the activation's changes; this turn was discarded too")
+	return protocol.Errorf(protocol.CodeInternal, "a nested turn of this actor failed and discarded the activation's changes; %w", errDiscardedByNested)
 }
+
+// errDiscardedByNested marks the error of discardedByNested.
+var errDiscardedByNested = errors.New("this turn was discarded too")

@@ -35,15 +35,17 @@ type activation struct {
 	nested       *nestedTurns  // nested turns running inside it; nil when none
 
 	// Owned by the goroutine running the mailbox.
-	self      Self
-	actor     Actor
-	activated bool
-	discard   bool // in-memory state may differ from the store: drop without saving
-	state     []byte
-	keys      map[string][]byte // named state keys; nil if it never had any (statekeys.go)
-	rev       uint64
-	dirty     bool
-	timers    *timerSet // nil until the actor sets a timer
+	self       Self
+	actor      Actor
+	activated  bool
+	discard    bool // in-memory state may differ from the store: drop without saving
+	state      []byte
+	keys       map[string][]byte // named state keys; nil if it never had any (statekeys.go)
+	rev        uint64
+	dirty      bool      // the state in memory differs from the store
+	changed    bool      // the running turn changed the state (group.go)
+	keysShared bool      // keys is shared with a snapshot: copy before writing
+	timers     *timerSet // nil until the actor sets a timer
 	// For ActivationRecord, set when activated.
 	incarnation string
 	gen         uint64
@@ -145,28 +147,46 @@ func (a *activation) idleSince(cutoff int64) bool {
 }
 
 // run is the mailbox goroutine: it runs queued turns in order until the
-// mailbox is empty or the activation ends.
+// mailbox is empty or the activation ends. Calls and posted turns run in
+// groups that one save covers (group.go): the group is saved when nothing
+// more is queued, when it reaches the type's bound, and before the
+// activation ends.
 func (a *activation) run() {
 	defer a.e.turns.done()
+	var g group
 	for {
+		if g.open(a) && (g.turns >= a.t.group || !a.hasQueued()) {
+			a.commitGroup(&g)
+			if a.discard {
+				a.close(false)
+				return
+			}
+		}
 		env := a.next()
 		if env == nil {
 			return
 		}
 		switch env.kind {
 		case kindDeactivate, kindDrop:
-			a.close(env.kind == kindDeactivate)
+			if g.open(a) {
+				a.commitGroup(&g)
+			}
+			a.close(env.kind == kindDeactivate && !a.discard)
 			return
-		case kindPosted:
-			a.postedTurn(env)
-		default:
-			a.callTurn(env)
 		}
+		a.groupTurn(&g, env)
 		if a.discard {
 			a.close(false)
 			return
 		}
 	}
+}
+
+// hasQueued reports whether the mailbox holds a turn after the running one.
+func (a *activation) hasQueued() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.head < len(a.queue)
 }
 
 // next takes the next envelope, or marks the mailbox idle and returns nil.

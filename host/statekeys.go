@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -68,10 +69,12 @@ func (s *Self) SetKey(name string, value []byte) error {
 		value = []byte{}
 	}
 	a := s.a
+	a.writeKeys()
 	if a.keys == nil {
 		a.keys = make(map[string][]byte)
 	}
-	a.keys[name], a.dirty = value, true
+	a.keys[name] = value
+	a.markChanged()
 	return nil
 }
 
@@ -79,8 +82,17 @@ func (s *Self) SetKey(name string, value []byte) error {
 func (s *Self) DeleteKey(name string) {
 	a := s.a
 	if _, ok := a.keys[name]; ok {
+		a.writeKeys()
 		delete(a.keys, name)
-		a.dirty = true
+		a.markChanged()
+	}
+}
+
+// writeKeys readies the keys for a write: a map shared with a group's
+// snapshot (group.go) is copied first.
+func (a *activation) writeKeys() {
+	if a.keysShared {
+		a.keys, a.keysShared = maps.Clone(a.keys), false
 	}
 }
 

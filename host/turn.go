@@ -81,8 +81,10 @@ var (
 // returns its outcome (errSkipped for a posted turn that did not run).
 // Every kind takes the same steps: the deadline, then activation (calls
 // only) or the fence, the call chain's hold, the body with panics caught,
-// the reply's size (not for posted turns), the save. The state is saved before
-// the outcome leaves, so a caller that has its reply has durable state.
+// the reply's size (not for posted turns). A nested turn then saves; a call's
+// or a posted turn's changes are saved by the group it belongs to
+// (group.go). Either way the state is saved before the outcome leaves, so a
+// caller that has its reply has durable state.
 //
 // A failed turn discards the activation (drops it without saving) when its
 // memory may differ from the store: it changed the state, it panicked, a
@@ -124,11 +126,18 @@ func (a *activation) runTurn(env *envelope) ([]byte, error) {
 	if err == nil && env.kind != kindPosted {
 		err = a.checkReplySize(reply)
 	}
-	if err == nil {
+	if err == nil && env.kind == kindNested {
 		err = a.save()
 	}
 	if err != nil {
-		a.discard = a.discard || a.dirty || errors.Is(err, errPanic)
+		// A nested turn's memory differs from the store if anything is
+		// unsaved; a grouped turn's, if it changed anything itself (what
+		// earlier turns changed, the group saves without it).
+		changed := a.changed
+		if env.kind == kindNested {
+			changed = a.dirty
+		}
+		a.discard = a.discard || changed || errors.Is(err, errPanic)
 		return nil, err
 	}
 	return reply, nil
@@ -149,23 +158,18 @@ func (a *activation) body(ctx context.Context, env *envelope) (reply []byte, err
 	return reply, err
 }
 
-// callTurn runs a call's turn and sends its outcome.
-func (a *activation) callTurn(env *envelope) {
+// runNested runs a nested call's turn, which saves, and sends its outcome.
+func (a *activation) runNested(env *envelope) {
 	start := a.e.obs.turnStart(env)
 	reply := replyMsg(a.runTurn(env))
 	a.e.obs.turnEnd(env, reply, start)
-	if env.kind == kindCall {
-		a.t.counters.count(reply)
-		a.touch()
-	}
 	a.e.rt.respond(env, reply)
 }
 
-// postedTurn runs a posted turn. A failure is logged, as there is no caller
-// to tell.
-func (a *activation) postedTurn(env *envelope) {
+// endPosted finishes a posted turn. A failure is logged, as there is no
+// caller to tell.
+func (a *activation) endPosted(env *envelope, err error) {
 	p := env.posted
-	_, err := a.runTurn(env)
 	switch {
 	case errors.Is(err, errSkipped):
 		p.done(false)
@@ -258,6 +262,7 @@ func (a *activation) save() error {
 	start := a.e.obs.now()
 	rev, err := a.e.rt.save(a.epoch, StateKey(a.t.name, a.id), value, hdr, a.rev)
 	a.e.obs.stateSaved(a.t.name, start, err)
+	a.t.counters.saves.Add(1)
 	if err != nil {
 		return err
 	}
