@@ -77,8 +77,8 @@ func (s *snapshot) take(a *activation) {
 		a.keysShared = false
 		return
 	}
-	*s = snapshot{taken: true, state: a.state, keys: a.keys, rev: a.rev}
-	a.keysShared = a.keys != nil
+	*s = snapshot{taken: true, state: a.state, keys: a.keys(), rev: a.rev}
+	a.keysShared = s.keys != nil
 }
 
 // restore puts the state back as the snapshot has it, if no save since
@@ -87,7 +87,8 @@ func (s *snapshot) restore(a *activation) bool {
 	if !s.taken || a.rev != s.rev {
 		return false
 	}
-	a.state, a.keys, a.keysShared, a.dirty = s.state, s.keys, false, true
+	a.state, a.keysShared, a.dirty = s.state, false, true
+	a.setKeys(s.keys)
 	return true
 }
 

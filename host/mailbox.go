@@ -2,6 +2,7 @@ package host
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/troupe-dev/troupe/placement"
@@ -17,39 +18,88 @@ const smallQueue = 2
 // The mailbox fields are guarded by mu. A goroutine runs the mailbox only
 // while it holds calls (running); an idle activation holds no goroutine. The
 // remaining fields belong to that goroutine.
+//
+// A host may hold millions of idle activations, so the struct keeps only
+// what every activation uses (160 bytes); what few use is in rare, made on
+// first use. BenchmarkActivation measures the whole cost per actor.
 type activation struct {
 	e     *engine
 	t     *actorType
 	id    placement.ActorID
 	epoch epoch // the host incarnation the activation belongs to
+	rare  atomic.Pointer[rare]
 
-	mu           sync.Mutex
-	queue        []*envelope
-	head         int
+	mu       sync.Mutex
+	queue    []*envelope
+	head     int
+	lastUsed int64 // unix nanoseconds of the end of the last turn (Clock)
+
+	// Owned by the goroutine running the mailbox.
+	self  Self
+	actor Actor
+	state []byte
+	rev   uint64
+
+	// Guarded by mu.
 	running      bool
 	deactivating bool
 	closed       bool
-	lastUsed     int64         // unix nanoseconds of the end of the last turn (Clock)
-	closedCh     chan struct{} // made on demand by closedChan
-	chain        string        // the call chain holding the running turn (chain.go)
-	nested       *nestedTurns  // nested turns running inside it; nil when none
-
 	// Owned by the goroutine running the mailbox.
-	self       Self
-	actor      Actor
 	activated  bool
 	discard    bool // in-memory state may differ from the store: drop without saving
-	state      []byte
-	keys       map[string][]byte // named state keys; nil if it never had any (statekeys.go)
-	rev        uint64
-	dirty      bool      // the state in memory differs from the store
-	changed    bool      // the running turn changed the state (group.go)
-	keysShared bool      // keys is shared with a snapshot: copy before writing
-	timers     *timerSet // nil until the actor sets a timer
-	// For ActivationRecord, set when activated.
+	dirty      bool // the state in memory differs from the store
+	changed    bool // the running turn changed the state (group.go)
+	keysShared bool // the named keys are shared with a snapshot: copy before writing
+}
+
+// rare is what most activations never use, made on first use by extra.
+// Each field keeps the owner it would have in activation.
+type rare struct {
+	// Guarded by the activation's mu.
+	closedCh chan struct{} // made on demand by closedChan
+	chain    string        // the call chain holding the running turn (chain.go)
+	nested   *nestedTurns  // nested turns running inside it; nil when none
+
+	// Owned by the goroutine running the mailbox.
+	keys   map[string][]byte // named state keys; nil if it never had any (statekeys.go)
+	timers *timerSet         // nil until the actor sets a timer
+	// For ActivationRecord, set when activated, if Config.OnActivation is.
 	incarnation string
 	gen         uint64
 	started     time.Time
+}
+
+// extra returns the activation's rare fields, making them if need be.
+func (a *activation) extra() *rare {
+	if r := a.rare.Load(); r != nil {
+		return r
+	}
+	a.rare.CompareAndSwap(nil, new(rare))
+	return a.rare.Load()
+}
+
+// keys is the actor's named state keys, nil if it never had any.
+func (a *activation) keys() map[string][]byte {
+	if r := a.rare.Load(); r != nil {
+		return r.keys
+	}
+	return nil
+}
+
+// setKeys replaces the named state keys.
+func (a *activation) setKeys(keys map[string][]byte) {
+	if keys != nil || a.rare.Load() != nil {
+		a.extra().keys = keys
+	}
+}
+
+// chainHeld is the call chain holding the running turn, "" when none.
+// Call with mu held.
+func (a *activation) chainHeld() string {
+	if r := a.rare.Load(); r != nil {
+		return r.chain
+	}
+	return ""
 }
 
 func newActivation(e *engine, t *actorType, id placement.ActorID) *activation {
@@ -114,15 +164,16 @@ func (a *activation) drop() { a.pushFront(&envelope{kind: kindDrop}) }
 
 // closedChan returns a channel closed once the activation has ended.
 func (a *activation) closedChan() <-chan struct{} {
+	r := a.extra()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closedCh == nil {
-		a.closedCh = make(chan struct{})
+	if r.closedCh == nil {
+		r.closedCh = make(chan struct{})
 		if a.closed {
-			close(a.closedCh)
+			close(r.closedCh)
 		}
 	}
-	return a.closedCh
+	return r.closedCh
 }
 
 // deactivate queues the activation's last turn behind the calls already in
@@ -233,8 +284,8 @@ func (a *activation) close(graceful bool) {
 	}
 	a.mu.Lock()
 	a.closed = true
-	if a.closedCh != nil {
-		close(a.closedCh)
+	if r := a.rare.Load(); r != nil && r.closedCh != nil {
+		close(r.closedCh)
 	}
 	left := a.queue[a.head:]
 	a.queue, a.head, a.running = nil, 0, false

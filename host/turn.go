@@ -207,8 +207,11 @@ func (a *activation) activate(ctx context.Context) error {
 	if !rt.mayAct(a.epoch) {
 		return rt.errFenced()
 	}
-	a.incarnation, a.gen = rt.placed()
-	a.started = time.Now()
+	if a.e.onActivation != nil {
+		r := a.extra()
+		r.incarnation, r.gen = rt.placed()
+		r.started = time.Now()
+	}
 	a.activated = true // from here on the activation counts, even if the rest fails
 	a.e.record(a, time.Time{})
 	a.e.obs.activated(a.t.name)
