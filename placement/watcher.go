@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,8 +67,18 @@ type view struct {
 
 type member struct {
 	rec     *pb.HostRecord
+	raw     []byte // the entry's value, as last written
 	changed uint64 // revision at which the record's meaning last changed
 }
+
+// effect is what applying an entry changed.
+type effect uint8
+
+const (
+	noEffect      effect = iota // a lease renewal, or an entry ignored
+	releaseEffect               // a release record: the handoff state may change
+	memberEffect                // the member set: a new table
+)
 
 // Watch starts following kv and returns once the current member set has
 // been read, or ctx ends.
@@ -201,17 +212,25 @@ func (w *Watcher) next() bool {
 			return false
 		}
 		if e != nil {
-			w.mu.Lock()
-			changed := w.view.apply(e)
-			w.mu.Unlock()
-			if changed {
-				w.publish()
-			} else {
-				w.updateSettled()
-			}
+			w.applyEntry(e)
 		}
 		w.notify()
 		return true
+	}
+}
+
+// applyEntry folds one watched entry in: a new table when the member set
+// changed, the release state when a release record did, nothing more for a
+// lease renewal.
+func (w *Watcher) applyEntry(e jetstream.KeyValueEntry) {
+	w.mu.Lock()
+	eff := w.view.apply(e)
+	w.mu.Unlock()
+	switch eff {
+	case memberEffect:
+		w.publish()
+	case releaseEffect:
+		w.updateSettled()
 	}
 }
 
@@ -257,39 +276,47 @@ func (w *Watcher) reread() {
 	w.install(v)
 }
 
-// apply folds one entry into the view and reports whether the member set
-// changed.
-func (v *view) apply(e jetstream.KeyValueEntry) bool {
+// apply folds one entry into the view and says what it changed. A lease
+// renewal that repeats a record's bytes, the bulk of the entries, costs a
+// map lookup and a byte comparison.
+func (v *view) apply(e jetstream.KeyValueEntry) effect {
 	v.rev = max(v.rev, e.Revision())
 	if id, ok := protocol.ParseReleaseKey(e.Key()); ok {
 		v.applyRelease(id, e)
-		return false
+		return releaseEffect
 	}
 	id, ok := protocol.ParseHostKey(e.Key())
 	if !ok {
-		return false
+		return noEffect
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		_, had := v.members[id]
 		delete(v.members, id)
 		v.gen = max(v.gen, e.Revision())
-		return had
+		if had {
+			return memberEffect
+		}
+		return noEffect
+	}
+	old, had := v.members[id]
+	if had && bytes.Equal(old.raw, e.Value()) {
+		return noEffect
 	}
 	rec := new(pb.HostRecord)
 	if err := proto.Unmarshal(e.Value(), rec); err != nil || rec.GetHostId() != string(id) {
-		return false // not a record a host wrote; ignore rather than guess
+		return noEffect // not a record a host wrote; ignore rather than guess
 	}
-	if old, had := v.members[id]; had && sameMeaning(old.rec, rec) {
-		v.members[id] = member{rec: rec, changed: old.changed}
-		return false
+	if had && sameMeaning(old.rec, rec) {
+		v.members[id] = member{rec: rec, raw: e.Value(), changed: old.changed}
+		return noEffect
 	}
 	changed := rec.GetChangedRevision()
 	if changed == 0 || changed > e.Revision() {
 		changed = e.Revision()
 	}
-	v.members[id] = member{rec: rec, changed: changed}
+	v.members[id] = member{rec: rec, raw: e.Value(), changed: changed}
 	v.gen = max(v.gen, changed)
-	return true
+	return memberEffect
 }
 
 func (v *view) applyRelease(id HostID, e jetstream.KeyValueEntry) {
