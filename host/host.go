@@ -231,6 +231,7 @@ func (h *Host) start(ctx context.Context) error {
 		Incarnation:   randomIncarnation(),
 		StartedUnixMs: time.Now().UnixMilli(),
 		Version:       Version,
+		Protocol:      protocol.Version,
 	})
 	h.obs.watchLease(&leaseCfg)
 	if err := h.join(ctx, leaseCfg); err != nil {

@@ -403,6 +403,7 @@ func memberOf(rec *pb.HostRecord) Member {
 		Subject:  rec.GetSubject(),
 		Types:    types,
 		Draining: rec.GetState() == pb.HostState_HOST_STATE_DRAINING,
+		Protocol: max(rec.GetProtocol(), 1),
 	}
 }
 
