@@ -13,6 +13,9 @@ type Member struct {
 	Subject  string      // NATS subject where the host takes calls
 	Types    []ActorType // actor types it serves
 	Draining bool        // a draining host owns nothing (it is leaving)
+	// Forwarded: the host honours forwarded gateway calls (its record
+	// lists protocol.FeatureForwarded).
+	Forwarded bool
 }
 
 // Table is the placement table of one generation: a pure function from the

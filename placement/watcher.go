@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -372,10 +373,11 @@ func memberOf(rec *pb.HostRecord) Member {
 		types[i] = ActorType(t)
 	}
 	return Member{
-		ID:       HostID(rec.GetHostId()),
-		Subject:  rec.GetSubject(),
-		Types:    types,
-		Draining: rec.GetState() == pb.HostState_HOST_STATE_DRAINING,
+		ID:        HostID(rec.GetHostId()),
+		Subject:   rec.GetSubject(),
+		Types:     types,
+		Draining:  rec.GetState() == pb.HostState_HOST_STATE_DRAINING,
+		Forwarded: slices.Contains(rec.GetFeatures(), protocol.FeatureForwarded),
 	}
 }
 

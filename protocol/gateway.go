@@ -47,3 +47,28 @@ func splitAfter(subject, head string, n int) ([]string, bool) {
 	}
 	return tokens, true
 }
+
+// A host that takes a gateway call for an actor it does not own forwards it
+// to the owner's host subject with the caller's reply subject as the reply,
+// so the owner answers the caller directly. The forwarded request carries
+// the call headers and HeaderForwarded; a host honours it only when its
+// record lists FeatureForwarded, and other hosts forward to it only then.
+const (
+	// HeaderForwarded marks a request to a host subject as a gateway call
+	// forwarded by other hosts: its decimal value is how many hosts have
+	// forwarded it (1 from the host that took it on the gateway). Its
+	// receiver never answers MOVED: it follows the actor itself.
+	HeaderForwarded = "Troupe-Forwarded"
+	// HeaderProbe marks a message a forwarding host publishes to a host
+	// subject, with a reply subject of its own, after forwarding calls
+	// there: the server's no-responders status on that reply tells it
+	// that nobody took them. A host ignores any message with this header.
+	HeaderProbe = "Troupe-Probe"
+	// FeatureForwarded, in a host record's features, says the host honours
+	// HeaderForwarded (and ignores HeaderProbe).
+	FeatureForwarded = "forwarded"
+	// MaxForwardHops bounds HeaderForwarded: a host that would forward a
+	// call that already made this many hops relays it instead, so a call
+	// never circles while the table moves.
+	MaxForwardHops = 3
+)
