@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -70,6 +71,7 @@ func (h *Host) forwardDirect(f followed, owner *placement.Member, gen uint64) bo
 	if h.probe.suspect(owner.ID) {
 		return false
 	}
+	pooled := f.msg.Header == nil
 	hdr := forwardHeader(f, gen)
 	var span trace.Span
 	if o := h.obs; o != nil && o.tracer != nil {
@@ -80,6 +82,10 @@ func (h *Host) forwardDirect(f followed, owner *placement.Member, gen uint64) bo
 	err := h.probe.send(owner, &nats.Msg{Subject: owner.Subject, Reply: f.msg.Reply, Header: hdr, Data: f.msg.Data}, f.call)
 	if span != nil {
 		span.End()
+	}
+	if pooled { // nats.go encoded it while publishing and keeps no reference
+		clear(hdr)
+		headerPool.Put(hdr)
 	}
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
@@ -99,7 +105,7 @@ func (h *Host) forwardDirect(f followed, owner *placement.Member, gen uint64) bo
 func forwardHeader(f followed, gen uint64) nats.Header {
 	hdr := f.msg.Header
 	if hdr == nil {
-		hdr = make(nats.Header, 8)
+		hdr = headerPool.Get().(nats.Header)
 	}
 	for k := range hdr {
 		if strings.HasPrefix(k, "Troupe-") {
@@ -118,6 +124,10 @@ func forwardHeader(f followed, gen uint64) nats.Header {
 	}
 	return hdr
 }
+
+// headerPool recycles the headers of forwarded requests that arrived without
+// any: most gateway calls.
+var headerPool = sync.Pool{New: func() any { return make(nats.Header, 8) }}
 
 // relay calls the owner through the router and answers the caller with the
 // outcome.
