@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,5 +295,84 @@ func TestGatewayRelaysToHostsWithoutForwarding(t *testing.T) {
 	}
 	if d, rl := forwards(t, reg, "direct"), forwards(t, reg, "relayed"); d != 0 || rl != 1 {
 		t.Fatalf("forwarded %v directly and relayed %v, want 0 and 1", d, rl)
+	}
+}
+
+// TestGatewayCarriesTheTimeLeft: the owner of a forwarded call sees the
+// hop count and the client's Troupe-Timeout as the time left, never more.
+func TestGatewayCarriesTheTimeLeft(t *testing.T) {
+	s := natstest.Server(t)
+	startHost(t, s, host.Config{DisableGateway: true}, func(h *host.Host) {
+		_ = h.Register("hdr", host.Func(func(ctx context.Context, c host.Call) ([]byte, error) {
+			d, _ := ctx.Deadline()
+			return fmt.Appendf(nil, "%s %s %d", c.Header.Get(protocol.HeaderForwarded), c.Header.Get(protocol.HeaderTimeout), time.Until(d).Milliseconds()), nil
+		}), host.NoState())
+	})
+	gatewayHost(t, s, nil)
+	waitMembers(t, newRouter(t, s), 2)
+	nc := natstest.Connect(t, s)
+	got, e := gatewayCall(t, nc, "troupe.call.hdr.h.get", "", nats.Header{protocol.HeaderTimeout: {"3000"}})
+	if e != nil {
+		t.Fatal(e)
+	}
+	var hops, timeout, left int
+	if _, err := fmt.Sscan(got, &hops, &timeout, &left); err != nil {
+		t.Fatalf("reply %q: %v", got, err)
+	}
+	if hops != 1 || timeout <= 0 || timeout > 3000 || left > 3000 {
+		t.Fatalf("owner saw hops %d, Troupe-Timeout %d, %d ms left; want 1 hop and at most 3000 ms", hops, timeout, left)
+	}
+}
+
+// TestGatewayCallsFollowAGracefulLeave: plain NATS clients calling through
+// the gateway while an owner leaves gracefully never see an error (MOVED
+// least of all): queued calls and calls forwarded to the leaving host are
+// followed to the new owners.
+func TestGatewayCallsFollowAGracefulLeave(t *testing.T) {
+	s := natstest.Server(t)
+	p := newProbe()
+	hosts := make([]*host.Host, 3)
+	for i := range hosts {
+		hosts[i] = startHost(t, s, host.Config{}, p.register)
+	}
+	waitMembers(t, newRouter(t, s), 3)
+	nc := natstest.Connect(t, s)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for c := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				subject := host.GatewaySubject("troupe", "probe", placement.ActorID(fmt.Sprintf("g-%d-%d", c, i%50)), "who")
+				resp, err := nc.RequestMsg(&nats.Msg{Subject: subject, Header: nats.Header{protocol.HeaderTimeout: {"5000"}}}, 6*time.Second)
+				if err != nil {
+					t.Errorf("gateway call during a graceful leave: %v", err)
+					return
+				}
+				if e := protocol.DecodeError(resp.Header, resp.Data); e != nil {
+					t.Errorf("gateway call during a graceful leave: %v", e)
+					return
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	waitCalls(t, &ok, 500)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hosts[0].Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	waitCalls(t, &ok, ok.Load()+500)
+	close(stop)
+	wg.Wait()
+	if p.overlaps.Load() != 0 {
+		t.Fatalf("%d overlapping turns", p.overlaps.Load())
 	}
 }
