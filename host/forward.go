@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,8 +139,11 @@ func (h *Host) relay(f followed) {
 // followEnv follows a call this host took for an actor it does not own (any
 // more), when its caller must not see MOVED: it came through the gateway.
 func (h *Host) followEnv(env *envelope) {
+	// The actor may have seen the header map; forwarding rewrites a copy.
+	msg := *env.msg
+	msg.Header = maps.Clone(env.msg.Header)
 	h.follow(followed{
-		msg:      env.msg,
+		msg:      &msg,
 		call:     gatewayCall{typ: env.t.name, id: env.id, method: env.method},
 		deadline: env.deadline,
 		chain:    env.chain,
