@@ -54,6 +54,7 @@ type Host struct {
 	subject string
 
 	replies *replies
+	probe   *prober    // checks that directly forwarded calls were taken (probe.go)
 	obs     *observer  // metrics and tracing; nil when off
 	rem     *reminders // delivers fired reminders; nil when disabled
 	ops     ops        // admin and service discovery (admin.go, discovery.go)
@@ -202,6 +203,10 @@ func (h *Host) start(ctx context.Context) error {
 		return err
 	}
 	h.goLoop(func() { h.replies.loop(h.stop) })
+	if h.probe, err = newProber(h); err != nil {
+		return fmt.Errorf("host: subscribe for probes: %w", err)
+	}
+	h.goLoop(func() { h.probe.loop(h.stop) })
 	h.subject = h.Subject()
 	if h.sub, err = h.nc.Subscribe(h.subject, h.serve); err != nil {
 		return fmt.Errorf("host: subscribe %s: %w", h.subject, err)

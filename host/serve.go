@@ -19,6 +19,9 @@ const maxTimeout = time.Hour
 // subscription's goroutine, so it only parses, routes and enqueues; turns
 // run on the activations' own goroutines.
 func (h *Host) serve(msg *nats.Msg) {
+	if _, probe := msg.Header[protocol.HeaderProbe]; probe {
+		return // a forwarding host checking that this subscription exists (probe.go)
+	}
 	// A message without a reply subject is a one-way send (see oneway.go).
 	env, err := h.parse(msg)
 	if err != nil {
@@ -65,6 +68,13 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *protocol.Error) {
 	}
 	if env.chain, e = parseChain(hdr, h.cfg.MaxCallChainDepth); e != nil {
 		return nil, e
+	}
+	if f := hdr.Get(protocol.HeaderForwarded); f != "" {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "malformed %s header %q: want a count of hops", protocol.HeaderForwarded, f)
+		}
+		env.hops, env.gateway = n, true
 	}
 	return env, nil
 }

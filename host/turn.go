@@ -51,7 +51,12 @@ type envelope struct {
 	admitted time.Time    // when it entered the mailbox; set only when observed
 	ctx      turnContext  // the turn's context, allocated with the envelope
 	chain    chainHeaders // the call chain the request belongs to
-	src      turnChain    // the turn's call chain source, allocated with the envelope
+	// gateway: the caller is a gateway client, which must never see MOVED;
+	// the call is followed instead (forward.go). hops counts the hosts that
+	// forwarded it (protocol.HeaderForwarded).
+	gateway bool
+	hops    int
+	src     turnChain // the turn's call chain source, allocated with the envelope
 }
 
 // postedTurn is a turn the host itself puts in an actor's mailbox, such as a

@@ -123,8 +123,9 @@ const (
 	// STATE_TOO_LARGE: the state the turn produced exceeds the state bucket's
 	// value limit; the turn's changes were discarded.
 	ErrorCode_STATE_TOO_LARGE ErrorCode = 16
-	// OUTCOME_UNKNOWN: the turn ran but its state save got no answer, so
-	// whether it took effect is unknown. Not retried automatically.
+	// OUTCOME_UNKNOWN: the turn ran but its state save got no answer, or a
+	// gateway call was forwarded to a host that went away with it, so whether
+	// it took effect is unknown. Not retried automatically.
 	ErrorCode_OUTCOME_UNKNOWN ErrorCode = 17
 	// WOULD_DEADLOCK: the call belongs to a call chain that is already
 	// waiting on the target actor's turn, and the actor's type is not
