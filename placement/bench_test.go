@@ -147,3 +147,31 @@ func BenchmarkWatcherRenewal(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWatcherRelease measures what a watcher does with one release
+// record at n hosts: every host writes one per table change, and every
+// watcher applies all of them.
+//
+//	go test -run '^$' -bench WatcherRelease ./placement/
+func BenchmarkWatcherRelease(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			w, _ := renewalsOf(b, n)
+			gen := w.Table().Generation()
+			var releases []entry
+			for i, id := range hostIDs(n) {
+				val, err := proto.Marshal(&pb.ReleaseRecord{HostId: string(id), Incarnation: fmt.Sprint("inc", i), Generation: gen})
+				if err != nil {
+					b.Fatal(err)
+				}
+				releases = append(releases, entry{key: protocol.ReleaseKey(id), val: val, op: jetstream.KeyValuePut})
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				e := releases[i%n]
+				e.rev = uint64(n + i + 1)
+				w.applyEntry(e)
+			}
+		})
+	}
+}

@@ -48,8 +48,12 @@ func Release(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue,
 // the tables kept must wait.
 type handoff struct {
 	// released is the generation each member has released at, counting only
-	// records from the member's current incarnation.
+	// records from the member's current incarnation. Change it with
+	// setReleased or resetReleased, which keep unreleased.
 	released map[HostID]uint64
+	// unreleased counts the members of the current table that have not
+	// released at its generation.
+	unreleased int
 	// history holds recent tables in ascending generation order; the last
 	// one is the current table.
 	history []*Table
@@ -57,14 +61,53 @@ type handoff struct {
 
 // settled reports whether every member of the current table has released
 // at its generation.
-func (h *handoff) settled() bool {
-	cur := h.current()
-	for _, m := range cur.Members() {
-		if h.released[m.ID] < cur.Generation() {
-			return false
+func (h *handoff) settled() bool { return h.current() != nil && h.unreleased == 0 }
+
+// setReleased records that member id has released at gen (or, with ok
+// false, at no generation of its current incarnation), in O(1).
+func (h *handoff) setReleased(id HostID, gen uint64, ok bool) {
+	if h.released == nil {
+		h.released = make(map[HostID]uint64)
+	}
+	was := h.isReleased(id)
+	if ok {
+		h.released[id] = gen
+	} else {
+		delete(h.released, id)
+	}
+	if cur := h.current(); cur != nil {
+		if _, member := cur.Member(id); member {
+			switch now := h.isReleased(id); {
+			case was && !now:
+				h.unreleased++
+			case !was && now:
+				h.unreleased--
+			}
 		}
 	}
-	return true
+}
+
+// resetReleased replaces every member's release generation.
+func (h *handoff) resetReleased(released map[HostID]uint64) {
+	h.released = released
+	h.recount()
+}
+
+// isReleased reports whether id has released at the current generation.
+func (h *handoff) isReleased(id HostID) bool {
+	cur := h.current()
+	return cur != nil && h.released[id] >= cur.Generation()
+}
+
+// recount counts the current table's unreleased members afresh: once per
+// table, not per entry.
+func (h *handoff) recount() {
+	h.unreleased = 0
+	for _, m := range h.current().Members() {
+		if !h.isReleased(m.ID) {
+			h.unreleased++
+		}
+	}
 }
 
 func (h *handoff) current() *Table {
@@ -121,4 +164,5 @@ func (h *handoff) push(t *Table) {
 		h.history = h.history[:historyLen-1]
 	}
 	h.history = append(h.history, t)
+	h.recount()
 }

@@ -164,6 +164,7 @@ func (w *Watcher) install(v view) {
 	v.gen = max(v.gen, w.view.gen)
 	same := len(w.handoff.history) > 0 && w.table.Load().Generation() == v.gen && sameMembers(w.view.members, v.members)
 	w.view = v
+	w.handoff.resetReleased(v.releasedAt())
 	w.mu.Unlock()
 	if same {
 		w.updateSettled()
@@ -224,7 +225,11 @@ func (w *Watcher) next() bool {
 // lease renewal.
 func (w *Watcher) applyEntry(e jetstream.KeyValueEntry) {
 	w.mu.Lock()
-	eff := w.view.apply(e)
+	eff, id := w.view.apply(e)
+	if eff != noEffect {
+		gen, ok := w.view.releasedBy(id)
+		w.handoff.setReleased(id, gen, ok)
+	}
 	w.mu.Unlock()
 	switch eff {
 	case memberEffect:
@@ -276,39 +281,39 @@ func (w *Watcher) reread() {
 	w.install(v)
 }
 
-// apply folds one entry into the view and says what it changed. A lease
-// renewal that repeats a record's bytes, the bulk of the entries, costs a
-// map lookup and a byte comparison.
-func (v *view) apply(e jetstream.KeyValueEntry) effect {
+// apply folds one entry into the view and says what it changed, and for
+// which host. A lease renewal that repeats a record's bytes, the bulk of the
+// entries, costs a map lookup and a byte comparison.
+func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 	v.rev = max(v.rev, e.Revision())
 	if id, ok := protocol.ParseReleaseKey(e.Key()); ok {
 		v.applyRelease(id, e)
-		return releaseEffect
+		return releaseEffect, id
 	}
 	id, ok := protocol.ParseHostKey(e.Key())
 	if !ok {
-		return noEffect
+		return noEffect, ""
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		_, had := v.members[id]
 		delete(v.members, id)
 		v.gen = max(v.gen, e.Revision())
 		if had {
-			return memberEffect
+			return memberEffect, id
 		}
-		return noEffect
+		return noEffect, id
 	}
 	old, had := v.members[id]
 	if had && bytes.Equal(old.raw, e.Value()) {
-		return noEffect
+		return noEffect, id
 	}
 	rec := new(pb.HostRecord)
 	if err := proto.Unmarshal(e.Value(), rec); err != nil || rec.GetHostId() != string(id) {
-		return noEffect // not a record a host wrote; ignore rather than guess
+		return noEffect, id // not a record a host wrote; ignore rather than guess
 	}
 	if had && sameMeaning(old.rec, rec) {
 		v.members[id] = member{rec: rec, raw: e.Value(), changed: old.changed}
-		return noEffect
+		return noEffect, id
 	}
 	changed := rec.GetChangedRevision()
 	if changed == 0 || changed > e.Revision() {
@@ -316,7 +321,7 @@ func (v *view) apply(e jetstream.KeyValueEntry) effect {
 	}
 	v.members[id] = member{rec: rec, raw: e.Value(), changed: changed}
 	v.gen = max(v.gen, changed)
-	return memberEffect
+	return memberEffect, id
 }
 
 func (v *view) applyRelease(id HostID, e jetstream.KeyValueEntry) {
@@ -335,12 +340,26 @@ func (v *view) applyRelease(id HostID, e jetstream.KeyValueEntry) {
 // only records of its current incarnation.
 func (v *view) releasedAt() map[HostID]uint64 {
 	r := make(map[HostID]uint64, len(v.members))
-	for id, m := range v.members {
-		if rel := v.releases[id]; rel != nil && rel.GetIncarnation() == m.rec.GetIncarnation() {
-			r[id] = rel.GetGeneration()
+	for id := range v.members {
+		if gen, ok := v.releasedBy(id); ok {
+			r[id] = gen
 		}
 	}
 	return r
+}
+
+// releasedBy returns the generation member id has released at, if its
+// current incarnation has released.
+func (v *view) releasedBy(id HostID) (uint64, bool) {
+	m, ok := v.members[id]
+	if !ok {
+		return 0, false
+	}
+	rel := v.releases[id]
+	if rel == nil || rel.GetIncarnation() != m.rec.GetIncarnation() {
+		return 0, false
+	}
+	return rel.GetGeneration(), true
 }
 
 func sameMeaning(a, b *pb.HostRecord) bool {
@@ -363,11 +382,11 @@ func (w *Watcher) publish() {
 	w.updateSettled()
 }
 
-// updateSettled recomputes the release state after an entry.
+// updateSettled advances Settled when every member has released at the
+// current generation.
 func (w *Watcher) updateSettled() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.handoff.released = w.view.releasedAt()
 	if cur := w.handoff.current(); cur != nil && w.handoff.settled() {
 		w.settled.Store(max(w.settled.Load(), cur.Generation()))
 	}
