@@ -175,3 +175,40 @@ func BenchmarkWatcherRelease(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMayActivate measures the handoff check a host makes for a call
+// that waits to activate an actor it gained, right after a host joined n
+// others and none has released yet: perActor is the check hosts run,
+// scan the rule's literal scan over every member (the check before).
+//
+//	go test -run '^$' -bench MayActivate ./placement/
+func BenchmarkMayActivate(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		ids := hostIDs(n + 1)
+		var h handoff
+		h.push(NewTable(10, membersOf(ids[:n], "counter")))
+		h.push(NewTable(20, membersOf(ids, "counter")))
+		for _, id := range ids[:n] {
+			h.setReleased(id, 10, true)
+		}
+		joiner := ids[n]
+		var gained []ActorID
+		for _, id := range benchIDs {
+			if o, _ := h.current().Owner("counter", id); o.ID == joiner {
+				gained = append(gained, id)
+			}
+		}
+		for _, c := range []struct {
+			name  string
+			check func(HostID, ActorType, ActorID) bool
+		}{{"perActor", h.mayActivate}, {"scan", h.mayActivateByScan}} {
+			b.Run(fmt.Sprintf("hosts=%d/%s", n, c.name), func(b *testing.B) {
+				for i := 0; b.Loop(); i++ {
+					if c.check(joiner, "counter", gained[i%len(gained)]) {
+						b.Fatal("activated before the previous owner released")
+					}
+				}
+			})
+		}
+	}
+}

@@ -119,42 +119,37 @@ func (h *handoff) current() *Table {
 
 // mayActivate reports whether self may activate (typ, id) now. The caller
 // has checked that self owns it in the current table.
+//
+// Only the actor's owners in the kept tables can hold it, so the check looks
+// up those (one owner per table) instead of asking, for every member that
+// has not released, whether it owned the actor: O(tables × candidates)
+// rather than O(members × tables × candidates).
 func (h *handoff) mayActivate(self HostID, typ ActorType, id ActorID) bool {
 	cur := h.current()
-	for _, m := range cur.Members() {
-		if m.ID == self {
+	oldest := h.history[0].Generation()
+	if h.unreleased > 0 {
+		for _, m := range cur.Members() {
+			if r := h.released[m.ID]; m.ID != self && r < cur.Generation() && r < oldest {
+				return false // it released before the oldest table kept, or never: it may hold anything
+			}
+		}
+	}
+	for i, t := range h.history {
+		o, ok := t.Owner(typ, id)
+		if !ok || o.ID == self {
 			continue
 		}
-		r := h.released[m.ID]
-		if r >= cur.Generation() {
-			continue
+		r, member := h.released[o.ID], false
+		if _, member = cur.Member(o.ID); !member || r >= cur.Generation() {
+			continue // gone (it held nothing), or released at the current table
 		}
-		if h.mayHold(m.ID, r, typ, id) {
+		// o owned the actor in table i: it may still hold it if table i is
+		// the one in effect at its release r or a later one.
+		if i == len(h.history)-1 || h.history[i+1].Generation() > r {
 			return false
 		}
 	}
 	return true
-}
-
-// mayHold reports whether member m, released at r, may still hold the actor:
-// whether it owns it in the table in effect at r or any later one, or the
-// tables kept do not reach back to r.
-func (h *handoff) mayHold(m HostID, r uint64, typ ActorType, id ActorID) bool {
-	first := -1
-	for i, t := range h.history {
-		if t.Generation() <= r {
-			first = i // the table in effect at r
-		}
-	}
-	if first < 0 {
-		return true // released before the oldest table kept, or never
-	}
-	for _, t := range h.history[first:] {
-		if o, ok := t.Owner(typ, id); ok && o.ID == m {
-			return true
-		}
-	}
-	return false
 }
 
 // push appends a new current table, dropping the oldest beyond historyLen.

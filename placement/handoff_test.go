@@ -154,3 +154,75 @@ func TestHandoffKeepsItsCountAsAScanWould(t *testing.T) {
 		}
 	}
 }
+
+// mayActivateByScan is the handoff rule as written: every member that has
+// not released must not own the actor in any kept table from the one in
+// effect at its release on (and must have released within them).
+func (h *handoff) mayActivateByScan(self HostID, typ ActorType, id ActorID) bool {
+	cur := h.current()
+	for _, m := range cur.Members() {
+		r := h.released[m.ID]
+		if m.ID == self || r >= cur.Generation() {
+			continue
+		}
+		first := -1
+		for i, t := range h.history {
+			if t.Generation() <= r {
+				first = i
+			}
+		}
+		if first < 0 {
+			return false
+		}
+		for _, t := range h.history[first:] {
+			if o, ok := t.Owner(typ, id); ok && o.ID == m.ID {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestHandoffPerActorCheckAgreesWithTheRule: mayActivate, which looks up the
+// actor's owners only, answers as the rule's scan over every member does,
+// over random tables, releases and actors.
+func TestHandoffPerActorCheckAgreesWithTheRule(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	ids := hostIDs(6)
+	seen := map[bool]int{}
+	for round := range 200 {
+		var h handoff
+		gen := uint64(10)
+		for range 1 + rng.IntN(historyLen+4) {
+			n := 1 + rng.IntN(len(ids))
+			ms := membersOf(ids[:n], "c")
+			for i := range ms {
+				ms[i].Draining = rng.IntN(5) == 0
+			}
+			h.push(NewTable(gen, ms))
+			gen += uint64(1 + rng.IntN(3))
+		}
+		oldest := h.history[0].Generation()
+		for _, id := range ids {
+			if rng.IntN(4) > 0 {
+				h.setReleased(id, oldest-2+uint64(rng.IntN(int(gen-oldest)+2)), true)
+			}
+		}
+		cur := h.current()
+		for i := range 50 {
+			actor := ActorID(fmt.Sprint("x", i))
+			o, ok := cur.Owner("c", actor)
+			if !ok {
+				continue
+			}
+			got, want := h.mayActivate(o.ID, "c", actor), h.mayActivateByScan(o.ID, "c", actor)
+			if got != want {
+				t.Fatalf("round %d, actor %s: mayActivate = %v, the rule says %v", round, actor, got, want)
+			}
+			seen[got]++
+		}
+	}
+	if seen[true] < 100 || seen[false] < 100 {
+		t.Fatalf("the cases were one-sided: %v", seen)
+	}
+}
