@@ -1,8 +1,6 @@
 package host
 
 import (
-	"errors"
-
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/protocol"
@@ -196,8 +194,5 @@ func (a *activation) nestedTurn(env *envelope) {
 // turn must not save over what the store holds. It is not a code the router
 // retries: the same calls would fail the same way until the deadline.
 func discardedByNested() *protocol.Error {
-	return protocol.Errorf(protocol.CodeInternal, "a nested turn of this actor failed and discarded the activation's changes; %w", errDiscardedByNested)
+	return protocol.Errorf(protocol.CodeInternal, "a nested turn of this actor failed and discarded the activation's changes; this turn was discarded too")
 }
-
-// errDiscardedByNested marks the error of discardedByNested.
-var errDiscardedByNested = errors.New("this turn was discarded too")

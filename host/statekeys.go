@@ -88,8 +88,8 @@ func (s *Self) DeleteKey(name string) {
 	}
 }
 
-// writeKeys returns the keys, ready for a write: a map shared with a
-// group's snapshot (group.go) is copied first.
+// writeKeys returns the keys, ready for a write: a map handed to the saver
+// (group.go) is copied first.
 func (a *activation) writeKeys() map[string][]byte {
 	if a.keysShared {
 		a.keysShared = false
@@ -176,14 +176,14 @@ func (e stateEntry) decode() (state []byte, keys map[string][]byte, err error) {
 // has never had named keys, else every key in a pb.ActorState. It refuses
 // state that cannot fit in one message with CodeStateTooLarge, naming the
 // largest keys.
-func (a *activation) encodeState() ([]byte, nats.Header, error) {
-	value, hdr := a.state, nats.Header(nil)
-	if keys := a.keys(); keys != nil {
+func (a *activation) encodeState(state []byte, keys map[string][]byte) ([]byte, nats.Header, error) {
+	value, hdr := state, nats.Header(nil)
+	if keys != nil {
 		st := &pb.ActorState{}
-		if a.state != nil {
-			st.Entries = append(st.Entries, &pb.StateEntry{Value: a.state})
+		if state != nil {
+			st.Entries = append(st.Entries, &pb.StateEntry{Value: state})
 		}
-		for _, name := range (&Self{a: a}).Keys() {
+		for _, name := range slices.Sorted(maps.Keys(keys)) {
 			st.Entries = append(st.Entries, &pb.StateEntry{Name: name, Value: keys[name]})
 		}
 		var err error
@@ -195,7 +195,7 @@ func (a *activation) encodeState() ([]byte, nats.Header, error) {
 	if max := a.e.rt.maxPayload(); max > 0 && int64(len(value))+stateOverhead > max {
 		return nil, nil, protocol.Errorf(protocol.CodeStateTooLarge,
 			"state of %s is %d bytes%s; one actor's state must fit in the server's max payload of %d bytes; the turn was discarded",
-			StateKey(a.t.name, a.id), len(value), a.largestKeys(), max)
+			StateKey(a.t.name, a.id), len(value), largestKeys(state, keys), max)
 	}
 	return value, hdr, nil
 }
@@ -204,13 +204,13 @@ func (a *activation) encodeState() ([]byte, nats.Header, error) {
 const stateOverhead = 512
 
 // largestKeys describes the largest parts of the state, for an error.
-func (a *activation) largestKeys() string {
+func largestKeys(state []byte, keys map[string][]byte) string {
 	type part struct {
 		name string
 		size int
 	}
-	parts := []part{{"(unnamed)", len(a.state)}}
-	for n, v := range a.keys() {
+	parts := []part{{"(unnamed)", len(state)}}
+	for n, v := range keys {
 		parts = append(parts, part{n, len(v)})
 	}
 	slices.SortFunc(parts, func(x, y part) int { return y.size - x.size })

@@ -132,17 +132,16 @@ func (a *activation) runTurn(env *envelope) ([]byte, error) {
 		err = a.checkReplySize(reply)
 	}
 	if err == nil && env.kind == kindNested {
-		err = a.save()
+		// Its caller waits for it: save now, after what the saver holds.
+		if err = a.drain(); err == nil {
+			err = a.save()
+		}
+		a.discard = a.discard || err != nil
 	}
 	if err != nil {
-		// A nested turn's memory differs from the store if anything is
-		// unsaved; a grouped turn's, if it changed anything itself (what
-		// earlier turns changed, the group saves without it).
-		changed := a.changed
-		if env.kind == kindNested {
-			changed = a.dirty
-		}
-		a.discard = a.discard || changed || errors.Is(err, errPanic)
+		// The turn's own changes (not its holder's, nor those handed to
+		// the saver) would make memory differ from the store.
+		a.discard = a.discard || a.changed || errors.Is(err, errPanic)
 		return nil, err
 	}
 	return reply, nil
@@ -164,9 +163,14 @@ func (a *activation) body(ctx context.Context, env *envelope) (reply []byte, err
 }
 
 // runNested runs a nested call's turn, which saves, and sends its outcome.
+// It keeps its own record of whether it changed the state: the holder's
+// changes are not its own.
 func (a *activation) runNested(env *envelope) {
 	start := a.e.obs.turnStart(env)
+	held := a.changed
+	a.changed = false
 	reply := replyMsg(a.runTurn(env))
+	a.changed = held || a.changed
 	a.e.obs.turnEnd(env, reply, start)
 	a.e.rt.respond(env, reply)
 }
@@ -263,19 +267,27 @@ func (a *activation) save() error {
 		a.dirty = false
 		return nil
 	}
-	value, hdr, err := a.encodeState()
-	if err != nil {
-		return err
-	}
-	start := a.e.obs.now()
-	rev, err := a.e.rt.save(a.epoch, StateKey(a.t.name, a.id), value, hdr, a.rev)
-	a.e.obs.stateSaved(a.t.name, start, err)
-	a.t.counters.saves.Add(1)
+	rev, err := a.store(a.state, a.keys())
 	if err != nil {
 		return err
 	}
 	a.rev, a.dirty = rev, false
 	return nil
+}
+
+// store writes state and keys with compare-and-set on a.rev and returns the
+// new revision. It runs on the mailbox goroutine, a nested turn's, or the
+// saver's (group.go), one at a time: whichever may save owns a.rev.
+func (a *activation) store(state []byte, keys map[string][]byte) (uint64, error) {
+	value, hdr, err := a.encodeState(state, keys)
+	if err != nil {
+		return 0, err
+	}
+	start := a.e.obs.now()
+	rev, err := a.e.rt.save(a.epoch, StateKey(a.t.name, a.id), value, hdr, a.rev)
+	a.e.obs.stateSaved(a.t.name, start, err)
+	a.t.counters.saves.Add(1)
+	return rev, err
 }
 
 // finalTurn runs the Deactivate hook and saves: the last turn of an
