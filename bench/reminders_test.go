@@ -3,7 +3,7 @@ package bench
 // Reminder benchmarks (see docs/performance.md, "Reminders"):
 //
 //	go test -run '^$' -bench 'Reminder' -benchtime=2000x ./bench/
-//	go test -run '^$' -bench ReminderFire -benchtime=1x ./bench/ [-reminders=20000]
+//	go test -run '^$' -bench ReminderFire -benchtime=1x ./bench/ [-reminders=20000] [-fireprofile=cpu.out]
 //
 // BenchmarkReminderRegister stores b.N reminders for distinct actors, one
 // registration at a time (seq) and from 64 goroutines (par64), and reports
@@ -17,12 +17,16 @@ package bench
 // actors, all due at the same instant, and reports how fast they are
 // delivered once due: fires/s from the due time to the last completed turn,
 // and the delay of the median and the 99th-percentile firing after the due
-// time.
+// time. -fireprofile writes a CPU profile of that window alone (the embedded
+// server included), without the registration and the call baseline around
+// it.
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,7 +39,10 @@ import (
 	"github.com/troupe-dev/troupe/router"
 )
 
-var remindersFlag = flag.Int("reminders", 10_000, "reminders BenchmarkReminderFire registers and fires per iteration")
+var (
+	remindersFlag   = flag.Int("reminders", 10_000, "reminders BenchmarkReminderFire registers and fires per iteration")
+	fireProfileFlag = flag.String("fireprofile", "", "write a CPU profile of BenchmarkReminderFire's firing window (from the due time to the last firing) to this file; not with -test.cpuprofile")
+)
 
 func BenchmarkReminderRegister(b *testing.B) {
 	f := newFixture(b, host.Config{})
@@ -95,11 +102,13 @@ func BenchmarkReminderFire(b *testing.B) {
 		})
 		due := registerDue(b, h.Router(), typ, n)
 		b.StartTimer()
+		stopProfile := profileFrom(b, due)
 		select {
 		case <-done:
 		case <-time.After(time.Until(due) + 2*time.Minute):
 			b.Fatalf("%d of %d reminders fired", fired.Load(), n)
 		}
+		stopProfile()
 		b.StopTimer()
 		mu.Lock()
 		slices.SortFunc(at, func(x, y time.Time) int { return x.Compare(y) })
@@ -119,6 +128,31 @@ func BenchmarkReminderFire(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n), "reminders")
+}
+
+// profileFrom starts a CPU profile into -fireprofile at t and returns the
+// function that ends it; without the flag it does nothing.
+func profileFrom(b *testing.B, t time.Time) (stop func()) {
+	b.Helper()
+	if *fireProfileFlag == "" {
+		return func() {}
+	}
+	f, err := os.Create(*fireProfileFlag)
+	if err != nil {
+		b.Fatal(err)
+	}
+	timer := time.NewTimer(time.Until(t))
+	started := make(chan error, 1)
+	go func() { <-timer.C; started <- pprof.StartCPUProfile(f) }()
+	return func() {
+		if err := <-started; err != nil {
+			b.Error(err)
+		}
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // registerDue registers n one-shot reminders of typ on distinct actors, all
