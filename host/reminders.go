@@ -118,7 +118,10 @@ func (h *Host) startReminders(cons jetstream.Consumer) error {
 }
 
 // ensureReminderStream creates the reminder stream, or checks an existing
-// one. A new stream gets the state bucket's replica count.
+// one. A new stream gets the state bucket's replica count. An existing
+// stream is left as it is: one made before the stream kept one message per
+// subject still works, with schedules that carry a rollup header instead
+// (router.SetReminder).
 func ensureReminderStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
 	if s, err := js.Stream(ctx, cfg.ReminderStream); err == nil {
 		if c := s.CachedInfo().Config; !c.AllowMsgSchedules || c.Retention != jetstream.WorkQueuePolicy {
@@ -143,6 +146,10 @@ func ensureReminderStream(ctx context.Context, js jetstream.JetStream, cfg Confi
 		AllowRollup:       true,
 		AllowDirect:       true,
 		Discard:           jetstream.DiscardOld,
+		// One message per subject: a schedule replaces the last one, and
+		// firings that wait for a host coalesce into the latest, without
+		// the subject purge per firing a rollup header costs the server.
+		MaxMsgsPerSubject: 1,
 	})
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return ensureReminderStream(ctx, js, cfg) // another host made it first
