@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -47,8 +46,9 @@ const (
 	fireTimeout = 10 * time.Second
 	// fireAckWait is how long the server waits for a delivering host before
 	// it hands the firing to another. A host delivering a firing tells the
-	// server it is still at it every fireAckWait/3, so a dead host's firings
-	// move on within fireAckWait, and a slow turn is not delivered twice.
+	// server it is still at it at least every fireAckWait/2 (firing.go), so
+	// a dead host's firings move on within fireAckWait, and a slow turn is
+	// not delivered twice.
 	fireAckWait = 10 * time.Second
 	// firesInFlight bounds the firings one host delivers at once.
 	firesInFlight = 256
@@ -63,6 +63,7 @@ type reminders struct {
 	ctx     context.Context    // ends when the host stops hard
 	cancel  context.CancelFunc
 	slots   chan struct{}
+	held    *heldFirings // the firings being delivered
 	once    sync.Once
 }
 
@@ -81,7 +82,7 @@ func (h *Host) ensureReminders(ctx context.Context) (jetstream.Consumer, error) 
 		Description:   "troupe: fired reminders, delivered by any host",
 		FilterSubject: protocol.FireSubjects(h.cfg.SubjectPrefix),
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       fireAckWait,
+		AckWait:       h.fireAckWait(),
 		MaxDeliver:    -1,
 		MaxAckPending: 4 * firesInFlight,
 	})
@@ -97,9 +98,10 @@ func (h *Host) startReminders(cons jetstream.Consumer) error {
 	if cons == nil {
 		return nil
 	}
-	rem := &reminders{slots: make(chan struct{}, firesInFlight)}
+	rem := &reminders{slots: make(chan struct{}, firesInFlight), held: newHeldFirings()}
 	rem.ctx, rem.cancel = context.WithCancel(context.Background())
 	h.rem = rem
+	h.goLoop(func() { rem.held.keepInProgress(h.fireAckWait(), h.stop) })
 	var err error
 	rem.consume, err = cons.Consume(h.fire, jetstream.PullMaxMessages(64),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -115,6 +117,15 @@ func (h *Host) startReminders(cons jetstream.Consumer) error {
 		}
 	}
 	return nil
+}
+
+// fireAckWait is the reminder consumer's ack wait: fireAckWait, unless a
+// test set its own.
+func (h *Host) fireAckWait() time.Duration {
+	if h.cfg.fireAckWait > 0 {
+		return h.cfg.fireAckWait
+	}
+	return fireAckWait
 }
 
 // ensureReminderStream creates the reminder stream, or checks an existing
@@ -178,120 +189,6 @@ func (h *Host) stopReminders(hard bool) {
 	if hard {
 		rem.cancel()
 	}
-}
-
-// fire takes one fired reminder from the consumer and delivers it from a
-// goroutine of its own, at most firesInFlight at once.
-func (h *Host) fire(msg jetstream.Msg) {
-	rem := h.rem
-	select {
-	case rem.slots <- struct{}{}:
-	case <-rem.ctx.Done():
-		return // redelivered after the ack wait
-	}
-	h.eng.turns.add()
-	go func() {
-		defer h.eng.turns.done()
-		defer func() { <-rem.slots }()
-		h.deliverFiring(rem.ctx, msg)
-	}()
-}
-
-// deliverFiring calls the actor a firing is for, then acknowledges it, or
-// asks for it again later when the call may succeed then.
-func (h *Host) deliverFiring(ctx context.Context, msg jetstream.Msg) {
-	typ, id, name, err := parseFireSubject(h.cfg.SubjectPrefix, msg.Subject())
-	if err != nil {
-		h.log.Warn("dropping a malformed reminder firing", "subject", msg.Subject(), "err", err)
-		_ = msg.Term()
-		return
-	}
-	method := msg.Headers().Get(protocol.HeaderReminderMethod)
-	if method == "" {
-		method = protocol.DefaultReminderMethod
-	}
-	var seq uint64
-	delivered := uint64(1)
-	if meta, err := msg.Metadata(); err == nil {
-		seq, delivered = meta.Sequence.Stream, meta.NumDelivered
-	}
-	callCtx, cancel := context.WithTimeout(ctx, fireTimeout)
-	beating := make(chan struct{})
-	go func() { keepInProgress(callCtx, msg); close(beating) }()
-	_, err = h.router.Call(callCtx, typ, id, method, msg.Data(),
-		router.WithHeader(protocol.HeaderReminder, name),
-		router.WithHeader(protocol.HeaderReminderSeq, strconv.FormatUint(seq, 10)))
-	cancel()
-	<-beating
-	if err != nil && retryFiring(err) {
-		if ctx.Err() == nil { // else the host is stopping: redelivered after the ack wait
-			_ = msg.NakWithDelay(fireBackoff(delivered))
-		}
-		h.log.Debug("reminder firing will be delivered again", "type", typ, "id", protocol.EncodeID(string(id)), "reminder", name, "err", err)
-		return
-	}
-	if err != nil {
-		// The turn ran and failed, or can never run: delivered, as far as
-		// the reminder goes.
-		h.log.Warn("reminder call failed", "type", typ, "id", protocol.EncodeID(string(id)), "reminder", name, "err", err)
-	}
-	h.obs.ReminderFired(typ)
-	if err := msg.Ack(); err != nil {
-		h.log.Debug("reminder firing not acknowledged", "reminder", name, "err", err)
-	}
-}
-
-// keepInProgress tells the server the firing is still being delivered,
-// until ctx ends.
-func keepInProgress(ctx context.Context, msg jetstream.Msg) {
-	tick := time.NewTicker(fireAckWait / 3)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			_ = msg.InProgress()
-		}
-	}
-}
-
-// retryFiring says whether a failed reminder call should be delivered again:
-// when nothing ran, or the outcome is unknown because the deadline passed.
-func retryFiring(err error) bool {
-	var e *protocol.Error
-	if !errors.As(err, &e) {
-		return true
-	}
-	switch e.Code {
-	case protocol.CodeNoHost, protocol.CodeBusy, protocol.CodeDeadlineExceeded, protocol.CodeMoved,
-		protocol.CodeStateConflict, protocol.CodeUnavailable:
-		return true
-	}
-	return false
-}
-
-// fireBackoff is the wait before delivering a firing again after its n-th
-// delivery failed: 1 s, doubling, at most maxFireBackoff.
-func fireBackoff(n uint64) time.Duration {
-	d := time.Second
-	for i := uint64(1); i < n && d < maxFireBackoff; i++ {
-		d *= 2
-	}
-	return min(d, maxFireBackoff)
-}
-
-// parseFireSubject reads a protocol.FireSubject.
-func parseFireSubject(prefix, subject string) (placement.ActorType, placement.ActorID, string, error) {
-	typ, rawID, name, ok := protocol.SplitFireSubject(prefix, subject)
-	if !ok {
-		return "", "", "", fmt.Errorf("want %s.rmd.fire.<type>.<id>.<name>", prefix)
-	}
-	id, err := protocol.DecodeID(rawID)
-	if err != nil {
-		return "", "", "", err
-	}
-	return placement.ActorType(typ), placement.ActorID(id), name, nil
 }
 
 // SetReminder registers a durable reminder for this actor; see
