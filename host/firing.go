@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-dev/troupe/placement"
@@ -60,9 +61,7 @@ func (h *Host) deliverFiring(ctx context.Context, msg jetstream.Msg) {
 		seq, delivered = meta.Sequence.Stream, meta.NumDelivered
 	}
 	callCtx, cancel := context.WithTimeout(ctx, fireTimeout)
-	_, err = h.router.Call(callCtx, typ, id, method, msg.Data(),
-		router.WithHeader(protocol.HeaderReminder, name),
-		router.WithHeader(protocol.HeaderReminderSeq, strconv.FormatUint(seq, 10)))
+	err = h.callFiring(callCtx, firingCall{typ: typ, id: id, method: method, name: name, seq: strconv.FormatUint(seq, 10), payload: msg.Data()})
 	cancel()
 	if err != nil && retryFiring(err) {
 		if ctx.Err() == nil { // else the host is stopping: redelivered after the ack wait
@@ -79,6 +78,80 @@ func (h *Host) deliverFiring(ctx context.Context, msg jetstream.Msg) {
 	h.obs.ReminderFired(typ)
 	if err := msg.Ack(); err != nil {
 		h.log.Debug("reminder firing not acknowledged", "reminder", name, "err", err)
+	}
+}
+
+// firingCall is the call a firing makes.
+type firingCall struct {
+	typ     placement.ActorType
+	id      placement.ActorID
+	method  string
+	name    string // the reminder's
+	seq     string // the firing's stream sequence
+	payload []byte
+}
+
+// callFiring makes a firing's call: straight into the actor's mailbox when
+// this host owns the actor, else (or when it moved meanwhile) through the
+// router to its owner. ctx carries the deadline.
+func (h *Host) callFiring(ctx context.Context, c firingCall) error {
+	if done, err := h.callOwn(ctx, c); done {
+		return err
+	}
+	_, err := h.router.Call(ctx, c.typ, c.id, c.method, c.payload,
+		router.WithHeader(protocol.HeaderReminder, c.name),
+		router.WithHeader(protocol.HeaderReminderSeq, c.seq))
+	return err
+}
+
+// callOwn runs a firing's call on this host if the host owns the actor at
+// its table: admitted as a request on the host's subject would be, with the
+// headers the router would send, and answered in the process, which saves
+// the request and its reply on the connection. done is false when the
+// host does not own the actor, or the answer says that another host may
+// run the call now (MOVED, UNAVAILABLE, STATE_CONFLICT): the router, which
+// waits for the table and retries, takes it from there. Such a call is
+// not traced or counted as a router call; its turn is, as any turn.
+func (h *Host) callOwn(ctx context.Context, c firingCall) (done bool, err error) {
+	t, ok := h.types[c.typ]
+	if !ok {
+		return false, nil
+	}
+	table := h.w.Table()
+	if !h.owns(table, c.typ, c.id) {
+		return false, nil
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(fireTimeout)
+	}
+	// One backing array for the values, as the router does.
+	v := [7]string{string(c.typ), protocol.EncodeID(string(c.id)), c.method,
+		strconv.FormatUint(table.Generation(), 10), strconv.FormatInt(time.Until(deadline).Milliseconds()+1, 10),
+		c.name, c.seq}
+	hdr := nats.Header{
+		protocol.HeaderType: v[0:1:1], protocol.HeaderID: v[1:2:2], protocol.HeaderMethod: v[2:3:3],
+		protocol.HeaderGeneration: v[3:4:4], protocol.HeaderTimeout: v[4:5:5],
+		protocol.HeaderReminder: v[5:6:6], protocol.HeaderReminderSeq: v[6:7:7],
+	}
+	answer := make(chan *nats.Msg, 1)
+	h.admit(&envelope{
+		kind: kindCall, msg: &nats.Msg{Subject: h.subject, Header: hdr, Data: c.payload},
+		t: t, id: c.id, method: c.method, gen: table.Generation(), deadline: deadline, local: answer,
+	})
+	select {
+	case reply := <-answer:
+		e := protocol.DecodeError(reply.Header, reply.Data)
+		if e == nil {
+			return true, nil
+		}
+		switch e.Code {
+		case protocol.CodeMoved, protocol.CodeUnavailable, protocol.CodeStateConflict:
+			return false, nil
+		}
+		return true, e
+	case <-ctx.Done():
+		return true, protocol.Errorf(protocol.CodeDeadlineExceeded, "%s %s.%s: %w", c.typ, protocol.EncodeID(string(c.id)), c.method, ctx.Err())
 	}
 }
 

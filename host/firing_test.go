@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-dev/troupe/internal/natstest"
@@ -150,5 +151,169 @@ func TestFiringHeldByADeadHostIsRedelivered(t *testing.T) {
 	}
 	if n, err := strconv.ParseUint(again.seq, 10, 64); err != nil || n == 0 {
 		t.Fatalf("firing sequence %q", again.seq)
+	}
+}
+
+// turnSeen is a turn of the "rec" type: where it ran, and its headers.
+type turnSeen struct {
+	host   placement.HostID
+	method string
+	header nats.Header
+}
+
+// registerRec registers the "rec" type: every turn is reported on seen;
+// the method "block" then waits for release to close.
+func registerRec(seen chan<- turnSeen, release <-chan struct{}) func(*Host) {
+	return func(h *Host) {
+		_ = h.Register("rec", Func(func(ctx context.Context, c Call) ([]byte, error) {
+			seen <- turnSeen{host: h.ID(), method: c.Method, header: c.Header}
+			if c.Method == "block" {
+				<-release
+			}
+			return nil, nil
+		}), NoState())
+	}
+}
+
+// actorOwnedBy returns an actor id of type rec that hosts (all serving
+// rec) give to owner.
+func actorOwnedBy(t *testing.T, owner placement.HostID, hosts ...placement.HostID) placement.ActorID {
+	t.Helper()
+	members := make([]placement.Member, len(hosts))
+	for i, id := range hosts {
+		members[i] = placement.Member{ID: id, Types: []placement.ActorType{"rec"}}
+	}
+	table := placement.NewTable(1, members)
+	for i := range 1000 {
+		id := placement.ActorID("x" + strconv.Itoa(i))
+		if m, ok := table.Owner("rec", id); ok && m.ID == owner {
+			return id
+		}
+	}
+	t.Fatalf("no actor of %v goes to %s", hosts, owner)
+	return ""
+}
+
+// waitTable waits until h's table has n members.
+func waitTable(t *testing.T, h *Host, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		changed := h.w.Changed()
+		if len(h.w.Table().Members()) == n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("host %s never saw %d members", h.ID(), n)
+		}
+	}
+}
+
+// spy counts the requests published to subject, on a connection of its own.
+func spy(t *testing.T, s *server.Server, subject string) (count func() int) {
+	t.Helper()
+	nc := natstest.Connect(t, s)
+	sub, err := nc.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return func() int {
+		// Whatever the server sent before the PONG has arrived.
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := sub.Pending()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+}
+
+// TestFiringForAnOwnActorSkipsNATS: a host delivers a firing for an actor it
+// owns straight into the actor's mailbox, with the headers a routed call
+// would carry, and one for an actor another host owns through the router.
+func TestFiringForAnOwnActorSkipsNATS(t *testing.T) {
+	s := natstest.Server(t)
+	seen := make(chan turnSeen, 4)
+	a := startOn(t, s, Config{ID: "a"}, registerRec(seen, nil))
+	b := startOn(t, s, Config{ID: "b"}, registerRec(seen, nil))
+	waitTable(t, a, 2)
+	toA, toB := spy(t, s, a.Subject()), spy(t, s, b.Subject())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, owner := range []*Host{a, b} {
+		id := actorOwnedBy(t, owner.ID(), "a", "b")
+		c := firingCall{typ: "rec", id: id, method: "remind", name: "r", seq: "42", payload: []byte("p")}
+		if err := a.callFiring(ctx, c); err != nil {
+			t.Fatalf("firing for %s on %s: %v", id, owner.ID(), err)
+		}
+		turn := <-seen
+		if turn.host != owner.ID() || turn.method != "remind" ||
+			turn.header.Get(protocol.HeaderReminder) != "r" || turn.header.Get(protocol.HeaderReminderSeq) != "42" ||
+			turn.header.Get(protocol.HeaderType) != "rec" || turn.header.Get(protocol.HeaderID) != string(id) {
+			t.Fatalf("firing for %s ran as %+v", id, turn)
+		}
+	}
+	if n := toA(); n != 0 {
+		t.Errorf("%d requests went to the delivering host over NATS, want none", n)
+	}
+	if n := toB(); n != 1 {
+		t.Errorf("%d requests went to the other host, want 1", n)
+	}
+}
+
+// TestOwnFiringFollowsAnActorThatMoves: a firing a host admitted for its own
+// actor, queued behind a running turn when the actor moves to another host,
+// is answered MOVED in the host and goes on through the router to the new
+// owner.
+func TestOwnFiringFollowsAnActorThatMoves(t *testing.T) {
+	s := natstest.Server(t)
+	seen := make(chan turnSeen, 4)
+	release := make(chan struct{})
+	a := startOn(t, s, Config{ID: "a"}, registerRec(seen, release))
+	id := actorOwnedBy(t, "b", "a", "b") // a's until b joins
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	blocked := make(chan error, 1)
+	go func() { _, err := a.Router().Call(ctx, "rec", id, "block", nil); blocked <- err }()
+	if turn := <-seen; turn.host != "a" || turn.method != "block" {
+		t.Fatalf("turn %+v", turn)
+	}
+	fired := make(chan error, 1)
+	go func() {
+		fired <- a.callFiring(ctx, firingCall{typ: "rec", id: id, method: "remind", name: "r", seq: "7"})
+	}()
+	for { // until the firing waits in the mailbox behind the blocked turn
+		act := a.types["rec"].dir.get(id)
+		act.mu.Lock()
+		queued := len(act.queue) - act.head
+		act.mu.Unlock()
+		if queued == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the firing never reached the mailbox")
+		case <-time.After(time.Millisecond): // poll
+		}
+	}
+	startOn(t, s, Config{ID: "b"}, registerRec(seen, release))
+	waitTable(t, a, 2)
+	close(release)
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-fired; err != nil {
+		t.Fatalf("firing: %v", err)
+	}
+	if turn := <-seen; turn.host != "b" || turn.method != "remind" || turn.header.Get(protocol.HeaderReminderSeq) != "7" {
+		t.Fatalf("firing ran as %+v, want on b", turn)
 	}
 }

@@ -136,7 +136,7 @@ func (h *Host) failCall(env *envelope, e *protocol.Error) {
 	if o := h.obs; o != nil && o.m != nil {
 		o.m.calls.Observe(string(env.t.name), env.method, int32(e.Code), true, 0)
 	}
-	h.fail(env.msg, e)
+	h.answer(env, errorReply(e))
 }
 
 // rejected counts a request refused before it named an actor this host
