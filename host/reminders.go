@@ -50,8 +50,18 @@ const (
 	// a dead host's firings move on within fireAckWait, and a slow turn is
 	// not delivered twice.
 	fireAckWait = 10 * time.Second
-	// firesInFlight bounds the firings one host delivers at once.
-	firesInFlight = 256
+	// firesInFlight bounds the firings one host delivers at once. Turns of
+	// firings are short as a rule, so this is what keeps the host's
+	// mailboxes busy while the server delivers and removes firings: with
+	// 256 (and 64 per pull), 100,000 due firings drained at 12,500/s, with
+	// 1024 at 19,700/s (BenchmarkReminderFire, same load on the machine).
+	firesInFlight = 1024
+	// firesPerPull is how many firings a host asks the server for at once;
+	// at most firesInFlight, so that a firing does not wait in the client's
+	// buffer behind the ones being delivered for long enough for the ack
+	// wait to run out (the host tells the server about a firing only once
+	// it holds it).
+	firesPerPull = firesInFlight / 4
 	// maxFireBackoff caps the wait before a failed firing is delivered again.
 	maxFireBackoff = 30 * time.Second
 )
@@ -103,7 +113,7 @@ func (h *Host) startReminders(cons jetstream.Consumer) error {
 	h.rem = rem
 	h.goLoop(func() { rem.held.keepInProgress(h.fireAckWait(), h.stop) })
 	var err error
-	rem.consume, err = cons.Consume(h.fire, jetstream.PullMaxMessages(64),
+	rem.consume, err = cons.Consume(h.fire, jetstream.PullMaxMessages(firesPerPull),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			h.log.Debug("reminder consumer", "err", err)
 		}))
