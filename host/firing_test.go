@@ -17,8 +17,9 @@ import (
 )
 
 // testAckWait is the reminder consumer's ack wait in these tests: short, so
-// that waiting it out is quick, and long enough for a loaded machine.
-const testAckWait = 1500 * time.Millisecond
+// that waiting it out is quick, and long enough for a loaded machine (the
+// host reports a held firing at least every testAckWait/2).
+const testAckWait = 2 * time.Second
 
 // heldTurn is a turn of the "hold" type: which host ran it and the firing's
 // stream sequence.
@@ -91,7 +92,7 @@ func nextTurn(t *testing.T, started <-chan heldTurn, within time.Duration) heldT
 }
 
 // TestSlowFiringIsNotDeliveredTwice: a turn that outlasts the ack wait
-// several times over keeps its firing, because the host tells the server it
+// more than twice over keeps its firing, because the host tells the server it
 // is still at it; the firing is acknowledged once the turn ends.
 func TestSlowFiringIsNotDeliveredTwice(t *testing.T) {
 	s := natstest.Server(t)
@@ -109,7 +110,7 @@ func TestSlowFiringIsNotDeliveredTwice(t *testing.T) {
 	select {
 	case turn := <-started:
 		t.Fatalf("the firing was delivered again while its turn ran: %+v", turn)
-	case <-time.After(3 * testAckWait):
+	case <-time.After(5 * testAckWait / 2):
 	}
 	if info := fireConsumer(t, s); info.NumRedelivered != 0 || info.NumAckPending != 1 {
 		t.Fatalf("while the turn runs: %d redelivered, %d pending; want 0 and 1", info.NumRedelivered, info.NumAckPending)
