@@ -22,8 +22,16 @@ import (
 // delivers each as an ordinary call through its router, so the call runs on
 // whichever host owns the actor at that moment (activating it if needed),
 // as a turn in its mailbox; the message is acknowledged after the call's
-// reply. A host holds no memory per reminder: only the firings it is
-// delivering right now.
+// reply. When the delivering host owns the actor itself, the call goes
+// straight into the mailbox, without the NATS request (firing.go). A host
+// holds no memory per reminder: only the firings it is delivering right
+// now.
+//
+// A new reminder stream keeps one message per subject: firings that wait
+// for a host coalesce into the latest per reminder by that limit, which
+// costs the server a lookup, where a rollup header on each firing (what an
+// older troupe's stream still relies on) costs it a subject purge that
+// also rewrites the shared consumer's state, under the stream's lock.
 //
 // Delivery is at least once. A firing whose call fails in a way that may be
 // retried (no host, the owner died or moved, busy, deadline) is delivered
