@@ -3,7 +3,7 @@ package bench
 // Reminder benchmarks (see docs/performance.md, "Reminders"):
 //
 //	go test -run '^$' -bench 'Reminder' -benchtime=2000x ./bench/
-//	go test -run '^$' -bench ReminderFire -benchtime=1x ./bench/ [-reminders=20000]
+//	go test -run '^$' -bench ReminderFire -benchtime=1x ./bench/ [-reminders=20000] [-fireprofile=cpu.out]
 //
 // BenchmarkReminderRegister stores b.N reminders for distinct actors, one
 // registration at a time (seq) and from 64 goroutines (par64), and reports
@@ -17,12 +17,18 @@ package bench
 // actors, all due at the same instant, and reports how fast they are
 // delivered once due: fires/s from the due time to the last completed turn,
 // and the delay of the median and the 99th-percentile firing after the due
-// time.
+// time, and the CPU time the process spent in that window per firing
+// (cpu-µs/fire: the embedded server's and the hosts' work together, which
+// other load on the machine changes less than the rates). -fireprofile
+// writes a CPU profile of that window alone, without the registration and
+// the call baseline around it.
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,7 +41,10 @@ import (
 	"github.com/troupe-dev/troupe/router"
 )
 
-var remindersFlag = flag.Int("reminders", 10_000, "reminders BenchmarkReminderFire registers and fires per iteration")
+var (
+	remindersFlag   = flag.Int("reminders", 10_000, "reminders BenchmarkReminderFire registers and fires per iteration")
+	fireProfileFlag = flag.String("fireprofile", "", "write a CPU profile of BenchmarkReminderFire's firing window (from the due time to the last firing) to this file; not with -test.cpuprofile")
+)
 
 func BenchmarkReminderRegister(b *testing.B) {
 	f := newFixture(b, host.Config{})
@@ -95,11 +104,13 @@ func BenchmarkReminderFire(b *testing.B) {
 		})
 		due := registerDue(b, h.Router(), typ, n)
 		b.StartTimer()
+		stopWindow := watchFrom(b, due)
 		select {
 		case <-done:
 		case <-time.After(time.Until(due) + 2*time.Minute):
 			b.Fatalf("%d of %d reminders fired", fired.Load(), n)
 		}
+		cpu := stopWindow()
 		b.StopTimer()
 		mu.Lock()
 		slices.SortFunc(at, func(x, y time.Time) int { return x.Compare(y) })
@@ -108,6 +119,9 @@ func BenchmarkReminderFire(b *testing.B) {
 		b.ReportMetric(float64(at[0].Sub(due))/float64(time.Millisecond), "first-delay-ms")
 		b.ReportMetric(float64(at[len(at)/2].Sub(due))/float64(time.Millisecond), "p50-delay-ms")
 		b.ReportMetric(float64(at[len(at)*99/100].Sub(due))/float64(time.Millisecond), "p99-delay-ms")
+		if cpu > 0 {
+			b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(n), "cpu-µs/fire")
+		}
 		fireRate := float64(n) / last.Sub(due).Seconds()
 		mu.Unlock()
 		// The same number of plain calls to new actors of the type, from 64
@@ -119,6 +133,42 @@ func BenchmarkReminderFire(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n), "reminders")
+}
+
+// watchFrom starts watching the firing window at t: the CPU time the
+// process spends in it (the embedded server's included), and, with
+// -fireprofile, a CPU profile of it. The function it returns ends the
+// window and returns that CPU time.
+func watchFrom(b *testing.B, t time.Time) (stop func() time.Duration) {
+	b.Helper()
+	var f *os.File
+	if *fireProfileFlag != "" {
+		var err error
+		if f, err = os.Create(*fireProfileFlag); err != nil {
+			b.Fatal(err)
+		}
+	}
+	timer := time.NewTimer(time.Until(t))
+	started := make(chan time.Duration, 1)
+	go func() {
+		<-timer.C
+		if f != nil {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.Error(err)
+			}
+		}
+		started <- sample().cpu
+	}()
+	return func() time.Duration {
+		cpu := sample().cpu - <-started
+		if f != nil {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				b.Error(err)
+			}
+		}
+		return cpu
+	}
 }
 
 // registerDue registers n one-shot reminders of typ on distinct actors, all

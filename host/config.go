@@ -100,6 +100,10 @@ type Config struct {
 	// extended, before the host acts on the extension (see LeaseRecord). It
 	// must return quickly.
 	OnLeaseValid func(LeaseRecord)
+
+	// fireAckWait, if set, replaces the reminder consumer's ack wait
+	// (reminders.go), for tests that wait it out.
+	fireAckWait time.Duration
 }
 
 // DefaultConfig returns a Config with every default filled in (and a random

@@ -140,7 +140,7 @@ func (h *Host) failCall(env *envelope, e *protocol.Error) {
 		h.followEnv(env)
 		return
 	}
-	h.fail(env.msg, e)
+	h.answer(env, errorReply(e))
 }
 
 // How a gateway call was followed to its owner (forward.go, probe.go).

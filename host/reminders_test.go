@@ -259,45 +259,81 @@ func TestReminderGateway(t *testing.T) {
 	}
 }
 
-// TestReminderFiringsCoalesceWhileNoHostDelivers: with no host pulling
-// firings, an @every 1s reminder keeps one pending firing, not one per
-// second, and a host that starts later delivers that one.
+// TestReminderFiringsCoalesceWhileNoHostDelivers: while no host delivers,
+// the firings of an @every reminder wait in the stream as one, the latest,
+// and are delivered once a host starts: on a stream a host made (one
+// message per subject) and on one made by an older troupe without that
+// limit (the schedule then carries a rollup header).
 func TestReminderFiringsCoalesceWhileNoHostDelivers(t *testing.T) {
-	s := natstest.Server(t)
-	fired := make(chan firing, 16)
-	first := startHost(t, s, host.Config{}, alarms(fired)) // creates the stream
-	first.Close()
-	quiet := startHost(t, s, host.Config{DisableReminders: true}, alarms(fired))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := quiet.Router().SetReminder(ctx, "alarm", "c1", router.Reminder{Name: "beat", Schedule: protocol.Every(time.Second)}); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(natstest.Connect(t, s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := js.Stream(ctx, protocol.DefaultReminderStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fire := protocol.FireSubject("troupe", "alarm", "c1", "beat")
-	time.Sleep(3500 * time.Millisecond) // three firings or so
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(fire))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := info.State.Subjects[fire]; n != 1 {
-		t.Fatalf("%d firings wait on %s, want 1", n, fire)
-	}
-	select {
-	case f := <-fired:
-		t.Fatalf("a firing was delivered with no host delivering: %+v", f)
-	default:
-	}
-	startHost(t, s, host.Config{}, alarms(fired))
-	if f := nextFiring(t, fired, 5*time.Second); f.name != "beat" {
-		t.Fatalf("firing %+v", f)
+	for _, tc := range []struct {
+		name  string
+		older bool // the stream was made by an older troupe
+	}{{"stream with one message per subject", false}, {"stream of an older troupe", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := natstest.Server(t)
+			fired := make(chan firing, 16)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			js, err := jetstream.New(natstest.Connect(t, s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.older {
+				startHost(t, s, host.Config{DisableReminders: true}, alarms(fired)).Close() // makes the state bucket
+				if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+					Name: protocol.DefaultReminderStream, Subjects: []string{"troupe.rmd.>"},
+					Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+					AllowMsgSchedules: true, AllowRollup: true, AllowDirect: true, Discard: jetstream.DiscardOld,
+				}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				startHost(t, s, host.Config{}, alarms(fired)).Close() // makes the stream
+			}
+			quiet := startHost(t, s, host.Config{DisableReminders: true}, alarms(fired))
+			if err := quiet.Router().SetReminder(ctx, "alarm", "c1", router.Reminder{Name: "beat", Schedule: protocol.Every(time.Second)}); err != nil {
+				t.Fatal(err)
+			}
+			stream, err := js.Stream(ctx, protocol.DefaultReminderStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sched, err := stream.GetLastMsgForSubject(ctx, protocol.ScheduleSubject("troupe", "alarm", "c1", "beat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := sched.Header.Get(protocol.HeaderNatsScheduleRollup) != "", tc.older; got != want {
+				t.Fatalf("schedule has a rollup header: %v, want %v (stream config %+v)", got, want, stream.CachedInfo().Config)
+			}
+			// Each firing is stored under a new sequence: wait for three.
+			fire := protocol.FireSubject("troupe", "alarm", "c1", "beat")
+			for {
+				info, err := stream.Info(ctx, jetstream.WithSubjectFilter(fire))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if info.State.LastSeq >= sched.Sequence+3 {
+					if n := info.State.Subjects[fire]; n != 1 {
+						t.Fatalf("%d firings wait on %s, want 1", n, fire)
+					}
+					break
+				}
+				select {
+				case <-ctx.Done():
+					t.Fatalf("fewer than three firings stored: %+v", info.State)
+				case <-time.After(100 * time.Millisecond): // poll
+				}
+			}
+			select {
+			case f := <-fired:
+				t.Fatalf("a firing was delivered with no host delivering: %+v", f)
+			default:
+			}
+			startHost(t, s, host.Config{}, alarms(fired))
+			if f := nextFiring(t, fired, 5*time.Second); f.name != "beat" {
+				t.Fatalf("firing %+v", f)
+			}
+		})
 	}
 }
 

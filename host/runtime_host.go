@@ -44,7 +44,7 @@ func (r hostRuntime) respond(env *envelope, reply *nats.Msg) {
 		r.h.followEnv(env) // a gateway call whose actor moved under it
 		return
 	}
-	r.h.respond(env.msg, reply)
+	r.h.answer(env, reply)
 }
 
 func (r hostRuntime) reject(env *envelope, e *protocol.Error) { r.h.failCall(env, e) }

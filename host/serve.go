@@ -139,7 +139,7 @@ func (h *Host) admitLater(env *envelope) {
 func (h *Host) admit(env *envelope) {
 	table := h.w.Table()
 	if !h.owns(table, env.t.name, env.id) {
-		if env.msg.Reply == "" {
+		if env.msg.Reply == "" && env.local == nil {
 			h.forwardOneWay(env, table)
 			return
 		}
@@ -152,6 +152,19 @@ func (h *Host) admit(env *envelope) {
 
 // fail answers a request with an error reply.
 func (h *Host) fail(msg *nats.Msg, e *protocol.Error) { h.respond(msg, errorReply(e)) }
+
+// answer sends the outcome of a call that reached the host as env: to the
+// caller in the host itself, or as a reply to the request.
+func (h *Host) answer(env *envelope, resp *nats.Msg) {
+	if env.local != nil {
+		select {
+		case env.local <- resp:
+		default: // answered already; a call has one outcome
+		}
+		return
+	}
+	h.respond(env.msg, resp)
+}
 
 func (h *Host) respond(req, resp *nats.Msg) {
 	if req.Reply == "" {

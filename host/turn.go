@@ -57,6 +57,10 @@ type envelope struct {
 	gateway bool
 	hops    int
 	src     turnChain // the turn's call chain source, allocated with the envelope
+	// local, for a call the host made to itself (a reminder firing for an
+	// actor it owns, firing.go), is where the outcome goes instead of a
+	// reply subject; buffered, so a turn never waits for the caller.
+	local chan<- *nats.Msg
 }
 
 // postedTurn is a turn the host itself puts in an actor's mailbox, such as a

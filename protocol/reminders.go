@@ -86,7 +86,9 @@ const (
 	// HeaderNatsScheduleTarget is the reminder's FireSubject.
 	HeaderNatsScheduleTarget = "Nats-Schedule-Target"
 	// HeaderNatsScheduleRollup is ScheduleRollupSubject: firings that wait
-	// for a host coalesce into the latest one per reminder.
+	// for a host coalesce into the latest one per reminder. Only on a
+	// reminder stream without a limit of one message per subject (made by
+	// an older troupe); the limit coalesces them more cheaply.
 	HeaderNatsScheduleRollup = "Nats-Schedule-Rollup"
 	// HeaderNatsScheduleTimeZone is an IANA time zone for a cron schedule;
 	// optional (UTC).

@@ -129,8 +129,13 @@ func (r *Router) SetReminder(ctx context.Context, typ placement.ActorType, id pl
 	msg.Header.Set(protocol.HeaderNatsSchedule, rem.Schedule)
 	msg.Header.Set(protocol.HeaderNatsScheduleTarget, protocol.FireSubject(r.prefix(), typ, id, rem.Name))
 	// Firings that wait for a consumer (no host running) coalesce into the
-	// latest one per reminder instead of piling up.
-	msg.Header.Set(protocol.HeaderNatsScheduleRollup, protocol.ScheduleRollupSubject)
+	// latest one per reminder instead of piling up: by the stream's limit of
+	// one message per subject, or, on a stream made before troupe set that
+	// limit, by a rollup on each firing (a subject purge per firing, which
+	// costs the server more than storing the firing).
+	if s.CachedInfo().Config.MaxMsgsPerSubject != 1 {
+		msg.Header.Set(protocol.HeaderNatsScheduleRollup, protocol.ScheduleRollupSubject)
+	}
 	if rem.TimeZone != "" {
 		msg.Header.Set(protocol.HeaderNatsScheduleTimeZone, rem.TimeZone)
 	}
