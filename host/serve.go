@@ -34,16 +34,20 @@ func (h *Host) serve(msg *nats.Msg) {
 	h.admit(env)
 }
 
-// parse validates a request's headers.
+// parse validates a request's headers: the call in one Troupe-Call header
+// (what the Go router sends) or in the five separate ones.
 func (h *Host) parse(msg *nats.Msg) (*envelope, *protocol.Error) {
 	hdr := msg.Header
+	if v, ok := hdr[protocol.HeaderCall]; ok {
+		return h.parseCall(msg, v)
+	}
 	typ := placement.ActorType(hdr.Get(protocol.HeaderType))
 	if typ == "" {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "missing %s header", protocol.HeaderType)
 	}
-	t, ok := h.types[typ]
-	if !ok {
-		return nil, protocol.Errorf(protocol.CodeUnknownType, "host %s does not serve actor type %q", h.cfg.ID, typ)
+	t, e := h.actorType(typ)
+	if e != nil {
+		return nil, e
 	}
 	rawID, ok := hdr[protocol.HeaderID]
 	if !ok || len(rawID) != 1 {
@@ -63,6 +67,47 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *protocol.Error) {
 	if env.deadline, e = h.deadline(hdr); e != nil {
 		return nil, e
 	}
+	return h.parseChain(env, hdr)
+}
+
+// parseCall reads a request that carries its call in a Troupe-Call header.
+func (h *Host) parseCall(msg *nats.Msg, v []string) (*envelope, *protocol.Error) {
+	hdr := msg.Header
+	for _, k := range [...]string{protocol.HeaderType, protocol.HeaderID, protocol.HeaderMethod, protocol.HeaderGeneration, protocol.HeaderTimeout} {
+		if _, ok := hdr[k]; ok {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "%s and %s in one request: send one form", protocol.HeaderCall, k)
+		}
+	}
+	f, ok := protocol.ParseCall(v[0])
+	if len(v) != 1 || !ok {
+		return nil, protocol.Errorf(protocol.CodeBadRequest,
+			"malformed %s header %q: want exactly one, <type> <id> <method> <generation> <timeout ms>", protocol.HeaderCall, v[0])
+	}
+	t, e := h.actorType(placement.ActorType(f.Type))
+	if e != nil {
+		return nil, e
+	}
+	id, method, e := parseIdentity(f.ID, f.Method)
+	if e != nil {
+		return nil, e
+	}
+	env := &envelope{msg: msg, t: t, id: id, method: method, gen: f.Generation}
+	env.deadline = time.Now().Add(timeoutOf(f.TimeoutMs))
+	return h.parseChain(env, hdr)
+}
+
+// actorType is the type a request names, if this host serves it.
+func (h *Host) actorType(typ placement.ActorType) (*actorType, *protocol.Error) {
+	t, ok := h.types[typ]
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeUnknownType, "host %s does not serve actor type %q", h.cfg.ID, typ)
+	}
+	return t, nil
+}
+
+// parseChain reads the call chain headers into env.
+func (h *Host) parseChain(env *envelope, hdr nats.Header) (*envelope, *protocol.Error) {
+	var e *protocol.Error
 	if env.chain, e = parseChain(hdr, h.cfg.MaxCallChainDepth); e != nil {
 		return nil, e
 	}
@@ -101,9 +146,15 @@ func (h *Host) deadline(hdr nats.Header) (time.Time, *protocol.Error) {
 		if err != nil || n < 0 {
 			return time.Time{}, protocol.Errorf(protocol.CodeBadRequest, "malformed %s header %q: want milliseconds", protocol.HeaderTimeout, ms)
 		}
-		timeout = min(time.Duration(n)*time.Millisecond, maxTimeout)
+		timeout = timeoutOf(n)
 	}
 	return time.Now().Add(timeout), nil
+}
+
+// timeoutOf is a request's timeout in milliseconds (not negative), capped
+// at maxTimeout before it can overflow.
+func timeoutOf(ms int64) time.Duration {
+	return time.Duration(min(ms, maxTimeout.Milliseconds())) * time.Millisecond
 }
 
 // admitLater waits for the host's watcher to reach the caller's generation,

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // DefaultTimeout bounds a call whose context has no deadline.
@@ -262,11 +262,11 @@ func (c *call) request(subject string, gen uint64) (*nats.Msg, error) {
 	for k, v := range c.header {
 		h[k] = v
 	}
-	// One backing array for the five values instead of five allocations.
-	v := [5]string{string(c.typ), EncodeID(string(c.id)), c.method,
-		strconv.FormatUint(gen, 10), strconv.FormatInt(left.Milliseconds()+1, 10)}
-	h[HeaderType], h[HeaderID], h[HeaderMethod] = v[0:1:1], v[1:2:2], v[2:3:3]
-	h[HeaderGeneration], h[HeaderTimeout] = v[3:4:4], v[4:5:5]
+	// The call in one header (protocol.HeaderCall), not five: the host's
+	// client parses every header into its map.
+	var buf [96]byte
+	h[HeaderCall] = []string{string(protocol.AppendCall(buf[:0],
+		string(c.typ), EncodeID(string(c.id)), c.method, gen, left.Milliseconds()+1))}
 	if c.chain != "" {
 		h[HeaderChain], h[HeaderChainPath] = []string{c.chain}, []string{c.path}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -77,18 +78,21 @@ func TestRequestCarriesTheCall(t *testing.T) {
 		t.Fatalf("Call = %q, %v", reply, err)
 	}
 	m := <-seen
-	gen := strconv.FormatUint(r.Table().Generation(), 10)
-	want := map[string]string{
-		router.HeaderType: "t", router.HeaderID: "a%2Eb%20c", router.HeaderMethod: "m",
-		router.HeaderGeneration: gen, "X-Trace": "1",
+	if got := m.Header.Get("X-Trace"); got != "1" {
+		t.Errorf("header X-Trace = %q, want 1", got)
 	}
-	for k, v := range want {
-		if got := m.Header.Get(k); got != v {
-			t.Errorf("header %s = %q, want %q", k, got, v)
+	for _, k := range []string{router.HeaderType, router.HeaderID, router.HeaderMethod, router.HeaderGeneration, router.HeaderTimeout} {
+		if v, ok := m.Header[k]; ok {
+			t.Errorf("header %s = %q, want only %s", k, v, router.HeaderCall)
 		}
 	}
-	if ms, err := strconv.Atoi(m.Header.Get(router.HeaderTimeout)); err != nil || ms < 2000 || ms > 3001 {
-		t.Errorf("timeout header %q, want about 3000 ms", m.Header.Get(router.HeaderTimeout))
+	f, ok := protocol.ParseCall(m.Header.Get(router.HeaderCall))
+	want := protocol.CallFields{Type: "t", ID: "a%2Eb%20c", Method: "m", Generation: r.Table().Generation(), TimeoutMs: f.TimeoutMs}
+	if !ok || f != want {
+		t.Errorf("header %s = %q, want %+v", router.HeaderCall, m.Header.Get(router.HeaderCall), want)
+	}
+	if f.TimeoutMs < 2000 || f.TimeoutMs > 3001 {
+		t.Errorf("timeout %d ms, want about 3000 ms", f.TimeoutMs)
 	}
 	if string(m.Data) != "payload" {
 		t.Errorf("payload %q", m.Data)
