@@ -52,6 +52,7 @@ type envelope struct {
 	ctx      turnContext  // the turn's context, allocated with the envelope
 	chain    chainHeaders // the call chain the request belongs to
 	src      turnChain    // the turn's call chain source, allocated with the envelope
+	reply    nats.Msg     // a call's success reply, allocated with the envelope
 }
 
 // postedTurn is a turn the host itself puts in an actor's mailbox, such as a
@@ -152,7 +153,7 @@ func (a *activation) body(ctx context.Context, env *envelope) (reply []byte, err
 // callTurn runs a call's turn and sends its outcome.
 func (a *activation) callTurn(env *envelope) {
 	start := a.e.obs.turnStart(env)
-	reply := replyMsg(a.runTurn(env))
+	reply := env.replyMsg(a.runTurn(env))
 	a.e.obs.turnEnd(env, reply, start)
 	if env.kind == kindCall {
 		a.t.counters.count(reply)
@@ -179,12 +180,14 @@ func (a *activation) postedTurn(env *envelope) {
 	p.done(true)
 }
 
-// replyMsg is a turn's outcome as a reply message.
-func replyMsg(reply []byte, err error) *nats.Msg {
+// replyMsg is a turn's outcome as a reply message; a success reply is the
+// envelope's own (one allocation fewer per call).
+func (env *envelope) replyMsg(reply []byte, err error) *nats.Msg {
 	if err != nil {
 		return errorReply(protocol.AsError(err))
 	}
-	return &nats.Msg{Data: reply}
+	env.reply = nats.Msg{Data: reply}
+	return &env.reply
 }
 
 func errorReply(e *protocol.Error) *nats.Msg {
