@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { headers } from "@nats-io/transport-node";
-import { Codes, TroupeError, decodeError, decodeId, encodeId } from "../protocol.js";
+import { Codes, Headers, TroupeError, callHeader, decodeError, decodeId, encodeId } from "../protocol.js";
 
 test("encodeId follows PROTOCOL.md", () => {
   assert.equal(encodeId("c1"), "c1");
@@ -22,6 +22,13 @@ test("encodeId round-trips through decodeId", () => {
     assert.match(enc, /^[A-Za-z0-9_~:@=+,%-]+$/);
     assert.deepEqual(decodeId(enc), b);
   }
+});
+
+test("callHeader writes the Troupe-Call header of PROTOCOL.md", () => {
+  assert.equal(Headers.call, "Troupe-Call");
+  assert.equal(callHeader("counter", encodeId("a.b c"), "add", 42, 5000), "counter a%2Eb%20c add 42 5000");
+  assert.equal(callHeader("counter", "c1", "get", 0, 2999.2), "counter c1 get 0 3000");
+  assert.equal(callHeader("counter", "c1", "get", 7, -3), "counter c1 get 7 0");
 });
 
 test("decodeId accepts only the canonical form", () => {
