@@ -44,6 +44,10 @@ type activation struct {
 	rev       uint64
 	dirty     bool
 	timers    *timerSet // nil until the actor sets a timer
+	// reader is the intake whose reader runs the mailbox, and readerRun
+	// that run's start (intake.go); nil when a goroutine of its own runs it.
+	reader    *intake
+	readerRun int64
 	// For ActivationRecord, set when activated.
 	incarnation string
 	gen         uint64
@@ -57,7 +61,11 @@ func newActivation(e *engine, t *actorType, id placement.ActorID) *activation {
 }
 
 // enqueue adds a call to the mailbox and starts the mailbox if it was idle.
-func (a *activation) enqueue(env *envelope) error {
+func (a *activation) enqueue(env *envelope) error { return a.enqueueFrom(env, nil) }
+
+// enqueueFrom is enqueue on the intake's reader (intake.go): a mailbox it
+// may run itself goes to slot instead of a goroutine of its own.
+func (a *activation) enqueueFrom(env *envelope, slot *inlineSlot) error {
 	a.mu.Lock()
 	switch {
 	case a.closed:
@@ -68,6 +76,16 @@ func (a *activation) enqueue(env *envelope) error {
 		return errBusy
 	}
 	a.queue = append(a.queue, env)
+	if slot != nil && slot.ok && !a.running && a.activated && a.t.stateless {
+		// The intake's reader runs the mailbox (intake.go). a.activated
+		// belongs to the mailbox goroutine, which last ran before it set
+		// running to false under a.mu.
+		a.running = true
+		a.mu.Unlock()
+		a.e.turns.add()
+		slot.next = a
+		return nil
+	}
 	a.startLocked()
 	return nil
 }
@@ -180,6 +198,7 @@ func (a *activation) next() *envelope {
 			a.queue = nil
 		}
 		a.queue, a.head, a.running = a.queue[:0], 0, false
+		a.reader = nil
 		return nil
 	}
 	env := a.queue[a.head]
@@ -231,14 +250,15 @@ func (a *activation) close(graceful bool) {
 
 // deliver puts a call in its actor's mailbox on e, activating the actor if
 // it is not active: a nested turn when the call re-enters the turn its chain
-// holds (chain.go), BUSY when the mailbox is full.
-func deliver(e *engine, env *envelope) {
+// holds (chain.go), BUSY when the mailbox is full. slot is the intake's, when
+// the intake's reader delivers it (enqueueFrom).
+func deliver(e *engine, env *envelope, slot *inlineSlot) {
 	for {
 		a := env.t.dir.getOrCreate(e, env.t, env.id)
 		if a.enterChain(env) {
 			return
 		}
-		switch err := a.enqueue(env); err {
+		switch err := a.enqueueFrom(env, slot); err {
 		case nil:
 			return
 		case errBusy:

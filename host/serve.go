@@ -15,10 +15,11 @@ import (
 // maxTimeout caps the timeout a request may ask for.
 const maxTimeout = time.Hour
 
-// serve takes one request from the host's subject. It runs on the
-// subscription's goroutine, so it only parses, routes and enqueues; turns
-// run on the activations' own goroutines.
-func (h *Host) serve(msg *nats.Msg) {
+// serveFrom takes one request from the host's subject. It runs on the
+// intake's reader (intake.go), so it only parses, routes and enqueues; a
+// turn runs on its activation's own goroutine, or on the reader after
+// serveFrom returns when the admission left it in slot.
+func (h *Host) serveFrom(msg *nats.Msg, slot *inlineSlot) {
 	// A message without a reply subject is a one-way send (see oneway.go).
 	env, err := h.parse(msg)
 	if err != nil {
@@ -31,7 +32,7 @@ func (h *Host) serve(msg *nats.Msg) {
 		go h.admitLater(env)
 		return
 	}
-	h.admit(env)
+	h.admitFrom(env, slot)
 }
 
 // parse validates a request's headers: the call in one Troupe-Call header
@@ -73,10 +74,8 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *protocol.Error) {
 // parseCall reads a request that carries its call in a Troupe-Call header.
 func (h *Host) parseCall(msg *nats.Msg, v []string) (*envelope, *protocol.Error) {
 	hdr := msg.Header
-	for _, k := range [...]string{protocol.HeaderType, protocol.HeaderID, protocol.HeaderMethod, protocol.HeaderGeneration, protocol.HeaderTimeout} {
-		if _, ok := hdr[k]; ok {
-			return nil, protocol.Errorf(protocol.CodeBadRequest, "%s and %s in one request: send one form", protocol.HeaderCall, k)
-		}
+	if k, both := otherForm(hdr); both {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "%s and %s in one request: send one form", protocol.HeaderCall, k)
 	}
 	f, ok := protocol.ParseCall(v[0])
 	if len(v) != 1 || !ok {
@@ -93,7 +92,24 @@ func (h *Host) parseCall(msg *nats.Msg, v []string) (*envelope, *protocol.Error)
 	}
 	env := &envelope{msg: msg, t: t, id: id, method: method, gen: f.Generation}
 	env.deadline = time.Now().Add(timeoutOf(f.TimeoutMs))
+	if len(hdr) == 1 {
+		return env, nil // HeaderCall alone: no call chain either
+	}
 	return h.parseChain(env, hdr)
+}
+
+// otherForm returns a header of the five-header form that hdr holds, if any.
+// A header block of one header (HeaderCall) holds none.
+func otherForm(hdr nats.Header) (string, bool) {
+	if len(hdr) == 1 {
+		return "", false
+	}
+	for _, k := range [...]string{protocol.HeaderType, protocol.HeaderID, protocol.HeaderMethod, protocol.HeaderGeneration, protocol.HeaderTimeout} {
+		if _, ok := hdr[k]; ok {
+			return k, true
+		}
+	}
+	return "", false
 }
 
 // actorType is the type a request names, if this host serves it.
@@ -177,7 +193,11 @@ func (h *Host) admitLater(env *envelope) {
 
 // admit puts a call in its actor's mailbox if this host owns the actor at
 // its current table, or answers MOVED.
-func (h *Host) admit(env *envelope) {
+func (h *Host) admit(env *envelope) { h.admitFrom(env, nil) }
+
+// admitFrom is admit on the intake's reader: slot receives the mailbox the
+// reader is to run, if any.
+func (h *Host) admitFrom(env *envelope, slot *inlineSlot) {
 	table := h.w.Table()
 	if !h.owns(table, env.t.name, env.id) {
 		if env.msg.Reply == "" {
@@ -188,7 +208,7 @@ func (h *Host) admit(env *envelope) {
 		return
 	}
 	env.admitted = h.obs.now()
-	deliver(h.eng, env)
+	deliver(h.eng, env, slot)
 }
 
 // fail answers a request with an error reply.

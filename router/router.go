@@ -283,7 +283,7 @@ func (c *call) request(subject string, gen uint64) (*request, error) {
 	}
 	c.inject(h)
 	req.msg.Subject, req.msg.Data = subject, c.payload
-	if max := c.r.nc.MaxPayload(); max > 0 && int64(len(c.payload)+headerSize(h)) > max {
+	if max := c.r.nc.MaxPayload(); max > 0 && int64(len(c.payload)+headerSize(h, req.call[0])) > max {
 		req.release()
 		return nil, Errorf(CodePayloadTooLarge, "payload of %d bytes exceeds the server's max payload of %d bytes (with headers)", len(c.payload), max)
 	}
@@ -308,8 +308,12 @@ func (req *request) release() {
 	requests.Put(req)
 }
 
-func headerSize(h nats.Header) int {
+// headerSize is the encoded size of h, which holds call as its HeaderCall.
+func headerSize(h nats.Header, call string) int {
 	n := len("NATS/1.0\r\n\r\n")
+	if len(h) == 1 {
+		return n + len(HeaderCall) + len(call) + 4
+	}
 	for k, vs := range h {
 		for _, v := range vs {
 			n += len(k) + len(v) + 4
