@@ -19,8 +19,10 @@ import (
 //     mailboxes in the order they arrived.
 //   - The reader runs a turn itself ("inline") only for an active actor of a
 //     type without state whose mailbox was idle (stateful turns wait for
-//     their saves), and only when no other request is waiting to be read.
-//     Every other mailbox starts on its own goroutine, as before.
+//     their saves), and only when no other request is waiting to be read
+//     or the last turn it ran took under inlineShort: a slower actor's
+//     turns would hold up the requests behind them. Every other mailbox
+//     starts on its own goroutine, as before.
 //   - A turn that asks for its context's Done (to wait on something, as a
 //     call to another actor does) hands the role of reader to a new
 //     goroutine at once, and so does a watchdog timer once the turn has run
@@ -51,6 +53,10 @@ type intake struct {
 // it before another goroutine takes over reading.
 const inlineLimit = 200 * time.Microsecond
 
+// inlineShort is how short a reader's last inline turn must have been for
+// it to run the next one inline while other requests wait to be read.
+const inlineShort = 100 * time.Microsecond
+
 // intakeQueue is how many requests may wait to be read. nats.go drops
 // requests beyond it (the callers time out); the reader is never held up
 // for longer than inlineLimit, so only a host that cannot parse requests
@@ -74,6 +80,7 @@ func (in *intake) start() {
 // role) or when the watchdog gave the role to another goroutine.
 func (in *intake) read() {
 	var slot inlineSlot
+	short := true // the last turn this goroutine ran took under inlineShort
 	for {
 		var msg *nats.Msg
 		select {
@@ -86,20 +93,21 @@ func (in *intake) read() {
 			close(in.drained)
 			continue
 		}
-		slot.ok = len(in.msgs) == 0
+		slot.ok = short || len(in.msgs) == 0
 		in.h.serveFrom(msg, &slot)
 		if a := slot.next; a != nil {
 			slot.next = nil
-			if !in.runInline(a) {
+			var still bool
+			if short, still = in.runInline(a); !still {
 				return // another goroutine reads now
 			}
 		}
 	}
 }
 
-// runInline runs a's mailbox on the reader, and reports whether the reader
-// still holds its role afterwards.
-func (in *intake) runInline(a *activation) bool {
+// runInline runs a's mailbox on the reader, and reports whether that took
+// under inlineShort and whether the reader still holds its role afterwards.
+func (in *intake) runInline(a *activation) (short, still bool) {
 	start := in.now()
 	in.since.Store(start)
 	if in.armed.CompareAndSwap(false, true) {
@@ -107,7 +115,7 @@ func (in *intake) runInline(a *activation) bool {
 	}
 	a.reader, a.readerRun = in, start
 	a.run()
-	return in.since.CompareAndSwap(start, 0)
+	return in.now()-start < int64(inlineShort), in.since.CompareAndSwap(start, 0)
 }
 
 // handOff gives the role of reader to a new goroutine if the inline run
