@@ -113,8 +113,7 @@ func (in *intake) runInline(a *activation) (short, still bool) {
 	if in.armed.CompareAndSwap(false, true) {
 		in.timer.Reset(inlineLimit)
 	}
-	a.reader, a.readerRun = in, start
-	a.run()
+	a.runOn(in, start)
 	return in.now()-start < int64(inlineShort), in.since.CompareAndSwap(start, 0)
 }
 

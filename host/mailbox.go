@@ -44,10 +44,6 @@ type activation struct {
 	rev       uint64
 	dirty     bool
 	timers    *timerSet // nil until the actor sets a timer
-	// reader is the intake whose reader runs the mailbox, and readerRun
-	// that run's start (intake.go); nil when a goroutine of its own runs it.
-	reader    *intake
-	readerRun int64
 	// For ActivationRecord, set when activated.
 	incarnation string
 	gen         uint64
@@ -164,13 +160,19 @@ func (a *activation) idleSince(cutoff int64) bool {
 
 // run is the mailbox goroutine: it runs queued turns in order until the
 // mailbox is empty or the activation ends.
-func (a *activation) run() {
+func (a *activation) run() { a.runOn(nil, 0) }
+
+// runOn is run on the intake's reader when in is set (intake.go): the
+// turns' contexts hand the reader's role on, for the inline run that
+// started at start, when they wait.
+func (a *activation) runOn(in *intake, start int64) {
 	defer a.e.turns.done()
 	for {
 		env := a.next()
 		if env == nil {
 			return
 		}
+		env.ctx.reader, env.ctx.readerRun = in, start
 		switch env.kind {
 		case kindDeactivate, kindDrop:
 			a.close(env.kind == kindDeactivate)
@@ -198,7 +200,6 @@ func (a *activation) next() *envelope {
 			a.queue = nil
 		}
 		a.queue, a.head, a.running = a.queue[:0], 0, false
-		a.reader = nil
 		return nil
 	}
 	env := a.queue[a.head]

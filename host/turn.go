@@ -98,9 +98,6 @@ func (a *activation) runTurn(env *envelope) ([]byte, error) {
 	}
 	tc := &env.ctx
 	tc.deadline = env.deadline
-	if env.kind != kindNested { // a nested turn runs on a goroutine of its own
-		tc.reader, tc.readerRun = a.reader, a.readerRun
-	}
 	defer tc.end()
 	switch {
 	case !a.activated && env.kind == kindPosted:
