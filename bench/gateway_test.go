@@ -30,8 +30,10 @@ const (
 //	raw       plain request/reply to an echo subscriber
 //	mapped    the same through the server's partition() subject mapping
 //	troupe    router.Call to the owner's subject (one hop)
-//	gateway   a plain request to troupe.call.<type>.<id>.<method>, answered by
-//	          a gateway-only host that forwards to the owner (two hops)
+//	gateway   a plain request to troupe.call.<type>.<id>.<method>, taken by
+//	          a gateway-only host that forwards it to the owner with the
+//	          caller's reply subject; the owner answers the caller (three
+//	          messages: client, gateway host, owner, client)
 //
 // Run it once: go test -run '^$' -bench GatewayAB -benchtime=1x ./bench/
 func BenchmarkGatewayAB(b *testing.B) {

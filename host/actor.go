@@ -96,8 +96,12 @@ func (s *Self) SetState(b []byte) {
 	if b == nil {
 		b = []byte{}
 	}
-	s.a.state, s.a.dirty = b, true
+	s.a.state = b
+	s.a.markChanged()
 }
+
+// markChanged records that the running turn changed the state.
+func (a *activation) markChanged() { a.dirty, a.changed = true, true }
 
 // Now is the time on the host's clock (Config.Clock): the system clock on
 // a host, the test's clock under package actortest. Actors that compute
@@ -136,6 +140,15 @@ func Reentrant() TypeOption {
 	return typeOptionFunc(func(t *actorType) { t.reentrant = true })
 }
 
+// GroupCommit bounds the turns one state save covers (DefaultGroupCommit).
+// Turns that find calls queued behind them run on the state in memory, and
+// one save covers them; their replies are held until it is acknowledged
+// (group.go, docs/GUARANTEES.md). GroupCommit(1) saves after every turn that
+// changed the state.
+func GroupCommit(turns int) TypeOption {
+	return typeOptionFunc(func(t *actorType) { t.group = turns })
+}
+
 // NoState declares that the type keeps no durable state: activation reads
 // nothing from the state bucket and SetState is ignored.
 func NoState() TypeOption {
@@ -153,12 +166,12 @@ func newActorType(cfg Config, types catalog, typ placement.ActorType, factory Fa
 	if _, dup := types[typ]; dup {
 		return nil, fmt.Errorf("host: actor type %q registered twice", typ)
 	}
-	t := &actorType{name: typ, factory: factory, mailbox: cfg.MailboxSize, idle: cfg.IdleTimeout}
+	t := &actorType{name: typ, factory: factory, mailbox: cfg.MailboxSize, idle: cfg.IdleTimeout, group: DefaultGroupCommit}
 	for _, o := range opts {
 		o.apply(t)
 	}
-	if t.mailbox < 1 || t.idle <= 0 {
-		return nil, fmt.Errorf("host: actor type %q: mailbox size and idle timeout must be positive", typ)
+	if t.mailbox < 1 || t.idle <= 0 || t.group < 1 {
+		return nil, fmt.Errorf("host: actor type %q: mailbox size, idle timeout and group commit must be positive", typ)
 	}
 	t.dir.init()
 	return t, nil
@@ -169,6 +182,7 @@ type actorType struct {
 	name      placement.ActorType
 	factory   Factory
 	mailbox   int
+	group     int // the most turns one save covers (group.go)
 	idle      time.Duration
 	stateless bool
 	reentrant bool

@@ -1,6 +1,8 @@
 package host
 
 import (
+	"errors"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/protocol"
@@ -90,7 +92,7 @@ func (c *turnChain) CallChain() router.Chain {
 		if id == "" {
 			id = protocol.NewChainID()
 			if c.env.kind != kindNested && !c.ended { // a goroutine the turn left must not hold the next turn
-				a.chain = id
+				a.extra().chain = id
 			}
 		}
 		path := make([]protocol.Hop, len(c.env.chain.path), len(c.env.chain.path)+1)
@@ -114,8 +116,9 @@ func (a *activation) holdChain(env *envelope) {
 	if env.kind == kindNested || env.chain.id == "" {
 		return
 	}
+	r := a.extra()
 	a.mu.Lock()
-	a.chain = env.chain.id
+	r.chain = env.chain.id
 	a.mu.Unlock()
 }
 
@@ -128,13 +131,17 @@ func (a *activation) releaseChain(env *envelope) {
 	if env.kind == kindNested {
 		return
 	}
-	for a.nested != nil {
-		done := a.nested.done
+	r := a.rare.Load()
+	if r == nil {
+		return // no chain was held, and no nested turn let in
+	}
+	for r.nested != nil {
+		done := r.nested.done
 		a.mu.Unlock()
 		<-done
 		a.mu.Lock()
 	}
-	a.chain = ""
+	r.chain = ""
 }
 
 // enterChain handles a call that may belong to the chain holding the
@@ -147,12 +154,13 @@ func (a *activation) enterChain(env *envelope) bool {
 		return false
 	}
 	a.mu.Lock()
-	held := a.running && !a.closed && a.chain == env.chain.id
+	held := a.running && !a.closed && a.chainHeld() == env.chain.id
 	if held && a.t.reentrant {
-		if a.nested == nil {
-			a.nested = &nestedTurns{done: make(chan struct{})}
+		r := a.rare.Load() // made by the hold
+		if r.nested == nil {
+			r.nested = &nestedTurns{done: make(chan struct{})}
 		}
-		a.nested.n++
+		r.nested.n++
 	}
 	a.mu.Unlock()
 	switch {
@@ -173,11 +181,12 @@ func (a *activation) enterChain(env *envelope) bool {
 // nestedTurn runs a re-entering call while the turn holding its chain waits.
 func (a *activation) nestedTurn(env *envelope) {
 	defer a.e.turns.done()
-	a.callTurn(env)
+	a.runNested(env)
+	r := a.rare.Load()
 	a.mu.Lock()
-	if a.nested.n--; a.nested.n == 0 {
-		close(a.nested.done)
-		a.nested = nil
+	if r.nested.n--; r.nested.n == 0 {
+		close(r.nested.done)
+		r.nested = nil
 	}
 	a.mu.Unlock()
 }
@@ -187,5 +196,8 @@ func (a *activation) nestedTurn(env *envelope) {
 // turn must not save over what the store holds. It is not a code the router
 // retries: the same calls would fail the same way until the deadline.
 func discardedByNested() *protocol.Error {
-	return protocol.Errorf(protocol.CodeInternal, "a nested turn of this actor failed and discarded the activation's changes; this turn was discarded too")
+	return protocol.Errorf(protocol.CodeInternal, "a nested turn of this actor failed and discarded the activation's changes; %w", errDiscardedByNested)
 }
+
+// errDiscardedByNested marks the error of discardedByNested.
+var errDiscardedByNested = errors.New("this turn was discarded too")

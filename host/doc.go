@@ -152,7 +152,9 @@
 //     (idle.go, on the clock's timer), running work (inflight.go), and the
 //     reply batcher (replies.go).
 //   - The edges on *Host: start and shutdown (host.go), taking requests
-//     (intake.go, serve.go, gateway.go, oneway.go), handoff and the lease (handoff.go),
+//     (intake.go, serve.go, gateway.go, oneway.go), following gateway calls
+//     to their owners (forward.go, probe.go), handoff and the lease
+//     (handoff.go),
 //     reminders (reminders.go), operations (admin.go, discovery.go,
 //     metrics*.go, observe.go).
 //

@@ -118,8 +118,9 @@ func (e *engine) record(a *activation, end time.Time) {
 	if e.onActivation == nil {
 		return
 	}
+	r := a.extra()
 	e.onActivation(ActivationRecord{
-		Type: a.t.name, ID: a.id, Host: e.host, Incarnation: a.incarnation,
-		Generation: a.gen, Start: a.started, End: end,
+		Type: a.t.name, ID: a.id, Host: e.host, Incarnation: r.incarnation,
+		Generation: r.gen, Start: r.started, End: end,
 	})
 }

@@ -14,8 +14,8 @@ import (
 
 // The gateway lets any NATS client call an actor without knowing the
 // placement hash: every host answers <prefix>.call.<type>.<id>.<method> in
-// one queue group, and runs the call when it owns the actor or forwards it
-// to the owner with its router. See PROTOCOL.md.
+// one queue group, and runs the call when it owns the actor or follows it to
+// the owner (forward.go). See PROTOCOL.md.
 
 // GatewaySubject is protocol.GatewaySubject: the subject the gateway
 // answers for (typ, id, method) under prefix; id is encoded with
@@ -73,15 +73,14 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 		return
 	}
 	if t, ok := h.types[c.typ]; ok && h.owns(h.w.Table(), c.typ, c.id) {
-		h.admit(&envelope{msg: msg, t: t, id: c.id, method: c.method, deadline: deadline, chain: chain})
+		h.admit(&envelope{msg: msg, t: t, id: c.id, method: c.method, deadline: deadline, chain: chain, gateway: true})
 		return
 	}
 	if msg.Reply == "" {
 		h.sendOneWay(msg, c, deadline) // a one-way send: nobody waits for an answer
 		return
 	}
-	h.eng.turns.add()
-	go h.forward(msg, c, deadline, chain)
+	h.follow(followed{msg: msg, call: c, deadline: deadline, chain: chain})
 }
 
 // forward calls the owner through the router and relays its answer.

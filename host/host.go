@@ -54,6 +54,7 @@ type Host struct {
 	subject string
 
 	replies *replies
+	probe   *prober    // checks that directly forwarded calls were taken (probe.go)
 	obs     *observer  // metrics and tracing; nil when off
 	rem     *reminders // delivers fired reminders; nil when disabled
 	ops     ops        // admin and service discovery (admin.go, discovery.go)
@@ -203,6 +204,10 @@ func (h *Host) start(ctx context.Context) error {
 		return err
 	}
 	h.goLoop(func() { h.replies.loop(h.stop) })
+	if h.probe, err = newProber(h); err != nil {
+		return fmt.Errorf("host: subscribe for probes: %w", err)
+	}
+	h.goLoop(func() { h.probe.loop(h.stop) })
 	h.subject = h.Subject()
 	h.intake = newIntake(h)
 	if h.sub, err = h.nc.ChanSubscribe(h.subject, h.intake.msgs); err != nil {
@@ -233,6 +238,7 @@ func (h *Host) start(ctx context.Context) error {
 		Incarnation:   randomIncarnation(),
 		StartedUnixMs: time.Now().UnixMilli(),
 		Version:       Version,
+		Protocol:      protocol.Version,
 	})
 	h.obs.watchLease(&leaseCfg)
 	if err := h.join(ctx, leaseCfg); err != nil {

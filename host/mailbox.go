@@ -2,6 +2,7 @@ package host
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/troupe-dev/troupe/placement"
@@ -17,37 +18,88 @@ const smallQueue = 2
 // The mailbox fields are guarded by mu. A goroutine runs the mailbox only
 // while it holds calls (running); an idle activation holds no goroutine. The
 // remaining fields belong to that goroutine.
+//
+// A host may hold millions of idle activations, so the struct keeps only
+// what every activation uses (160 bytes); what few use is in rare, made on
+// first use. BenchmarkActivation measures the whole cost per actor.
 type activation struct {
 	e     *engine
 	t     *actorType
 	id    placement.ActorID
 	epoch epoch // the host incarnation the activation belongs to
+	rare  atomic.Pointer[rare]
 
-	mu           sync.Mutex
-	queue        []*envelope
-	head         int
+	mu       sync.Mutex
+	queue    []*envelope
+	head     int
+	lastUsed int64 // unix nanoseconds of the end of the last turn (Clock)
+
+	// Owned by the goroutine running the mailbox.
+	self  Self
+	actor Actor
+	state []byte
+	rev   uint64
+
+	// Guarded by mu.
 	running      bool
 	deactivating bool
 	closed       bool
-	lastUsed     int64         // unix nanoseconds of the end of the last turn (Clock)
-	closedCh     chan struct{} // made on demand by closedChan
-	chain        string        // the call chain holding the running turn (chain.go)
-	nested       *nestedTurns  // nested turns running inside it; nil when none
+	// Owned by the goroutine running the mailbox.
+	activated  bool
+	discard    bool // in-memory state may differ from the store: drop without saving
+	dirty      bool // the state in memory differs from the store
+	changed    bool // the running turn changed the state (group.go)
+	keysShared bool // the named keys are shared with a snapshot: copy before writing
+}
+
+// rare is what most activations never use, made on first use by extra.
+// Each field keeps the owner it would have in activation.
+type rare struct {
+	// Guarded by the activation's mu.
+	closedCh chan struct{} // made on demand by closedChan
+	chain    string        // the call chain holding the running turn (chain.go)
+	nested   *nestedTurns  // nested turns running inside it; nil when none
 
 	// Owned by the goroutine running the mailbox.
-	self      Self
-	actor     Actor
-	activated bool
-	discard   bool // in-memory state may differ from the store: drop without saving
-	state     []byte
-	keys      map[string][]byte // named state keys; nil if it never had any (statekeys.go)
-	rev       uint64
-	dirty     bool
-	timers    *timerSet // nil until the actor sets a timer
-	// For ActivationRecord, set when activated.
+	keys   map[string][]byte // named state keys; nil if it never had any (statekeys.go)
+	timers *timerSet         // nil until the actor sets a timer
+	// For ActivationRecord, set when activated, if Config.OnActivation is.
 	incarnation string
 	gen         uint64
 	started     time.Time
+}
+
+// extra returns the activation's rare fields, making them if need be.
+func (a *activation) extra() *rare {
+	if r := a.rare.Load(); r != nil {
+		return r
+	}
+	a.rare.CompareAndSwap(nil, new(rare))
+	return a.rare.Load()
+}
+
+// keys is the actor's named state keys, nil if it never had any.
+func (a *activation) keys() map[string][]byte {
+	if r := a.rare.Load(); r != nil {
+		return r.keys
+	}
+	return nil
+}
+
+// setKeys replaces the named state keys.
+func (a *activation) setKeys(keys map[string][]byte) {
+	if keys != nil || a.rare.Load() != nil {
+		a.extra().keys = keys
+	}
+}
+
+// chainHeld is the call chain holding the running turn, "" when none.
+// Call with mu held.
+func (a *activation) chainHeld() string {
+	if r := a.rare.Load(); r != nil {
+		return r.chain
+	}
+	return ""
 }
 
 func newActivation(e *engine, t *actorType, id placement.ActorID) *activation {
@@ -126,15 +178,16 @@ func (a *activation) drop() { a.pushFront(&envelope{kind: kindDrop}) }
 
 // closedChan returns a channel closed once the activation has ended.
 func (a *activation) closedChan() <-chan struct{} {
+	r := a.extra()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closedCh == nil {
-		a.closedCh = make(chan struct{})
+	if r.closedCh == nil {
+		r.closedCh = make(chan struct{})
 		if a.closed {
-			close(a.closedCh)
+			close(r.closedCh)
 		}
 	}
-	return a.closedCh
+	return r.closedCh
 }
 
 // deactivate queues the activation's last turn behind the calls already in
@@ -159,7 +212,10 @@ func (a *activation) idleSince(cutoff int64) bool {
 }
 
 // run is the mailbox goroutine: it runs queued turns in order until the
-// mailbox is empty or the activation ends.
+// mailbox is empty or the activation ends. Calls and posted turns run in
+// groups that one save covers (group.go): the group is saved when nothing
+// more is queued, when it reaches the type's bound, and before the
+// activation ends.
 func (a *activation) run() { a.runOn(nil, 0) }
 
 // runOn is run on the intake's reader when in is set (intake.go): the
@@ -167,7 +223,15 @@ func (a *activation) run() { a.runOn(nil, 0) }
 // started at start, when they wait.
 func (a *activation) runOn(in *intake, start int64) {
 	defer a.e.turns.done()
+	var g group
 	for {
+		if g.open(a) && (g.turns >= a.t.group || !a.hasQueued()) {
+			a.commitGroup(&g)
+			if a.discard {
+				a.close(false)
+				return
+			}
+		}
 		env := a.next()
 		if env == nil {
 			return
@@ -175,18 +239,25 @@ func (a *activation) runOn(in *intake, start int64) {
 		env.ctx.reader, env.ctx.readerRun = in, start
 		switch env.kind {
 		case kindDeactivate, kindDrop:
-			a.close(env.kind == kindDeactivate)
+			if g.open(a) {
+				a.commitGroup(&g)
+			}
+			a.close(env.kind == kindDeactivate && !a.discard)
 			return
-		case kindPosted:
-			a.postedTurn(env)
-		default:
-			a.callTurn(env)
 		}
+		a.groupTurn(&g, env)
 		if a.discard {
 			a.close(false)
 			return
 		}
 	}
+}
+
+// hasQueued reports whether the mailbox holds a turn after the running one.
+func (a *activation) hasQueued() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.head < len(a.queue)
 }
 
 // next takes the next envelope, or marks the mailbox idle and returns nil.
@@ -233,8 +304,8 @@ func (a *activation) close(graceful bool) {
 	}
 	a.mu.Lock()
 	a.closed = true
-	if a.closedCh != nil {
-		close(a.closedCh)
+	if r := a.rare.Load(); r != nil && r.closedCh != nil {
+		close(r.closedCh)
 	}
 	left := a.queue[a.head:]
 	a.queue, a.head, a.running = nil, 0, false

@@ -20,6 +20,7 @@ import (
 //	troupe_host_turn_duration_seconds{type,method}      turn time: activation if needed, Receive, state save
 //	troupe_host_mailbox_wait_seconds{type}              time from admission to the start of the turn
 //	troupe_host_rejected_calls_total{outcome}           requests refused before naming a served actor (bad headers, unknown type, bad id or method)
+//	troupe_host_gateway_forwards_total{how}             gateway calls this host followed to another host: direct (the owner answers the caller), relayed (through the host's router), lost (a probe found the owner gone: answered OUTCOME_UNKNOWN)
 //	troupe_host_activations_total{type}                 activations (state loaded, Activate hook ran)
 //	troupe_host_deactivations_total{type}               activations ended (idle, moved, shutdown, failed turn)
 //	troupe_host_active_actors{type}                     activations now (read at scrape time)
@@ -46,6 +47,7 @@ type metrics struct {
 
 	calls        *telemetry.Calls
 	rejected     *prometheus.CounterVec
+	forwards     map[string]prometheus.Counter // by how: forwardDirect, forwardRelayed, forwardLost
 	tableChanges prometheus.Counter
 	renewals     *prometheus.CounterVec
 	renewDur     prometheus.Histogram
@@ -80,6 +82,13 @@ func newMetrics(h *Host) (*metrics, error) {
 	errs = append(errs, err)
 	m.rejected = reg(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "troupe_host_rejected_calls_total",
 		Help: "Requests refused before they named an actor the host serves, by outcome."}, []string{"outcome"})).(*prometheus.CounterVec)
+	fwd := reg(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "troupe_host_gateway_forwards_total",
+		Help: "Gateway calls the host followed to the actor's owner: direct (the owner answers the caller), relayed (through the host's router), lost (the owner went away with it)."},
+		[]string{"how"})).(*prometheus.CounterVec)
+	m.forwards = map[string]prometheus.Counter{}
+	for _, how := range []string{forwardDirect, forwardRelayed, forwardLost} {
+		m.forwards[how] = fwd.WithLabelValues(how)
+	}
 	m.tableChanges = reg(prometheus.NewCounter(prometheus.CounterOpts{Name: "troupe_placement_table_changes_total",
 		Help: "Placement table changes the host applied."})).(prometheus.Counter)
 	m.renewals = reg(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "troupe_lease_renewals_total",

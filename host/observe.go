@@ -131,12 +131,30 @@ func (o *observer) turnEnd(env *envelope, reply *nats.Msg, start time.Time) {
 }
 
 // failCall answers a call that never reached its turn (moved, busy, late),
-// counting it.
+// counting it; a gateway call that moved is followed instead (forward.go).
 func (h *Host) failCall(env *envelope, e *protocol.Error) {
 	if o := h.obs; o != nil && o.m != nil {
 		o.m.calls.Observe(string(env.t.name), env.method, int32(e.Code), true, 0)
 	}
+	if follows(env, e.Code) {
+		h.followEnv(env)
+		return
+	}
 	h.fail(env.msg, e)
+}
+
+// How a gateway call was followed to its owner (forward.go, probe.go).
+const (
+	forwardDirect  = "direct"
+	forwardRelayed = "relayed"
+	forwardLost    = "lost"
+)
+
+// forwarded counts a gateway call followed to another host.
+func (o *observer) forwarded(how string) {
+	if o != nil && o.m != nil {
+		o.m.forwards[how].Inc()
+	}
 }
 
 // rejected counts a request refused before it named an actor this host

@@ -38,8 +38,15 @@ func (r hostRuntime) save(e epoch, key string, value []byte, hdr nats.Header, re
 	return r.h.store.save(e, key, value, hdr, rev)
 }
 
-func (r hostRuntime) maxPayload() int64                       { return r.h.nc.MaxPayload() }
-func (r hostRuntime) respond(env *envelope, reply *nats.Msg)  { r.h.respond(env.msg, reply) }
+func (r hostRuntime) maxPayload() int64 { return r.h.nc.MaxPayload() }
+func (r hostRuntime) respond(env *envelope, reply *nats.Msg) {
+	if reply.Header != nil && follows(env, protocol.Code(replyCode(reply))) {
+		r.h.followEnv(env) // a gateway call whose actor moved under it
+		return
+	}
+	r.h.respond(env.msg, reply)
+}
+
 func (r hostRuntime) reject(env *envelope, e *protocol.Error) { r.h.failCall(env, e) }
 func (r hostRuntime) readmit(env *envelope)                   { r.h.admit(env) }
 func (r hostRuntime) router() *router.Router                  { return r.h.router }

@@ -93,6 +93,18 @@ func (p *probe) Receive(ctx context.Context, c Call) ([]byte, error) {
 	case "panic":
 		p.self.SetState([]byte("999"))
 		panic("on purpose")
+	case "setkey":
+		if err := p.self.SetKey(string(c.Payload), []byte("v")); err != nil {
+			return nil, err
+		}
+	case "keyfail":
+		_ = p.self.SetKey("bad", []byte("v"))
+		for _, k := range p.self.Keys() {
+			p.self.DeleteKey(k)
+		}
+		return nil, errors.New("failed after changing the keys")
+	case "keys":
+		return []byte(strings.Join(p.self.Keys(), ",")), nil
 	case "block":
 		p.p.blocked <- struct{}{}
 		<-p.p.release

@@ -20,6 +20,9 @@ const maxTimeout = time.Hour
 // turn runs on its activation's own goroutine, or on the reader after
 // serveFrom returns when the admission left it in slot.
 func (h *Host) serveFrom(msg *nats.Msg, slot *inlineSlot) {
+	if _, probe := msg.Header[protocol.HeaderProbe]; probe {
+		return // a forwarding host checking that this subscription exists (probe.go)
+	}
 	// A message without a reply subject is a one-way send (see oneway.go).
 	env, err := h.parse(msg)
 	if err != nil {
@@ -126,6 +129,13 @@ func (h *Host) parseChain(env *envelope, hdr nats.Header) (*envelope, *protocol.
 	var e *protocol.Error
 	if env.chain, e = parseChain(hdr, h.cfg.MaxCallChainDepth); e != nil {
 		return nil, e
+	}
+	if f := hdr.Get(protocol.HeaderForwarded); f != "" {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "malformed %s header %q: want a count of hops", protocol.HeaderForwarded, f)
+		}
+		env.hops, env.gateway = n, true
 	}
 	return env, nil
 }

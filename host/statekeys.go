@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -55,7 +56,7 @@ func validKeyName(name string) error {
 
 // Key is the value of the named state key, or nil when the actor has none.
 // The bytes must not be modified.
-func (s *Self) Key(name string) []byte { return s.a.keys[name] }
+func (s *Self) Key(name string) []byte { return s.a.keys()[name] }
 
 // SetKey sets a named state key. It is saved with the rest of the actor's
 // state at the end of the turn, before the reply. The host keeps value; do
@@ -68,26 +69,40 @@ func (s *Self) SetKey(name string, value []byte) error {
 		value = []byte{}
 	}
 	a := s.a
-	if a.keys == nil {
-		a.keys = make(map[string][]byte)
+	keys := a.writeKeys()
+	if keys == nil {
+		keys = make(map[string][]byte)
+		a.setKeys(keys)
 	}
-	a.keys[name], a.dirty = value, true
+	keys[name] = value
+	a.markChanged()
 	return nil
 }
 
 // DeleteKey removes a named state key, if the actor has it.
 func (s *Self) DeleteKey(name string) {
 	a := s.a
-	if _, ok := a.keys[name]; ok {
-		delete(a.keys, name)
-		a.dirty = true
+	if _, ok := a.keys()[name]; ok {
+		delete(a.writeKeys(), name)
+		a.markChanged()
 	}
+}
+
+// writeKeys returns the keys, ready for a write: a map shared with a
+// group's snapshot (group.go) is copied first.
+func (a *activation) writeKeys() map[string][]byte {
+	if a.keysShared {
+		a.keysShared = false
+		a.setKeys(maps.Clone(a.keys()))
+	}
+	return a.keys()
 }
 
 // Keys lists the actor's named state keys, sorted.
 func (s *Self) Keys() []string {
-	names := make([]string, 0, len(s.a.keys))
-	for n := range s.a.keys {
+	keys := s.a.keys()
+	names := make([]string, 0, len(keys))
+	for n := range keys {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -97,7 +112,7 @@ func (s *Self) Keys() []string {
 // GetKey decodes the named state key with codec. ok is false, and v the
 // zero value, when the actor has no such key.
 func GetKey[T any](s *Self, name string, codec router.Codec) (v T, ok bool, err error) {
-	b, ok := s.a.keys[name]
+	b, ok := s.a.keys()[name]
 	if !ok {
 		return v, false, nil
 	}
@@ -124,9 +139,12 @@ func (a *activation) load(ctx context.Context) error {
 		return protocol.Errorf(protocol.CodeUnavailable, "loading state: %w", err)
 	}
 	a.rev = msg.rev
-	if a.state, a.keys, err = msg.decode(); err != nil {
+	state, keys, err := msg.decode()
+	if err != nil {
 		return protocol.Errorf(protocol.CodeInternal, "state of %s: %v", StateKey(a.t.name, a.id), err)
 	}
+	a.state = state
+	a.setKeys(keys)
 	return nil
 }
 
@@ -160,13 +178,13 @@ func (e stateEntry) decode() (state []byte, keys map[string][]byte, err error) {
 // largest keys.
 func (a *activation) encodeState() ([]byte, nats.Header, error) {
 	value, hdr := a.state, nats.Header(nil)
-	if a.keys != nil {
+	if keys := a.keys(); keys != nil {
 		st := &pb.ActorState{}
 		if a.state != nil {
 			st.Entries = append(st.Entries, &pb.StateEntry{Value: a.state})
 		}
 		for _, name := range (&Self{a: a}).Keys() {
-			st.Entries = append(st.Entries, &pb.StateEntry{Name: name, Value: a.keys[name]})
+			st.Entries = append(st.Entries, &pb.StateEntry{Name: name, Value: keys[name]})
 		}
 		var err error
 		if value, err = proto.Marshal(st); err != nil {
@@ -192,7 +210,7 @@ func (a *activation) largestKeys() string {
 		size int
 	}
 	parts := []part{{"(unnamed)", len(a.state)}}
-	for n, v := range a.keys {
+	for n, v := range a.keys() {
 		parts = append(parts, part{n, len(v)})
 	}
 	slices.SortFunc(parts, func(x, y part) int { return y.size - x.size })

@@ -63,10 +63,11 @@ func (s *Self) SetTimer(name string, t Timer) error {
 		return protocol.Errorf(protocol.CodeInvalidArgument, "timer %q needs a Tick function and no negative durations", name)
 	}
 	a := s.a
-	if a.timers == nil {
-		a.timers = &timerSet{m: make(map[string]*timer)}
+	r := a.extra()
+	if r.timers == nil {
+		r.timers = &timerSet{m: make(map[string]*timer)}
 	}
-	set := a.timers
+	set := r.timers
 	set.mu.Lock()
 	defer set.mu.Unlock()
 	if set.stopped {
@@ -88,7 +89,7 @@ func (s *Self) SetTimer(name string, t Timer) error {
 // StopTimer stops the timer named name and reports whether there was one. A
 // tick already waiting in the mailbox does not run.
 func (s *Self) StopTimer(name string) bool {
-	set := s.a.timers
+	set := s.a.timerSet()
 	if set == nil {
 		return false
 	}
@@ -105,7 +106,7 @@ func (s *Self) StopTimer(name string) bool {
 
 // Timers lists the names of the activation's running timers.
 func (s *Self) Timers() []string {
-	set := s.a.timers
+	set := s.a.timerSet()
 	if set == nil {
 		return nil
 	}
@@ -118,9 +119,17 @@ func (s *Self) Timers() []string {
 	return names
 }
 
+// timerSet is the activation's timers, nil if it never set one.
+func (a *activation) timerSet() *timerSet {
+	if r := a.rare.Load(); r != nil {
+		return r.timers
+	}
+	return nil
+}
+
 // stopTimers stops every timer of the activation; it is ending.
 func (a *activation) stopTimers() {
-	set := a.timers
+	set := a.timerSet()
 	if set == nil {
 		return
 	}

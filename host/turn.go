@@ -51,8 +51,13 @@ type envelope struct {
 	admitted time.Time    // when it entered the mailbox; set only when observed
 	ctx      turnContext  // the turn's context, allocated with the envelope
 	chain    chainHeaders // the call chain the request belongs to
-	src      turnChain    // the turn's call chain source, allocated with the envelope
-	reply    nats.Msg     // a call's success reply, allocated with the envelope
+	// gateway: the caller is a gateway client, which must never see MOVED;
+	// the call is followed instead (forward.go). hops counts the hosts that
+	// forwarded it (protocol.HeaderForwarded).
+	gateway bool
+	hops    int
+	src     turnChain // the turn's call chain source, allocated with the envelope
+	reply   nats.Msg  // a call's success reply, allocated with the envelope
 }
 
 // postedTurn is a turn the host itself puts in an actor's mailbox, such as a
@@ -82,8 +87,10 @@ var (
 // returns its outcome (errSkipped for a posted turn that did not run).
 // Every kind takes the same steps: the deadline, then activation (calls
 // only) or the fence, the call chain's hold, the body with panics caught,
-// the reply's size (not for posted turns), the save. The state is saved before
-// the outcome leaves, so a caller that has its reply has durable state.
+// the reply's size (not for posted turns). A nested turn then saves; a call's
+// or a posted turn's changes are saved by the group it belongs to
+// (group.go). Either way the state is saved before the outcome leaves, so a
+// caller that has its reply has durable state.
 //
 // A failed turn discards the activation (drops it without saving) when its
 // memory may differ from the store: it changed the state, it panicked, a
@@ -125,11 +132,18 @@ func (a *activation) runTurn(env *envelope) ([]byte, error) {
 	if err == nil && env.kind != kindPosted {
 		err = a.checkReplySize(reply)
 	}
-	if err == nil {
+	if err == nil && env.kind == kindNested {
 		err = a.save()
 	}
 	if err != nil {
-		a.discard = a.discard || a.dirty || errors.Is(err, errPanic)
+		// A nested turn's memory differs from the store if anything is
+		// unsaved; a grouped turn's, if it changed anything itself (what
+		// earlier turns changed, the group saves without it).
+		changed := a.changed
+		if env.kind == kindNested {
+			changed = a.dirty
+		}
+		a.discard = a.discard || changed || errors.Is(err, errPanic)
 		return nil, err
 	}
 	return reply, nil
@@ -150,23 +164,18 @@ func (a *activation) body(ctx context.Context, env *envelope) (reply []byte, err
 	return reply, err
 }
 
-// callTurn runs a call's turn and sends its outcome.
-func (a *activation) callTurn(env *envelope) {
+// runNested runs a nested call's turn, which saves, and sends its outcome.
+func (a *activation) runNested(env *envelope) {
 	start := a.e.obs.turnStart(env)
 	reply := env.replyMsg(a.runTurn(env))
 	a.e.obs.turnEnd(env, reply, start)
-	if env.kind == kindCall {
-		a.t.counters.count(reply)
-		a.touch()
-	}
 	a.e.rt.respond(env, reply)
 }
 
-// postedTurn runs a posted turn. A failure is logged, as there is no caller
-// to tell.
-func (a *activation) postedTurn(env *envelope) {
+// endPosted finishes a posted turn. A failure is logged, as there is no
+// caller to tell.
+func (a *activation) endPosted(env *envelope, err error) {
 	p := env.posted
-	_, err := a.runTurn(env)
 	switch {
 	case errors.Is(err, errSkipped):
 		p.done(false)
@@ -206,8 +215,11 @@ func (a *activation) activate(ctx context.Context) error {
 	if !rt.mayAct(a.epoch) {
 		return rt.errFenced()
 	}
-	a.incarnation, a.gen = rt.placed()
-	a.started = time.Now()
+	if a.e.onActivation != nil {
+		r := a.extra()
+		r.incarnation, r.gen = rt.placed()
+		r.started = time.Now()
+	}
 	a.activated = true // from here on the activation counts, even if the rest fails
 	a.e.record(a, time.Time{})
 	a.e.obs.activated(a.t.name)
@@ -261,6 +273,7 @@ func (a *activation) save() error {
 	start := a.e.obs.now()
 	rev, err := a.e.rt.save(a.epoch, StateKey(a.t.name, a.id), value, hdr, a.rev)
 	a.e.obs.stateSaved(a.t.name, start, err)
+	a.t.counters.saves.Add(1)
 	if err != nil {
 		return err
 	}

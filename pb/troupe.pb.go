@@ -123,8 +123,9 @@ const (
 	// STATE_TOO_LARGE: the state the turn produced exceeds the state bucket's
 	// value limit; the turn's changes were discarded.
 	ErrorCode_STATE_TOO_LARGE ErrorCode = 16
-	// OUTCOME_UNKNOWN: the turn ran but its state save got no answer, so
-	// whether it took effect is unknown. Not retried automatically.
+	// OUTCOME_UNKNOWN: the turn ran but its state save got no answer, or a
+	// gateway call was forwarded to a host that went away with it, so whether
+	// it took effect is unknown. Not retried automatically.
 	ErrorCode_OUTCOME_UNKNOWN ErrorCode = 17
 	// WOULD_DEADLOCK: the call belongs to a call chain that is already
 	// waiting on the target actor's turn, and the actor's type is not
@@ -240,7 +241,12 @@ type HostRecord struct {
 	// started_unix_ms is when this incarnation started, for operators.
 	StartedUnixMs int64 `protobuf:"varint,7,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
 	// version is the troupe version the host runs, for operators.
-	Version       string `protobuf:"bytes,8,opt,name=version,proto3" json:"version,omitempty"`
+	Version string `protobuf:"bytes,8,opt,name=version,proto3" json:"version,omitempty"`
+	// protocol is the newest troupe protocol version the host speaks
+	// (PROTOCOL.md, "Protocol versions"); 0, as a host before version 2 leaves
+	// it, means 1. Callers use a version's additions only with hosts that
+	// announce it.
+	Protocol      uint32 `protobuf:"varint,9,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -329,6 +335,13 @@ func (x *HostRecord) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *HostRecord) GetProtocol() uint32 {
+	if x != nil {
+		return x.Protocol
+	}
+	return 0
 }
 
 // ReleaseRecord is the value of the key released.<host_id> in the membership
@@ -507,7 +520,7 @@ var File_troupe_proto protoreflect.FileDescriptor
 
 const file_troupe_proto_rawDesc = "" +
 	"\n" +
-	"\ftroupe.proto\x12\ttroupe.v1\"\x9b\x02\n" +
+	"\ftroupe.proto\x12\ttroupe.v1\"\xb7\x02\n" +
 	"\n" +
 	"HostRecord\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
@@ -518,7 +531,8 @@ const file_troupe_proto_rawDesc = "" +
 	"\vincarnation\x18\x05 \x01(\tR\vincarnation\x12)\n" +
 	"\x10changed_revision\x18\x06 \x01(\x04R\x0fchangedRevision\x12&\n" +
 	"\x0fstarted_unix_ms\x18\a \x01(\x03R\rstartedUnixMs\x12\x18\n" +
-	"\aversion\x18\b \x01(\tR\aversion\"j\n" +
+	"\aversion\x18\b \x01(\tR\aversion\x12\x1a\n" +
+	"\bprotocol\x18\t \x01(\rR\bprotocol\"j\n" +
 	"\rReleaseRecord\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +

@@ -3,6 +3,13 @@ package placement
 import (
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // benchIDs are the ids lookups cycle through, so that a benchmark does not
@@ -72,6 +79,134 @@ func BenchmarkRingBuild(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					newRing(v, NewTable(1, ms))
+				}
+			})
+		}
+	}
+}
+
+// entry is a membership bucket entry, for driving a view without a server.
+type entry struct {
+	key string
+	val []byte
+	rev uint64
+	op  jetstream.KeyValueOp
+}
+
+func (e entry) Bucket() string                  { return "troupe_members" }
+func (e entry) Key() string                     { return e.key }
+func (e entry) Value() []byte                   { return e.val }
+func (e entry) Revision() uint64                { return e.rev }
+func (e entry) Created() time.Time              { return time.Time{} }
+func (e entry) Delta() uint64                   { return 0 }
+func (e entry) Operation() jetstream.KeyValueOp { return e.op }
+
+// renewalsOf returns a view with n members and, per member, the entry of
+// its next lease renewal, which repeats its record's bytes.
+func renewalsOf(b *testing.B, n int) (*Watcher, []entry) {
+	w := &Watcher{view: view{members: make(map[HostID]member), releases: make(map[HostID]*pb.ReleaseRecord)}}
+	var renewals []entry
+	for i, id := range hostIDs(n) {
+		rec := &pb.HostRecord{HostId: string(id), Subject: "troupe.host." + string(id), ActorTypes: []string{"counter"},
+			Incarnation: fmt.Sprint("inc", i), StartedUnixMs: 1, Version: "dev"}
+		join, err := proto.Marshal(rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rev := uint64(i + 1)
+		w.view.apply(entry{key: protocol.HostKey(id), val: join, rev: rev, op: jetstream.KeyValuePut})
+		rec.ChangedRevision = rev
+		renew, err := proto.Marshal(rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		renewals = append(renewals, entry{key: protocol.HostKey(id), val: renew, rev: rev, op: jetstream.KeyValuePut})
+	}
+	w.publish()
+	for i := range renewals { // the first renewal after the join sets changed_revision
+		w.view.apply(renewals[i])
+	}
+	return w, renewals
+}
+
+// BenchmarkWatcherRenewal measures what a watcher does with one lease
+// renewal at n hosts: every host's watcher sees every host's renewals, so
+// across a deployment this runs n² times per renewal interval.
+//
+//	go test -run '^$' -bench WatcherRenewal ./placement/
+func BenchmarkWatcherRenewal(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			w, renewals := renewalsOf(b, n)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				e := renewals[i%n]
+				e.rev = uint64(n + i + 1)
+				w.applyEntry(e)
+			}
+		})
+	}
+}
+
+// BenchmarkWatcherRelease measures what a watcher does with one release
+// record at n hosts: every host writes one per table change, and every
+// watcher applies all of them.
+//
+//	go test -run '^$' -bench WatcherRelease ./placement/
+func BenchmarkWatcherRelease(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			w, _ := renewalsOf(b, n)
+			gen := w.Table().Generation()
+			var releases []entry
+			for i, id := range hostIDs(n) {
+				val, err := proto.Marshal(&pb.ReleaseRecord{HostId: string(id), Incarnation: fmt.Sprint("inc", i), Generation: gen})
+				if err != nil {
+					b.Fatal(err)
+				}
+				releases = append(releases, entry{key: protocol.ReleaseKey(id), val: val, op: jetstream.KeyValuePut})
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				e := releases[i%n]
+				e.rev = uint64(n + i + 1)
+				w.applyEntry(e)
+			}
+		})
+	}
+}
+
+// BenchmarkMayActivate measures the handoff check a host makes for a call
+// that waits to activate an actor it gained, right after a host joined n
+// others and none has released yet: perActor is the check hosts run,
+// scan the rule's literal scan over every member (the check before).
+//
+//	go test -run '^$' -bench MayActivate ./placement/
+func BenchmarkMayActivate(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		ids := hostIDs(n + 1)
+		var h handoff
+		h.push(NewTable(10, membersOf(ids[:n], "counter")))
+		h.push(NewTable(20, membersOf(ids, "counter")))
+		for _, id := range ids[:n] {
+			h.setReleased(id, 10, true)
+		}
+		joiner := ids[n]
+		var gained []ActorID
+		for _, id := range benchIDs {
+			if o, _ := h.current().Owner("counter", id); o.ID == joiner {
+				gained = append(gained, id)
+			}
+		}
+		for _, c := range []struct {
+			name  string
+			check func(HostID, ActorType, ActorID) bool
+		}{{"perActor", h.mayActivate}, {"scan", h.mayActivateByScan}} {
+			b.Run(fmt.Sprintf("hosts=%d/%s", n, c.name), func(b *testing.B) {
+				for i := 0; b.Loop(); i++ {
+					if c.check(joiner, "counter", gained[i%len(gained)]) {
+						b.Fatal("activated before the previous owner released")
+					}
 				}
 			})
 		}

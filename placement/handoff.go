@@ -48,8 +48,12 @@ func Release(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue,
 // the tables kept must wait.
 type handoff struct {
 	// released is the generation each member has released at, counting only
-	// records from the member's current incarnation.
+	// records from the member's current incarnation. Change it with
+	// setReleased or resetReleased, which keep unreleased.
 	released map[HostID]uint64
+	// unreleased counts the members of the current table that have not
+	// released at its generation.
+	unreleased int
 	// history holds recent tables in ascending generation order; the last
 	// one is the current table.
 	history []*Table
@@ -57,14 +61,53 @@ type handoff struct {
 
 // settled reports whether every member of the current table has released
 // at its generation.
-func (h *handoff) settled() bool {
-	cur := h.current()
-	for _, m := range cur.Members() {
-		if h.released[m.ID] < cur.Generation() {
-			return false
+func (h *handoff) settled() bool { return h.current() != nil && h.unreleased == 0 }
+
+// setReleased records that member id has released at gen (or, with ok
+// false, at no generation of its current incarnation), in O(1).
+func (h *handoff) setReleased(id HostID, gen uint64, ok bool) {
+	if h.released == nil {
+		h.released = make(map[HostID]uint64)
+	}
+	was := h.isReleased(id)
+	if ok {
+		h.released[id] = gen
+	} else {
+		delete(h.released, id)
+	}
+	if cur := h.current(); cur != nil {
+		if _, member := cur.Member(id); member {
+			switch now := h.isReleased(id); {
+			case was && !now:
+				h.unreleased++
+			case !was && now:
+				h.unreleased--
+			}
 		}
 	}
-	return true
+}
+
+// resetReleased replaces every member's release generation.
+func (h *handoff) resetReleased(released map[HostID]uint64) {
+	h.released = released
+	h.recount()
+}
+
+// isReleased reports whether id has released at the current generation.
+func (h *handoff) isReleased(id HostID) bool {
+	cur := h.current()
+	return cur != nil && h.released[id] >= cur.Generation()
+}
+
+// recount counts the current table's unreleased members afresh: once per
+// table, not per entry.
+func (h *handoff) recount() {
+	h.unreleased = 0
+	for _, m := range h.current().Members() {
+		if !h.isReleased(m.ID) {
+			h.unreleased++
+		}
+	}
 }
 
 func (h *handoff) current() *Table {
@@ -76,42 +119,37 @@ func (h *handoff) current() *Table {
 
 // mayActivate reports whether self may activate (typ, id) now. The caller
 // has checked that self owns it in the current table.
+//
+// Only the actor's owners in the kept tables can hold it, so the check looks
+// up those (one owner per table) instead of asking, for every member that
+// has not released, whether it owned the actor: O(tables × candidates)
+// rather than O(members × tables × candidates).
 func (h *handoff) mayActivate(self HostID, typ ActorType, id ActorID) bool {
 	cur := h.current()
-	for _, m := range cur.Members() {
-		if m.ID == self {
+	oldest := h.history[0].Generation()
+	if h.unreleased > 0 {
+		for _, m := range cur.Members() {
+			if r := h.released[m.ID]; m.ID != self && r < cur.Generation() && r < oldest {
+				return false // it released before the oldest table kept, or never: it may hold anything
+			}
+		}
+	}
+	for i, t := range h.history {
+		o, ok := t.Owner(typ, id)
+		if !ok || o.ID == self {
 			continue
 		}
-		r := h.released[m.ID]
-		if r >= cur.Generation() {
-			continue
+		r, member := h.released[o.ID], false
+		if _, member = cur.Member(o.ID); !member || r >= cur.Generation() {
+			continue // gone (it held nothing), or released at the current table
 		}
-		if h.mayHold(m.ID, r, typ, id) {
+		// o owned the actor in table i: it may still hold it if table i is
+		// the one in effect at its release r or a later one.
+		if i == len(h.history)-1 || h.history[i+1].Generation() > r {
 			return false
 		}
 	}
 	return true
-}
-
-// mayHold reports whether member m, released at r, may still hold the actor:
-// whether it owns it in the table in effect at r or any later one, or the
-// tables kept do not reach back to r.
-func (h *handoff) mayHold(m HostID, r uint64, typ ActorType, id ActorID) bool {
-	first := -1
-	for i, t := range h.history {
-		if t.Generation() <= r {
-			first = i // the table in effect at r
-		}
-	}
-	if first < 0 {
-		return true // released before the oldest table kept, or never
-	}
-	for _, t := range h.history[first:] {
-		if o, ok := t.Owner(typ, id); ok && o.ID == m {
-			return true
-		}
-	}
-	return false
 }
 
 // push appends a new current table, dropping the oldest beyond historyLen.
@@ -121,4 +159,5 @@ func (h *handoff) push(t *Table) {
 		h.history = h.history[:historyLen-1]
 	}
 	h.history = append(h.history, t)
+	h.recount()
 }

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -34,7 +35,7 @@ func TestHandoffWaitsForThePreviousOwnerOnly(t *testing.T) {
 	var h handoff
 	h.push(g1)
 	h.push(g2)
-	h.released = map[HostID]uint64{"a": 10, "b": 10, "c": 20}
+	h.resetReleased(map[HostID]uint64{"a": 10, "b": 10, "c": 20})
 
 	fromA := movedActor(t, g1, g2, "c", "a", "c")
 	fromB := movedActor(t, g1, g2, "c", "b", "c")
@@ -45,7 +46,7 @@ func TestHandoffWaitsForThePreviousOwnerOnly(t *testing.T) {
 		t.Fatal("c may activate actors a and b have not released")
 	}
 
-	h.released["a"] = 20
+	h.setReleased("a", 20, true)
 	if !h.mayActivate("c", "c", fromA) {
 		t.Fatal("c may not activate an actor its previous owner released")
 	}
@@ -53,7 +54,7 @@ func TestHandoffWaitsForThePreviousOwnerOnly(t *testing.T) {
 		t.Fatal("c may activate an actor b still holds")
 	}
 
-	h.released["b"] = 20
+	h.setReleased("b", 20, true)
 	if !h.settled() || !h.mayActivate("c", "c", fromB) {
 		t.Fatal("not settled after every member released")
 	}
@@ -85,11 +86,11 @@ func TestHandoffLooksAtEveryTableSinceTheRelease(t *testing.T) {
 	h.push(g1)
 	h.push(g2)
 	h.push(g3)
-	h.released = map[HostID]uint64{"a": 30, "b": 10, "c": 30}
+	h.resetReleased(map[HostID]uint64{"a": 30, "b": 10, "c": 30})
 	if h.mayActivate("a", "c", x) {
 		t.Fatalf("a may activate %s while b, released at 10, may hold it", x)
 	}
-	h.released["b"] = 20
+	h.setReleased("b", 20, true)
 	if !h.mayActivate("a", "c", x) {
 		t.Fatalf("a may not activate %s after b released at 20", x)
 	}
@@ -104,7 +105,7 @@ func TestHandoffWaitsWhenTheHistoryIsTooShort(t *testing.T) {
 		t.Fatalf("history holds %d tables, want %d", len(h.history), historyLen)
 	}
 	cur := h.current()
-	h.released = map[HostID]uint64{"a": cur.Generation(), "b": 2}
+	h.resetReleased(map[HostID]uint64{"a": cur.Generation(), "b": 2})
 	var id ActorID
 	for i := 0; ; i++ {
 		id = ActorID(fmt.Sprint("a", i))
@@ -115,8 +116,113 @@ func TestHandoffWaitsWhenTheHistoryIsTooShort(t *testing.T) {
 	if h.mayActivate("a", "c", id) {
 		t.Fatal("activated although b released before the oldest table kept")
 	}
-	h.released["b"] = cur.Generation() - 1
+	h.setReleased("b", cur.Generation()-1, true)
 	if !h.mayActivate("a", "c", id) {
 		t.Fatal("b released at a kept table in which it does not own the actor, yet a must wait")
+	}
+}
+
+// TestHandoffKeepsItsCountAsAScanWould: settled, kept as a count per entry,
+// agrees with a scan of every member after any sequence of releases, host
+// departures and new tables.
+func TestHandoffKeepsItsCountAsAScanWould(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids := hostIDs(8)
+	var h handoff
+	gen := uint64(1)
+	h.push(NewTable(gen, membersOf(ids, "c")))
+	for step := range 5000 {
+		id := ids[rng.IntN(len(ids))]
+		switch rng.IntN(10) {
+		case 0:
+			gen++
+			n := 1 + rng.IntN(len(ids))
+			h.push(NewTable(gen, membersOf(ids[:n], "c")))
+		case 1:
+			h.setReleased(id, 0, false)
+		default:
+			h.setReleased(id, gen-uint64(rng.IntN(2)), true)
+		}
+		scan := true
+		for _, m := range h.current().Members() {
+			if h.released[m.ID] < gen {
+				scan = false
+			}
+		}
+		if h.settled() != scan {
+			t.Fatalf("step %d: settled() = %v, a scan says %v", step, h.settled(), scan)
+		}
+	}
+}
+
+// mayActivateByScan is the handoff rule as written: every member that has
+// not released must not own the actor in any kept table from the one in
+// effect at its release on (and must have released within them).
+func (h *handoff) mayActivateByScan(self HostID, typ ActorType, id ActorID) bool {
+	cur := h.current()
+	for _, m := range cur.Members() {
+		r := h.released[m.ID]
+		if m.ID == self || r >= cur.Generation() {
+			continue
+		}
+		first := -1
+		for i, t := range h.history {
+			if t.Generation() <= r {
+				first = i
+			}
+		}
+		if first < 0 {
+			return false
+		}
+		for _, t := range h.history[first:] {
+			if o, ok := t.Owner(typ, id); ok && o.ID == m.ID {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestHandoffPerActorCheckAgreesWithTheRule: mayActivate, which looks up the
+// actor's owners only, answers as the rule's scan over every member does,
+// over random tables, releases and actors.
+func TestHandoffPerActorCheckAgreesWithTheRule(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	ids := hostIDs(6)
+	seen := map[bool]int{}
+	for round := range 200 {
+		var h handoff
+		gen := uint64(10)
+		for range 1 + rng.IntN(historyLen+4) {
+			n := 1 + rng.IntN(len(ids))
+			ms := membersOf(ids[:n], "c")
+			for i := range ms {
+				ms[i].Draining = rng.IntN(5) == 0
+			}
+			h.push(NewTable(gen, ms))
+			gen += uint64(1 + rng.IntN(3))
+		}
+		oldest := h.history[0].Generation()
+		for _, id := range ids {
+			if rng.IntN(4) > 0 {
+				h.setReleased(id, oldest-2+uint64(rng.IntN(int(gen-oldest)+2)), true)
+			}
+		}
+		cur := h.current()
+		for i := range 50 {
+			actor := ActorID(fmt.Sprint("x", i))
+			o, ok := cur.Owner("c", actor)
+			if !ok {
+				continue
+			}
+			got, want := h.mayActivate(o.ID, "c", actor), h.mayActivateByScan(o.ID, "c", actor)
+			if got != want {
+				t.Fatalf("round %d, actor %s: mayActivate = %v, the rule says %v", round, actor, got, want)
+			}
+			seen[got]++
+		}
+	}
+	if seen[true] < 100 || seen[false] < 100 {
+		t.Fatalf("the cases were one-sided: %v", seen)
 	}
 }

@@ -13,6 +13,9 @@ type Member struct {
 	Subject  string      // NATS subject where the host takes calls
 	Types    []ActorType // actor types it serves
 	Draining bool        // a draining host owns nothing (it is leaving)
+	// Protocol is the newest protocol version the host speaks (1 for a
+	// host that does not say): PROTOCOL.md, "Protocol versions".
+	Protocol uint32
 }
 
 // Table is the placement table of one generation: a pure function from the

@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,8 +67,18 @@ type view struct {
 
 type member struct {
 	rec     *pb.HostRecord
+	raw     []byte // the entry's value, as last written
 	changed uint64 // revision at which the record's meaning last changed
 }
+
+// effect is what applying an entry changed.
+type effect uint8
+
+const (
+	noEffect      effect = iota // a lease renewal, or an entry ignored
+	releaseEffect               // a release record: the handoff state may change
+	memberEffect                // the member set: a new table
+)
 
 // Watch starts following kv and returns once the current member set has
 // been read, or ctx ends.
@@ -153,6 +164,7 @@ func (w *Watcher) install(v view) {
 	v.gen = max(v.gen, w.view.gen)
 	same := len(w.handoff.history) > 0 && w.table.Load().Generation() == v.gen && sameMembers(w.view.members, v.members)
 	w.view = v
+	w.handoff.resetReleased(v.releasedAt())
 	w.mu.Unlock()
 	if same {
 		w.updateSettled()
@@ -201,17 +213,29 @@ func (w *Watcher) next() bool {
 			return false
 		}
 		if e != nil {
-			w.mu.Lock()
-			changed := w.view.apply(e)
-			w.mu.Unlock()
-			if changed {
-				w.publish()
-			} else {
-				w.updateSettled()
-			}
+			w.applyEntry(e)
 		}
 		w.notify()
 		return true
+	}
+}
+
+// applyEntry folds one watched entry in: a new table when the member set
+// changed, the release state when a release record did, nothing more for a
+// lease renewal.
+func (w *Watcher) applyEntry(e jetstream.KeyValueEntry) {
+	w.mu.Lock()
+	eff, id := w.view.apply(e)
+	if eff != noEffect {
+		gen, ok := w.view.releasedBy(id)
+		w.handoff.setReleased(id, gen, ok)
+	}
+	w.mu.Unlock()
+	switch eff {
+	case memberEffect:
+		w.publish()
+	case releaseEffect:
+		w.updateSettled()
 	}
 }
 
@@ -257,39 +281,47 @@ func (w *Watcher) reread() {
 	w.install(v)
 }
 
-// apply folds one entry into the view and reports whether the member set
-// changed.
-func (v *view) apply(e jetstream.KeyValueEntry) bool {
+// apply folds one entry into the view and says what it changed, and for
+// which host. A lease renewal that repeats a record's bytes, the bulk of the
+// entries, costs a map lookup and a byte comparison.
+func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 	v.rev = max(v.rev, e.Revision())
 	if id, ok := protocol.ParseReleaseKey(e.Key()); ok {
 		v.applyRelease(id, e)
-		return false
+		return releaseEffect, id
 	}
 	id, ok := protocol.ParseHostKey(e.Key())
 	if !ok {
-		return false
+		return noEffect, ""
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		_, had := v.members[id]
 		delete(v.members, id)
 		v.gen = max(v.gen, e.Revision())
-		return had
+		if had {
+			return memberEffect, id
+		}
+		return noEffect, id
+	}
+	old, had := v.members[id]
+	if had && bytes.Equal(old.raw, e.Value()) {
+		return noEffect, id
 	}
 	rec := new(pb.HostRecord)
 	if err := proto.Unmarshal(e.Value(), rec); err != nil || rec.GetHostId() != string(id) {
-		return false // not a record a host wrote; ignore rather than guess
+		return noEffect, id // not a record a host wrote; ignore rather than guess
 	}
-	if old, had := v.members[id]; had && sameMeaning(old.rec, rec) {
-		v.members[id] = member{rec: rec, changed: old.changed}
-		return false
+	if had && sameMeaning(old.rec, rec) {
+		v.members[id] = member{rec: rec, raw: e.Value(), changed: old.changed}
+		return noEffect, id
 	}
 	changed := rec.GetChangedRevision()
 	if changed == 0 || changed > e.Revision() {
 		changed = e.Revision()
 	}
-	v.members[id] = member{rec: rec, changed: changed}
+	v.members[id] = member{rec: rec, raw: e.Value(), changed: changed}
 	v.gen = max(v.gen, changed)
-	return true
+	return memberEffect, id
 }
 
 func (v *view) applyRelease(id HostID, e jetstream.KeyValueEntry) {
@@ -308,12 +340,26 @@ func (v *view) applyRelease(id HostID, e jetstream.KeyValueEntry) {
 // only records of its current incarnation.
 func (v *view) releasedAt() map[HostID]uint64 {
 	r := make(map[HostID]uint64, len(v.members))
-	for id, m := range v.members {
-		if rel := v.releases[id]; rel != nil && rel.GetIncarnation() == m.rec.GetIncarnation() {
-			r[id] = rel.GetGeneration()
+	for id := range v.members {
+		if gen, ok := v.releasedBy(id); ok {
+			r[id] = gen
 		}
 	}
 	return r
+}
+
+// releasedBy returns the generation member id has released at, if its
+// current incarnation has released.
+func (v *view) releasedBy(id HostID) (uint64, bool) {
+	m, ok := v.members[id]
+	if !ok {
+		return 0, false
+	}
+	rel := v.releases[id]
+	if rel == nil || rel.GetIncarnation() != m.rec.GetIncarnation() {
+		return 0, false
+	}
+	return rel.GetGeneration(), true
 }
 
 func sameMeaning(a, b *pb.HostRecord) bool {
@@ -336,11 +382,11 @@ func (w *Watcher) publish() {
 	w.updateSettled()
 }
 
-// updateSettled recomputes the release state after an entry.
+// updateSettled advances Settled when every member has released at the
+// current generation.
 func (w *Watcher) updateSettled() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.handoff.released = w.view.releasedAt()
 	if cur := w.handoff.current(); cur != nil && w.handoff.settled() {
 		w.settled.Store(max(w.settled.Load(), cur.Generation()))
 	}
@@ -376,6 +422,7 @@ func memberOf(rec *pb.HostRecord) Member {
 		Subject:  rec.GetSubject(),
 		Types:    types,
 		Draining: rec.GetState() == pb.HostState_HOST_STATE_DRAINING,
+		Protocol: max(rec.GetProtocol(), 1),
 	}
 }
 

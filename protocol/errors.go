@@ -33,7 +33,7 @@ const (
 	CodeUnavailable      Code = 14 // the host is stopping or cannot load the state; nothing ran
 	CodeInvalidArgument  Code = 15 // the actor rejected its payload
 	CodeStateTooLarge    Code = 16 // the turn's state exceeds the bucket's limit; discarded
-	CodeOutcomeUnknown   Code = 17 // the turn ran but its save got no answer
+	CodeOutcomeUnknown   Code = 17 // the turn ran but its save got no answer, or the host a gateway call was forwarded to went away with it
 	CodeWouldDeadlock    Code = 18 // a call cycle into a type that is not reentrant; nothing ran
 	CodeChainTooDeep     Code = 19 // the call chain is at the host's maximum depth; nothing ran
 	CodeInvalidSchedule  Code = 20 // a reminder's name, schedule or time zone is not valid

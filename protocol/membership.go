@@ -21,6 +21,11 @@ const HashVersionKey = "troupe.hash"
 // pin. Any change to the function, however small, gets a new version.
 const HashVersion = "troupe-hrw-1"
 
+// Version is the newest protocol version this package speaks (PROTOCOL.md,
+// "Protocol versions"). A host announces its own in HostRecord.protocol;
+// callers use a version's additions only with hosts that announce it.
+const Version = 2
+
 // Key prefixes of the membership bucket.
 const (
 	hostKeyPrefix    = "hosts."

@@ -29,6 +29,7 @@ var (
 	flagActors  = flag.Int("chaos.actors", 1000, "counter actors under load")
 	flagHosts   = flag.Int("chaos.hosts", 4, "hosts at the start")
 	flagWorkers = flag.Int("chaos.workers", 16, "concurrent callers")
+	flagHot     = flag.Int("chaos.hot", 4, "hot counters, which get half the calls")
 	flagTTL     = flag.Duration("chaos.lease-ttl", 2*time.Second, "the hosts' lease TTL")
 	flagTimeout = flag.Duration("chaos.timeout", 2*time.Second, "each call's deadline")
 	flagSeed    = flag.Int64("chaos.seed", 0, "fault schedule seed (0: from the clock)")
