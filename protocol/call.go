@@ -22,12 +22,17 @@ const (
 	HeaderGeneration = "Troupe-Generation" // caller's table generation, decimal; optional
 	HeaderTimeout    = "Troupe-Timeout"    // milliseconds left until the caller's deadline, decimal; optional
 	// HeaderCall carries the five above in one header (AppendCall,
-	// ParseCall), which is what the Go router sends: every header costs the
-	// receiver a parse into its header map, and five of them cost a plain
-	// NATS request/reply about 17% of its throughput, one about 9%. Hosts
-	// accept either form, not both in one request.
+	// ParseCall), which is what the Go router sends to a host that speaks
+	// CallHeaderVersion: every header costs the receiver a parse into its
+	// header map, and five of them cost a plain NATS request/reply about
+	// 17% of its throughput, one about 9%. Hosts accept either form, not
+	// both in one request.
 	HeaderCall = "Troupe-Call"
 )
+
+// CallHeaderVersion is the first protocol version whose hosts accept
+// HeaderCall; a caller sends the five headers to an older host.
+const CallHeaderVersion = 2
 
 // AppendCall appends a HeaderCall value to b: the actor type, the encoded
 // actor id, the method, the caller's generation (0: none) and the

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -228,7 +229,7 @@ func (c *call) run(ctx context.Context) ([]byte, error) {
 		if !ok {
 			return nil, Errorf(CodeNoHost, "no live host serves actor type %q", c.typ)
 		}
-		req, err := c.request(owner.Subject, table.Generation())
+		req, err := c.request(owner, table.Generation())
 		if err != nil {
 			return nil, err
 		}
@@ -261,9 +262,9 @@ func (c *call) send(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	return c.r.nc.RequestMsgWithContext(ctx, msg)
 }
 
-// request builds the NATS request for one attempt. The caller releases it
-// once sent.
-func (c *call) request(subject string, gen uint64) (*request, error) {
+// request builds the NATS request for one attempt to owner. The caller
+// releases it once sent.
+func (c *call) request(owner *placement.Member, gen uint64) (*request, error) {
 	left := time.Until(c.deadline)
 	if left <= 0 {
 		return nil, Errorf(CodeDeadlineExceeded, "deadline passed before the call was sent: %w", context.DeadlineExceeded)
@@ -273,16 +274,25 @@ func (c *call) request(subject string, gen uint64) (*request, error) {
 	for k, v := range c.header {
 		h[k] = v
 	}
-	// The call in one header (protocol.HeaderCall), not five: the host's
-	// client parses every header into its map.
-	var buf [96]byte
-	req.call[0] = string(protocol.AppendCall(buf[:0], string(c.typ), EncodeID(string(c.id)), c.method, gen, left.Milliseconds()+1))
-	h[HeaderCall] = req.call[:]
+	id, timeout := EncodeID(string(c.id)), left.Milliseconds()+1
+	if owner.Protocol >= protocol.CallHeaderVersion {
+		// The call in one header, not five: the host's client parses every
+		// header into its map.
+		var buf [96]byte
+		req.call[0] = string(protocol.AppendCall(buf[:0], string(c.typ), id, c.method, gen, timeout))
+		h[HeaderCall] = req.call[:1:1]
+	} else { // an older host: the five headers
+		v := &req.call
+		v[0], v[1], v[2] = string(c.typ), id, c.method
+		v[3], v[4] = strconv.FormatUint(gen, 10), strconv.FormatInt(timeout, 10)
+		h[HeaderType], h[HeaderID], h[HeaderMethod] = v[0:1:1], v[1:2:2], v[2:3:3]
+		h[HeaderGeneration], h[HeaderTimeout] = v[3:4:4], v[4:5:5]
+	}
 	if c.chain != "" {
 		h[HeaderChain], h[HeaderChainPath] = []string{c.chain}, []string{c.path}
 	}
 	c.inject(h)
-	req.msg.Subject, req.msg.Data = subject, c.payload
+	req.msg.Subject, req.msg.Data = owner.Subject, c.payload
 	if max := c.r.nc.MaxPayload(); max > 0 && int64(len(c.payload)+headerSize(h, req.call[0])) > max {
 		req.release()
 		return nil, Errorf(CodePayloadTooLarge, "payload of %d bytes exceeds the server's max payload of %d bytes (with headers)", len(c.payload), max)
@@ -296,7 +306,7 @@ func (c *call) request(subject string, gen uint64) (*request, error) {
 // share of a call's allocations.
 type request struct {
 	msg  nats.Msg
-	call [1]string // the HeaderCall value
+	call [5]string // the HeaderCall value, or the five headers' values
 }
 
 var requests = sync.Pool{New: func() any { return &request{msg: nats.Msg{Header: make(nats.Header, 8)}} }}
@@ -304,14 +314,15 @@ var requests = sync.Pool{New: func() any { return &request{msg: nats.Msg{Header:
 // release empties req and returns it to the pool.
 func (req *request) release() {
 	clear(req.msg.Header)
-	req.msg.Subject, req.msg.Data, req.call[0] = "", nil, ""
+	req.msg.Subject, req.msg.Data, req.call = "", nil, [5]string{}
 	requests.Put(req)
 }
 
-// headerSize is the encoded size of h, which holds call as its HeaderCall.
+// headerSize is the encoded size of h, whose HeaderCall, if it has one,
+// is call.
 func headerSize(h nats.Header, call string) int {
 	n := len("NATS/1.0\r\n\r\n")
-	if len(h) == 1 {
+	if _, one := h[HeaderCall]; one && len(h) == 1 {
 		return n + len(HeaderCall) + len(call) + 4
 	}
 	for k, vs := range h {

@@ -45,7 +45,7 @@ func (r *Router) Send(ctx context.Context, typ placement.ActorType, id placement
 		return Errorf(CodeNoHost, "no live host serves actor type %q", typ)
 	}
 	c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: header, deadline: deadline}
-	req, err := c.request(owner.Subject, table.Generation())
+	req, err := c.request(owner, table.Generation())
 	if err != nil {
 		return err
 	}
