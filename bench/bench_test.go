@@ -160,13 +160,7 @@ func (f *fixture) raw() error {
 // rawHeader is what a troupe request carries besides the payload, for the
 // rawhdr sub-benchmarks: a raw request/reply paying troupe's wire format
 // (headers encoded, sent, parsed) but none of its routing and runtime.
-var rawHeader = nats.Header{
-	router.HeaderType:       {string(actorType)},
-	router.HeaderID:         {"seq"},
-	router.HeaderMethod:     {method},
-	router.HeaderGeneration: {"3"},
-	router.HeaderTimeout:    {"10000"},
-}
+var rawHeader = nats.Header{router.HeaderCall: {string(actorType) + " seq " + method + " 3 10000"}}
 
 // rawHdr makes one plain NATS request with troupe's request headers.
 func (f *fixture) rawHdr() error {

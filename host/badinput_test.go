@@ -90,6 +90,22 @@ func TestBadInputGetsATypedErrorAndLosesNothing(t *testing.T) {
 		{"bad timeout", with(protocol.HeaderTimeout, "soon"), protocol.CodeBadRequest},
 		{"zero timeout", with(protocol.HeaderTimeout, "0"), protocol.CodeDeadlineExceeded},
 		{"generation from the future", with(protocol.HeaderGeneration, "999999999", protocol.HeaderTimeout, "50"), protocol.CodeDeadlineExceeded},
+		// The same call in one Troupe-Call header.
+		{"call: unknown type", hdr(protocol.HeaderCall, "nosuch c get 0 5000"), protocol.CodeUnknownType},
+		{"call: raw dot in id", hdr(protocol.HeaderCall, "counter a.b get 0 5000"), protocol.CodeBadRequest},
+		{"call: needless escape in id", hdr(protocol.HeaderCall, "counter %63 get 0 5000"), protocol.CodeBadRequest},
+		{"call: invalid method", hdr(protocol.HeaderCall, "counter c g*t 0 5000"), protocol.CodeInvalidMethod},
+		{"call: four fields", hdr(protocol.HeaderCall, "counter c get 5000"), protocol.CodeBadRequest},
+		{"call: six fields", hdr(protocol.HeaderCall, "counter c get 0 5000 x"), protocol.CodeBadRequest},
+		{"call: two spaces", hdr(protocol.HeaderCall, "counter  c get 0 5000"), protocol.CodeBadRequest},
+		{"call: empty", hdr(protocol.HeaderCall, ""), protocol.CodeBadRequest},
+		{"call: bad generation", hdr(protocol.HeaderCall, "counter c get -1 5000"), protocol.CodeBadRequest},
+		{"call: bad timeout", hdr(protocol.HeaderCall, "counter c get 0 soon"), protocol.CodeBadRequest},
+		{"call: zero timeout", hdr(protocol.HeaderCall, "counter c get 0 0"), protocol.CodeDeadlineExceeded},
+		{"call: twice", hdr(protocol.HeaderCall, "counter c get 0 5000", protocol.HeaderCall, "counter d get 0 5000"), protocol.CodeBadRequest},
+		{"call: both forms", with(protocol.HeaderCall, "counter c get 0 5000"), protocol.CodeBadRequest},
+		{"call: and a timeout", hdr(protocol.HeaderCall, "counter c get 0 5000", protocol.HeaderTimeout, "5000"), protocol.CodeBadRequest},
+		{"call: from the future", hdr(protocol.HeaderCall, "counter c get 999999999 50"), protocol.CodeDeadlineExceeded},
 	}
 	for _, tc := range direct {
 		t.Run("raw/"+tc.name, func(t *testing.T) {
@@ -102,6 +118,14 @@ func TestBadInputGetsATypedErrorAndLosesNothing(t *testing.T) {
 				t.Fatalf("got %v (reply %q), want code %v", e, resp.Data, tc.want)
 			}
 		})
+	}
+
+	// Both forms reach the actor.
+	for _, hd := range []nats.Header{with(), hdr(protocol.HeaderCall, "counter c get 0 5000")} {
+		resp, err := raw.RequestMsg(&nats.Msg{Subject: h.Subject(), Header: hd}, 5*time.Second)
+		if err != nil || protocol.DecodeError(resp.Header, resp.Data) != nil || string(resp.Data) != "42" {
+			t.Fatalf("headers %v: reply %v, %v; want 42", hd, resp, err)
+		}
 	}
 
 	// A request nobody can answer is dropped, not a crash.

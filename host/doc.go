@@ -15,7 +15,10 @@
 // Each active actor has a mailbox: a bounded FIFO of calls (Config.MailboxSize;
 // a full one answers protocol.ErrBusy). While calls are waiting, one goroutine
 // runs them one turn at a time; when the mailbox empties the goroutine ends,
-// so an idle actor costs memory but no goroutine.
+// so an idle actor costs memory but no goroutine. A call to an idle, active
+// actor of a type without state may run on the goroutine that read the
+// request instead, which hands the reading on if the turn waits or runs
+// long (intake.go).
 //
 // # Lifecycle
 //
@@ -149,8 +152,9 @@
 //     (idle.go, on the clock's timer), running work (inflight.go), and the
 //     reply batcher (replies.go).
 //   - The edges on *Host: start and shutdown (host.go), taking requests
-//     (serve.go, gateway.go, oneway.go), following gateway calls to their
-//     owners (forward.go, probe.go), handoff and the lease (handoff.go),
+//     (intake.go, serve.go, gateway.go, oneway.go), following gateway calls
+//     to their owners (forward.go, probe.go), handoff and the lease
+//     (handoff.go),
 //     reminders (reminders.go), operations (admin.go, discovery.go,
 //     metrics*.go, observe.go).
 //

@@ -212,8 +212,31 @@ func TestGatewayCallToADeadOwner(t *testing.T) {
 	id := ownedBy(t, table, counter.Type, dead.ID(), "x")
 	nc := natstest.Connect(t, s)
 	subject := host.GatewaySubject("troupe", counter.Type, id, "add")
+	// The gateway host probes the owner after forwarding the call: see that
+	// probe reach the owner's subject before the crash, or the call,
+	// answered already, would count as lost when a late probe finds the
+	// owner gone.
+	probes, err := nc.SubscribeSync(dead.Subject())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got, e := gatewayCall(t, nc, subject, "1", nil); e != nil || got != "1" {
 		t.Fatalf("before the crash: %q, %v", got, e)
+	}
+	for {
+		m, err := probes.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no probe of the owner after the forwarded call: %v", err)
+		}
+		if _, probe := m.Header[protocol.HeaderProbe]; probe {
+			break
+		}
+	}
+	if err := probes.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil { // the owner's subscription is the only one again
+		t.Fatal(err)
 	}
 
 	dead.Close() // as a crash: no leave, the record expires with the lease

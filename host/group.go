@@ -88,7 +88,7 @@ func (a *activation) groupTurn(env *envelope) {
 	}
 	start := a.e.obs.turnStart(env)
 	reply, err := a.runTurn(env)
-	a.pass(&heldReply{env: env, reply: replyMsg(reply, err), start: start})
+	a.pass(&heldReply{env: env, reply: env.replyMsg(reply, err), start: start})
 }
 
 // pass sends a turn's outcome: at once, after saving, or held in the gate.

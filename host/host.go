@@ -70,6 +70,7 @@ type Host struct {
 	joined   atomic.Bool // Start succeeded
 	stop     chan struct{}
 	loops    sync.WaitGroup // the host's own loops
+	intake   *intake        // reads sub (intake.go)
 	stopOnce sync.Once
 }
 
@@ -208,10 +209,11 @@ func (h *Host) start(ctx context.Context) error {
 	}
 	h.goLoop(func() { h.probe.loop(h.stop) })
 	h.subject = h.Subject()
-	if h.sub, err = h.nc.Subscribe(h.subject, h.serve); err != nil {
+	h.intake = newIntake(h)
+	if h.sub, err = h.nc.ChanSubscribe(h.subject, h.intake.msgs); err != nil {
 		return fmt.Errorf("host: subscribe %s: %w", h.subject, err)
 	}
-	_ = h.sub.SetPendingLimits(-1, -1) // mailboxes bound the work, not the socket
+	h.intake.start()
 	if !h.cfg.DisableGateway {
 		gateway := protocol.GatewaySubjects(h.cfg.SubjectPrefix)
 		if h.gw, err = h.nc.QueueSubscribe(gateway, protocol.GatewayQueue(h.cfg.SubjectPrefix), h.serveGateway); err != nil {
@@ -377,7 +379,8 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	h.drain(ctx, h.gw) // other hosts take the gateway's calls from here on
 	h.types.each((*activation).deactivate)
 	err = errors.Join(err, h.waitTurns(ctx))
-	h.drain(ctx, h.sub) // late requests were answered MOVED
+	h.drain(ctx, h.sub)
+	h.intake.waitDrained(ctx) // late requests were answered MOVED
 	err = errors.Join(err, h.waitTurns(ctx))
 	h.halt()
 	return err

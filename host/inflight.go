@@ -1,6 +1,9 @@
 package host
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // inflight counts running work (mailboxes, deferred admissions, forwarded
 // calls) and tells when none is left. Unlike sync.WaitGroup, work may start
@@ -8,30 +11,30 @@ import "sync"
 // zero, as a request arriving during Shutdown does; and a wait bounded by a
 // context leaves no goroutine behind when the context ends first.
 type inflight struct {
+	n    atomic.Int64
 	mu   sync.Mutex
-	n    int
-	none chan struct{} // closed when n drops to 0; nil while n is 0
+	none chan struct{} // made by idle while work runs; closed when n drops to 0
 }
 
-// add records that one piece of work started.
-func (f *inflight) add() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.n == 0 {
-		f.none = make(chan struct{})
-	}
-	f.n++
-}
+// add records that one piece of work started. It takes no lock: a call
+// that finds its mailbox idle starts work from a count of zero, and a lock
+// and a channel for every such call were measurable.
+func (f *inflight) add() { f.n.Add(1) }
 
 // done records that one piece of work ended.
 func (f *inflight) done() {
+	switch n := f.n.Add(-1); {
+	case n < 0:
+		panic("host: inflight.done without add")
+	case n > 0:
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.n--; f.n == 0 {
+	// Work that started since is the next round's: its own done closes.
+	if f.none != nil && f.n.Load() == 0 {
 		close(f.none)
 		f.none = nil
-	} else if f.n < 0 {
-		panic("host: inflight.done without add")
 	}
 }
 
@@ -40,8 +43,11 @@ func (f *inflight) done() {
 func (f *inflight) idle() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.n == 0 {
+	if f.n.Load() == 0 {
 		return alreadyIdle
+	}
+	if f.none == nil {
+		f.none = make(chan struct{})
 	}
 	return f.none
 }

@@ -110,7 +110,11 @@ func newActivation(e *engine, t *actorType, id placement.ActorID) *activation {
 }
 
 // enqueue adds a call to the mailbox and starts the mailbox if it was idle.
-func (a *activation) enqueue(env *envelope) error {
+func (a *activation) enqueue(env *envelope) error { return a.enqueueFrom(env, nil) }
+
+// enqueueFrom is enqueue on the intake's reader (intake.go): a mailbox it
+// may run itself goes to slot instead of a goroutine of its own.
+func (a *activation) enqueueFrom(env *envelope, slot *inlineSlot) error {
 	a.mu.Lock()
 	switch {
 	case a.closed:
@@ -121,6 +125,16 @@ func (a *activation) enqueue(env *envelope) error {
 		return errBusy
 	}
 	a.queue = append(a.queue, env)
+	if slot != nil && slot.ok && !a.running && a.activated && a.t.stateless {
+		// The intake's reader runs the mailbox (intake.go). a.activated
+		// belongs to the mailbox goroutine, which last ran before it set
+		// running to false under a.mu.
+		a.running = true
+		a.mu.Unlock()
+		a.e.turns.add()
+		slot.next = a
+		return nil
+	}
 	a.startLocked()
 	return nil
 }
@@ -202,7 +216,12 @@ func (a *activation) idleSince(cutoff int64) bool {
 // mailbox is empty or the activation ends. Their saves go through the
 // output gate (group.go): a turn with calls queued behind it hands its state
 // to the saver and the next turn runs at once.
-func (a *activation) run() {
+func (a *activation) run() { a.runOn(nil, 0) }
+
+// runOn is run on the intake's reader when in is set (intake.go): the
+// turns' contexts hand the reader's role on, for the inline run that
+// started at start, when they wait.
+func (a *activation) runOn(in *intake, start int64) {
 	defer a.e.turns.done()
 	for {
 		if err := a.waitForRoom(); err != nil {
@@ -213,6 +232,7 @@ func (a *activation) run() {
 		if env == nil {
 			return
 		}
+		env.ctx.reader, env.ctx.readerRun = in, start
 		switch env.kind {
 		case kindDeactivate, kindDrop:
 			a.end(env.kind == kindDeactivate)
@@ -297,14 +317,15 @@ func (a *activation) close(graceful bool) {
 
 // deliver puts a call in its actor's mailbox on e, activating the actor if
 // it is not active: a nested turn when the call re-enters the turn its chain
-// holds (chain.go), BUSY when the mailbox is full.
-func deliver(e *engine, env *envelope) {
+// holds (chain.go), BUSY when the mailbox is full. slot is the intake's, when
+// the intake's reader delivers it (enqueueFrom).
+func deliver(e *engine, env *envelope, slot *inlineSlot) {
 	for {
 		a := env.t.dir.getOrCreate(e, env.t, env.id)
 		if a.enterChain(env) {
 			return
 		}
-		switch err := a.enqueue(env); err {
+		switch err := a.enqueueFrom(env, slot); err {
 		case nil:
 			return
 		case errBusy:

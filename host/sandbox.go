@@ -132,7 +132,7 @@ func (s *sandbox) envelope(ctx context.Context, typ placement.ActorType, id plac
 
 // admit puts a call in its actor's mailbox, as Host.admit does for an actor
 // the host owns.
-func (s *sandbox) admit(env *envelope) { deliver(s.eng, env) }
+func (s *sandbox) admit(env *envelope) { deliver(s.eng, env, nil) }
 
 // activation returns the activation of (typ, id), or nil.
 func (s *sandbox) activation(typ placement.ActorType, id placement.ActorID) *activation {

@@ -15,10 +15,11 @@ import (
 // maxTimeout caps the timeout a request may ask for.
 const maxTimeout = time.Hour
 
-// serve takes one request from the host's subject. It runs on the
-// subscription's goroutine, so it only parses, routes and enqueues; turns
-// run on the activations' own goroutines.
-func (h *Host) serve(msg *nats.Msg) {
+// serveFrom takes one request from the host's subject. It runs on the
+// intake's reader (intake.go), so it only parses, routes and enqueues; a
+// turn runs on its activation's own goroutine, or on the reader after
+// serveFrom returns when the admission left it in slot.
+func (h *Host) serveFrom(msg *nats.Msg, slot *inlineSlot) {
 	if _, probe := msg.Header[protocol.HeaderProbe]; probe {
 		return // a forwarding host checking that this subscription exists (probe.go)
 	}
@@ -34,19 +35,23 @@ func (h *Host) serve(msg *nats.Msg) {
 		go h.admitLater(env)
 		return
 	}
-	h.admit(env)
+	h.admitFrom(env, slot)
 }
 
-// parse validates a request's headers.
+// parse validates a request's headers: the call in one Troupe-Call header
+// (what the Go router sends) or in the five separate ones.
 func (h *Host) parse(msg *nats.Msg) (*envelope, *protocol.Error) {
 	hdr := msg.Header
+	if v, ok := hdr[protocol.HeaderCall]; ok {
+		return h.parseCall(msg, v)
+	}
 	typ := placement.ActorType(hdr.Get(protocol.HeaderType))
 	if typ == "" {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "missing %s header", protocol.HeaderType)
 	}
-	t, ok := h.types[typ]
-	if !ok {
-		return nil, protocol.Errorf(protocol.CodeUnknownType, "host %s does not serve actor type %q", h.cfg.ID, typ)
+	t, e := h.actorType(typ)
+	if e != nil {
+		return nil, e
 	}
 	rawID, ok := hdr[protocol.HeaderID]
 	if !ok || len(rawID) != 1 {
@@ -66,6 +71,62 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *protocol.Error) {
 	if env.deadline, e = h.deadline(hdr); e != nil {
 		return nil, e
 	}
+	return h.parseChain(env, hdr)
+}
+
+// parseCall reads a request that carries its call in a Troupe-Call header.
+func (h *Host) parseCall(msg *nats.Msg, v []string) (*envelope, *protocol.Error) {
+	hdr := msg.Header
+	if k, both := otherForm(hdr); both {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "%s and %s in one request: send one form", protocol.HeaderCall, k)
+	}
+	f, ok := protocol.ParseCall(v[0])
+	if len(v) != 1 || !ok {
+		return nil, protocol.Errorf(protocol.CodeBadRequest,
+			"malformed %s header %q: want exactly one, <type> <id> <method> <generation> <timeout ms>", protocol.HeaderCall, v[0])
+	}
+	t, e := h.actorType(placement.ActorType(f.Type))
+	if e != nil {
+		return nil, e
+	}
+	id, method, e := parseIdentity(f.ID, f.Method)
+	if e != nil {
+		return nil, e
+	}
+	env := &envelope{msg: msg, t: t, id: id, method: method, gen: f.Generation}
+	env.deadline = time.Now().Add(timeoutOf(f.TimeoutMs))
+	if len(hdr) == 1 {
+		return env, nil // HeaderCall alone: no call chain either
+	}
+	return h.parseChain(env, hdr)
+}
+
+// otherForm returns a header of the five-header form that hdr holds, if any.
+// A header block of one header (HeaderCall) holds none.
+func otherForm(hdr nats.Header) (string, bool) {
+	if len(hdr) == 1 {
+		return "", false
+	}
+	for _, k := range [...]string{protocol.HeaderType, protocol.HeaderID, protocol.HeaderMethod, protocol.HeaderGeneration, protocol.HeaderTimeout} {
+		if _, ok := hdr[k]; ok {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// actorType is the type a request names, if this host serves it.
+func (h *Host) actorType(typ placement.ActorType) (*actorType, *protocol.Error) {
+	t, ok := h.types[typ]
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeUnknownType, "host %s does not serve actor type %q", h.cfg.ID, typ)
+	}
+	return t, nil
+}
+
+// parseChain reads the call chain headers into env.
+func (h *Host) parseChain(env *envelope, hdr nats.Header) (*envelope, *protocol.Error) {
+	var e *protocol.Error
 	if env.chain, e = parseChain(hdr, h.cfg.MaxCallChainDepth); e != nil {
 		return nil, e
 	}
@@ -111,9 +172,15 @@ func (h *Host) deadline(hdr nats.Header) (time.Time, *protocol.Error) {
 		if err != nil || n < 0 {
 			return time.Time{}, protocol.Errorf(protocol.CodeBadRequest, "malformed %s header %q: want milliseconds", protocol.HeaderTimeout, ms)
 		}
-		timeout = min(time.Duration(n)*time.Millisecond, maxTimeout)
+		timeout = timeoutOf(n)
 	}
 	return time.Now().Add(timeout), nil
+}
+
+// timeoutOf is a request's timeout in milliseconds (not negative), capped
+// at maxTimeout before it can overflow.
+func timeoutOf(ms int64) time.Duration {
+	return time.Duration(min(ms, maxTimeout.Milliseconds())) * time.Millisecond
 }
 
 // admitLater waits for the host's watcher to reach the caller's generation,
@@ -136,7 +203,11 @@ func (h *Host) admitLater(env *envelope) {
 
 // admit puts a call in its actor's mailbox if this host owns the actor at
 // its current table, or answers MOVED.
-func (h *Host) admit(env *envelope) {
+func (h *Host) admit(env *envelope) { h.admitFrom(env, nil) }
+
+// admitFrom is admit on the intake's reader: slot receives the mailbox the
+// reader is to run, if any.
+func (h *Host) admitFrom(env *envelope, slot *inlineSlot) {
 	table := h.w.Table()
 	if !h.owns(table, env.t.name, env.id) {
 		if env.msg.Reply == "" && env.local == nil {
@@ -147,7 +218,7 @@ func (h *Host) admit(env *envelope) {
 		return
 	}
 	env.admitted = h.obs.now()
-	deliver(h.eng, env)
+	deliver(h.eng, env, slot)
 }
 
 // fail answers a request with an error reply.

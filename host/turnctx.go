@@ -19,6 +19,10 @@ type turnContext struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	src      *turnChain // the turn's call chain, for calls made with this context
+	// reader is set when the turn runs on the intake's reader: an actor that
+	// asks for Done is about to wait, so the reader's role passes on.
+	reader    *intake
+	readerRun int64
 }
 
 func (c *turnContext) init() {
@@ -29,7 +33,13 @@ func (c *turnContext) init() {
 func (c *turnContext) Deadline() (time.Time, bool) { return c.deadline, true }
 
 // Done closes when the deadline passes or the turn ends.
-func (c *turnContext) Done() <-chan struct{} { c.init(); return c.ctx.Done() }
+func (c *turnContext) Done() <-chan struct{} {
+	if c.reader != nil {
+		c.reader.handOff(c.readerRun)
+	}
+	c.init()
+	return c.ctx.Done()
+}
 
 // Err says why Done closed.
 func (c *turnContext) Err() error { c.init(); return c.ctx.Err() }

@@ -1,5 +1,10 @@
 package protocol
 
+import (
+	"strconv"
+	"strings"
+)
+
 // A call is a NATS request to the owning host's subject. The request body is
 // the payload; the reply body is the actor's reply, or the full message of an
 // error (see EncodeError). Headers other than these pass to the actor
@@ -16,7 +21,71 @@ const (
 	HeaderMethod     = "Troupe-Method"     // method name
 	HeaderGeneration = "Troupe-Generation" // caller's table generation, decimal; optional
 	HeaderTimeout    = "Troupe-Timeout"    // milliseconds left until the caller's deadline, decimal; optional
+	// HeaderCall carries the five above in one header (AppendCall,
+	// ParseCall), which is what the Go router sends to a host that speaks
+	// CallHeaderVersion: every header costs the receiver a parse into its
+	// header map, and five of them cost a plain NATS request/reply about
+	// 17% of its throughput, one about 9%. Hosts accept either form, not
+	// both in one request.
+	HeaderCall = "Troupe-Call"
 )
+
+// CallHeaderVersion is the first protocol version whose hosts accept
+// HeaderCall; a caller sends the five headers to an older host.
+const CallHeaderVersion = 2
+
+// AppendCall appends a HeaderCall value to b: the actor type, the encoded
+// actor id, the method, the caller's generation (0: none) and the
+// milliseconds left until the caller's deadline, separated by single
+// spaces. None of the first three can hold a space.
+func AppendCall(b []byte, typ, encodedID, method string, gen uint64, timeoutMs int64) []byte {
+	b = append(b, typ...)
+	b = append(b, ' ')
+	b = append(b, encodedID...)
+	b = append(b, ' ')
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, gen, 10)
+	b = append(b, ' ')
+	return strconv.AppendInt(b, timeoutMs, 10)
+}
+
+// CallFields is a HeaderCall value read by ParseCall. ID is still encoded.
+type CallFields struct {
+	Type, ID, Method string
+	Generation       uint64
+	TimeoutMs        int64
+}
+
+// ParseCall reads a HeaderCall value: exactly five fields separated by
+// single spaces, the type not empty, the last two decimal. It reports false
+// for anything else; the names and the id are checked by the caller.
+func ParseCall(v string) (CallFields, bool) {
+	var f CallFields
+	var gen, timeout string
+	var ok [4]bool
+	f.Type, v, ok[0] = strings.Cut(v, " ")
+	f.ID, v, ok[1] = strings.Cut(v, " ")
+	f.Method, v, ok[2] = strings.Cut(v, " ")
+	gen, timeout, ok[3] = strings.Cut(v, " ")
+	if ok != [4]bool{true, true, true, true} || f.Type == "" || !decimal(gen) || !decimal(timeout) {
+		return CallFields{}, false
+	}
+	var err1, err2 error
+	f.Generation, err1 = strconv.ParseUint(gen, 10, 64)
+	f.TimeoutMs, err2 = strconv.ParseInt(timeout, 10, 64)
+	return f, err1 == nil && err2 == nil
+}
+
+// decimal reports whether s is one or more ASCII digits.
+func decimal(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Headers of W3C trace context ("Trace context" in PROTOCOL.md), spelled in
 // lower case as the specification does. NATS header names are

@@ -70,6 +70,7 @@ func TestWireNames(t *testing.T) {
 		{HeaderMethod, "Troupe-Method"},
 		{HeaderGeneration, "Troupe-Generation"},
 		{HeaderTimeout, "Troupe-Timeout"},
+		{HeaderCall, "Troupe-Call"},
 		{HeaderTraceparent, "traceparent"},
 		{HeaderTracestate, "tracestate"},
 		{HeaderChain, "Troupe-Chain"},

@@ -17,6 +17,7 @@ const (
 	HeaderMethod     = protocol.HeaderMethod
 	HeaderGeneration = protocol.HeaderGeneration
 	HeaderTimeout    = protocol.HeaderTimeout
+	HeaderCall       = protocol.HeaderCall
 )
 
 // Headers of an error reply, each the protocol header of the same name.

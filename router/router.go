@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // DefaultTimeout bounds a call whose context has no deadline.
@@ -159,11 +160,7 @@ func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement
 			defer cancel()
 		}
 	}
-	var o callOptions
-	for _, opt := range opts {
-		opt.apply(&o)
-	}
-	c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: o.header, deadline: deadline}
+	c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: headerOf(opts), deadline: deadline}
 	if ch, ok := ChainFrom(ctx); ok {
 		c.chain, c.path = ch.ID, FormatPath(ch.Path)
 	}
@@ -174,6 +171,19 @@ func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement
 		return r.obs.call(ctx, &c)
 	}
 	return c.run(ctx)
+}
+
+// headerOf is the header the options add, or nil. (Options applied to a
+// local value would move it to the heap on every call, options or not.)
+func headerOf(opts []CallOption) nats.Header {
+	if len(opts) == 0 {
+		return nil
+	}
+	o := &callOptions{}
+	for _, opt := range opts {
+		opt.apply(o)
+	}
+	return o.header
 }
 
 func validateCall(typ placement.ActorType, id placement.ActorID, method string) error {
@@ -219,12 +229,12 @@ func (c *call) run(ctx context.Context) ([]byte, error) {
 		if !ok {
 			return nil, Errorf(CodeNoHost, "no live host serves actor type %q", c.typ)
 		}
-		msg, err := c.request(owner.Subject, table.Generation())
+		req, err := c.request(owner, table.Generation())
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.send(ctx, msg)
-		putHeader(msg.Header)
+		resp, err := c.send(ctx, &req.msg)
+		req.release()
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
 			c.retried("no_responders")
@@ -252,46 +262,69 @@ func (c *call) send(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	return c.r.nc.RequestMsgWithContext(ctx, msg)
 }
 
-// request builds the NATS request for one attempt.
-func (c *call) request(subject string, gen uint64) (*nats.Msg, error) {
+// request builds the NATS request for one attempt to owner. The caller
+// releases it once sent.
+func (c *call) request(owner *placement.Member, gen uint64) (*request, error) {
 	left := time.Until(c.deadline)
 	if left <= 0 {
 		return nil, Errorf(CodeDeadlineExceeded, "deadline passed before the call was sent: %w", context.DeadlineExceeded)
 	}
-	h := getHeader()
+	req := requests.Get().(*request)
+	h := req.msg.Header
 	for k, v := range c.header {
 		h[k] = v
 	}
-	// One backing array for the five values instead of five allocations.
-	v := [5]string{string(c.typ), EncodeID(string(c.id)), c.method,
-		strconv.FormatUint(gen, 10), strconv.FormatInt(left.Milliseconds()+1, 10)}
-	h[HeaderType], h[HeaderID], h[HeaderMethod] = v[0:1:1], v[1:2:2], v[2:3:3]
-	h[HeaderGeneration], h[HeaderTimeout] = v[3:4:4], v[4:5:5]
+	id, timeout := EncodeID(string(c.id)), left.Milliseconds()+1
+	if owner.Protocol >= protocol.CallHeaderVersion {
+		// The call in one header, not five: the host's client parses every
+		// header into its map.
+		var buf [96]byte
+		req.call[0] = string(protocol.AppendCall(buf[:0], string(c.typ), id, c.method, gen, timeout))
+		h[HeaderCall] = req.call[:1:1]
+	} else { // an older host: the five headers
+		v := &req.call
+		v[0], v[1], v[2] = string(c.typ), id, c.method
+		v[3], v[4] = strconv.FormatUint(gen, 10), strconv.FormatInt(timeout, 10)
+		h[HeaderType], h[HeaderID], h[HeaderMethod] = v[0:1:1], v[1:2:2], v[2:3:3]
+		h[HeaderGeneration], h[HeaderTimeout] = v[3:4:4], v[4:5:5]
+	}
 	if c.chain != "" {
 		h[HeaderChain], h[HeaderChainPath] = []string{c.chain}, []string{c.path}
 	}
 	c.inject(h)
-	msg := &nats.Msg{Subject: subject, Header: h, Data: c.payload}
-	if max := c.r.nc.MaxPayload(); max > 0 && int64(len(c.payload)+headerSize(h)) > max {
+	req.msg.Subject, req.msg.Data = owner.Subject, c.payload
+	if max := c.r.nc.MaxPayload(); max > 0 && int64(len(c.payload)+headerSize(h, req.call[0])) > max {
+		req.release()
 		return nil, Errorf(CodePayloadTooLarge, "payload of %d bytes exceeds the server's max payload of %d bytes (with headers)", len(c.payload), max)
 	}
-	return msg, nil
+	return req, nil
 }
 
-// headers recycles request header maps: nats.go encodes a request's headers
-// while sending it and keeps no reference, and a fresh map per call is a
-// measurable share of a call's allocations.
-var headers = sync.Pool{New: func() any { return make(nats.Header, 8) }}
-
-func getHeader() nats.Header { return headers.Get().(nats.Header) }
-
-func putHeader(h nats.Header) {
-	clear(h)
-	headers.Put(h)
+// request is one attempt's request message. Requests are recycled: nats.go
+// encodes a message while sending it and keeps no reference to it, and a
+// fresh message, header map and header value per call were a measurable
+// share of a call's allocations.
+type request struct {
+	msg  nats.Msg
+	call [5]string // the HeaderCall value, or the five headers' values
 }
 
-func headerSize(h nats.Header) int {
+var requests = sync.Pool{New: func() any { return &request{msg: nats.Msg{Header: make(nats.Header, 8)}} }}
+
+// release empties req and returns it to the pool.
+func (req *request) release() {
+	clear(req.msg.Header)
+	req.msg.Subject, req.msg.Data, req.call = "", nil, [5]string{}
+	requests.Put(req)
+}
+
+// headerSize is the encoded size of h, whose HeaderCall, if it has one,
+// is call.
+func headerSize(h nats.Header, call string) int {
 	n := len("NATS/1.0\r\n\r\n")
+	if _, one := h[HeaderCall]; one && len(h) == 1 {
+		return n + len(HeaderCall) + len(call) + 4
+	}
 	for k, vs := range h {
 		for _, v := range vs {
 			n += len(k) + len(v) + 4

@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -14,12 +15,20 @@ import (
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
 // member joins a host record to the bucket by hand; the test plays the host
 // by subscribing to its subject with a real NATS connection.
 func member(t *testing.T, s *server.Server, id string) string {
+	t.Helper()
+	return memberSpeaking(t, s, id, 0)
+}
+
+// memberSpeaking is member for a host that announces protocol version v
+// (0: a host older than the field).
+func memberSpeaking(t *testing.T, s *server.Server, id string, v uint32) string {
 	t.Helper()
 	js, err := jetstream.New(natstest.Connect(t, s))
 	if err != nil {
@@ -31,7 +40,7 @@ func member(t *testing.T, s *server.Server, id string) string {
 		t.Fatal(err)
 	}
 	subject := "troupe.host." + id
-	l, err := placement.Join(ctx, js, kv, &pb.HostRecord{HostId: id, Subject: subject, ActorTypes: []string{"t"}}, placement.LeaseConfig{}, nil)
+	l, err := placement.Join(ctx, js, kv, &pb.HostRecord{HostId: id, Subject: subject, ActorTypes: []string{"t"}, Protocol: v}, placement.LeaseConfig{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +68,53 @@ func newRouter(t *testing.T, s *server.Server, hosts int) *router.Router {
 }
 
 func TestRequestCarriesTheCall(t *testing.T) {
+	for _, v := range []uint32{0, 1, protocol.CallHeaderVersion, protocol.Version} {
+		t.Run(fmt.Sprint("host protocol ", v), func(t *testing.T) {
+			m := requestTo(t, v)
+			if got := m.Header.Get("X-Trace"); got != "1" {
+				t.Errorf("header X-Trace = %q, want 1", got)
+			}
+			if string(m.Data) != "payload" {
+				t.Errorf("payload %q", m.Data)
+			}
+			five := []string{router.HeaderType, router.HeaderID, router.HeaderMethod, router.HeaderGeneration, router.HeaderTimeout}
+			if v < protocol.CallHeaderVersion { // an older host gets the five headers
+				if _, ok := m.Header[router.HeaderCall]; ok {
+					t.Errorf("a host of version %d got %s", v, router.HeaderCall)
+				}
+				want := []string{"t", "a%2Eb%20c", "m"}
+				for i, k := range five[:3] {
+					if got := m.Header.Get(k); got != want[i] {
+						t.Errorf("header %s = %q, want %q", k, got, want[i])
+					}
+				}
+				if ms, err := strconv.Atoi(m.Header.Get(router.HeaderTimeout)); err != nil || ms < 2000 || ms > 3001 {
+					t.Errorf("timeout header %q, want about 3000 ms", m.Header.Get(router.HeaderTimeout))
+				}
+				return
+			}
+			for _, k := range five {
+				if v, ok := m.Header[k]; ok {
+					t.Errorf("header %s = %q, want only %s", k, v, router.HeaderCall)
+				}
+			}
+			f, ok := protocol.ParseCall(m.Header.Get(router.HeaderCall))
+			want := protocol.CallFields{Type: "t", ID: "a%2Eb%20c", Method: "m", Generation: f.Generation, TimeoutMs: f.TimeoutMs}
+			if !ok || f != want || f.Generation == 0 {
+				t.Errorf("header %s = %q, want %+v with a generation", router.HeaderCall, m.Header.Get(router.HeaderCall), want)
+			}
+			if f.TimeoutMs < 2000 || f.TimeoutMs > 3001 {
+				t.Errorf("timeout %d ms, want about 3000 ms", f.TimeoutMs)
+			}
+		})
+	}
+}
+
+// requestTo makes a call to a host that announces protocol version v and
+// returns the request it received.
+func requestTo(t *testing.T, v uint32) *nats.Msg {
 	s := natstest.Server(t)
-	subject := member(t, s, "h1")
+	subject := memberSpeaking(t, s, "h1", v)
 	seen := make(chan *nats.Msg, 1)
 	nc := natstest.Connect(t, s)
 	if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
@@ -76,23 +130,7 @@ func TestRequestCarriesTheCall(t *testing.T) {
 	if err != nil || string(reply) != "ok" {
 		t.Fatalf("Call = %q, %v", reply, err)
 	}
-	m := <-seen
-	gen := strconv.FormatUint(r.Table().Generation(), 10)
-	want := map[string]string{
-		router.HeaderType: "t", router.HeaderID: "a%2Eb%20c", router.HeaderMethod: "m",
-		router.HeaderGeneration: gen, "X-Trace": "1",
-	}
-	for k, v := range want {
-		if got := m.Header.Get(k); got != v {
-			t.Errorf("header %s = %q, want %q", k, got, v)
-		}
-	}
-	if ms, err := strconv.Atoi(m.Header.Get(router.HeaderTimeout)); err != nil || ms < 2000 || ms > 3001 {
-		t.Errorf("timeout header %q, want about 3000 ms", m.Header.Get(router.HeaderTimeout))
-	}
-	if string(m.Data) != "payload" {
-		t.Errorf("payload %q", m.Data)
-	}
+	return <-seen
 }
 
 func TestCallsEndByTheirDeadline(t *testing.T) {

@@ -29,12 +29,9 @@ func (r *Router) Send(ctx context.Context, typ placement.ActorType, id placement
 	if !ok {
 		deadline = time.Now().Add(r.timeout)
 	}
-	var o callOptions
-	for _, opt := range opts {
-		opt.apply(&o)
-	}
+	header := headerOf(opts)
 	if r.local != nil {
-		c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: o.header, deadline: deadline}
+		c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: header, deadline: deadline}
 		if ch, ok := ChainFrom(ctx); ok {
 			c.chain, c.path = ch.ID, FormatPath(ch.Path)
 		}
@@ -47,13 +44,13 @@ func (r *Router) Send(ctx context.Context, typ placement.ActorType, id placement
 	if !ok {
 		return Errorf(CodeNoHost, "no live host serves actor type %q", typ)
 	}
-	c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: o.header, deadline: deadline}
-	msg, err := c.request(owner.Subject, table.Generation())
+	c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: header, deadline: deadline}
+	req, err := c.request(owner, table.Generation())
 	if err != nil {
 		return err
 	}
-	err = r.nc.PublishMsg(msg)
-	putHeader(msg.Header)
+	err = r.nc.PublishMsg(&req.msg)
+	req.release()
 	if err != nil {
 		return c.failure(ctx, err)
 	}

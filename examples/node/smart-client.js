@@ -13,7 +13,7 @@ import protobuf from "protobufjs";
 import { isMain, runCli } from "./cli.js";
 import { HASH_VERSION, owner, verifyVectors } from "./placement.js";
 import {
-  Codes, DEFAULT_TIMEOUT_MS, Headers, TroupeError, decodeError, encodeId, idBytes, isName, isNoResponders,
+  Codes, DEFAULT_TIMEOUT_MS, TroupeError, callHeaders, decodeError, encodeId, idBytes, isName, isNoResponders,
   payloadBytes, transportError, validateCall,
 } from "./protocol.js";
 
@@ -246,11 +246,7 @@ export class SmartClient {
       const left = deadline - Date.now();
       if (left <= 0) throw new TroupeError(Codes.DEADLINE_EXCEEDED, `${what}: deadline exceeded`);
       const h = headers();
-      h.set(Headers.type, type);
-      h.set(Headers.id, encodeId(bytes));
-      h.set(Headers.method, method);
-      h.set(Headers.generation, String(this.generation));
-      h.set(Headers.timeout, String(Math.ceil(left)));
+      for (const [k, v] of callHeaders(host.protocol ?? 0, type, encodeId(bytes), method, this.generation, left)) h.set(k, v);
       let msg;
       try {
         msg = await this.nc.request(host.subject, data, { timeout: left, headers: h });

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { headers } from "@nats-io/transport-node";
-import { Codes, TroupeError, decodeError, decodeId, encodeId } from "../protocol.js";
+import { CALL_HEADER_VERSION, Codes, Headers, TroupeError, callHeader, callHeaders, decodeError, decodeId, encodeId } from "../protocol.js";
 
 test("encodeId follows PROTOCOL.md", () => {
   assert.equal(encodeId("c1"), "c1");
@@ -22,6 +22,24 @@ test("encodeId round-trips through decodeId", () => {
     assert.match(enc, /^[A-Za-z0-9_~:@=+,%-]+$/);
     assert.deepEqual(decodeId(enc), b);
   }
+});
+
+test("callHeader writes the Troupe-Call header of PROTOCOL.md", () => {
+  assert.equal(Headers.call, "Troupe-Call");
+  assert.equal(callHeader("counter", encodeId("a.b c"), "add", 42, 5000), "counter a%2Eb%20c add 42 5000");
+  assert.equal(callHeader("counter", "c1", "get", 0, 2999.2), "counter c1 get 0 3000");
+  assert.equal(callHeader("counter", "c1", "get", 7, -3), "counter c1 get 7 0");
+});
+
+test("callHeaders sends Troupe-Call only to hosts that speak it", () => {
+  assert.equal(CALL_HEADER_VERSION, 2);
+  assert.deepEqual(callHeaders(2, "counter", "c1", "add", 42, 5000), [["Troupe-Call", "counter c1 add 42 5000"]]);
+  const old = [
+    ["Troupe-Type", "counter"], ["Troupe-Id", "c1"], ["Troupe-Method", "add"],
+    ["Troupe-Generation", "42"], ["Troupe-Timeout", "5000"],
+  ];
+  assert.deepEqual(callHeaders(0, "counter", "c1", "add", 42, 5000), old);
+  assert.deepEqual(callHeaders(1, "counter", "c1", "add", 42, 5000), old);
 });
 
 test("decodeId accepts only the canonical form", () => {
