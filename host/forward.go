@@ -115,10 +115,11 @@ func forwardHeader(f followed, gen uint64) nats.Header {
 	}
 	left := time.Until(f.deadline)
 	ms := (left + time.Millisecond - 1) / time.Millisecond // rounded up: never 0 while time is left
-	v := [6]string{string(f.call.typ), protocol.EncodeID(string(f.call.id)), f.call.method,
-		strconv.FormatUint(gen, 10), strconv.FormatInt(int64(ms), 10), strconv.Itoa(f.hops + 1)}
-	hdr[protocol.HeaderType], hdr[protocol.HeaderID], hdr[protocol.HeaderMethod] = v[0:1:1], v[1:2:2], v[2:3:3]
-	hdr[protocol.HeaderGeneration], hdr[protocol.HeaderTimeout], hdr[protocol.HeaderForwarded] = v[3:4:4], v[4:5:5], v[5:6:6]
+	// The owner speaks protocol version 2 (forwarding needs it), so the call
+	// travels in one header.
+	call := protocol.AppendCall(make([]byte, 0, 64), string(f.call.typ), protocol.EncodeID(string(f.call.id)), f.call.method, gen, int64(ms))
+	v := [2]string{string(call), strconv.Itoa(f.hops + 1)}
+	hdr[protocol.HeaderCall], hdr[protocol.HeaderForwarded] = v[0:1:1], v[1:2:2]
 	if f.chain.id != "" {
 		hdr[protocol.HeaderChain] = []string{f.chain.id}
 		hdr[protocol.HeaderChainPath] = []string{protocol.FormatPath(f.chain.path)}

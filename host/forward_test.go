@@ -314,13 +314,15 @@ func TestGatewayRelaysToHostsWithoutForwarding(t *testing.T) {
 }
 
 // TestGatewayCarriesTheTimeLeft: the owner of a forwarded call sees the
-// hop count and the client's Troupe-Timeout as the time left, never more.
+// hop count and the client's Troupe-Timeout as the time left (in the
+// Troupe-Call header), never more.
 func TestGatewayCarriesTheTimeLeft(t *testing.T) {
 	s := natstest.Server(t)
 	startHost(t, s, host.Config{DisableGateway: true}, func(h *host.Host) {
 		_ = h.Register("hdr", host.Func(func(ctx context.Context, c host.Call) ([]byte, error) {
 			d, _ := ctx.Deadline()
-			return fmt.Appendf(nil, "%s %s %d", c.Header.Get(protocol.HeaderForwarded), c.Header.Get(protocol.HeaderTimeout), time.Until(d).Milliseconds()), nil
+			call, _ := protocol.ParseCall(c.Header.Get(protocol.HeaderCall))
+			return fmt.Appendf(nil, "%s %d %d", c.Header.Get(protocol.HeaderForwarded), call.TimeoutMs, time.Until(d).Milliseconds()), nil
 		}), host.NoState())
 	})
 	gatewayHost(t, s, nil)
