@@ -1,0 +1,63 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/internal/natstest"
+	"github.com/troupe-dev/troupe/protocol"
+)
+
+// TestConformanceRequests sends the requests of protocol/testdata/calls.json
+// to a real host's subject, as a client in any language would, and checks
+// the code each reply carries.
+func TestConformanceRequests(t *testing.T) {
+	data, err := os.ReadFile("../protocol/testdata/calls.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases struct {
+		Requests []struct {
+			Name    string      `json:"name"`
+			Headers nats.Header `json:"headers"`
+			Code    string      `json:"code"`
+		} `json:"requests"`
+	}
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases.Requests) == 0 {
+		t.Fatal("no request cases")
+	}
+	s := natstest.Server(t)
+	h := startHost(t, s, host.Config{}, func(h *host.Host) {
+		_ = h.Register("echo", host.Func(func(_ context.Context, c host.Call) ([]byte, error) { return c.Payload, nil }), host.NoState())
+	})
+	nc := natstest.Connect(t, s)
+	for _, c := range cases.Requests {
+		msg := &nats.Msg{Subject: h.Subject(), Header: c.Headers, Data: []byte("payload")}
+		reply, err := nc.RequestMsg(msg, 10*time.Second)
+		if err != nil {
+			t.Errorf("%s: %v", c.Name, err)
+			continue
+		}
+		got := ""
+		if n := reply.Header.Get(protocol.HeaderErrorCode); n != "" {
+			code, _ := strconv.Atoi(n)
+			got = protocol.Code(code).String()
+		}
+		if got != c.Code {
+			t.Errorf("%s: reply code %q (%s), want %q", c.Name, got, reply.Header.Get(protocol.HeaderError), c.Code)
+		}
+		if got == "" && string(reply.Data) != "payload" {
+			t.Errorf("%s: reply %q, want the payload echoed", c.Name, reply.Data)
+		}
+	}
+}
