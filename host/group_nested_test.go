@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,73 +127,106 @@ func TestRuntimeGroupCommitHeldReplyWaitsForNoLaterTurn(t *testing.T) {
 	}
 }
 
-// A save that landed but got no answer (OUTCOME_UNKNOWN) must never reach
-// a caller as STATE_CONFLICT, which the router retries: the change is
-// stored.
-func TestRuntimeGroupCommitNeverCallsAStoredChangeAConflict(t *testing.T) {
-	s := newTestSandbox(t, Config{})
+// reentrantPair registers two actor types on s: ra, reentrant, whose state
+// is a decimal number, and rb, which calls back into the ra that called it.
+// ra's methods: block (until release is closed), add, inner (reads), refuse
+// (reads, then fails with an application error), callout (calls rb, which
+// calls back ra's method named in the payload, and ignores the outcome) and
+// calloutAdd (the same with inner, returning a failure, then adds 10).
+func reentrantPair(t *testing.T, s *sandbox, opts ...TypeOption) (blocked, release chan struct{}) {
+	t.Helper()
 	withLocalRouter(s)
-	blocked, release := make(chan struct{}, 1), make(chan struct{})
+	blocked, release = make(chan struct{}, 1), make(chan struct{})
 	num := func(b []byte) int { n, _ := strconv.Atoi(string(b)); return n }
-	if err := s.register("ra", func(self *Self) Actor {
+	ra := func(self *Self) Actor {
 		return ActorFunc(func(ctx context.Context, c Call) ([]byte, error) {
+			add := func(n int) { self.SetState([]byte(strconv.Itoa(num(self.State()) + n))) }
 			switch c.Method {
 			case "block":
 				blocked <- struct{}{}
 				<-release
 			case "add":
-				self.SetState([]byte(strconv.Itoa(num(self.State()) + num(c.Payload))))
+				add(num(c.Payload))
 			case "callout":
-				if _, err := self.Router().Call(ctx, "rb", "b", "back", []byte(self.ID())); err != nil {
+				_, _ = self.Router().Call(ctx, "rb", "b", "back", []byte(string(self.ID())+" "+string(c.Payload)))
+			case "calloutAdd":
+				if _, err := self.Router().Call(ctx, "rb", "b", "back", []byte(string(self.ID())+" inner")); err != nil {
 					return nil, err
 				}
-			case "inner":
+				add(10)
+			case "refuse":
+				return nil, protocol.AppError("refused", "no")
 			}
 			return self.State(), nil
 		})
-	}, []TypeOption{Reentrant()}); err != nil {
-		t.Fatal(err)
 	}
-	if err := s.register("rb", func(self *Self) Actor {
+	rb := func(self *Self) Actor {
 		return ActorFunc(func(ctx context.Context, c Call) ([]byte, error) {
-			return self.Router().Call(ctx, "ra", placement.ActorID(c.Payload), "inner", nil)
+			id, method, _ := strings.Cut(string(c.Payload), " ")
+			return self.Router().Call(ctx, "ra", placement.ActorID(id), method, nil)
 		})
-	}, nil); err != nil {
+	}
+	if err := s.register("ra", ra, append([]TypeOption{Reentrant()}, opts...)); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := s.call(ctx, "ra", "a", "add", []byte("5"), nil); err != nil {
+	if err := s.register("rb", rb, nil); err != nil {
 		t.Fatal(err)
 	}
-	key := StateKey("ra", "a")
-	saves := 0
+	return blocked, release
+}
+
+// onSave gives the sandbox's nth save of key (from 1) the outcome f returns
+// for n: nil lets it through.
+func onSave(s *sandbox, key string, f func(n int) error) {
+	n := 0
 	s.rt.setFailSave(func(k string) error {
 		if k != key {
 			return nil
 		}
-		saves++
-		if saves == 1 { // the nested turn's save: it lands, the answer is lost
-			s.rt.mu.Lock()
-			s.rt.seq++
-			s.rt.entries[key] = stateEntry{rev: s.rt.seq, data: []byte("6")}
-			s.rt.mu.Unlock()
-			return protocol.Errorf(protocol.CodeOutcomeUnknown, "no answer")
-		}
-		return nil
+		n++
+		return f(n)
 	})
+}
+
+// behindBlock blocks ra, queues add 1 and then method behind it, releases
+// the block, and returns the errors of the add and of method.
+func behindBlock(t *testing.T, s *sandbox, blocked, release chan struct{}, method, payload string) (addErr, outErr error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	blockDone, _ := s.start(ctx, "ra", "a", "block", nil, nil)
 	<-blocked
 	addDone, _ := s.start(ctx, "ra", "a", "add", []byte("1"), nil)
-	outDone, _ := s.start(ctx, "ra", "a", "callout", nil, nil)
+	outDone, _ := s.start(ctx, "ra", "a", method, []byte(payload), nil)
 	close(release)
 	await(t, blockDone)
-	_, outErr := await(t, outDone)
-	_, addErr := await(t, addDone)
-	stored := s.stored(key)
-	t.Logf("callout: %v; add: %v; stored %q", outErr, addErr, stored)
-	if stored == "6" && errors.Is(addErr, protocol.ErrStateConflict) {
-		t.Fatalf("add 1 got STATE_CONFLICT (retried by the router) but its change is stored (%q)", stored)
+	_, outErr = await(t, outDone)
+	_, addErr = await(t, addDone)
+	return addErr, outErr
+}
+
+// A save that landed but got no answer (OUTCOME_UNKNOWN) must never reach
+// a caller as STATE_CONFLICT, which the router retries: the change is
+// stored.
+func TestRuntimeGroupCommitNeverCallsAStoredChangeAConflict(t *testing.T) {
+	s := newTestSandbox(t, Config{})
+	blocked, release := reentrantPair(t, s)
+	s.mustCallActor(t, "ra", "a", "add", "5")
+	key := StateKey("ra", "a")
+	onSave(s, key, func(n int) error {
+		if n != 1 {
+			return nil
+		}
+		// The first save lands, and its answer is lost.
+		s.rt.mu.Lock()
+		s.rt.seq++
+		s.rt.entries[key] = stateEntry{rev: s.rt.seq, data: []byte("6")}
+		s.rt.mu.Unlock()
+		return protocol.Errorf(protocol.CodeOutcomeUnknown, "no answer")
+	})
+	addErr, outErr := behindBlock(t, s, blocked, release, "calloutAdd", "")
+	if stored := s.stored(key); stored == "6" && errors.Is(addErr, protocol.ErrStateConflict) {
+		t.Fatalf("add 1 got STATE_CONFLICT (retried by the router) but its change is stored (%q); calloutAdd: %v", stored, outErr)
 	}
 }
 
@@ -203,47 +237,13 @@ func TestRuntimeGroupCommitNestedAppErrorKeepsTheActivation(t *testing.T) {
 	for _, bound := range []int{1, DefaultGroupCommit} {
 		t.Run("GroupCommit"+strconv.Itoa(bound), func(t *testing.T) {
 			s := newTestSandbox(t, Config{})
-			withLocalRouter(s)
-			blocked, release := make(chan struct{}, 1), make(chan struct{})
-			num := func(b []byte) int { n, _ := strconv.Atoi(string(b)); return n }
-			if err := s.register("ra", func(self *Self) Actor {
-				return ActorFunc(func(ctx context.Context, c Call) ([]byte, error) {
-					switch c.Method {
-					case "block":
-						blocked <- struct{}{}
-						<-release
-					case "add":
-						self.SetState([]byte(strconv.Itoa(num(self.State()) + num(c.Payload))))
-					case "callout": // ignores the callback's failure
-						_, _ = self.Router().Call(ctx, "rb", "b", "back", []byte(self.ID()))
-					case "refuse": // a read-only method that refuses
-						return nil, protocol.AppError("refused", "no")
-					}
-					return self.State(), nil
-				})
-			}, []TypeOption{Reentrant(), GroupCommit(bound)}); err != nil {
-				t.Fatal(err)
+			blocked, release := reentrantPair(t, s, GroupCommit(bound))
+			addErr, outErr := behindBlock(t, s, blocked, release, "callout", "refuse")
+			if addErr != nil || outErr != nil {
+				t.Fatalf("add: %v; callout: %v; want both to succeed (the callback only refused)", addErr, outErr)
 			}
-			if err := s.register("rb", func(self *Self) Actor {
-				return ActorFunc(func(ctx context.Context, c Call) ([]byte, error) {
-					return self.Router().Call(ctx, "ra", placement.ActorID(c.Payload), "refuse", nil)
-				})
-			}, nil); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			blockDone, _ := s.start(ctx, "ra", "a", "block", nil, nil)
-			<-blocked
-			addDone, _ := s.start(ctx, "ra", "a", "add", []byte("1"), nil)
-			outDone, _ := s.start(ctx, "ra", "a", "callout", nil, nil)
-			close(release)
-			await(t, blockDone)
-			if _, err := await(t, addDone); err != nil {
-				t.Fatalf("add: %v", err)
-			}
-			if got, err := await(t, outDone); err != nil || string(got) != "1" {
-				t.Fatalf("callout = %q, %v; want 1 (a read-only callback that refused)", got, err)
+			if got := s.mustCallActor(t, "ra", "a", "inner", ""); got != "1" {
+				t.Fatalf("state %q, want 1", got)
 			}
 		})
 	}
@@ -254,118 +254,34 @@ func TestRuntimeGroupCommitNestedAppErrorKeepsTheActivation(t *testing.T) {
 // turn.
 func TestRuntimeGroupCommitConflictBesideANestedTurnIsAConflict(t *testing.T) {
 	s := newTestSandbox(t, Config{})
-	withLocalRouter(s)
-	blocked, release := make(chan struct{}, 1), make(chan struct{})
-	num := func(b []byte) int { n, _ := strconv.Atoi(string(b)); return n }
-	if err := s.register("ra", func(self *Self) Actor {
-		return ActorFunc(func(ctx context.Context, c Call) ([]byte, error) {
-			switch c.Method {
-			case "block":
-				blocked <- struct{}{}
-				<-release
-			case "add":
-				self.SetState([]byte(strconv.Itoa(num(self.State()) + num(c.Payload))))
-			case "callout": // ignores the callback's failure
-				_, _ = self.Router().Call(ctx, "rb", "b", "back", []byte(self.ID()))
-			case "inner":
-			}
-			return self.State(), nil
-		})
-	}, []TypeOption{Reentrant()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.register("rb", func(self *Self) Actor {
-		return ActorFunc(func(ctx context.Context, c Call) ([]byte, error) {
-			return self.Router().Call(ctx, "ra", placement.ActorID(c.Payload), "inner", nil)
-		})
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := s.call(ctx, "ra", "a", "add", []byte("5"), nil); err != nil {
-		t.Fatal(err)
-	}
+	blocked, release := reentrantPair(t, s)
+	s.mustCallActor(t, "ra", "a", "add", "5")
 	key := StateKey("ra", "a")
-	blockDone, _ := s.start(ctx, "ra", "a", "block", nil, nil)
-	<-blocked
-	// Another writer (a new owner) stores 100 while the turns run.
+	// Another writer (a new owner) stores 100 under the activation.
 	s.rt.mu.Lock()
 	s.rt.seq++
 	s.rt.entries[key] = stateEntry{rev: s.rt.seq, data: []byte("100")}
 	s.rt.mu.Unlock()
-	addDone, _ := s.start(ctx, "ra", "a", "add", []byte("1"), nil)
-	outDone, _ := s.start(ctx, "ra", "a", "callout", nil, nil)
-	close(release)
-	await(t, blockDone)
-	_, outErr := await(t, outDone)
-	_, addErr := await(t, addDone)
-	t.Logf("callout: %v; add: %v; stored %q", outErr, addErr, s.stored(key))
+	addErr, outErr := behindBlock(t, s, blocked, release, "callout", "inner")
 	if !errors.Is(addErr, protocol.ErrStateConflict) {
-		t.Fatalf("add 1: %v; want STATE_CONFLICT: its save definitely did not land (stored %q)", addErr, s.stored(key))
+		t.Fatalf("add 1: %v; want STATE_CONFLICT: its save did not land (stored %q; callout: %v)", addErr, s.stored(key), outErr)
 	}
 }
 
 // A reply whose save succeeded stays a success when a later save fails.
 func TestRuntimeGroupCommitLaterFailureKeepsStoredReplies(t *testing.T) {
 	s := newTestSandbox(t, Config{})
-	withLocalRouter(s)
-	blocked, release := make(chan struct{}, 1), make(chan struct{})
-	num := func(b []byte) int { n, _ := strconv.Atoi(string(b)); return n }
-	if err := s.register("ra", func(self *Self) Actor {
-		return ActorFunc(func(ctx context.Context, c Call) ([]byte, error) {
-			switch c.Method {
-			case "block":
-				blocked <- struct{}{}
-				<-release
-			case "add":
-				self.SetState([]byte(strconv.Itoa(num(self.State()) + num(c.Payload))))
-			case "callout": // calls back, then adds 10
-				if _, err := self.Router().Call(ctx, "rb", "b", "back", []byte(self.ID())); err != nil {
-					return nil, err
-				}
-				self.SetState([]byte(strconv.Itoa(num(self.State()) + 10)))
-			case "inner":
-			}
-			return self.State(), nil
-		})
-	}, []TypeOption{Reentrant()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.register("rb", func(self *Self) Actor {
-		return ActorFunc(func(ctx context.Context, c Call) ([]byte, error) {
-			return self.Router().Call(ctx, "ra", placement.ActorID(c.Payload), "inner", nil)
-		})
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := s.call(ctx, "ra", "a", "add", []byte("5"), nil); err != nil {
-		t.Fatal(err)
-	}
+	blocked, release := reentrantPair(t, s)
+	s.mustCallActor(t, "ra", "a", "add", "5")
 	key := StateKey("ra", "a")
-	saves := 0
-	s.rt.setFailSave(func(k string) error {
-		if k != key {
-			return nil
-		}
-		if saves++; saves == 2 { // the group's save, after the nested turn's
+	onSave(s, key, func(n int) error {
+		if n == 2 {
 			return protocol.Errorf(protocol.CodeUnavailable, "stream down")
 		}
 		return nil
 	})
-	blockDone, _ := s.start(ctx, "ra", "a", "block", nil, nil)
-	<-blocked
-	addDone, _ := s.start(ctx, "ra", "a", "add", []byte("1"), nil)
-	outDone, _ := s.start(ctx, "ra", "a", "callout", nil, nil)
-	close(release)
-	await(t, blockDone)
-	_, outErr := await(t, outDone)
-	_, addErr := await(t, addDone)
-	stored := s.stored(key)
-	t.Logf("callout: %v; add: %v; stored %q", outErr, addErr, stored)
-	if stored == "6" && addErr != nil {
-		t.Fatalf("add 1 failed with %v, but its change is stored (%q)", addErr, stored)
+	addErr, outErr := behindBlock(t, s, blocked, release, "calloutAdd", "")
+	if stored := s.stored(key); stored == "6" && addErr != nil {
+		t.Fatalf("add 1 failed with %v, but its change is stored (%q); calloutAdd: %v", addErr, stored, outErr)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
 )
 
@@ -130,11 +131,16 @@ func registerProbe(t *testing.T, s *sandbox, opts ...TypeOption) *probeStats {
 
 func (s *sandbox) mustCall(t *testing.T, method, payload string) string {
 	t.Helper()
+	return s.mustCallActor(t, "probe", "p1", method, payload)
+}
+
+func (s *sandbox) mustCallActor(t *testing.T, typ placement.ActorType, id placement.ActorID, method, payload string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
-	reply, err := s.call(ctx, "probe", "p1", method, []byte(payload), nil)
+	reply, err := s.call(ctx, typ, id, method, []byte(payload), nil)
 	if err != nil {
-		t.Fatalf("%s %q: %v", method, payload, err)
+		t.Fatalf("%s %s %s %q: %v", typ, id, method, payload, err)
 	}
 	return string(reply)
 }
