@@ -80,7 +80,7 @@ func TestBadInputGetsATypedErrorAndLosesNothing(t *testing.T) {
 		{"no type", without(protocol.HeaderType), protocol.CodeBadRequest},
 		{"no id", without(protocol.HeaderID), protocol.CodeBadRequest},
 		{"two ids", with(protocol.HeaderID, "d"), protocol.CodeBadRequest},
-		{"no method", without(protocol.HeaderMethod), protocol.CodeInvalidMethod},
+		{"no method", without(protocol.HeaderMethod), protocol.CodeBadRequest},
 		{"unknown type", hdr(protocol.HeaderType, "nosuch", protocol.HeaderID, "c", protocol.HeaderMethod, "get"), protocol.CodeUnknownType},
 		{"raw dot in id", hdr(protocol.HeaderType, "counter", protocol.HeaderID, "a.b", protocol.HeaderMethod, "get"), protocol.CodeBadRequest},
 		{"bad escape in id", hdr(protocol.HeaderType, "counter", protocol.HeaderID, "a%2", protocol.HeaderMethod, "get"), protocol.CodeBadRequest},

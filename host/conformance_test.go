@@ -23,17 +23,20 @@ func TestConformanceRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	type request struct {
+		Name    string      `json:"name"`
+		Subject string      `json:"subject"` // gateway requests: after the prefix
+		Headers nats.Header `json:"headers"`
+		Code    string      `json:"code"`
+	}
 	var cases struct {
-		Requests []struct {
-			Name    string      `json:"name"`
-			Headers nats.Header `json:"headers"`
-			Code    string      `json:"code"`
-		} `json:"requests"`
+		Requests        []request `json:"requests"`
+		GatewayRequests []request `json:"gateway_requests"`
 	}
 	if err := json.Unmarshal(data, &cases); err != nil {
 		t.Fatal(err)
 	}
-	if len(cases.Requests) == 0 {
+	if len(cases.Requests) == 0 || len(cases.GatewayRequests) == 0 {
 		t.Fatal("no request cases")
 	}
 	s := natstest.Server(t)
@@ -41,8 +44,16 @@ func TestConformanceRequests(t *testing.T) {
 		_ = h.Register("echo", host.Func(func(_ context.Context, c host.Call) ([]byte, error) { return c.Payload, nil }), host.NoState())
 	})
 	nc := natstest.Connect(t, s)
-	for _, c := range cases.Requests {
-		msg := &nats.Msg{Subject: h.Subject(), Header: c.Headers, Data: []byte("payload")}
+	for i := range cases.GatewayRequests {
+		c := &cases.GatewayRequests[i]
+		c.Name, c.Subject = "gateway: "+c.Name, protocol.DefaultSubjectPrefix+"."+c.Subject
+	}
+	for _, c := range append(cases.Requests, cases.GatewayRequests...) {
+		subject := c.Subject
+		if subject == "" {
+			subject = h.Subject()
+		}
+		msg := &nats.Msg{Subject: subject, Header: c.Headers, Data: []byte("payload")}
 		reply, err := nc.RequestMsg(msg, 10*time.Second)
 		if err != nil {
 			t.Errorf("%s: %v", c.Name, err)

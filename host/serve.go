@@ -57,7 +57,13 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *protocol.Error) {
 	if !ok || len(rawID) != 1 {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "want exactly one %s header", protocol.HeaderID)
 	}
-	id, method, e := parseIdentity(rawID[0], hdr.Get(protocol.HeaderMethod))
+	method := hdr.Get(protocol.HeaderMethod)
+	if method == "" {
+		// A required header that is missing is a malformed request, as for
+		// the type and the id; a method that is there but invalid is not.
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "missing %s header", protocol.HeaderMethod)
+	}
+	id, method, e := parseIdentity(rawID[0], method)
 	if e != nil {
 		return nil, e
 	}
