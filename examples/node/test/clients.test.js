@@ -8,9 +8,11 @@ import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { connect } from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import { connect, headers } from "@nats-io/transport-node";
 import { call as gatewayCall } from "../gateway-client.js";
 import { Codes, SmartClient, TroupeError } from "../smart-client.js";
+import { decodeError } from "../protocol.js";
 
 const url = process.env.TROUPE_NATS_URL;
 const bin = process.env.TROUPE_BIN;
@@ -166,5 +168,17 @@ describe("against a troupe deployment", { skip: url ? false : "TROUPE_NATS_URL i
       assert.match(e.stderr, /^troupe: NO_HOST: /);
       return true;
     });
+  });
+
+  test("gateway: the shared conformance cases get the codes they list", async () => {
+    const cases = JSON.parse(readFileSync(new URL("../../../protocol/testdata/calls.json", import.meta.url), "utf8"));
+    assert.ok(cases.gateway_requests.length > 0);
+    for (const c of cases.gateway_requests) {
+      const h = headers();
+      for (const [k, vs] of Object.entries(c.headers)) for (const v of vs) h.append(k, v);
+      const msg = await nc.request(`troupe.${c.subject}`, new Uint8Array(), { timeout: 10_000, headers: h });
+      const e = decodeError(msg);
+      assert.equal(e ? e.name : "", c.code, `${c.name}: ${e?.message ?? "success"}`);
+    }
   });
 });
