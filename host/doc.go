@@ -55,6 +55,12 @@
 // discarded with its activation, so memory never drifts from the store; the
 // next call activates the actor again from the store.
 //
+// Calls that queue up behind a save do not each wait for their own: the
+// next turns run on the state in memory while a saver stores it, one save
+// covers every turn that ended during the one before, and each reply is
+// held until the save that covers its state is acknowledged (group commit,
+// an output gate: group.go; GroupCommit bounds the turns per save).
+//
 // An actor may also keep named keys (Self.Key, SetKey, DeleteKey; GetKey and
 // SetKeyOf with a codec). They live in the same state entry and are saved
 // together with the same compare-and-set (statekeys.go says why).
@@ -132,8 +138,8 @@
 // The host keeps the shape of placement: a core that does no I/O, with
 // NATS at its edges.
 //
-//   - The turn engine (engine.go, turn.go, mailbox.go, chain.go, timers.go,
-//     statekeys.go) runs each activation's turns. One runTurn serves every
+//   - The turn engine (engine.go, turn.go, mailbox.go, group.go, chain.go,
+//     timers.go, statekeys.go) runs each activation's turns. One runTurn serves every
 //     kind of turn — a call (one-way sends and reminder firings arrive as
 //     calls), a nested call, a posted timer tick — and the last two kinds
 //     that end an activation; the kind is explicit in the envelope. What an
