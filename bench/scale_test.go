@@ -640,6 +640,26 @@ func printScaleTable(w io.Writer, results []scaleResult) {
 		return r.join.median(func(c change) float64 { return ms(c.start) })
 	}))
 	row("starting all N hosts, s", num("%.1f", func(r scaleResult) float64 { return r.startup.Seconds() }))
+	// The model's constants, per N. At rest the messages in are the lease
+	// renewals, and each is applied by all N watchers (a host's router
+	// shares its watcher).
+	row("model: out msgs per renewal (W+1)", num("%.1f", func(r scaleResult) float64 { return r.rest.outPerSec / r.rest.inPerSec }))
+	row("model: server CPU per msg out, µs", num("%.1f", func(r scaleResult) float64 { return 1e6 * r.rest.serverCore / r.rest.outPerSec }))
+	row("model: harness CPU per renewal applied, µs", num("%.1f", func(r scaleResult) float64 {
+		return 1e6 * r.rest.selfCore / (r.rest.inPerSec * float64(r.hosts))
+	}))
+	for _, c := range []struct {
+		name string
+		cs   func(scaleResult) changes
+	}{
+		{"join", func(r scaleResult) changes { return r.join }},
+		{"leave", func(r scaleResult) changes { return r.leave }},
+		{"kill", func(r scaleResult) changes { return r.kill }},
+	} {
+		row("model: "+c.name+" deliveries / ((1+N)·N)", num("%.2f", func(r scaleResult) float64 {
+			return c.cs(r).deliveries() / float64((1+r.hosts)*r.hosts)
+		}))
+	}
 }
 
 // TestScaleHarness runs BenchmarkScale's code path end to end at a small
@@ -677,8 +697,8 @@ func TestScaleHarness(t *testing.T) {
 	}
 	var table strings.Builder
 	printScaleTable(&table, []scaleResult{res})
-	if got := strings.Count(table.String(), "\n"); got != 18 {
-		t.Errorf("the table has %d lines, want 18:\n%s", got, table.String())
+	if got := strings.Count(table.String(), "\n"); got != 24 {
+		t.Errorf("the table has %d lines, want 24:\n%s", got, table.String())
 	}
 	t.Logf("\n%s", table.String())
 }
