@@ -396,15 +396,16 @@ func (r *scaleRun) kill() (change, rates) {
 	t0 := time.Now()
 	s.nc.Close()
 	s.h.Close()
-	// The last renewal was sent less than one renewal period before t0, so
-	// the record expires no sooner than TTL less that period after it.
-	time.Sleep(renew / 2)
+	// The record cannot expire before its last renewal's send time plus the
+	// TTL: measure the rest rate until shortly before that.
+	last := s.lastRenewal()
+	time.Sleep(50 * time.Millisecond) // the server drops the connection
 	a := r.sample()
-	time.Sleep(time.Until(t0.Add(ttl - renew - 200*time.Millisecond)))
+	time.Sleep(time.Until(last.Add(ttl - 200*time.Millisecond)))
 	b := r.sample()
 	rest := ratesBetween(a, b)
 	appliedAt := applied.wait(r.tb)
-	c := change{applied: appliedAt.Sub(t0), call: called.wait(r.tb).Sub(t0), late: appliedAt.Sub(s.lastRenewal().Add(ttl))}
+	c := change{applied: appliedAt.Sub(t0), call: called.wait(r.tb).Sub(t0), late: appliedAt.Sub(last.Add(ttl))}
 	r.waitSettled()
 	c.deliveries = deliveries(b, r.sample(), rest.outPerSec)
 	return c, r.rate(r.cfg.quiet)
