@@ -58,13 +58,16 @@ import (
 //     less what the rest rate measured around it accounts for.
 //
 // join-start-ms is how long host.Start took for the joining host, startup-s
-// how long starting all N hosts took.
+// how long starting all N hosts took. -scale.routers adds standalone routers
+// (each with its own watcher, as a client routing directly has), to
+// measure the cost of watchers apart from that of hosts.
 var (
 	scaleHosts    = flag.String("scale.hosts", "10,25,50,100,150", "comma-separated host counts BenchmarkScale measures")
 	scaleReps     = flag.Int("scale.reps", 3, "repetitions of join, leave and kill per host count")
 	scaleRest     = flag.Duration("scale.rest", 10*time.Second, "window over which BenchmarkScale measures rates at rest")
 	scaleQuiet    = flag.Duration("scale.quiet", 2*time.Second, "rest window measured around each change, for its deliveries")
 	scaleParallel = flag.Int("scale.parallel", 8, "hosts BenchmarkScale starts at once")
+	scaleRouters  = flag.Int("scale.routers", 0, "standalone routers (each its own connection and watcher) BenchmarkScale adds to the N hosts")
 )
 
 const scaleType = placement.ActorType("scale")
@@ -76,6 +79,7 @@ type scaleConfig struct {
 	rest     time.Duration
 	quiet    time.Duration
 	parallel int
+	routers  int           // standalone routers, each with its own watcher
 	ttl      time.Duration // the lease TTL; 0 means the default
 }
 
@@ -89,6 +93,7 @@ func (c scaleConfig) leaseTTL() time.Duration {
 // scaleResult is what one run measured.
 type scaleResult struct {
 	hosts   int
+	routers int
 	startup time.Duration
 	rest    rates
 	join    changes
@@ -182,9 +187,10 @@ func runScale(tb testing.TB, cfg scaleConfig) scaleResult {
 			s.close()
 		}
 	})
-	res := scaleResult{hosts: cfg.hosts}
+	res := scaleResult{hosts: cfg.hosts, routers: cfg.routers}
 	t0 := time.Now()
 	r.startHosts(cfg.hosts)
+	r.startRouters(cfg.routers)
 	r.waitSettled()
 	res.startup = time.Since(t0)
 	time.Sleep(cfg.quiet) // let the last releases and acks pass
@@ -229,6 +235,30 @@ func (r *scaleRun) startHosts(n int) {
 		}
 	}
 }
+
+// startRouters starts n routers, each on its own connection and with its
+// own watcher: more watchers of the membership bucket, as clients that route
+// directly would be, and closed when the run ends.
+func (r *scaleRun) startRouters(n int) {
+	for i := range n {
+		nc, err := nats.Connect(r.srv.url, nats.Name(fmt.Sprintf("router-%d", i)))
+		if err != nil {
+			r.tb.Fatal(err)
+		}
+		r.tb.Cleanup(nc.Close)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		rt, err := router.New(ctx, nc, router.Config{})
+		cancel()
+		if err != nil {
+			r.tb.Fatal(err)
+		}
+		r.tb.Cleanup(rt.Close)
+	}
+}
+
+// watchers is W, the number of membership watchers: one per host (its
+// router shares it) and one per standalone router.
+func (res scaleResult) watchers() int { return res.hosts + res.routers }
 
 // newHost starts a host serving the scale actor, which answers every call
 // with the id of the host it runs on.
@@ -570,7 +600,7 @@ func BenchmarkScale(b *testing.B) {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
 			var res scaleResult
 			for range b.N {
-				res = runScale(b, scaleConfig{hosts: n, reps: *scaleReps, rest: *scaleRest, quiet: *scaleQuiet, parallel: *scaleParallel})
+				res = runScale(b, scaleConfig{hosts: n, reps: *scaleReps, rest: *scaleRest, quiet: *scaleQuiet, parallel: *scaleParallel, routers: *scaleRouters})
 			}
 			reportScale(b, res)
 			results = append(results, res)
@@ -641,13 +671,13 @@ func printScaleTable(w io.Writer, results []scaleResult) {
 		return r.join.median(func(c change) float64 { return ms(c.start) })
 	}))
 	row("starting all N hosts, s", num("%.1f", func(r scaleResult) float64 { return r.startup.Seconds() }))
+	row("W, watchers (hosts + standalone routers)", num("%.0f", func(r scaleResult) float64 { return float64(r.watchers()) }))
 	// The model's constants, per N. At rest the messages in are the lease
-	// renewals, and each is applied by all N watchers (a host's router
-	// shares its watcher).
+	// renewals, and each is applied by all W watchers.
 	row("model: out msgs per renewal (W+1)", num("%.1f", func(r scaleResult) float64 { return r.rest.outPerSec / r.rest.inPerSec }))
 	row("model: server CPU per msg out, µs", num("%.1f", func(r scaleResult) float64 { return 1e6 * r.rest.serverCore / r.rest.outPerSec }))
 	row("model: harness CPU per renewal applied, µs", num("%.1f", func(r scaleResult) float64 {
-		return 1e6 * r.rest.selfCore / (r.rest.inPerSec * float64(r.hosts))
+		return 1e6 * r.rest.selfCore / (r.rest.inPerSec * float64(r.watchers()))
 	}))
 	for _, c := range []struct {
 		name string
@@ -657,8 +687,8 @@ func printScaleTable(w io.Writer, results []scaleResult) {
 		{"leave", func(r scaleResult) changes { return r.leave }},
 		{"kill", func(r scaleResult) changes { return r.kill }},
 	} {
-		row("model: "+c.name+" deliveries / ((1+N)·N)", num("%.2f", func(r scaleResult) float64 {
-			return c.cs(r).deliveries() / float64((1+r.hosts)*r.hosts)
+		row("model: "+c.name+" deliveries / ((1+N)·W)", num("%.2f", func(r scaleResult) float64 {
+			return c.cs(r).deliveries() / float64((1+r.hosts)*r.watchers())
 		}))
 	}
 }
@@ -670,7 +700,7 @@ func TestScaleHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server process and hosts")
 	}
-	cfg := scaleConfig{hosts: 5, reps: 1, rest: time.Second, quiet: 300 * time.Millisecond, parallel: 5, ttl: 2 * time.Second}
+	cfg := scaleConfig{hosts: 5, routers: 1, reps: 1, rest: time.Second, quiet: 300 * time.Millisecond, parallel: 5, ttl: 2 * time.Second}
 	res := runScale(t, cfg)
 	if res.rest.outPerSec <= 0 || res.rest.inPerSec <= 0 {
 		t.Errorf("no messages at rest: %+v", res.rest)
@@ -698,8 +728,8 @@ func TestScaleHarness(t *testing.T) {
 	}
 	var table strings.Builder
 	printScaleTable(&table, []scaleResult{res})
-	if got := strings.Count(table.String(), "\n"); got != 24 {
-		t.Errorf("the table has %d lines, want 24:\n%s", got, table.String())
+	if got := strings.Count(table.String(), "\n"); got != 25 {
+		t.Errorf("the table has %d lines, want 25:\n%s", got, table.String())
 	}
 	t.Logf("\n%s", table.String())
 }
