@@ -122,6 +122,7 @@ func (p *natsProc) stop() {
 type counters struct {
 	at                 time.Time
 	inMsgs, outMsgs    int64
+	outBytes           int64
 	serverCPU, selfCPU time.Duration
 }
 
@@ -138,7 +139,7 @@ func (p *natsProc) sample() (counters, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
 		return c, fmt.Errorf("/varz: %w", err)
 	}
-	c.inMsgs, c.outMsgs = v.InMsgs, v.OutMsgs
+	c.inMsgs, c.outMsgs, c.outBytes = v.InMsgs, v.OutMsgs, v.OutBytes
 	if c.serverCPU, err = procCPU(p.cmd.Process.Pid); err != nil {
 		return c, err
 	}
@@ -188,6 +189,7 @@ func selfCPU() time.Duration {
 type rates struct {
 	window               time.Duration
 	inPerSec, outPerSec  float64
+	outBytesPerSec       float64
 	serverCore, selfCore float64 // CPU, in cores (1 = 100 % of a core)
 }
 
@@ -195,10 +197,11 @@ func ratesBetween(a, b counters) rates {
 	d := b.at.Sub(a.at)
 	s := d.Seconds()
 	return rates{
-		window:     d,
-		inPerSec:   float64(b.inMsgs-a.inMsgs) / s,
-		outPerSec:  float64(b.outMsgs-a.outMsgs) / s,
-		serverCore: (b.serverCPU - a.serverCPU).Seconds() / s,
-		selfCore:   (b.selfCPU - a.selfCPU).Seconds() / s,
+		window:         d,
+		inPerSec:       float64(b.inMsgs-a.inMsgs) / s,
+		outPerSec:      float64(b.outMsgs-a.outMsgs) / s,
+		outBytesPerSec: float64(b.outBytes-a.outBytes) / s,
+		serverCore:     (b.serverCPU - a.serverCPU).Seconds() / s,
+		selfCore:       (b.selfCPU - a.selfCPU).Seconds() / s,
 	}
 }

@@ -612,6 +612,7 @@ func BenchmarkScale(b *testing.B) {
 func reportScale(b *testing.B, res scaleResult) {
 	b.ReportMetric(res.rest.outPerSec, "out-msgs/s")
 	b.ReportMetric(res.rest.inPerSec, "in-msgs/s")
+	b.ReportMetric(res.rest.outBytesPerSec/1e3, "out-kB/s")
 	b.ReportMetric(100*res.rest.serverCore, "server-cpu-%")
 	b.ReportMetric(100*res.rest.selfCore, "harness-cpu-%")
 	b.ReportMetric(res.startup.Seconds(), "startup-s")
@@ -649,6 +650,7 @@ func printScaleTable(w io.Writer, results []scaleResult) {
 	}
 	fmt.Fprintln(w)
 	row("server out msgs/s at rest", num("%.0f", func(r scaleResult) float64 { return r.rest.outPerSec }))
+	row("server out kB/s at rest", num("%.0f", func(r scaleResult) float64 { return r.rest.outBytesPerSec / 1e3 }))
 	row("server in msgs/s at rest", num("%.0f", func(r scaleResult) float64 { return r.rest.inPerSec }))
 	row("server CPU, % of a core", num("%.1f", func(r scaleResult) float64 { return 100 * r.rest.serverCore }))
 	row("harness CPU (the N hosts), % of a core", num("%.1f", func(r scaleResult) float64 { return 100 * r.rest.selfCore }))
@@ -728,8 +730,8 @@ func TestScaleHarness(t *testing.T) {
 	}
 	var table strings.Builder
 	printScaleTable(&table, []scaleResult{res})
-	if got := strings.Count(table.String(), "\n"); got != 25 {
-		t.Errorf("the table has %d lines, want 25:\n%s", got, table.String())
+	if got := strings.Count(table.String(), "\n"); got != 26 {
+		t.Errorf("the table has %d lines, want 26:\n%s", got, table.String())
 	}
 	t.Logf("\n%s", table.String())
 }
