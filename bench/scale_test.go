@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,7 +56,9 @@ import (
 //     the earliest a call can be routed to the new host;
 //   - deliveries: the server's messages out during the change (until every
 //     host has applied it and every watcher has seen every host release),
-//     less what the rest rate measured around it accounts for.
+//     less those of the other hosts' lease renewals in that time (counted
+//     through host.Config.OnLeaseValid; each is an ack and one delivery per
+//     watcher, and at rest the server sends nothing else).
 //
 // join-start-ms is how long host.Start took for the joining host, startup-s
 // how long starting all N hosts took. -scale.routers adds standalone routers
@@ -65,7 +68,7 @@ var (
 	scaleHosts    = flag.String("scale.hosts", "10,25,50,100,150", "comma-separated host counts BenchmarkScale measures")
 	scaleReps     = flag.Int("scale.reps", 3, "repetitions of join, leave and kill per host count")
 	scaleRest     = flag.Duration("scale.rest", 10*time.Second, "window over which BenchmarkScale measures rates at rest")
-	scaleQuiet    = flag.Duration("scale.quiet", 2*time.Second, "rest window measured around each change, for its deliveries")
+	scaleQuiet    = flag.Duration("scale.quiet", time.Second, "pause after the hosts start and after each change")
 	scaleParallel = flag.Int("scale.parallel", 8, "hosts BenchmarkScale starts at once")
 	scaleRouters  = flag.Int("scale.routers", 0, "standalone routers (each its own connection and watcher) BenchmarkScale adds to the N hosts")
 )
@@ -142,12 +145,15 @@ type scaleHost struct {
 	nc     *nats.Conn
 	joined chan time.Time // the send time of the lease's first write
 
+	writes atomic.Int64 // successful lease writes
+
 	mu      sync.Mutex
 	renewed time.Time // the send time of the lease's last write
 }
 
 // leaseWritten records a successful lease write sent at sent.
 func (s *scaleHost) leaseWritten(sent time.Time) {
+	s.writes.Add(1)
 	s.mu.Lock()
 	s.renewed = sent
 	s.mu.Unlock()
@@ -195,17 +201,11 @@ func runScale(tb testing.TB, cfg scaleConfig) scaleResult {
 	res.startup = time.Since(t0)
 	time.Sleep(cfg.quiet) // let the last releases and acks pass
 	res.rest = r.rate(cfg.rest)
-
-	pre := r.rate(cfg.quiet)
 	for range cfg.reps {
-		c, post := r.join(pre)
-		res.join = append(res.join, c)
-		c, pre = r.leave(post)
-		res.leave = append(res.leave, c)
-		c, _ = r.join(pre) // the kill measures its own rest rate
-		res.join = append(res.join, c)
-		c, pre = r.kill()
-		res.kill = append(res.kill, c)
+		res.join = append(res.join, r.join())
+		res.leave = append(res.leave, r.leave())
+		res.join = append(res.join, r.join())
+		res.kill = append(res.kill, r.kill())
 	}
 	return res
 }
@@ -336,15 +336,31 @@ func (r *scaleRun) rate(d time.Duration) rates {
 	return ratesBetween(a, r.sample())
 }
 
-// deliveries is the server's messages out between a and b beyond what the
-// rest rate restPerSec accounts for.
-func deliveries(a, b counters, restPerSec float64) float64 {
-	return float64(b.outMsgs-a.outMsgs) - restPerSec*b.at.Sub(a.at).Seconds()
+// mark is the server's counters and the lease writes of some hosts, at one
+// moment.
+type mark struct {
+	counters
+	writes int64
 }
 
-// join starts one more host; pre is the rest rate measured just before. It
-// returns the change and the rest rate measured after it.
-func (r *scaleRun) join(pre rates) (change, rates) {
+func (r *scaleRun) mark(hosts []*scaleHost) mark {
+	var n int64
+	for _, s := range hosts {
+		n += s.writes.Load()
+	}
+	return mark{r.sample(), n}
+}
+
+// deliveries is the server's messages out between a and b less those of the
+// lease renewals counted in them: each renewal is acknowledged and delivered
+// to all w watchers. At rest the server sends nothing else, so what remains
+// is the change's.
+func deliveries(a, b mark, w int) float64 {
+	return float64(b.outMsgs-a.outMsgs) - float64((b.writes-a.writes)*int64(w+1))
+}
+
+// join starts one more host.
+func (r *scaleRun) join() change {
 	r.next++
 	id := placement.HostID(fmt.Sprintf("j%04d", r.next))
 	t := r.hosts[0].watcher().Table()
@@ -353,10 +369,11 @@ func (r *scaleRun) join(pre rates) (change, rates) {
 	caller := r.callerBesides(from.ID)
 	r.activate(caller, actor, from.ID)
 
+	others := slices.Clone(r.hosts)
 	has := func(t *placement.Table) bool { m, ok := t.Member(id); return ok && !m.Draining }
-	applied := watchApplied(r.hosts, has)
+	applied := watchApplied(others, has)
 	called := r.callMoved(caller, actor, from.ID, has)
-	a := r.sample()
+	a := r.mark(others)
 	startAt := time.Now()
 	s, err := r.newHost(id)
 	if err != nil {
@@ -368,14 +385,15 @@ func (r *scaleRun) join(pre rates) (change, rates) {
 	c.applied = applied.wait(r.tb).Sub(t0)
 	c.call = called.wait(r.tb).Sub(t0)
 	r.waitSettled()
-	b := r.sample()
-	post := r.rate(r.cfg.quiet)
-	c.deliveries = deliveries(a, b, (pre.outPerSec+post.outPerSec)/2)
-	return c, post
+	// The new host's watcher started before its join: the others' renewals
+	// reach one more.
+	c.deliveries = deliveries(a, r.mark(others), len(others)+1+r.cfg.routers)
+	time.Sleep(r.cfg.quiet)
+	return c
 }
 
 // leave shuts down the host that joined last.
-func (r *scaleRun) leave(pre rates) (change, rates) {
+func (r *scaleRun) leave() change {
 	s := r.hosts[len(r.hosts)-1]
 	r.hosts = r.hosts[:len(r.hosts)-1]
 	actor := r.actorOwnedBy(s.watcher().Table(), s.id)
@@ -385,7 +403,7 @@ func (r *scaleRun) leave(pre rates) (change, rates) {
 	gone := func(t *placement.Table) bool { m, ok := t.Member(s.id); return !ok || m.Draining }
 	applied := watchApplied(r.hosts, gone)
 	called := r.callMoved(caller, actor, s.id, gone)
-	a := r.sample()
+	a := r.mark(r.hosts)
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	err := s.h.Shutdown(ctx)
@@ -397,17 +415,16 @@ func (r *scaleRun) leave(pre rates) (change, rates) {
 	c := change{applied: applied.wait(r.tb).Sub(t0), call: called.wait(r.tb).Sub(t0)}
 	s.nc.Close()
 	r.waitSettled()
-	b := r.sample()
-	post := r.rate(r.cfg.quiet)
-	c.deliveries = deliveries(a, b, (pre.outPerSec+post.outPerSec)/2)
-	return c, post
+	// The leaving host's watcher follows the bucket until it has left, most
+	// of the change.
+	c.deliveries = deliveries(a, r.mark(r.hosts), len(r.hosts)+1+r.cfg.routers)
+	time.Sleep(r.cfg.quiet)
+	return c
 }
 
 // kill closes the connection of the host that joined last and stops it
-// without leaving; its lease runs out. The rest rate for its deliveries is
-// measured after the kill and before the lease can have expired, and
-// returned.
-func (r *scaleRun) kill() (change, rates) {
+// without leaving; its lease runs out.
+func (r *scaleRun) kill() change {
 	s := r.hosts[len(r.hosts)-1]
 	r.hosts = r.hosts[:len(r.hosts)-1]
 	actor := r.actorOwnedBy(s.watcher().Table(), s.id)
@@ -421,24 +438,21 @@ func (r *scaleRun) kill() (change, rates) {
 	// the time to settle: kill it at a random point of its renewal period,
 	// as a crash would.
 	ttl := r.cfg.leaseTTL()
-	renew := ttl / placement.DefaultRenewals
-	time.Sleep(rand.N(renew))
+	time.Sleep(rand.N(ttl / placement.DefaultRenewals))
 	t0 := time.Now()
 	s.nc.Close()
 	s.h.Close()
 	// The record cannot expire before its last renewal's send time plus the
-	// TTL: measure the rest rate until shortly before that.
+	// TTL: count the change's messages from shortly before that.
 	last := s.lastRenewal()
-	time.Sleep(50 * time.Millisecond) // the server drops the connection
-	a := r.sample()
 	time.Sleep(time.Until(last.Add(ttl - 200*time.Millisecond)))
-	b := r.sample()
-	rest := ratesBetween(a, b)
+	a := r.mark(r.hosts)
 	appliedAt := applied.wait(r.tb)
 	c := change{applied: appliedAt.Sub(t0), call: called.wait(r.tb).Sub(t0), late: appliedAt.Sub(last.Add(ttl))}
 	r.waitSettled()
-	c.deliveries = deliveries(b, r.sample(), rest.outPerSec)
-	return c, r.rate(r.cfg.quiet)
+	c.deliveries = deliveries(a, r.mark(r.hosts), len(r.hosts)+r.cfg.routers)
+	time.Sleep(r.cfg.quiet)
+	return c
 }
 
 // actorGainedBy returns an actor that t gives to another host and a table
