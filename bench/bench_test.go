@@ -20,6 +20,11 @@
 // BenchmarkActivation activates -actors no-op actors per iteration on one
 // host through the router (64 concurrent callers) and reports the heap held
 // per idle active actor and the activation rate.
+//
+// BenchmarkScale (scale_test.go) measures what membership costs as the
+// number of hosts grows, against a nats-server in its own process;
+// docs/SCALE.md has the numbers and the model fitted to them. Under plain
+// `go test`, TestScaleHarness runs it at five hosts.
 package bench
 
 import (

@@ -33,6 +33,10 @@ type Config struct {
 	ServerName string
 	// Logs routes the server's log lines to the process's standard error.
 	Logs bool
+	// Monitor is HOST:PORT for the server's HTTP monitoring endpoints
+	// (/varz, /connz, ...); "" means none, port 0 a random port (see
+	// server.Server.MonitorAddr). The scale benchmark reads /varz.
+	Monitor string
 }
 
 // Start starts a server and waits until it accepts connections.
@@ -83,6 +87,10 @@ func (cfg Config) options() (*server.Options, error) {
 	if name == "" {
 		name = "troupe"
 	}
+	httpHost, httpPort, err := monitorAddr(cfg.Monitor)
+	if err != nil {
+		return nil, err
+	}
 	return &server.Options{
 		ServerName:   name,
 		Host:         host,
@@ -93,7 +101,31 @@ func (cfg Config) options() (*server.Options, error) {
 		SyncInterval: cfg.SyncInterval,
 		NoSigs:       true,
 		NoLog:        !cfg.Logs,
+		HTTPHost:     httpHost,
+		HTTPPort:     httpPort,
 	}, nil
+}
+
+// monitorAddr splits Config.Monitor into the server's HTTP options; "" leaves
+// monitoring off (port 0).
+func monitorAddr(addr string) (host string, port int, err error) {
+	if addr == "" {
+		return "", 0, nil
+	}
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("embedded nats: monitor address %q: %w", addr, err)
+	}
+	if port, err = strconv.Atoi(p); err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("embedded nats: monitor address %q: bad port", addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return host, port, nil
 }
 
 // checkFree fails at once when the address is taken; the server itself would
