@@ -394,12 +394,7 @@ func (r *scaleRun) join() change {
 
 // leave shuts down the host that joined last.
 func (r *scaleRun) leave() change {
-	s := r.hosts[len(r.hosts)-1]
-	r.hosts = r.hosts[:len(r.hosts)-1]
-	actor := r.actorOwnedBy(s.watcher().Table(), s.id)
-	caller := r.callerBesides(s.id)
-	r.activate(caller, actor, s.id)
-
+	s, actor, caller := r.lastOut()
 	gone := func(t *placement.Table) bool { m, ok := t.Member(s.id); return !ok || m.Draining }
 	applied := watchApplied(r.hosts, gone)
 	called := r.callMoved(caller, actor, s.id, gone)
@@ -425,12 +420,7 @@ func (r *scaleRun) leave() change {
 // kill closes the connection of the host that joined last and stops it
 // without leaving; its lease runs out.
 func (r *scaleRun) kill() change {
-	s := r.hosts[len(r.hosts)-1]
-	r.hosts = r.hosts[:len(r.hosts)-1]
-	actor := r.actorOwnedBy(s.watcher().Table(), s.id)
-	caller := r.callerBesides(s.id)
-	r.activate(caller, actor, s.id)
-
+	s, actor, caller := r.lastOut()
 	gone := func(t *placement.Table) bool { _, ok := t.Member(s.id); return !ok }
 	applied := watchApplied(r.hosts, gone)
 	called := r.callMoved(caller, actor, s.id, gone)
@@ -453,6 +443,18 @@ func (r *scaleRun) kill() change {
 	c.deliveries = deliveries(a, r.mark(r.hosts), len(r.hosts)+r.cfg.routers)
 	time.Sleep(r.cfg.quiet)
 	return c
+}
+
+// lastOut takes the host that joined last out of the live hosts, and
+// activates one of its actors from another host's router: what a leave or a
+// kill then moves.
+func (r *scaleRun) lastOut() (s *scaleHost, actor placement.ActorID, caller *router.Router) {
+	s = r.hosts[len(r.hosts)-1]
+	r.hosts = r.hosts[:len(r.hosts)-1]
+	actor = r.actorOwnedBy(s.watcher().Table(), s.id)
+	caller = r.callerBesides(s.id)
+	r.activate(caller, actor, s.id)
+	return s, actor, caller
 }
 
 // actorGainedBy returns an actor that t gives to another host and a table

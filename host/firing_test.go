@@ -46,18 +46,7 @@ func registerHold(started chan<- heldTurn, release <-chan struct{}) func(*Host) 
 func startOn(t *testing.T, s *server.Server, cfg Config, register func(*Host)) *Host {
 	t.Helper()
 	cfg.fireAckWait = testAckWait
-	h, err := New(natstest.Connect(t, s), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	register(h)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	return h
+	return startOnServer(t, s, cfg, register)
 }
 
 // fireConsumer returns the reminder consumer's state.

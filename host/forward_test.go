@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
@@ -289,14 +288,7 @@ func TestGatewayRelaysToHostsWithoutForwarding(t *testing.T) {
 	defer func() { _ = sub.Unsubscribe() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, placement.DefaultBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := natstest.Members(t, nc)
 	rec, _ := proto.Marshal(&pb.HostRecord{HostId: "old", Subject: "troupe.host.old", ActorTypes: []string{"legacy"},
 		State: pb.HostState_HOST_STATE_ACTIVE, Incarnation: "i1", Version: "0.1.0"})
 	if _, err := kv.Put(ctx, placement.HostKey("old"), rec); err != nil {

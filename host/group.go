@@ -94,12 +94,10 @@ func (a *activation) groupTurn(env *envelope) {
 // pass sends a turn's outcome: at once, after saving, or held in the gate.
 // h is nil for a posted turn.
 func (a *activation) pass(h *heldReply) {
-	if a.t.stateless {
-		a.dirty = false
-	}
-	if a.discard {
-		// The turn failed in a way that discards the activation: its
-		// changes are not to be saved, and its outcome is its error.
+	if a.t.stateless || a.discard {
+		// Nothing to save: a type without state never has a gate, and a
+		// turn that discards the activation has its error as its outcome,
+		// its changes not to be saved.
 		a.dirty = false
 		a.respond(h, nil)
 		return

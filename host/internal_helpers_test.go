@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/troupe-dev/troupe/internal/natstest"
 )
 
@@ -12,7 +14,14 @@ import (
 // the tests that look inside the package; it is closed when t ends.
 func startInternal(t *testing.T, cfg Config, register func(*Host)) *Host {
 	t.Helper()
-	h, err := New(natstest.Connect(t, natstest.Server(t)), cfg)
+	return startOnServer(t, natstest.Server(t), cfg, register)
+}
+
+// startOnServer starts a host on s with register's types; it is closed when
+// t ends.
+func startOnServer(t *testing.T, s *server.Server, cfg Config, register func(*Host)) *Host {
+	t.Helper()
+	h, err := New(natstest.Connect(t, s), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

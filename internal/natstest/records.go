@@ -14,9 +14,8 @@ import (
 	"github.com/troupe-dev/troupe/placement"
 )
 
-// HostRecord reads the membership record of id from the default bucket,
-// with its entry; nil, nil when there is none.
-func HostRecord(t testing.TB, nc *nats.Conn, id placement.HostID) (*pb.HostRecord, jetstream.KeyValueEntry) {
+// Members opens the default membership bucket.
+func Members(t testing.TB, nc *nats.Conn) jetstream.KeyValue {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -28,7 +27,16 @@ func HostRecord(t testing.TB, nc *nats.Conn, id placement.HostID) (*pb.HostRecor
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := kv.Get(ctx, placement.HostKey(id))
+	return kv
+}
+
+// HostRecord reads the membership record of id from the default bucket,
+// with its entry; nil, nil when there is none.
+func HostRecord(t testing.TB, nc *nats.Conn, id placement.HostID) (*pb.HostRecord, jetstream.KeyValueEntry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := Members(t, nc).Get(ctx, placement.HostKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
