@@ -118,6 +118,9 @@ func forwardHeader(f followed, gen uint64) nats.Header {
 	// The owner speaks protocol version 2 (forwarding needs it), so the call
 	// travels in one header.
 	call := protocol.AppendCall(make([]byte, 0, 64), string(f.call.typ), protocol.EncodeID(string(f.call.id)), f.call.method, gen, int64(ms))
+	if f.call.callID != "" {
+		call = protocol.AppendCallID(call, f.call.callID)
+	}
 	v := [2]string{string(call), strconv.Itoa(f.hops + 1)}
 	hdr[protocol.HeaderCall], hdr[protocol.HeaderForwarded] = v[0:1:1], v[1:2:2]
 	if f.chain.id != "" {
@@ -145,7 +148,7 @@ func (h *Host) followEnv(env *envelope) {
 	msg.Header = maps.Clone(env.msg.Header)
 	h.follow(followed{
 		msg:      &msg,
-		call:     gatewayCall{typ: env.t.name, id: env.id, method: env.method},
+		call:     gatewayCall{typ: env.t.name, id: env.id, method: env.method, callID: env.callID},
 		deadline: env.deadline,
 		chain:    env.chain,
 		hops:     env.hops,

@@ -421,7 +421,11 @@ type ActorState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// entries are the actor's keys, sorted by name, each name at most once.
 	// The unnamed state (host.Self.State) is the entry with the empty name.
-	Entries       []*StateEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Entries []*StateEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// calls are the actor's recent idempotent calls whose turns changed this
+	// state, oldest first, each id at most once (PROTOCOL.md, "Idempotent
+	// calls"): a repeat of one is answered with its reply, not run again.
+	Calls         []*CallRecord `protobuf:"bytes,2,rep,name=calls,proto3" json:"calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -463,6 +467,105 @@ func (x *ActorState) GetEntries() []*StateEntry {
 	return nil
 }
 
+func (x *ActorState) GetCalls() []*CallRecord {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+// CallRecord is one idempotent call the state already includes, with the
+// reply its caller got.
+type CallRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the call id (Troupe-Call-Id): 1-64 printable ASCII bytes.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// body is the reply's body.
+	Body []byte `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	// code is the reply's error code, 0 for a success.
+	Code uint32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	// message is the error's message, for an error reply.
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// app_code is the actor's own error code, for APPLICATION.
+	AppCode string `protobuf:"bytes,5,opt,name=app_code,json=appCode,proto3" json:"app_code,omitempty"`
+	// unix_ms is when the call's turn ended, in Unix milliseconds.
+	UnixMs        int64 `protobuf:"varint,6,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallRecord) Reset() {
+	*x = CallRecord{}
+	mi := &file_troupe_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallRecord) ProtoMessage() {}
+
+func (x *CallRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallRecord.ProtoReflect.Descriptor instead.
+func (*CallRecord) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CallRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CallRecord) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *CallRecord) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CallRecord) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CallRecord) GetAppCode() string {
+	if x != nil {
+		return x.AppCode
+	}
+	return ""
+}
+
+func (x *CallRecord) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
+}
+
 // StateEntry is one named key of an actor's state.
 type StateEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -474,7 +577,7 @@ type StateEntry struct {
 
 func (x *StateEntry) Reset() {
 	*x = StateEntry{}
-	mi := &file_troupe_proto_msgTypes[3]
+	mi := &file_troupe_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +589,7 @@ func (x *StateEntry) String() string {
 func (*StateEntry) ProtoMessage() {}
 
 func (x *StateEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[3]
+	mi := &file_troupe_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +602,7 @@ func (x *StateEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateEntry.ProtoReflect.Descriptor instead.
 func (*StateEntry) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{3}
+	return file_troupe_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StateEntry) GetName() string {
@@ -538,10 +641,19 @@ const file_troupe_proto_rawDesc = "" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x03 \x01(\x04R\n" +
-	"generation\"=\n" +
+	"generation\"j\n" +
 	"\n" +
 	"ActorState\x12/\n" +
-	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\"6\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\x12+\n" +
+	"\x05calls\x18\x02 \x03(\v2\x15.troupe.v1.CallRecordR\x05calls\"\x92\x01\n" +
+	"\n" +
+	"CallRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x19\n" +
+	"\bapp_code\x18\x05 \x01(\tR\aappCode\x12\x17\n" +
+	"\aunix_ms\x18\x06 \x01(\x03R\x06unixMs\"6\n" +
 	"\n" +
 	"StateEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -588,23 +700,25 @@ func file_troupe_proto_rawDescGZIP() []byte {
 }
 
 var file_troupe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_troupe_proto_goTypes = []any{
 	(HostState)(0),        // 0: troupe.v1.HostState
 	(ErrorCode)(0),        // 1: troupe.v1.ErrorCode
 	(*HostRecord)(nil),    // 2: troupe.v1.HostRecord
 	(*ReleaseRecord)(nil), // 3: troupe.v1.ReleaseRecord
 	(*ActorState)(nil),    // 4: troupe.v1.ActorState
-	(*StateEntry)(nil),    // 5: troupe.v1.StateEntry
+	(*CallRecord)(nil),    // 5: troupe.v1.CallRecord
+	(*StateEntry)(nil),    // 6: troupe.v1.StateEntry
 }
 var file_troupe_proto_depIdxs = []int32{
 	0, // 0: troupe.v1.HostRecord.state:type_name -> troupe.v1.HostState
-	5, // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	6, // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
+	5, // 2: troupe.v1.ActorState.calls:type_name -> troupe.v1.CallRecord
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_troupe_proto_init() }
@@ -618,7 +732,7 @@ func file_troupe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_proto_rawDesc), len(file_troupe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,190 @@
+package host
+
+import (
+	"time"
+
+	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
+)
+
+// Idempotent calls.
+//
+// A call may carry an id (protocol.HeaderCallID, or the sixth field of
+// protocol.HeaderCall); the Go router gives every logical call one. When a
+// turn of a stateful actor changes the state, the host records the call's
+// id and reply in the actor's state entry, saved in the same
+// compare-and-set write as the state itself (with group commit, every turn
+// a save covers has its record in that save). So the store holds a change
+// exactly when it holds the record of the call that made it. A call whose id
+// the window holds is answered with the recorded reply without running the
+// turn; it takes the mailbox's turn like any call, so a repeat that arrives
+// while the first is still running waits behind it, and one that arrives
+// while the first's save is in flight has its reply held by the output gate
+// until that save is acknowledged (group.go), exactly like a read-only turn.
+// A new activation (after a crash, a failover, idle deactivation) reads the
+// window with the state.
+//
+// Only turns that changed the state are recorded: a turn that changed
+// nothing is simply run again, which has the same effect. Types declared
+// with NoState keep no window: every attempt runs.
+//
+// The window is bounded per type (CallWindow): by count, by age and by the
+// bytes of its records, oldest dropped first. A repeat that comes after its
+// record was dropped runs again, so a caller must stop retrying well within
+// the window's age (the Go router stops at the call's deadline).
+
+// Defaults of CallWindow.
+const (
+	DefaultCallWindowCalls = 128
+	DefaultCallWindowAge   = 10 * time.Minute
+	DefaultCallWindowBytes = 64 << 10
+)
+
+// CallWindow bounds the calls an actor of the type remembers for
+// idempotency: at most calls records, none older than age, and at most bytes
+// of ids and replies in all; oldest dropped first. Zero for any of them
+// keeps its default (128 calls, 10 minutes, 64 KiB). The records are saved
+// with the state, so every save of a busy actor writes them too: a smaller
+// window costs less per save. A negative calls value turns the window off
+// (no call of the type is deduplicated).
+func CallWindow(calls int, age time.Duration, bytes int) TypeOption {
+	return typeOptionFunc(func(t *actorType) {
+		if calls != 0 {
+			t.window.calls = calls
+		}
+		if age != 0 {
+			t.window.age = age
+		}
+		if bytes != 0 {
+			t.window.bytes = bytes
+		}
+	})
+}
+
+// windowLimits are a type's CallWindow.
+type windowLimits struct {
+	calls int
+	age   time.Duration
+	bytes int
+}
+
+var defaultWindow = windowLimits{calls: DefaultCallWindowCalls, age: DefaultCallWindowAge, bytes: DefaultCallWindowBytes}
+
+// callRecord is one recorded call: its id and the reply its caller got.
+type callRecord = pb.CallRecord
+
+// callWindow is an activation's recent recorded calls, oldest first. It is
+// owned by the goroutine running the activation's turns. recs is handed to
+// the saver without copying (snapshot), so it is copied before the next
+// change after that.
+type callWindow struct {
+	recs   []*callRecord
+	size   int  // bytes of ids and replies in recs
+	shared bool // recs was handed to the saver: copy before changing
+}
+
+// recordSize is what a record counts against the window's bytes.
+func recordSize(r *callRecord) int {
+	return len(r.Id) + len(r.Body) + len(r.Message) + len(r.AppCode) + 16
+}
+
+// find returns the record of id, or nil.
+func (w *callWindow) find(id string) *callRecord {
+	if w == nil {
+		return nil
+	}
+	for i := len(w.recs) - 1; i >= 0; i-- {
+		if w.recs[i].Id == id {
+			return w.recs[i]
+		}
+	}
+	return nil
+}
+
+// add records r, then drops the oldest records beyond lim at now.
+func (w *callWindow) add(r *callRecord, lim windowLimits, now time.Time) {
+	if w.shared {
+		w.recs = append(make([]*callRecord, 0, len(w.recs)+1), w.recs...)
+		w.shared = false
+	}
+	w.recs = append(w.recs, r)
+	w.size += recordSize(r)
+	oldest := now.Add(-lim.age).UnixMilli()
+	drop := 0
+	for drop < len(w.recs) && (len(w.recs)-drop > lim.calls || w.size > lim.bytes || w.recs[drop].UnixMs < oldest) {
+		w.size -= recordSize(w.recs[drop])
+		drop++
+	}
+	if drop > 0 {
+		w.recs = append(w.recs[:0:0], w.recs[drop:]...)
+	}
+}
+
+// snapshot is the records to save with the state, shared until the next add.
+func (w *callWindow) snapshot() []*callRecord {
+	if w == nil || len(w.recs) == 0 {
+		return nil
+	}
+	w.shared = true
+	return w.recs
+}
+
+// loadWindow makes the window of records read with the state.
+func loadWindow(recs []*callRecord) *callWindow {
+	if len(recs) == 0 {
+		return nil
+	}
+	w := &callWindow{recs: recs}
+	for _, r := range recs {
+		w.size += recordSize(r)
+	}
+	return w
+}
+
+// window is the activation's call window, nil when it has none.
+func (a *activation) window() *callWindow {
+	if r := a.rare.Load(); r != nil {
+		return r.calls
+	}
+	return nil
+}
+
+// repeat is the recorded outcome of env's call if the actor has already
+// run it: ok is false when env carries no id or the window does not hold it.
+func (a *activation) repeat(env *envelope) (reply []byte, err error, ok bool) {
+	if env.callID == "" || a.t.stateless {
+		return nil, nil, false
+	}
+	r := a.window().find(env.callID)
+	if r == nil {
+		return nil, nil, false
+	}
+	a.t.counters.repeats.Add(1)
+	if r.Code != 0 {
+		return nil, &protocol.Error{Code: protocol.Code(r.Code), AppCode: r.AppCode, Message: r.Message}, true
+	}
+	return r.Body, nil, true
+}
+
+// recordCall records env's call and its reply, after a turn that changed
+// the state and succeeded, so that the save that stores the change stores
+// the record too.
+func (a *activation) recordCall(env *envelope, reply []byte) {
+	if env.callID == "" || a.t.stateless || a.t.window.calls < 1 {
+		return
+	}
+	r := a.extra()
+	if r.calls == nil {
+		r.calls = &callWindow{}
+	}
+	now := a.e.clock.Now()
+	r.calls.add(&callRecord{Id: env.callID, Body: reply, UnixMs: now.UnixMilli()}, a.t.window, now)
+}
+
+// checkCallID checks a call id from a request.
+func checkCallID(id string) *protocol.Error {
+	if !protocol.ValidCallID(id) {
+		return protocol.Errorf(protocol.CodeBadRequest, "malformed call id %q: want 1–%d printable ASCII characters without spaces", id, protocol.MaxCallID)
+	}
+	return nil
+}
