@@ -32,6 +32,14 @@ import (
 // bytes of its records, oldest dropped first. A repeat that comes after its
 // record was dropped runs again, so a caller must stop retrying well within
 // the window's age (the Go router stops at the call's deadline).
+//
+// Beside the saved window each activation keeps the replies of its most
+// recent calls in memory (MemoryWindowCalls, MemoryWindowAge): the recorded
+// ones, so that a busy actor, whose saved window turns over within a second,
+// still knows a call its caller retries after a lost reply, and the
+// read-only ones, so that a repeat of a read-only call while the first is
+// held by the output gate gets the same reply. The memory tier ends with the
+// activation; the saved window does not.
 
 // Defaults of CallWindow.
 const (
@@ -61,6 +69,13 @@ func CallWindow(calls int, age time.Duration, bytes int) TypeOption {
 	})
 }
 
+// The in-memory tier of an activation's call window: its most recent calls,
+// at most this many and none older than this.
+const (
+	MemoryWindowCalls = 1024
+	MemoryWindowAge   = 10 * time.Second
+)
+
 // windowLimits are a type's CallWindow.
 type windowLimits struct {
 	calls int
@@ -81,6 +96,10 @@ type callWindow struct {
 	recs   []*callRecord
 	size   int  // bytes of ids and replies in recs
 	shared bool // recs was handed to the saver: copy before changing
+
+	// The in-memory tier: recent calls by id, and their ids oldest first.
+	mem   map[string]*callRecord
+	order []*callRecord
 }
 
 // recordSize is what a record counts against the window's bytes.
@@ -92,6 +111,9 @@ func recordSize(r *callRecord) int {
 func (w *callWindow) find(id string) *callRecord {
 	if w == nil {
 		return nil
+	}
+	if r, ok := w.mem[id]; ok {
+		return r
 	}
 	for i := len(w.recs) - 1; i >= 0; i-- {
 		if w.recs[i].Id == id {
@@ -117,6 +139,31 @@ func (w *callWindow) add(r *callRecord, lim windowLimits, now time.Time) {
 	}
 	if drop > 0 {
 		w.recs = append(w.recs[:0:0], w.recs[drop:]...)
+	}
+}
+
+// remember keeps r in the in-memory tier, dropping the oldest calls beyond
+// its bounds at now.
+func (w *callWindow) remember(r *callRecord, now time.Time) {
+	if w.mem == nil {
+		w.mem = make(map[string]*callRecord)
+	}
+	w.mem[r.Id] = r
+	w.order = append(w.order, r)
+	oldest := now.Add(-MemoryWindowAge).UnixMilli()
+	drop := 0
+	for drop < len(w.order) && (len(w.order)-drop > MemoryWindowCalls || w.order[drop].UnixMs < oldest) {
+		if old := w.order[drop]; w.mem[old.Id] == old {
+			delete(w.mem, old.Id)
+		}
+		w.order[drop] = nil
+		drop++
+	}
+	if drop > 0 {
+		w.order = w.order[drop:]
+		if cap(w.order) > 4*MemoryWindowCalls {
+			w.order = append([]*callRecord(nil), w.order...)
+		}
 	}
 }
 
@@ -166,10 +213,10 @@ func (a *activation) repeat(env *envelope) (reply []byte, err error, ok bool) {
 	return r.Body, nil, true
 }
 
-// recordCall records env's call and its reply, after a turn that changed
-// the state and succeeded, so that the save that stores the change stores
-// the record too.
-func (a *activation) recordCall(env *envelope, reply []byte) {
+// recordCall records env's call and its reply after a turn that succeeded:
+// in memory, and, when the turn changed the state, in the saved window, so
+// that the save that stores the change stores the record too.
+func (a *activation) recordCall(env *envelope, reply []byte, changed bool) {
 	if env.callID == "" || a.t.stateless || a.t.window.calls < 1 {
 		return
 	}
@@ -178,7 +225,11 @@ func (a *activation) recordCall(env *envelope, reply []byte) {
 		r.calls = &callWindow{}
 	}
 	now := a.e.clock.Now()
-	r.calls.add(&callRecord{Id: env.callID, Body: reply, UnixMs: now.UnixMilli()}, a.t.window, now)
+	rec := &callRecord{Id: env.callID, Body: reply, UnixMs: now.UnixMilli()}
+	if changed {
+		r.calls.add(rec, a.t.window, now)
+	}
+	r.calls.remember(rec, now)
 }
 
 // checkCallID checks a call id from a request.

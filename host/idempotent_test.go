@@ -144,10 +144,11 @@ func TestIdempotentRepeatGetsRecordedReplyWithoutRunning(t *testing.T) {
 	if n := repeats(h); n != 3 {
 		t.Fatalf("Stats().Repeats = %d, want 3", n)
 	}
-	// A read-only turn is not recorded: its repeat runs again.
+	// A read-only turn is remembered by the activation only (not saved):
+	// its repeat gets the same reply without running.
 	mustCallID(t, r, "a", "get", "", "g1")
-	if got := mustCallID(t, r, "a", "get", "", "g1"); got != "7" || runs.Load() != 4 {
-		t.Fatalf("repeat of a read-only call = %q after %d runs; want 7 after 4", got, runs.Load())
+	if got := mustCallID(t, r, "a", "get", "", "g1"); got != "7" || runs.Load() != 3 {
+		t.Fatalf("repeat of a read-only call = %q after %d runs; want 7 after 3", got, runs.Load())
 	}
 	// A turn that fails discards its change and records nothing: its
 	// repeat runs again and fails again.
@@ -226,7 +227,7 @@ func TestIdempotentConcurrentRepeatWaitsForTheFirst(t *testing.T) {
 func TestIdempotentWindowBounds(t *testing.T) {
 	s := natstest.Server(t)
 	var runs atomic.Int64
-	startTally(t, s, &runs, host.CallWindow(3, 0, 0))
+	h := startTally(t, s, &runs, host.CallWindow(3, 0, 0))
 	r := newRouter(t, s)
 	waitMembers(t, r, 1)
 	for i := 1; i <= 5; i++ {
@@ -236,7 +237,15 @@ func TestIdempotentWindowBounds(t *testing.T) {
 	if len(recs) != 3 || recs[0].Id != "k3" || recs[2].Id != "k5" {
 		t.Fatalf("window of 3 calls holds %v, want k3..k5", recs)
 	}
-	// k5 is still in the window; k1 was dropped and runs again.
+	// The activation still remembers k1 in memory.
+	if got := mustCallID(t, r, "w", "add", "1", "k1"); got != "1" {
+		t.Fatalf("repeat of k1 on the same activation = %q, want the remembered 1", got)
+	}
+	// A new activation knows only the saved window: k5 is in it; k1 was
+	// dropped and runs again.
+	h.Close()
+	startTally(t, s, &runs, host.CallWindow(3, 0, 0))
+	waitMembers(t, r, 1)
 	if got := mustCallID(t, r, "w", "add", "1", "k5"); got != "5" {
 		t.Fatalf("repeat of k5 = %q, want the recorded 5", got)
 	}

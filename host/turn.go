@@ -140,8 +140,8 @@ func (a *activation) runTurn(env *envelope) ([]byte, error) {
 	if err == nil && env.kind != kindPosted {
 		err = a.checkReplySize(reply)
 	}
-	if err == nil && a.changed && env.kind != kindPosted {
-		a.recordCall(env, reply) // saved with the change it made
+	if err == nil && env.kind != kindPosted {
+		a.recordCall(env, reply, a.changed) // saved with the change it made
 	}
 	if err == nil && env.kind == kindNested {
 		// Its caller waits for it: save now, after what the saver holds.
