@@ -3,6 +3,9 @@ package host
 import (
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/protocol"
 )
@@ -89,13 +92,19 @@ var defaultWindow = windowLimits{calls: DefaultCallWindowCalls, age: DefaultCall
 type callRecord = pb.CallRecord
 
 // callWindow is an activation's recent recorded calls, oldest first. It is
-// owned by the goroutine running the activation's turns. recs is handed to
-// the saver without copying (snapshot), so it is copied before the next
-// change after that.
+// owned by the goroutine running the activation's turns.
+//
+// It keeps the saved records encoded too, as the ActorState.calls field
+// they make (wire): each record is encoded once, when it is recorded, and a
+// save appends wire to the encoded entries instead of encoding up to 128
+// records again. wire only ever grows at its end or drops records from its
+// front, never changes a byte in place, so the saver may hold a snapshot of
+// it while the next turns record more.
 type callWindow struct {
-	recs   []*callRecord
-	size   int  // bytes of ids and replies in recs
-	shared bool // recs was handed to the saver: copy before changing
+	recs []*callRecord
+	lens []int  // the encoded length of each of recs in wire
+	wire []byte // recs encoded as repeated ActorState.calls
+	size int    // bytes of ids and replies in recs
 
 	// The in-memory tier: recent calls by id, and their ids oldest first.
 	mem   map[string]*callRecord
@@ -125,22 +134,32 @@ func (w *callWindow) find(id string) *callRecord {
 
 // add records r, then drops the oldest records beyond lim at now.
 func (w *callWindow) add(r *callRecord, lim windowLimits, now time.Time) {
-	if w.shared {
-		w.recs = append(make([]*callRecord, 0, len(w.recs)+1), w.recs...)
-		w.shared = false
-	}
-	w.recs = append(w.recs, r)
-	w.size += recordSize(r)
+	w.push(r)
 	oldest := now.Add(-lim.age).UnixMilli()
-	drop := 0
+	drop, cut := 0, 0
 	for drop < len(w.recs) && (len(w.recs)-drop > lim.calls || w.size > lim.bytes || w.recs[drop].UnixMs < oldest) {
 		w.size -= recordSize(w.recs[drop])
+		cut += w.lens[drop]
+		w.recs[drop] = nil
 		drop++
 	}
 	if drop > 0 {
-		w.recs = append(w.recs[:0:0], w.recs[drop:]...)
+		w.recs, w.lens, w.wire = w.recs[drop:], w.lens[drop:], w.wire[cut:]
 	}
 }
+
+// push appends r to the window and its encoding to wire.
+func (w *callWindow) push(r *callRecord) {
+	n := len(w.wire)
+	w.wire = protowire.AppendTag(w.wire, callsField, protowire.BytesType)
+	w.wire = protowire.AppendVarint(w.wire, uint64(proto.Size(r)))
+	w.wire, _ = proto.MarshalOptions{}.MarshalAppend(w.wire, r) // a CallRecord always encodes
+	w.recs, w.lens = append(w.recs, r), append(w.lens, len(w.wire)-n)
+	w.size += recordSize(r)
+}
+
+// callsField is the field number of ActorState.calls.
+const callsField = 2
 
 // remember keeps r in the in-memory tier, dropping the oldest calls beyond
 // its bounds at now.
@@ -167,13 +186,13 @@ func (w *callWindow) remember(r *callRecord, now time.Time) {
 	}
 }
 
-// snapshot is the records to save with the state, shared until the next add.
-func (w *callWindow) snapshot() []*callRecord {
+// snapshot is the saved window encoded as ActorState.calls fields, nil when
+// it is empty. The bytes never change: the saver may keep them.
+func (w *callWindow) snapshot() []byte {
 	if w == nil || len(w.recs) == 0 {
 		return nil
 	}
-	w.shared = true
-	return w.recs
+	return w.wire[:len(w.wire):len(w.wire)]
 }
 
 // loadWindow makes the window of records read with the state.
@@ -181,9 +200,9 @@ func loadWindow(recs []*callRecord) *callWindow {
 	if len(recs) == 0 {
 		return nil
 	}
-	w := &callWindow{recs: recs}
+	w := &callWindow{}
 	for _, r := range recs {
-		w.size += recordSize(r)
+		w.push(r)
 	}
 	return w
 }

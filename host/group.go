@@ -65,8 +65,8 @@ type outputGate struct {
 type pendingSave struct {
 	state   []byte
 	keys    map[string][]byte
-	calls   []*callRecord // the call window after them (calls.go)
-	turns   int           // turns it covers
+	calls   []byte // the call window after them, encoded (calls.go)
+	turns   int    // turns it covers
 	replies []heldReply
 }
 

@@ -186,10 +186,10 @@ func (e stateEntry) decodeAll() (state []byte, keys map[string][]byte, calls []*
 // recorded calls in a pb.ActorState. It refuses
 // state that cannot fit in one message with CodeStateTooLarge, naming the
 // largest keys.
-func (a *activation) encodeState(state []byte, keys map[string][]byte, calls []*callRecord) ([]byte, nats.Header, error) {
+func (a *activation) encodeState(state []byte, keys map[string][]byte, calls []byte) ([]byte, nats.Header, error) {
 	value, hdr := state, nats.Header(nil)
 	if keys != nil || calls != nil {
-		st := &pb.ActorState{Calls: calls}
+		st := &pb.ActorState{}
 		if state != nil {
 			st.Entries = append(st.Entries, &pb.StateEntry{Value: state})
 		}
@@ -197,9 +197,12 @@ func (a *activation) encodeState(state []byte, keys map[string][]byte, calls []*
 			st.Entries = append(st.Entries, &pb.StateEntry{Name: name, Value: keys[name]})
 		}
 		var err error
-		if value, err = proto.Marshal(st); err != nil {
+		// The recorded calls follow, encoded already (calls.go): fields of
+		// a message may be concatenated in any order.
+		if value, err = (proto.MarshalOptions{}).MarshalAppend(make([]byte, 0, proto.Size(st)+len(calls)), st); err != nil {
 			return nil, nil, protocol.Errorf(protocol.CodeInternal, "encoding state keys: %v", err)
 		}
+		value = append(value, calls...)
 		hdr = nats.Header{protocol.HeaderStateFormat: []string{protocol.StateFormatKeys}}
 	}
 	if max := a.e.rt.maxPayload(); max > 0 && int64(len(value))+stateOverhead > max {

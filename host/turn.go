@@ -292,7 +292,7 @@ func (a *activation) save() error {
 // store writes state and keys with compare-and-set on a.rev and returns the
 // new revision. It runs on the mailbox goroutine, a nested turn's, or the
 // saver's (group.go), one at a time: whichever may save owns a.rev.
-func (a *activation) store(state []byte, keys map[string][]byte, calls []*callRecord) (uint64, error) {
+func (a *activation) store(state []byte, keys map[string][]byte, calls []byte) (uint64, error) {
 	value, hdr, err := a.encodeState(state, keys, calls)
 	if err != nil {
 		return 0, err
