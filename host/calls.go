@@ -106,9 +106,18 @@ type callWindow struct {
 	wire []byte // recs encoded as repeated ActorState.calls
 	size int    // bytes of ids and replies in recs
 
-	// The in-memory tier: recent calls by id, and their ids oldest first.
+	// The in-memory tier: recent calls by id, and the calls in the order
+	// they were remembered, with when.
 	mem   map[string]*callRecord
-	order []*callRecord
+	order []remembered
+}
+
+// remembered is a call of the in-memory tier and when it entered it (Unix
+// milliseconds): the tier's age counts from then, so a record read with the
+// state on activation stays for MemoryWindowAge after it.
+type remembered struct {
+	rec *callRecord
+	at  int64
 }
 
 // recordSize is what a record counts against the window's bytes.
@@ -168,20 +177,20 @@ func (w *callWindow) remember(r *callRecord, now time.Time) {
 		w.mem = make(map[string]*callRecord)
 	}
 	w.mem[r.Id] = r
-	w.order = append(w.order, r)
+	w.order = append(w.order, remembered{r, now.UnixMilli()})
 	oldest := now.Add(-MemoryWindowAge).UnixMilli()
 	drop := 0
-	for drop < len(w.order) && (len(w.order)-drop > MemoryWindowCalls || w.order[drop].UnixMs < oldest) {
-		if old := w.order[drop]; w.mem[old.Id] == old {
+	for drop < len(w.order) && (len(w.order)-drop > MemoryWindowCalls || w.order[drop].at < oldest) {
+		if old := w.order[drop].rec; w.mem[old.Id] == old {
 			delete(w.mem, old.Id)
 		}
-		w.order[drop] = nil
+		w.order[drop] = remembered{}
 		drop++
 	}
 	if drop > 0 {
 		w.order = w.order[drop:]
 		if cap(w.order) > 4*MemoryWindowCalls {
-			w.order = append([]*callRecord(nil), w.order...)
+			w.order = append([]remembered(nil), w.order...)
 		}
 	}
 }
@@ -195,14 +204,18 @@ func (w *callWindow) snapshot() []byte {
 	return w.wire[:len(w.wire):len(w.wire)]
 }
 
-// loadWindow makes the window of records read with the state.
-func loadWindow(recs []*callRecord) *callWindow {
+// loadWindow makes the window of records read with the state at now. They
+// enter the in-memory tier too: a busy actor's new activation may record
+// more calls than its saved window holds before the callers whose replies
+// the old one lost have retried.
+func loadWindow(recs []*callRecord, now time.Time) *callWindow {
 	if len(recs) == 0 {
 		return nil
 	}
 	w := &callWindow{}
 	for _, r := range recs {
 		w.push(r)
+		w.remember(r, now)
 	}
 	return w
 }

@@ -252,6 +252,14 @@ func TestIdempotentWindowBounds(t *testing.T) {
 	if got := mustCallID(t, r, "w", "add", "1", "k1"); got != "6" {
 		t.Fatalf("repeat of k1 after it left the window = %q, want 6 (it runs again)", got)
 	}
+	// The records read on activation stay in its memory: more new calls
+	// than the saved window holds do not drop k4 for this activation.
+	for i := range 4 {
+		mustCallID(t, r, "w", "add", "1", "n"+strconv.Itoa(i))
+	}
+	if got := mustCallID(t, r, "w", "add", "1", "k4"); got != "4" {
+		t.Fatalf("repeat of k4, read on activation, after 4 newer calls = %q, want the recorded 4", got)
+	}
 
 	// By bytes: records of about 40 bytes each, 100 bytes allowed.
 	s2 := natstest.Server(t)
