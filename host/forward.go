@@ -80,7 +80,15 @@ func (h *Host) forwardDirect(f followed, owner *placement.Member, gen uint64) bo
 		ctx, span = o.tracer.Start(ctx, "call "+string(f.call.typ)+"."+f.call.method, trace.WithSpanKind(trace.SpanKindClient))
 		telemetry.Inject(ctx, hdr)
 	}
-	err := h.probe.send(owner, &nats.Msg{Subject: owner.Subject, Reply: f.msg.Reply, Header: hdr, Data: f.msg.Data}, f.call)
+	var again *followed
+	if f.call.callID != "" {
+		// Kept to relay it if it reaches nobody. Its header map, reused
+		// for the forwarded request and not changed after, holds the
+		// call's Troupe-* headers, which a relay does not pass on, and the
+		// request's own.
+		again = &followed{msg: f.msg, call: f.call, deadline: f.deadline, chain: f.chain, hops: f.hops}
+	}
+	err := h.probe.send(owner, &nats.Msg{Subject: owner.Subject, Reply: f.msg.Reply, Header: hdr, Data: f.msg.Data}, f.call, again)
 	if span != nil {
 		span.End()
 	}
