@@ -224,6 +224,13 @@ func TestIdempotentConcurrentRepeatWaitsForTheFirst(t *testing.T) {
 	if got := string(as.Entries[0].Value); got != "ab" {
 		t.Fatalf("stored state %q, want \"ab\": the repeats must not run", got)
 	}
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := promtest.Value(mfs, "troupe_host_call_repeats_total", "type=gate"); n != dups-1 {
+		t.Fatalf("troupe_host_call_repeats_total = %v, want %d", n, dups-1)
+	}
 }
 
 func TestIdempotentWindowBounds(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 //	troupe_host_active_actors{type}                     activations now (read at scrape time)
 //	troupe_host_mailbox_depth{type}                     calls waiting in the type's mailboxes (scrape time)
 //	troupe_host_mailbox_depth_max{type}                 the longest single mailbox of the type (scrape time)
+//	troupe_host_call_repeats_total{type}                calls answered from the record of an earlier call with their call id (read at scrape time)
 //	troupe_host_ready                                   1 when Ready reports nil (scrape time)
 //	troupe_host_info{host,version}                      1
 //	troupe_placement_generation                         the host's table generation (scrape time)
