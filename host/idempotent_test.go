@@ -439,3 +439,63 @@ func TestIdempotentGatewayCallToADeadOwnerIsRelayed(t *testing.T) {
 		t.Fatalf("%v calls answered as lost, want none", lost)
 	}
 }
+
+// TestIdempotentActorToActorCallsKeepTheirIDsWhenRerun: a turn run again
+// for a retry of its call (here a read-only turn on a new activation) makes
+// its calls to other actors with the same ids, derived from its own call's
+// id, so the actors it calls apply them once.
+func TestIdempotentActorToActorCallsKeepTheirIDsWhenRerun(t *testing.T) {
+	s := natstest.Server(t)
+	var tallyRuns, relayRuns atomic.Int64
+	register := func(h *host.Host) {
+		if err := h.Register("tally", func(self *host.Self) host.Actor { return &tally{self: self, runs: &tallyRuns} }); err != nil {
+			t.Fatal(err)
+		}
+		// relay forwards "fwd" to two tallies, one after the other, and
+		// changes no state of its own.
+		if err := h.Register("relay", func(self *host.Self) host.Actor {
+			return host.ActorFunc(func(ctx context.Context, c host.Call) ([]byte, error) {
+				relayRuns.Add(1)
+				a, err := self.Router().Call(ctx, "tally", "ta", "add", c.Payload)
+				if err != nil {
+					return nil, err
+				}
+				b, err := self.Router().Call(ctx, "tally", "tb", "add", c.Payload)
+				if err != nil {
+					return nil, err
+				}
+				return append(append(a, '+'), b...), nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startHost(t, s, host.Config{}, register)
+	r := newRouter(t, s)
+	waitMembers(t, r, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fwd := func(cid string) string {
+		t.Helper()
+		reply, err := r.Call(ctx, "relay", "r", "fwd", []byte("3"), router.WithCallID(cid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(reply)
+	}
+	if got := fwd("outer-1"); got != "3+3" {
+		t.Fatalf("fwd = %q, want 3+3", got)
+	}
+	h.Close()
+	startHost(t, s, host.Config{}, register)
+	waitMembers(t, r, 1)
+	if got := fwd("outer-1"); got != "3+3" {
+		t.Fatalf("fwd run again = %q, want 3+3 (the tallies answer from their records)", got)
+	}
+	if relayRuns.Load() != 2 || tallyRuns.Load() != 2 {
+		t.Fatalf("relay ran %d turns, the tallies %d; want 2 and 2 (one each)", relayRuns.Load(), tallyRuns.Load())
+	}
+	if got := fwd("outer-2"); got != "6+6" {
+		t.Fatalf("fwd with a new id = %q, want 6+6", got)
+	}
+}

@@ -212,7 +212,12 @@ func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement
 	var noID bool
 	c.header, c.callID, noID = optionsOf(opts)
 	if c.callID == "" && !noID {
-		c.callID = NewCallID()
+		if src, ok := ctx.Value(CallChainKey).(CallIDSource); ok {
+			c.callID = src.NextCallID()
+		}
+		if c.callID == "" {
+			c.callID = NewCallID()
+		}
 	} else if c.callID != "" && !protocol.ValidCallID(c.callID) {
 		return nil, Errorf(CodeBadRequest, "call id %q: want 1–%d printable ASCII characters without spaces", c.callID, protocol.MaxCallID)
 	}
