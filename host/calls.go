@@ -27,9 +27,10 @@ import (
 // A new activation (after a crash, a failover, idle deactivation) reads the
 // window with the state.
 //
-// Only turns that changed the state are recorded: a turn that changed
-// nothing is simply run again, which has the same effect. Types declared
-// with NoState keep no window: every attempt runs.
+// Only turns that changed the state are saved in the window: a turn that
+// changed nothing is, on a new activation, simply run again, which has the
+// same effect. A turn that failed changed nothing and is not recorded.
+// Types declared with NoState keep no window: every attempt runs.
 //
 // The window is bounded per type (CallWindow): by count, by age and by the
 // bytes of its records, oldest dropped first. A repeat that comes after its
@@ -41,8 +42,11 @@ import (
 // ones, so that a busy actor, whose saved window turns over within a second,
 // still knows a call its caller retries after a lost reply, and the
 // read-only ones, so that a repeat of a read-only call while the first is
-// held by the output gate gets the same reply. The memory tier ends with the
-// activation; the saved window does not.
+// held by the output gate gets the same reply. The records read with the
+// state on activation enter it too, so that a new activation's own calls do
+// not push them out of reach before the callers whose replies the old one
+// lost have retried. The memory tier ends with the activation; the saved
+// window does not.
 
 // Defaults of CallWindow.
 const (
