@@ -223,11 +223,11 @@ func workerHeaders(h nats.Header) []*pb.WorkerHeader {
 }
 
 // workerState is the actor's whole state as a worker sees it: the unnamed
-// state (when set) under the empty name, then the named keys, sorted.
+// state (when not empty) under the empty name, then the named keys, sorted.
 func workerState(s *Self) []*pb.StateEntry {
 	keys := s.Keys()
 	out := make([]*pb.StateEntry, 0, len(keys)+1)
-	if st := s.State(); st != nil {
+	if st := s.State(); len(st) > 0 {
 		out = append(out, &pb.StateEntry{Value: st})
 	}
 	for _, k := range keys {
@@ -266,7 +266,7 @@ func setWorkerState(s *Self, entries []*pb.StateEntry) {
 		named[e.Name] = true
 		_ = s.SetKey(e.Name, e.Value) // checked by checkWorkerState
 	}
-	if !unnamed && s.State() != nil && len(s.State()) > 0 {
+	if !unnamed && len(s.State()) > 0 {
 		s.SetState(nil)
 	}
 	for _, k := range s.Keys() {
