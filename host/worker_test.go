@@ -347,4 +347,3 @@ func TestWorkerTimersAndReminders(t *testing.T) {
 		}
 	}
 }
-
