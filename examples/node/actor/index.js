@@ -102,14 +102,17 @@ export class Turn {
   /** The state key as a decimal integer; 0 when unset. */
   stateInt(name = "") { const s = this.getText(name); return s === undefined || s === "" ? 0 : Number(s); }
 
-  /** Sets a state key (string or bytes); saved by the host before the reply. */
-  setState(value, name = "") {
+  /** Sets the state key name ("" the unnamed state) to value (string or bytes); saved by the host before the reply. */
+  set(name, value) {
     this.state.set(name, payloadBytes(value));
     this.changed = true;
   }
 
-  /** Deletes a state key. */
-  deleteState(name = "") { if (this.state.delete(name)) this.changed = true; }
+  /** Sets the unnamed state: set("", value). */
+  setState(value) { this.set("", value); }
+
+  /** Deletes the state key name. */
+  delete(name = "") { if (this.state.delete(name)) this.changed = true; }
 
   /** Milliseconds left of the turn. */
   left() { return Math.max(0, this.timeoutMs - (Date.now() - this.started)); }
