@@ -27,7 +27,6 @@ import (
 )
 
 const (
-	npmTimeout  = 5 * time.Minute
 	nodeTimeout = 2 * time.Minute
 )
 
@@ -158,24 +157,8 @@ func startDev(t *testing.T, bin string, args ...string) string {
 	return ""
 }
 
-// npmInstall runs `npm ci` when node_modules is missing or older than
-// package-lock.json (npm ci records the install in
-// node_modules/.package-lock.json).
-func npmInstall(t *testing.T, dir string) {
-	t.Helper()
-	lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if inst, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil && !inst.ModTime().Before(lock.ModTime()) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), npmTimeout)
-	defer cancel()
-	if err := run(ctx, t, dir, nil, "npm", "ci", "--no-audit", "--no-fund"); err != nil {
-		t.Fatalf("npm ci: %v (timeout %v)", err, npmTimeout)
-	}
-}
+// npmInstall installs the pinned npm packages in dir when needed.
+func npmInstall(t *testing.T, dir string) { proctest.NpmCI(t, dir) }
 
 // run runs a command in dir with env (nil: this process's) and sends its
 // output to the test log line by line, shown when the test fails or with -v.
