@@ -40,8 +40,9 @@ export const TurnKind = Object.freeze({ CALL: 0, ACTIVATE: 1, TIMER: 2, REMINDER
 /** The codes a worker may answer; any other reaches the caller as INTERNAL. */
 const workerCodes = new Set([Codes.APPLICATION, Codes.INVALID_ARGUMENT, Codes.UNKNOWN_METHOD, Codes.INTERNAL]);
 
-const enc = new TextEncoder();
 const dec = new TextDecoder();
+/** Bytes of a decoded bytes field: an unset field decodes as a plain empty array. */
+const bytesOf = (b) => (b instanceof Uint8Array ? b : new Uint8Array(b ?? 0));
 
 /**
  * An application error with the actor's own code: the caller gets
@@ -64,12 +65,12 @@ export class Turn {
     this.worker = worker;
     this.started = Date.now();
     /** @type {string} */ this.type = msg.actor_type;
-    /** @type {Uint8Array} the actor's id, raw bytes */ this.idBytes = msg.actor_id;
-    /** @type {string} the id as text (UTF-8) */ this.id = dec.decode(msg.actor_id);
+    /** @type {Uint8Array} the actor's id, raw bytes */ this.idBytes = bytesOf(msg.actor_id);
+    /** @type {string} the id as text (UTF-8) */ this.id = dec.decode(this.idBytes);
     /** @type {number} one of TurnKind */ this.kind = msg.kind;
     /** @type {string} */ this.method = msg.method;
     /** @type {string} the timer's or reminder's name */ this.name = msg.name;
-    /** @type {Uint8Array} */ this.payload = msg.payload ?? new Uint8Array(0);
+    /** @type {Uint8Array} */ this.payload = bytesOf(msg.payload);
     /** @type {Map<string, string[]>} the call's headers (not Troupe-*) */
     this.headers = new Map((msg.headers ?? []).map((h) => [h.name, h.values]));
     /** @type {string} the host running the activation */ this.host = msg.host_id;
@@ -77,7 +78,7 @@ export class Turn {
     this.chainPath = msg.chain_path;
     this.timeoutMs = msg.timeout_ms;
     /** @type {Map<string, Uint8Array>} */
-    this.state = new Map((msg.state ?? []).map((e) => [e.name, e.value ?? new Uint8Array(0)]));
+    this.state = new Map((msg.state ?? []).map((e) => [e.name, bytesOf(e.value)]));
     this.changed = false;
     this.timers = [];
     this.reminders = [];
@@ -241,14 +242,15 @@ export class Worker {
   /** Subscribes to the registered types' turns; resolves once the server has the subscriptions. */
   async start() {
     for (const [type, handlers] of this.types) {
-      const sub = this.nc.subscribe(`${this.prefix}.worker.${type}`, { queue: `${this.prefix}.workers` });
-      this.subs.push(sub);
-      (async () => {
-        for await (const m of sub) {
+      const sub = this.nc.subscribe(`${this.prefix}.worker.${type}`, {
+        queue: `${this.prefix}.workers`,
+        callback: (err, m) => {
+          if (err) return;
           const p = this.serve(handlers, m).finally(() => this.running.delete(p));
           this.running.add(p);
-        }
-      })();
+        },
+      });
+      this.subs.push(sub);
     }
     await this.nc.flush();
   }
@@ -256,11 +258,11 @@ export class Worker {
   async serve(handlers, m) {
     let answer;
     try {
-      answer = await runTurn(this, handlers, WorkerTurn.toObject(WorkerTurn.decode(m.data), { defaults: true }));
+      answer = await runTurn(this, handlers, WorkerTurn.decode(m.data));
     } catch (err) {
       answer = { error_code: Codes.INTERNAL, error_message: `malformed WorkerTurn: ${err?.message ?? err}` };
     }
-    m.respond(WorkerAnswer.encode(WorkerAnswer.fromObject(answer)).finish());
+    m.respond(WorkerAnswer.encode(answer).finish());
   }
 
   /** Stops taking turns, lets the running ones answer, and resolves. */
