@@ -15,10 +15,23 @@ import (
 	"github.com/troupe-dev/troupe/protocol"
 )
 
-// TestNodeActorPackage runs the tests of the JavaScript actor package
-// (examples/node/actor/test) against `troupe dev --worker-types
-// jscounter,jsproxy`: the shared worker conformance cases, and the example
-// actors calling and called by Go actors.
+// TestNodeActorConformance runs the JavaScript actor package's side of the
+// worker conformance cases (protocol/testdata/workers.json) and its unit
+// tests: examples/node/actor/test/conformance.test.js.
+func TestNodeActorConformance(t *testing.T) {
+	_, dir := nodeDirs(t)
+	npmInstall(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
+	defer cancel()
+	if err := run(ctx, t, dir, nil, "node", "--test", "actor/test/conformance.test.js"); err != nil {
+		t.Fatalf("node --test: %v (timeout %v)", err, nodeTimeout)
+	}
+}
+
+// TestNodeActorPackage runs the example JavaScript actors
+// (examples/node/actor/test/actors.test.js) against `troupe dev
+// --worker-types jscounter,jsproxy`: calling and called by Go actors, call
+// cycles, errors, reminders.
 func TestNodeActorPackage(t *testing.T) {
 	root, dir := nodeDirs(t)
 	bin := buildTroupe(t, root)
@@ -27,8 +40,8 @@ func TestNodeActorPackage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
 	env := append(os.Environ(), "TROUPE_NATS_URL="+url)
-	if err := run(ctx, t, dir, env, "node", "--test", "actor/test/"); err != nil {
-		t.Fatalf("node --test actor/test/: %v (timeout %v)", err, nodeTimeout)
+	if err := run(ctx, t, dir, env, "node", "--test", "actor/test/actors.test.js"); err != nil {
+		t.Fatalf("node --test: %v (timeout %v)", err, nodeTimeout)
 	}
 }
 
