@@ -119,8 +119,8 @@ func (w *workerActor) turn(ctx context.Context, turn *pb.WorkerTurn) ([]byte, er
 	}
 	turn.Chain, turn.ChainPath = chain.ID, protocol.FormatPath(chain.Path)
 	timeout := w.t.timeout
-	deadline, ok := ctx.Deadline()
-	if ok {
+	deadline, _ := ctx.Deadline()
+	if !deadline.IsZero() {
 		timeout = min(timeout, time.Until(deadline))
 	}
 	if timeout <= 0 {
@@ -131,11 +131,13 @@ func (w *workerActor) turn(ctx context.Context, turn *pb.WorkerTurn) ([]byte, er
 	if err != nil {
 		return nil, protocol.Errorf(protocol.CodeInternal, "encode worker turn: %v", err)
 	}
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	msg, err := w.t.nc.RequestMsgWithContext(tctx, &nats.Msg{Subject: w.t.subject, Data: data})
+	// The turn waits: asking for Done hands the intake's reader on when the
+	// turn runs on it (turnctx.go). The request's own timeout, within the
+	// call's deadline, bounds the wait, with no context watcher per turn.
+	_ = ctx.Done()
+	msg, err := w.t.nc.RequestMsg(&nats.Msg{Subject: w.t.subject, Data: data}, timeout)
 	if err != nil {
-		return nil, w.failed(ctx, err)
+		return nil, w.failed(deadline, err)
 	}
 	var ans pb.WorkerAnswer
 	if err := proto.Unmarshal(msg.Data, &ans); err != nil {
@@ -155,11 +157,11 @@ func (w *workerActor) turn(ctx context.Context, turn *pb.WorkerTurn) ([]byte, er
 }
 
 // failed turns a request that got no answer into the turn's error.
-func (w *workerActor) failed(ctx context.Context, err error) error {
+func (w *workerActor) failed(deadline time.Time, err error) error {
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return protocol.Errorf(protocol.CodeUnavailable, "no worker serves type %q (nobody subscribes to %s); nothing ran", w.self.Type(), w.t.subject)
-	case ctx.Err() != nil:
+	case !deadline.IsZero() && !time.Now().Before(deadline):
 		return protocol.Errorf(protocol.CodeDeadlineExceeded, "the deadline passed while a worker ran a turn of %s; nothing of the turn was saved", w.name())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return protocol.Errorf(protocol.CodeUnavailable, "the worker running a turn of %s gave no answer within %v (it died or hangs); nothing of the turn was saved", w.name(), w.t.timeout)
