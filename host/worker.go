@@ -177,10 +177,10 @@ func (w *workerActor) name() string {
 // before any of it is applied), then the timers and the reminders.
 func (w *workerActor) apply(ctx context.Context, ans *pb.WorkerAnswer) error {
 	s := w.self
+	if err := checkWorkerAnswer(ans); err != nil {
+		return protocol.Errorf(protocol.CodeInternal, "worker for %s answered %v", w.name(), err)
+	}
 	if ans.StateChanged {
-		if err := checkWorkerState(ans.State); err != nil {
-			return protocol.Errorf(protocol.CodeInternal, "worker for %s answered %v", w.name(), err)
-		}
 		setWorkerState(s, ans.State)
 	}
 	for _, t := range ans.Timers {
@@ -236,6 +236,28 @@ func workerState(s *Self) []*pb.StateEntry {
 		out = append(out, &pb.StateEntry{Name: k, Value: s.Key(k)})
 	}
 	return out
+}
+
+// checkWorkerAnswer checks what an answer asks for before any of it is
+// applied: its state (when changed), and its timers' and reminders' names.
+// A reminder's schedule is checked where it is set.
+func checkWorkerAnswer(ans *pb.WorkerAnswer) error {
+	if ans.StateChanged {
+		if err := checkWorkerState(ans.State); err != nil {
+			return err
+		}
+	}
+	for _, t := range ans.Timers {
+		if err := placement.ValidateName("timer", t.Name); err != nil {
+			return err
+		}
+	}
+	for _, r := range ans.Reminders {
+		if err := placement.ValidateName("reminder", r.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkWorkerState checks an answer's state: valid key names, each once.
