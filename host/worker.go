@@ -136,6 +136,9 @@ func (w *workerActor) turn(ctx context.Context, turn *pb.WorkerTurn) ([]byte, er
 	// call's deadline, bounds the wait, with no context watcher per turn.
 	_ = ctx.Done()
 	msg, err := w.t.nc.RequestMsg(&nats.Msg{Subject: w.t.subject, Data: data}, timeout)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return nil, protocol.Errorf(protocol.CodePayloadTooLarge, "the turn of %s (payload and state, %d bytes) exceeds the server's max payload (%d); nothing ran", w.name(), len(data), w.t.nc.MaxPayload())
+	}
 	if err != nil {
 		return nil, w.failed(deadline, err)
 	}

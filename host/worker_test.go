@@ -347,3 +347,32 @@ func TestWorkerTimersAndReminders(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerTurnTooLarge checks a turn whose payload and state exceed the
+// server's max payload: PAYLOAD_TOO_LARGE at once, not retried.
+func TestWorkerTurnTooLarge(t *testing.T) {
+	s := natstest.Server(t)
+	startHost(t, s, host.Config{}, func(h *host.Host) {
+		if err := h.RegisterWorker("wk"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	nc := natstest.Connect(t, s)
+	goWorker(t, nc, "wk", func(turn *pb.WorkerTurn) []byte {
+		if turn.Method == "grow" {
+			return encodeAnswer(t, &pb.WorkerAnswer{StateChanged: true, State: []*pb.StateEntry{{Value: make([]byte, nc.MaxPayload()*3/4)}}})
+		}
+		return encodeAnswer(t, &pb.WorkerAnswer{})
+	})
+	if _, perr := workerCall(t, nc, "wk", "x", "grow", ""); perr != nil {
+		t.Fatal(perr)
+	}
+	start := time.Now()
+	_, perr := workerCall(t, nc, "wk", "x", "more", string(make([]byte, nc.MaxPayload()/2)))
+	if !errors.Is(perr, protocol.ErrPayloadTooLarge) {
+		t.Fatalf("a turn above the max payload: %v, want PAYLOAD_TOO_LARGE", perr)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v: retried", d)
+	}
+}
