@@ -262,7 +262,13 @@ export class Worker {
     } catch (err) {
       answer = { error_code: Codes.INTERNAL, error_message: `malformed WorkerTurn: ${err?.message ?? err}` };
     }
-    m.respond(WorkerAnswer.encode(answer).finish());
+    try {
+      m.respond(WorkerAnswer.encode(answer).finish());
+    } catch (err) {
+      // Too large for one message, say: the host gets an error it can
+      // report instead of waiting out its worker timeout.
+      m.respond(WorkerAnswer.encode({ error_code: Codes.INTERNAL, error_message: `cannot send the answer: ${err?.message ?? err}` }).finish());
+    }
   }
 
   /** Stops taking turns, lets the running ones answer, and resolves. */
