@@ -62,7 +62,7 @@ func TestChaosNodeActor(t *testing.T) {
 	for i := range *flagNodeWorkers {
 		ws.start(fmt.Sprintf("w%d", i+1), nil)
 	}
-	h.startHosts(3)
+	h.startHosts(*flagHosts)
 	h.waitHosts(h.liveNames())
 
 	load := h.startLoad(*flagWorkers, *flagNodeActors, *flagTimeout)
