@@ -186,6 +186,8 @@ type actorType struct {
 	idle      time.Duration
 	stateless bool
 	reentrant bool
-	dir       directory
-	counters  typeCounters
+	// workerTimeout bounds a worker type's turns (worker.go).
+	workerTimeout time.Duration
+	dir           directory
+	counters      typeCounters
 }
