@@ -187,6 +187,8 @@ type actorType struct {
 	stateless bool
 	reentrant bool
 	window    windowLimits // the idempotent calls remembered (calls.go)
-	dir       directory
-	counters  typeCounters
+	// workerTimeout bounds a worker type's turns (worker.go).
+	workerTimeout time.Duration
+	dir           directory
+	counters      typeCounters
 }
