@@ -77,6 +77,13 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 		h.fail(msg, e)
 		return
 	}
+	if c.callID == "" && msg.Reply != "" {
+		// A call of its own, as a router makes one, so that this host may
+		// send it again if the owner it forwards it to dies with it
+		// (probe.go). The client's own retry is another call unless it
+		// sends an id.
+		c.callID = router.NewCallID()
+	}
 	if t, ok := h.types[c.typ]; ok && h.owns(h.w.Table(), c.typ, c.id) {
 		h.admit(&envelope{msg: msg, t: t, id: c.id, method: c.method, callID: c.callID, deadline: deadline, chain: chain, gateway: true})
 		return
