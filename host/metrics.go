@@ -20,7 +20,7 @@ import (
 //	troupe_host_turn_duration_seconds{type,method}      turn time: activation if needed, Receive, state save
 //	troupe_host_mailbox_wait_seconds{type}              time from admission to the start of the turn
 //	troupe_host_rejected_calls_total{outcome}           requests refused before naming a served actor (bad headers, unknown type, bad id or method)
-//	troupe_host_gateway_forwards_total{how}             gateway calls this host followed to another host: direct (the owner answers the caller), relayed (through the host's router), lost (a probe found the owner gone: answered OUTCOME_UNKNOWN)
+//	troupe_host_gateway_forwards_total{how}             gateway calls this host followed to another host: direct (the owner answers the caller), relayed (through the host's router), lost (a probe found the owner gone: answered OUTCOME_UNKNOWN; calls with a call id are relayed instead)
 //	troupe_host_activations_total{type}                 activations (state loaded, Activate hook ran)
 //	troupe_host_deactivations_total{type}               activations ended (idle, moved, shutdown, failed turn)
 //	troupe_host_active_actors{type}                     activations now (read at scrape time)
