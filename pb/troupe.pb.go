@@ -421,7 +421,13 @@ type ActorState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// entries are the actor's keys, sorted by name, each name at most once.
 	// The unnamed state (host.Self.State) is the entry with the empty name.
-	Entries       []*StateEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Entries []*StateEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// streams are the stream subscriptions this state has consumed: per
+	// subscription, the stream sequence of the last message applied, saved in
+	// the same compare-and-set write as the state that message produced.
+	// Sorted by name, each name at most once (PROTOCOL.md, "Stream
+	// subscriptions").
+	Streams       []*StreamCursor `protobuf:"bytes,3,rep,name=streams,proto3" json:"streams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -459,6 +465,13 @@ func (*ActorState) Descriptor() ([]byte, []int) {
 func (x *ActorState) GetEntries() []*StateEntry {
 	if x != nil {
 		return x.Entries
+	}
+	return nil
+}
+
+func (x *ActorState) GetStreams() []*StreamCursor {
+	if x != nil {
+		return x.Streams
 	}
 	return nil
 }
@@ -516,6 +529,61 @@ func (x *StateEntry) GetValue() []byte {
 	return nil
 }
 
+// StreamCursor is how far an actor has consumed one stream subscription.
+type StreamCursor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the subscription's name, unique within the actor type.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// seq is the stream sequence of the last message the state includes.
+	Seq           uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamCursor) Reset() {
+	*x = StreamCursor{}
+	mi := &file_troupe_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamCursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamCursor) ProtoMessage() {}
+
+func (x *StreamCursor) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamCursor.ProtoReflect.Descriptor instead.
+func (*StreamCursor) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StreamCursor) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StreamCursor) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 var File_troupe_proto protoreflect.FileDescriptor
 
 const file_troupe_proto_rawDesc = "" +
@@ -538,14 +606,18 @@ const file_troupe_proto_rawDesc = "" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x03 \x01(\x04R\n" +
-	"generation\"=\n" +
+	"generation\"p\n" +
 	"\n" +
 	"ActorState\x12/\n" +
-	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\"6\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\x121\n" +
+	"\astreams\x18\x03 \x03(\v2\x17.troupe.v1.StreamCursorR\astreams\"6\n" +
 	"\n" +
 	"StateEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value*W\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"4\n" +
+	"\fStreamCursor\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq*W\n" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HOST_STATE_ACTIVE\x10\x01\x12\x17\n" +
@@ -588,7 +660,7 @@ func file_troupe_proto_rawDescGZIP() []byte {
 }
 
 var file_troupe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_troupe_proto_goTypes = []any{
 	(HostState)(0),        // 0: troupe.v1.HostState
 	(ErrorCode)(0),        // 1: troupe.v1.ErrorCode
@@ -596,15 +668,17 @@ var file_troupe_proto_goTypes = []any{
 	(*ReleaseRecord)(nil), // 3: troupe.v1.ReleaseRecord
 	(*ActorState)(nil),    // 4: troupe.v1.ActorState
 	(*StateEntry)(nil),    // 5: troupe.v1.StateEntry
+	(*StreamCursor)(nil),  // 6: troupe.v1.StreamCursor
 }
 var file_troupe_proto_depIdxs = []int32{
 	0, // 0: troupe.v1.HostRecord.state:type_name -> troupe.v1.HostState
 	5, // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	6, // 2: troupe.v1.ActorState.streams:type_name -> troupe.v1.StreamCursor
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_troupe_proto_init() }
@@ -618,7 +692,7 @@ func file_troupe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_proto_rawDesc), len(file_troupe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
