@@ -19,6 +19,9 @@ import (
 const (
 	HeaderStream    = "Troupe-Stream"
 	HeaderStreamSeq = "Troupe-Stream-Seq"
+	// HeaderStreamSubject is the message's subject, for the actor to read;
+	// the host does not check it.
+	HeaderStreamSubject = "Troupe-Stream-Subject"
 )
 
 // SubscriptionPrefix begins the placement id of a subscription's puller:
