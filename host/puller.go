@@ -124,23 +124,37 @@ func (h *Host) subStats(t placement.ActorType, name string) *subStats {
 }
 
 // sessionPause is the wait before a new session after one ended in error.
-const sessionPause = 250 * time.Millisecond
+// It doubles while sessions fail at once (a stream not made yet), up to
+// maxSessionPause.
+const (
+	sessionPause    = 250 * time.Millisecond
+	maxSessionPause = 5 * time.Second
+)
 
 func (p *puller) run(ctx context.Context) {
 	p.st.pulling.Store(true)
 	defer p.st.pulling.Store(false)
 	log := p.h.log.With("type", p.t.name, "subscription", p.sub.Name)
 	log.Info("stream subscription: pulling", "stream", p.sub.Stream, "filter", p.sub.Subject)
+	pause, said := sessionPause, ""
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := p.session(ctx)
 		if ctx.Err() != nil {
 			break
 		}
-		log.Warn("stream subscription: session ended; starting again", "err", err)
+		if time.Since(began) > maxSessionPause {
+			pause = sessionPause // it worked for a while
+		}
+		if msg := fmt.Sprint(err); msg != said {
+			said = msg // once per kind of failure, not per try
+			log.Warn("stream subscription: session ended; starting again", "err", err)
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(sessionPause):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, maxSessionPause)
 	}
 	log.Info("stream subscription: stopped pulling")
 }
@@ -400,4 +414,28 @@ func (s *session) watchLag(cons jetstream.Consumer) {
 		case <-time.After(lagEvery):
 		}
 	}
+}
+
+// subReports describes the subscriptions of the host's types (of typ, if
+// set), sorted by type and name.
+func (h *Host) subReports(typ string) []protocol.SubscriptionReport {
+	var out []protocol.SubscriptionReport
+	for _, name := range h.types.names() {
+		if typ != "" && name != typ {
+			continue
+		}
+		for _, s := range h.types[placement.ActorType(name)].subs {
+			st := h.subStats(placement.ActorType(name), s.Name)
+			r := protocol.SubscriptionReport{
+				Type: name, Name: s.Name, Stream: s.Stream, Subject: s.Subject,
+				Pulling: st.pulling.Load(), InFlight: st.inFlight.Load(),
+				Applied: st.applied.Load(), Terminated: st.terminated.Load(),
+			}
+			if r.Pulling {
+				r.Pending, r.AckPending = st.pending.Load(), st.ackPending.Load()
+			}
+			out = append(out, r)
+		}
+	}
+	return out
 }

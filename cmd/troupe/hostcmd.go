@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/examples/counter"
+	"github.com/troupe-dev/troupe/examples/orders"
 	"github.com/troupe-dev/troupe/examples/session"
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/ledger"
@@ -20,7 +21,7 @@ import (
 var hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-ttl DURATION] [--ledger FILE]
                    [--start-timeout DURATION] [--ui ADDR] [observability flags]
 
-Joins a host serving the example actors (counter, session) to an existing NATS with
+Joins a host serving the example actors (counter, session, customer) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it marks itself
 draining so the other hosts take its actors, hands them off (running calls
 finish, state is saved), and leaves the member set. At start it waits for
@@ -140,6 +141,9 @@ func serveActors(ctx context.Context, st *starting, e env, nc *nats.Conn, cfg ho
 		return err
 	}
 	if err := session.Register(h); err != nil {
+		return err
+	}
+	if err := orders.Register(h); err != nil {
 		return err
 	}
 	if err := tel.serve(obs.metrics, h); err != nil {
