@@ -193,9 +193,9 @@ func (p *puller) consumer(ctx context.Context) (jetstream.Consumer, error) {
 // session is one consumer's life: it ends when ctx does or the consumer
 // fails (deleted by another session, stream gone).
 func (p *puller) session(ctx context.Context) error {
-	cctx, cancel := context.WithTimeout(ctx, startTryTimeout)
+	cctx, cancelTry := context.WithTimeout(ctx, startTryTimeout)
 	cons, err := p.consumer(cctx)
-	cancel()
+	cancelTry()
 	if err != nil {
 		return err
 	}
@@ -204,10 +204,10 @@ func (p *puller) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel = context.WithCancel(ctx)
-	s := &session{p: p, ctx: ctx, actors: map[placement.ActorID]*actorLine{}, held: map[uint64]bool{}}
+	ctx, cancel := context.WithCancelCause(ctx)
+	s := &session{p: p, ctx: ctx, end: cancel, actors: map[placement.ActorID]*actorLine{}, held: map[uint64]bool{}}
 	defer func() {
-		cancel()
+		cancel(nil)
 		s.wg.Wait()
 	}()
 	stop := context.AfterFunc(ctx, it.Stop)
@@ -217,16 +217,23 @@ func (p *puller) session(ctx context.Context) error {
 	for {
 		msg, err := it.Next()
 		if err != nil {
+			if cause := context.Cause(ctx); cause != nil {
+				return cause
+			}
 			return err
 		}
 		s.take(msg)
 	}
 }
 
+// errReconnected ends a session after the connection was lost.
+var errReconnected = errors.New("reconnected to NATS; acknowledgements may be lost")
+
 // session delivers the messages of one consumer session.
 type session struct {
 	p   *puller
 	ctx context.Context
+	end context.CancelCauseFunc
 	wg  sync.WaitGroup
 
 	mu     sync.Mutex
@@ -397,10 +404,17 @@ func turnFailed(err error) bool {
 const lagEvery = time.Second
 
 // watchLag keeps the subscription's pending counts fresh while the session
-// lasts.
+// lasts, and ends the session when the connection has been lost since it
+// began: acknowledgements sent then may be lost, and the messages would
+// wait out their ack wait, while a new session has them at once.
 func (s *session) watchLag(cons jetstream.Consumer) {
 	defer s.wg.Done()
+	reconnects := s.p.h.nc.Stats().Reconnects
 	for {
+		if s.p.h.nc.Stats().Reconnects != reconnects {
+			s.end(errReconnected)
+			return
+		}
 		ctx, cancel := context.WithTimeout(s.ctx, lagEvery)
 		info, err := cons.Info(ctx)
 		cancel()
