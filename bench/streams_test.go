@@ -35,33 +35,32 @@ const (
 //     customer's key per message — in order per customer (64 workers, each
 //     customer always on the same one), then acks: the floor troupe's
 //     delivery is measured against;
+//
 //   - troupe-1host, troupe-3hosts: the orders example's customer actors fed
 //     by their subscription, on one host or three (in this process, each on
 //     its own connection).
 //
-//	go test -run '^$' -bench StreamIngest -benchtime=1x ./bench/
+//     go test -run '^$' -bench StreamIngest -benchtime=1x ./bench/
 func BenchmarkStreamIngest(b *testing.B) {
 	b.Run("plain", func(b *testing.B) {
 		for range b.N {
-			s, js := ingestServer(b)
+			_, js := ingestServer(b)
 			startPlain(b, js)
 			ingest(b, js, plainConsumer)
-			s.Shutdown()
 		}
 	})
 	for _, hosts := range []int{1, 3} {
 		b.Run(fmt.Sprintf("troupe-%dhost", hosts), func(b *testing.B) {
 			for range b.N {
 				s, js := ingestServer(b)
-				r := natstest.Router(b, natstest.Connect(b, s))
+				var h *host.Host
 				for range hosts {
-					startHost(b, natstest.Connect(b, s), host.Config{Logger: discardLogger}, func(h *host.Host) error { return orders.Register(h) })
+					h = startHost(b, natstest.Connect(b, s), host.Config{Logger: discardLogger}, func(h *host.Host) error { return orders.Register(h) })
 				}
-				for len(r.Table().Hosts(orders.Type)) < hosts {
+				for len(h.Router().Table().Hosts(orders.Type)) < hosts {
 					time.Sleep(5 * time.Millisecond)
 				}
 				ingest(b, js, protocol.SubscriptionConsumer(orders.Type, orders.Subscription))
-				s.Shutdown()
 			}
 		})
 	}
@@ -187,4 +186,3 @@ func startPlain(b *testing.B, js jetstream.JetStream) {
 		}
 	})
 }
-
