@@ -284,6 +284,13 @@ func (s *session) send(id placement.ActorID, line *actorLine) {
 	for {
 		s.mu.Lock()
 		if len(line.msgs) == 0 || s.ctx.Err() != nil {
+			// Those left are not acknowledged: the next session has
+			// them again.
+			for _, m := range line.msgs {
+				meta, _ := m.Metadata()
+				delete(s.held, meta.Sequence.Stream)
+				s.p.st.inFlight.Add(-1)
+			}
 			delete(s.actors, id)
 			s.mu.Unlock()
 			return
@@ -292,24 +299,12 @@ func (s *session) send(id placement.ActorID, line *actorLine) {
 		line.msgs = line.msgs[1:]
 		s.mu.Unlock()
 
-		done := s.p.deliver(s.ctx, id, msg)
+		s.p.deliver(s.ctx, id, msg)
 		meta, _ := msg.Metadata()
 		s.mu.Lock()
 		delete(s.held, meta.Sequence.Stream)
 		s.mu.Unlock()
 		s.p.st.inFlight.Add(-1)
-		if !done {
-			// The session ends: this message and those after it are
-			// not acknowledged, and the next session has them again.
-			s.mu.Lock()
-			for _, m := range line.msgs {
-				meta, _ := m.Metadata()
-				delete(s.held, meta.Sequence.Stream)
-				s.p.st.inFlight.Add(-1)
-			}
-			line.msgs = nil
-			s.mu.Unlock()
-		}
 	}
 }
 

@@ -307,3 +307,62 @@ func TestStreamSubscriptionValidated(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestStreamSlowActorSlowsOnlyItsOwnMessages: while one actor's turn is
+// stuck, the messages of the other actors are all applied, and the stuck
+// actor's later messages wait for it, in order.
+func TestStreamSlowActorSlowsOnlyItsOwnMessages(t *testing.T) {
+	s := natstest.Server(t)
+	js := streamJS(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "WORK", Subjects: []string{"work.*"}}); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var others atomic.Int64
+	var slowSeen []string // the slow actor's payloads, in the order applied; its turns run one at a time
+	startHost(t, s, host.Config{}, func(h *host.Host) {
+		_ = h.Register("worker", host.Func(func(ctx context.Context, c host.Call) ([]byte, error) {
+			if c.Method == "seen" {
+				return json.Marshal(slowSeen)
+			}
+			if c.Header.Get(protocol.HeaderStreamSubject) == "work.slow" {
+				if string(c.Payload) == "first" {
+					select {
+					case <-release:
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+				}
+				slowSeen = append(slowSeen, string(c.Payload))
+				return nil, nil
+			}
+			others.Add(1)
+			return nil, nil
+		}), host.Subscribe(host.Subscription{Name: "work", Stream: "WORK", Subject: "work.*", IDToken: 1, Method: "do", MaxInFlight: 64}))
+	})
+	pub := func(subject, body string) {
+		if _, err := js.Publish(ctx, subject, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub("work.slow", "first")
+	pub("work.slow", "second")
+	for i := range 200 {
+		pub(fmt.Sprintf("work.w%d", i%50), "x")
+	}
+	for others.Load() < 200 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("only %d of the other actors' 200 messages applied while one actor was stuck", others.Load())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	close(release)
+	waitConsumed(t, js, "WORK", protocol.SubscriptionConsumer("worker", "work"))
+	r := newRouter(t, s)
+	if got := call(t, r, "worker", "slow", "seen", ""); got != `["first","second"]` {
+		t.Errorf("the slow actor applied %s, want [\"first\",\"second\"]", got)
+	}
+}
