@@ -179,7 +179,9 @@ func TestStreamRedeliveryCoveredIsAckedWithoutRunning(t *testing.T) {
 	}
 	// A new activation on another host reads the cursor from the store.
 	startHost(t, s, host.Config{}, register)
-	h1.Close()
+	if err := h1.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := deliver("6"); err != nil {
 		t.Fatal(err)
 	}
