@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-dev/troupe/placement"
@@ -205,7 +206,8 @@ func (p *puller) session(ctx context.Context) error {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	s := &session{p: p, ctx: ctx, end: cancel, actors: map[placement.ActorID]*actorLine{}, held: map[uint64]bool{}}
+	s := &session{p: p, ctx: ctx, end: cancel, created: cons.CachedInfo().Created,
+		actors: map[placement.ActorID]*actorLine{}, held: map[uint64]bool{}}
 	defer func() {
 		cancel(nil)
 		s.wg.Wait()
@@ -226,8 +228,20 @@ func (p *puller) session(ctx context.Context) error {
 	}
 }
 
-// errReconnected ends a session after the connection was lost.
-var errReconnected = errors.New("reconnected to NATS; acknowledgements may be lost")
+var (
+	// errReconnected ends a session after the connection was lost.
+	errReconnected = errors.New("reconnected to NATS; acknowledgements may be lost")
+	// errGap ends a session that missed a delivery of its consumer. A
+	// session makes its consumer, so its deliveries are numbered 1, 2, 3…
+	// without a hole; a hole means some went elsewhere — to a puller that
+	// still pulls from the same name during a table change after deleting
+	// and making the consumer again — and those messages would wait out
+	// their ack wait while this session sent their actors later ones,
+	// which would pass them. A new session has them all again, in order.
+	errGap = errors.New("a consumer delivery went elsewhere")
+	// errReplaced ends a session whose consumer another session replaced.
+	errReplaced = errors.New("the consumer was made again by another session")
+)
 
 // session delivers the messages of one consumer session.
 type session struct {
@@ -235,6 +249,9 @@ type session struct {
 	ctx context.Context
 	end context.CancelCauseFunc
 	wg  sync.WaitGroup
+
+	delivered uint64    // the consumer sequence of the last delivery taken (the session loop's)
+	created   time.Time // when the session made its consumer
 
 	mu     sync.Mutex
 	actors map[placement.ActorID]*actorLine // actors with messages held
@@ -247,13 +264,22 @@ type actorLine struct {
 	msgs []jetstream.Msg
 }
 
-// take routes a message to its actor's line.
+// take routes a message to its actor's line. A delivery that does not
+// follow the session's last one ends the session (see errGap).
 func (s *session) take(msg jetstream.Msg) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		s.p.term(msg, "no metadata: "+err.Error())
+	if s.ctx.Err() != nil {
 		return
 	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		s.end(fmt.Errorf("%w: no metadata: %v", errGap, err))
+		return
+	}
+	if c := meta.Sequence.Consumer; c != s.delivered+1 {
+		s.end(fmt.Errorf("%w: delivery %d after %d", errGap, c, s.delivered))
+		return
+	}
+	s.delivered++
 	seq := meta.Sequence.Stream
 	id, err := s.p.actorOf(msg)
 	if err != nil {
@@ -356,7 +382,10 @@ func (p *puller) deliver(ctx context.Context, id placement.ActorID, msg jetstrea
 	failed := 0
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
 		cctx, cancel := context.WithTimeout(ctx, p.h.cfg.CallTimeout)
-		_, err := p.h.router.Call(cctx, p.t.name, id, p.sub.Method, msg.Data(), opts...)
+		done, err := p.callOwn(cctx, id, msg, seq)
+		if !done {
+			_, err = p.h.router.Call(cctx, p.t.name, id, p.sub.Method, msg.Data(), opts...)
+		}
 		cancel()
 		switch {
 		case err == nil:
@@ -413,7 +442,11 @@ func (s *session) watchLag(cons jetstream.Consumer) {
 		ctx, cancel := context.WithTimeout(s.ctx, lagEvery)
 		info, err := cons.Info(ctx)
 		cancel()
-		if err == nil {
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound) || err == nil && !info.Created.Equal(s.created):
+			s.end(errReplaced)
+			return
+		case err == nil:
 			s.p.st.pending.Store(info.NumPending)
 			s.p.st.ackPending.Store(uint64(info.NumAckPending))
 		}
@@ -447,4 +480,53 @@ func (h *Host) subReports(typ string) []protocol.SubscriptionReport {
 		}
 	}
 	return out
+}
+
+// callOwn delivers a message to an actor this host owns at its table
+// straight into the mailbox, as a request on the host's subject with the
+// headers the router would send, answered in the process: one NATS request
+// and reply fewer per message. done is false when the host does not own
+// the actor, or the answer says another host may run the call now (MOVED,
+// UNAVAILABLE, STATE_CONFLICT): the router, which waits for the table and
+// retries, takes it from there. Like a reminder firing's (firing.go).
+func (p *puller) callOwn(ctx context.Context, id placement.ActorID, msg jetstream.Msg, seq string) (done bool, err error) {
+	h := p.h
+	table := h.w.Table()
+	if !h.owns(table, p.t.name, id) {
+		return false, nil
+	}
+	deadline, _ := ctx.Deadline()
+	hdr := nats.Header{}
+	for k, vs := range msg.Headers() {
+		if len(vs) > 0 && !strings.HasPrefix(k, "Nats-") && !strings.HasPrefix(k, "Troupe-") {
+			hdr[k] = vs[:1:1]
+		}
+	}
+	hdr[protocol.HeaderType] = []string{string(p.t.name)}
+	hdr[protocol.HeaderID] = []string{protocol.EncodeID(string(id))}
+	hdr[protocol.HeaderMethod] = []string{p.sub.Method}
+	hdr[protocol.HeaderGeneration] = []string{strconv.FormatUint(table.Generation(), 10)}
+	hdr[protocol.HeaderTimeout] = []string{strconv.FormatInt(time.Until(deadline).Milliseconds()+1, 10)}
+	hdr[protocol.HeaderStream] = []string{p.sub.Name}
+	hdr[protocol.HeaderStreamSeq] = []string{seq}
+	hdr[protocol.HeaderStreamSubject] = []string{msg.Subject()}
+	answer := make(chan *nats.Msg, 1)
+	h.admit(&envelope{
+		kind: kindCall, msg: &nats.Msg{Subject: h.subject, Header: hdr, Data: msg.Data()},
+		t: p.t, id: id, method: p.sub.Method, gen: table.Generation(), deadline: deadline, local: answer,
+	})
+	select {
+	case reply := <-answer:
+		e := protocol.DecodeError(reply.Header, reply.Data)
+		if e == nil {
+			return true, nil
+		}
+		switch e.Code {
+		case protocol.CodeMoved, protocol.CodeUnavailable, protocol.CodeStateConflict:
+			return false, nil
+		}
+		return true, e
+	case <-ctx.Done():
+		return true, protocol.Errorf(protocol.CodeDeadlineExceeded, "%s %s.%s: %w", p.t.name, protocol.EncodeID(string(id)), p.sub.Method, ctx.Err())
+	}
 }

@@ -368,3 +368,51 @@ func TestStreamSlowActorSlowsOnlyItsOwnMessages(t *testing.T) {
 		t.Errorf("the slow actor applied %s, want [\"first\",\"second\"]", got)
 	}
 }
+
+// TestStreamDeliveriesTakenElsewhereAreNotSkipped: another client (a
+// puller that still pulls during a table change) takes some deliveries of
+// the subscription's consumer and never acknowledges them. The host's
+// puller sees the hole in its deliveries and starts over, so those orders
+// are applied at once, and none is passed by a later order of its customer
+// (which would leave it covered, and lost, when it came again after its
+// ack wait).
+func TestStreamDeliveriesTakenElsewhereAreNotSkipped(t *testing.T) {
+	s := natstest.Server(t)
+	js := streamJS(t, s)
+	ensureOrders(t, js)
+	startHost(t, s, host.Config{}, func(h *host.Host) { _ = orders.Register(h) })
+	sums, last := publishOrders(t, js, 100, 10)
+	waitConsumed(t, js, orders.Stream, ordersConsumer)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cons, err := js.Consumer(ctx, orders.Stream, ordersConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := make(chan int, 1)
+	go func() {
+		n := 0
+		if batch, err := cons.Fetch(20, jetstream.FetchMaxWait(5*time.Second)); err == nil {
+			for range batch.Messages() {
+				n++ // and never acknowledged
+			}
+		}
+		taken <- n
+	}()
+	time.Sleep(50 * time.Millisecond) // the fetch waits at the server, behind the host's pull
+	more, moreLast := publishOrders(t, js, 600, 10)
+	for id, v := range more {
+		sums[id] += v
+		last[id] = moreLast[id]
+	}
+	if n := <-taken; n == 0 {
+		t.Fatal("the other client took no delivery; the test shows nothing")
+	}
+	start := time.Now()
+	waitConsumed(t, js, orders.Stream, ordersConsumer)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the orders taken elsewhere were applied after %v, not at once", took)
+	}
+	checkOrderTotals(t, newRouter(t, s), sums, last)
+}
