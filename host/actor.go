@@ -190,6 +190,8 @@ type actorType struct {
 	stateless bool
 	reentrant bool
 	subs      []Subscription // streams delivered to the type (streams.go)
-	dir       directory
-	counters  typeCounters
+	// workerTimeout bounds a worker type's turns (worker.go).
+	workerTimeout time.Duration
+	dir           directory
+	counters      typeCounters
 }

@@ -171,6 +171,9 @@
 //     (handoff.go),
 //     reminders (reminders.go), operations (admin.go, discovery.go,
 //     metrics*.go, observe.go).
+//   - Worker types (worker.go): a type registered with RegisterWorker is an
+//     ordinary type whose Actor sends each turn to a worker in another
+//     language over NATS and applies its answer (PROTOCOL.md, docs/workers.md).
 //
 // Handoff, the release records and the table follower stay on *Host: they
 // are the host's side of the membership protocol, and each step needs the

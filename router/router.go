@@ -214,6 +214,18 @@ type call struct {
 	// deadline bounds the call; ctx carries it too, unless ctx can never end.
 	deadline time.Time
 	trace    context.Context // the call's span, when traced
+	// last is the last retried error reply, told in the deadline's error so
+	// that a call that kept meeting the same fault (no worker running, say)
+	// says which.
+	last *Error
+}
+
+// lastAttempt adds the last retried error, if any, to a deadline error.
+func (c *call) lastAttempt(e *Error) *Error {
+	if c.last != nil && e.Code == CodeDeadlineExceeded {
+		e.Message += "; the last attempt: " + c.last.Error()
+	}
+	return e
 }
 
 // Retry pacing when a host vanished or is busy handing over.
@@ -267,7 +279,7 @@ func (c *call) send(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 func (c *call) request(owner *placement.Member, gen uint64) (*request, error) {
 	left := time.Until(c.deadline)
 	if left <= 0 {
-		return nil, Errorf(CodeDeadlineExceeded, "deadline passed before the call was sent: %w", context.DeadlineExceeded)
+		return nil, c.lastAttempt(Errorf(CodeDeadlineExceeded, "deadline passed before the call was sent: %w", context.DeadlineExceeded))
 	}
 	req := requests.Get().(*request)
 	h := req.msg.Header
@@ -352,6 +364,7 @@ func (c *call) retryable(ctx context.Context, e *Error, table *placement.Table) 
 		return c.wait(ctx, table)
 	case CodeUnavailable, CodeStateConflict:
 		c.retried(outcomeOf(e.Code))
+		c.last = e
 		return c.wait(ctx, table)
 	}
 	return e
@@ -391,7 +404,7 @@ func (c *call) failure(ctx context.Context, err error) error {
 		if cause == nil {
 			cause = context.DeadlineExceeded
 		}
-		return Errorf(CodeDeadlineExceeded, "%s %s.%s: %w", c.typ, EncodeID(string(c.id)), c.method, cause)
+		return c.lastAttempt(Errorf(CodeDeadlineExceeded, "%s %s.%s: %w", c.typ, EncodeID(string(c.id)), c.method, cause))
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, placement.ErrWatcherStopped):
 		return Errorf(CodeUnavailable, "%w", err)
 	}

@@ -23,6 +23,8 @@ export const Codes = Object.freeze({
   INVALID_ARGUMENT: 15,
   STATE_TOO_LARGE: 16,
   OUTCOME_UNKNOWN: 17,
+  WOULD_DEADLOCK: 18,
+  CALL_CHAIN_TOO_DEEP: 19,
   INVALID_SCHEDULE: 20,
 });
 
@@ -44,6 +46,8 @@ export const Headers = Object.freeze({
   errorCode: "Nats-Service-Error-Code",
   error: "Nats-Service-Error",
   appCode: "Troupe-App-Code",
+  chain: "Troupe-Chain",
+  chainPath: "Troupe-Chain-Path",
 });
 
 /** The first protocol version whose hosts accept the Troupe-Call header. */
