@@ -65,7 +65,8 @@ type outputGate struct {
 type pendingSave struct {
 	state   []byte
 	keys    map[string][]byte
-	turns   int // turns it covers
+	streams cursors // never modified: a turn that advances one replaces it (streams.go)
+	turns   int     // turns it covers
 	replies []heldReply
 }
 
@@ -126,7 +127,7 @@ func (a *activation) pass(h *heldReply) {
 			p = &pendingSave{}
 			g.pending = p
 		}
-		p.state, p.keys, p.turns = a.state, a.keys(), p.turns+1
+		p.state, p.keys, p.streams, p.turns = a.state, a.keys(), a.cursors(), p.turns+1
 		a.keysShared = p.keys != nil
 		if h != nil {
 			p.replies = append(p.replies, *h)
@@ -205,7 +206,7 @@ func (a *activation) saver(g *outputGate) {
 		g.wakeLocked()
 		a.mu.Unlock()
 
-		rev, err := a.store(p.state, p.keys)
+		rev, err := a.store(p.state, p.keys, p.streams)
 
 		a.mu.Lock()
 		out := g.sent

@@ -139,27 +139,34 @@ func (a *activation) load(ctx context.Context) error {
 		return protocol.Errorf(protocol.CodeUnavailable, "loading state: %w", err)
 	}
 	a.rev = msg.rev
-	state, keys, err := msg.decode()
+	state, keys, streams, err := msg.decodeAll()
 	if err != nil {
 		return protocol.Errorf(protocol.CodeInternal, "state of %s: %v", StateKey(a.t.name, a.id), err)
 	}
 	a.state = state
 	a.setKeys(keys)
+	a.setCursors(streams)
 	return nil
 }
 
 // decode reads an entry's unnamed state and named keys (nil if it never
 // had any). A delete or purge marker holds neither.
 func (e stateEntry) decode() (state []byte, keys map[string][]byte, err error) {
+	state, keys, _, err = e.decodeAll()
+	return state, keys, err
+}
+
+// decodeAll is decode, with the stream cursors (streams.go).
+func (e stateEntry) decodeAll() (state []byte, keys map[string][]byte, streams cursors, err error) {
 	switch {
 	case e.rev == 0 || e.deleted:
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	case e.hdr.Get(protocol.HeaderStateFormat) != protocol.StateFormatKeys:
-		return e.data, nil, nil
+		return e.data, nil, nil, nil
 	}
 	var st pb.ActorState
 	if err := proto.Unmarshal(e.data, &st); err != nil {
-		return nil, nil, fmt.Errorf("named keys do not decode: %w", err)
+		return nil, nil, nil, fmt.Errorf("named keys do not decode: %w", err)
 	}
 	keys = make(map[string][]byte, len(st.Entries))
 	for _, en := range st.Entries {
@@ -169,17 +176,18 @@ func (e stateEntry) decode() (state []byte, keys map[string][]byte, err error) {
 		}
 		keys[en.Name] = en.Value
 	}
-	return state, keys, nil
+	return state, keys, decodeCursors(st.Streams), nil
 }
 
 // encodeState is what save writes: the unnamed state alone when the actor
-// has never had named keys, else every key in a pb.ActorState. It refuses
+// has never had named keys nor consumed a stream, else every key and stream
+// cursor in a pb.ActorState. It refuses
 // state that cannot fit in one message with CodeStateTooLarge, naming the
 // largest keys.
-func (a *activation) encodeState(state []byte, keys map[string][]byte) ([]byte, nats.Header, error) {
+func (a *activation) encodeState(state []byte, keys map[string][]byte, streams cursors) ([]byte, nats.Header, error) {
 	value, hdr := state, nats.Header(nil)
-	if keys != nil {
-		st := &pb.ActorState{}
+	if keys != nil || streams != nil {
+		st := &pb.ActorState{Streams: streams.encode()}
 		if state != nil {
 			st.Entries = append(st.Entries, &pb.StateEntry{Value: state})
 		}
