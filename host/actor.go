@@ -173,6 +173,9 @@ func newActorType(cfg Config, types catalog, typ placement.ActorType, factory Fa
 	if t.mailbox < 1 || t.idle <= 0 || t.group < 1 {
 		return nil, fmt.Errorf("host: actor type %q: mailbox size, idle timeout and group commit must be positive", typ)
 	}
+	if err := t.validSubs(); err != nil {
+		return nil, err
+	}
 	t.dir.init()
 	return t, nil
 }
@@ -186,7 +189,8 @@ type actorType struct {
 	idle      time.Duration
 	stateless bool
 	reentrant bool
-	window    windowLimits // the idempotent calls remembered (calls.go)
+	window    windowLimits   // the idempotent calls remembered (calls.go)
+	subs      []Subscription // streams delivered to the type (streams.go)
 	// workerTimeout bounds a worker type's turns (worker.go).
 	workerTimeout time.Duration
 	dir           directory

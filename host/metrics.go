@@ -41,10 +41,12 @@ import (
 //	troupe_state_conflicts_total{type}                  saves refused by compare-and-set
 //	troupe_reminders_fired_total{type}                  reminder firings this host delivered (type: served here, else other)
 //	troupe_timers_fired_total{type}                     timer ticks run in a mailbox
+//	troupe_stream_*{type,subscription}                  stream subscriptions: metrics_streams.go
 type metrics struct {
-	h     *Host
-	reg   prometheus.Registerer
-	state *stateCollector
+	h       *Host
+	reg     prometheus.Registerer
+	state   *stateCollector
+	streams *streamCollector // metrics_streams.go
 
 	calls        *telemetry.Calls
 	rejected     *prometheus.CounterVec
@@ -119,6 +121,7 @@ func newMetrics(h *Host) (*metrics, error) {
 		return nil, fmt.Errorf("host: metrics: %w", err)
 	}
 	m.state = newStateCollector(h)
+	m.streams = newStreamCollector(h)
 	return m, nil
 }
 
@@ -142,10 +145,17 @@ func (m *metrics) register() error {
 	if err := m.reg.Register(m.state); err != nil {
 		return fmt.Errorf("host: metrics: %w (a registry reports one host: give each host its own, or wrap it with prometheus.WrapRegistererWith and a host label)", err)
 	}
+	if err := m.reg.Register(m.streams); err != nil {
+		m.reg.Unregister(m.state)
+		return fmt.Errorf("host: metrics: %w", err)
+	}
 	return nil
 }
 
-func (m *metrics) unregister() { m.reg.Unregister(m.state) }
+func (m *metrics) unregister() {
+	m.reg.Unregister(m.state)
+	m.reg.Unregister(m.streams)
+}
 
 func (m *metrics) leaseRenewed(took time.Duration, err error) {
 	m.renewDur.Observe(took.Seconds())

@@ -131,9 +131,19 @@ func (a *activation) runTurn(env *envelope) ([]byte, error) {
 	if reply, err, ok := a.repeat(env); ok {
 		return reply, err // already run: its recorded outcome, nothing runs
 	}
+	sm, isStream, err := a.streamOf(env)
+	switch {
+	case err != nil:
+		return nil, err
+	case isStream && a.covers(sm):
+		return nil, nil // applied before: a redelivery (streams.go)
+	}
 	a.holdChain(env)
 	reply, err := a.body(tc, env)
 	a.releaseChain(env)
+	if err == nil && isStream {
+		a.advance(sm)
+	}
 	if err == nil && a.discard {
 		err = discardedByNested()
 	}
@@ -281,7 +291,7 @@ func (a *activation) save() error {
 		a.dirty = false
 		return nil
 	}
-	rev, err := a.store(a.state, a.keys(), a.window().snapshot())
+	rev, err := a.store(a.state, a.keys(), a.window().snapshot(), a.cursors())
 	if err != nil {
 		return err
 	}
@@ -292,8 +302,8 @@ func (a *activation) save() error {
 // store writes state and keys with compare-and-set on a.rev and returns the
 // new revision. It runs on the mailbox goroutine, a nested turn's, or the
 // saver's (group.go), one at a time: whichever may save owns a.rev.
-func (a *activation) store(state []byte, keys map[string][]byte, calls []byte) (uint64, error) {
-	value, hdr, err := a.encodeState(state, keys, calls)
+func (a *activation) store(state []byte, keys map[string][]byte, calls []byte, streams cursors) (uint64, error) {
+	value, hdr, err := a.encodeState(state, keys, calls, streams)
 	if err != nil {
 		return 0, err
 	}

@@ -472,10 +472,10 @@ func (x *ReleaseRecord) GetGeneration() uint64 {
 }
 
 // ActorState is the value of an actor's key in the state bucket when the
-// actor keeps named state keys or recorded calls (the entry then carries the
-// header Troupe-State: keys). An actor that only ever set its unnamed state,
-// with calls that carried no call id, is stored as those bytes alone,
-// without the header.
+// actor keeps named state keys, recorded calls or stream cursors (the entry
+// then carries the header Troupe-State: keys). An actor that only ever set
+// its unnamed state, with calls that carried no call id and no stream
+// messages, is stored as those bytes alone, without the header.
 type ActorState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// entries are the actor's keys, sorted by name, each name at most once.
@@ -484,7 +484,13 @@ type ActorState struct {
 	// calls are the actor's recent idempotent calls whose turns changed this
 	// state, oldest first, each id at most once (PROTOCOL.md, "Idempotent
 	// calls"): a repeat of one is answered with its reply, not run again.
-	Calls         []*CallRecord `protobuf:"bytes,2,rep,name=calls,proto3" json:"calls,omitempty"`
+	Calls []*CallRecord `protobuf:"bytes,2,rep,name=calls,proto3" json:"calls,omitempty"`
+	// streams are the stream subscriptions this state has consumed: per
+	// subscription, the stream sequence of the last message applied, saved in
+	// the same compare-and-set write as the state that message produced.
+	// Sorted by name, each name at most once (PROTOCOL.md, "Stream
+	// subscriptions").
+	Streams       []*StreamCursor `protobuf:"bytes,3,rep,name=streams,proto3" json:"streams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -529,6 +535,13 @@ func (x *ActorState) GetEntries() []*StateEntry {
 func (x *ActorState) GetCalls() []*CallRecord {
 	if x != nil {
 		return x.Calls
+	}
+	return nil
+}
+
+func (x *ActorState) GetStreams() []*StreamCursor {
+	if x != nil {
+		return x.Streams
 	}
 	return nil
 }
@@ -678,6 +691,61 @@ func (x *StateEntry) GetValue() []byte {
 	return nil
 }
 
+// StreamCursor is how far an actor has consumed one stream subscription.
+type StreamCursor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the subscription's name, unique within the actor type.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// seq is the stream sequence of the last message the state includes.
+	Seq           uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamCursor) Reset() {
+	*x = StreamCursor{}
+	mi := &file_troupe_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamCursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamCursor) ProtoMessage() {}
+
+func (x *StreamCursor) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamCursor.ProtoReflect.Descriptor instead.
+func (*StreamCursor) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *StreamCursor) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StreamCursor) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // WorkerTurn is the request a host sends on <prefix>.worker.<actor_type> for
 // one turn of an actor whose type is served by workers. The host keeps
 // placement, the mailbox, fencing, call chains, timers, reminders and the
@@ -716,7 +784,7 @@ type WorkerTurn struct {
 
 func (x *WorkerTurn) Reset() {
 	*x = WorkerTurn{}
-	mi := &file_troupe_proto_msgTypes[5]
+	mi := &file_troupe_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +796,7 @@ func (x *WorkerTurn) String() string {
 func (*WorkerTurn) ProtoMessage() {}
 
 func (x *WorkerTurn) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[5]
+	mi := &file_troupe_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +809,7 @@ func (x *WorkerTurn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerTurn.ProtoReflect.Descriptor instead.
 func (*WorkerTurn) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{5}
+	return file_troupe_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WorkerTurn) GetActorType() string {
@@ -839,7 +907,7 @@ type WorkerHeader struct {
 
 func (x *WorkerHeader) Reset() {
 	*x = WorkerHeader{}
-	mi := &file_troupe_proto_msgTypes[6]
+	mi := &file_troupe_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +919,7 @@ func (x *WorkerHeader) String() string {
 func (*WorkerHeader) ProtoMessage() {}
 
 func (x *WorkerHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[6]
+	mi := &file_troupe_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +932,7 @@ func (x *WorkerHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHeader.ProtoReflect.Descriptor instead.
 func (*WorkerHeader) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{6}
+	return file_troupe_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WorkerHeader) GetName() string {
@@ -907,7 +975,7 @@ type WorkerAnswer struct {
 
 func (x *WorkerAnswer) Reset() {
 	*x = WorkerAnswer{}
-	mi := &file_troupe_proto_msgTypes[7]
+	mi := &file_troupe_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +987,7 @@ func (x *WorkerAnswer) String() string {
 func (*WorkerAnswer) ProtoMessage() {}
 
 func (x *WorkerAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[7]
+	mi := &file_troupe_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1000,7 @@ func (x *WorkerAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerAnswer.ProtoReflect.Descriptor instead.
 func (*WorkerAnswer) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{7}
+	return file_troupe_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WorkerAnswer) GetReply() []byte {
@@ -1007,7 +1075,7 @@ type TimerEffect struct {
 
 func (x *TimerEffect) Reset() {
 	*x = TimerEffect{}
-	mi := &file_troupe_proto_msgTypes[8]
+	mi := &file_troupe_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1087,7 @@ func (x *TimerEffect) String() string {
 func (*TimerEffect) ProtoMessage() {}
 
 func (x *TimerEffect) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[8]
+	mi := &file_troupe_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1100,7 @@ func (x *TimerEffect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerEffect.ProtoReflect.Descriptor instead.
 func (*TimerEffect) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{8}
+	return file_troupe_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TimerEffect) GetName() string {
@@ -1081,7 +1149,7 @@ type ReminderEffect struct {
 
 func (x *ReminderEffect) Reset() {
 	*x = ReminderEffect{}
-	mi := &file_troupe_proto_msgTypes[9]
+	mi := &file_troupe_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1161,7 @@ func (x *ReminderEffect) String() string {
 func (*ReminderEffect) ProtoMessage() {}
 
 func (x *ReminderEffect) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[9]
+	mi := &file_troupe_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1174,7 @@ func (x *ReminderEffect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReminderEffect.ProtoReflect.Descriptor instead.
 func (*ReminderEffect) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{9}
+	return file_troupe_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReminderEffect) GetName() string {
@@ -1173,11 +1241,12 @@ const file_troupe_proto_rawDesc = "" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x03 \x01(\x04R\n" +
-	"generation\"j\n" +
+	"generation\"\x9d\x01\n" +
 	"\n" +
 	"ActorState\x12/\n" +
 	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\x12+\n" +
-	"\x05calls\x18\x02 \x03(\v2\x15.troupe.v1.CallRecordR\x05calls\"\x92\x01\n" +
+	"\x05calls\x18\x02 \x03(\v2\x15.troupe.v1.CallRecordR\x05calls\x121\n" +
+	"\astreams\x18\x03 \x03(\v2\x17.troupe.v1.StreamCursorR\astreams\"\x92\x01\n" +
 	"\n" +
 	"CallRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -1189,7 +1258,10 @@ const file_troupe_proto_rawDesc = "" +
 	"\n" +
 	"StateEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\x82\x03\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"4\n" +
+	"\fStreamCursor\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\x82\x03\n" +
 	"\n" +
 	"WorkerTurn\x12\x1d\n" +
 	"\n" +
@@ -1281,7 +1353,7 @@ func file_troupe_proto_rawDescGZIP() []byte {
 }
 
 var file_troupe_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_troupe_proto_goTypes = []any{
 	(HostState)(0),         // 0: troupe.v1.HostState
 	(ErrorCode)(0),         // 1: troupe.v1.ErrorCode
@@ -1291,28 +1363,30 @@ var file_troupe_proto_goTypes = []any{
 	(*ActorState)(nil),     // 5: troupe.v1.ActorState
 	(*CallRecord)(nil),     // 6: troupe.v1.CallRecord
 	(*StateEntry)(nil),     // 7: troupe.v1.StateEntry
-	(*WorkerTurn)(nil),     // 8: troupe.v1.WorkerTurn
-	(*WorkerHeader)(nil),   // 9: troupe.v1.WorkerHeader
-	(*WorkerAnswer)(nil),   // 10: troupe.v1.WorkerAnswer
-	(*TimerEffect)(nil),    // 11: troupe.v1.TimerEffect
-	(*ReminderEffect)(nil), // 12: troupe.v1.ReminderEffect
+	(*StreamCursor)(nil),   // 8: troupe.v1.StreamCursor
+	(*WorkerTurn)(nil),     // 9: troupe.v1.WorkerTurn
+	(*WorkerHeader)(nil),   // 10: troupe.v1.WorkerHeader
+	(*WorkerAnswer)(nil),   // 11: troupe.v1.WorkerAnswer
+	(*TimerEffect)(nil),    // 12: troupe.v1.TimerEffect
+	(*ReminderEffect)(nil), // 13: troupe.v1.ReminderEffect
 }
 var file_troupe_proto_depIdxs = []int32{
 	0,  // 0: troupe.v1.HostRecord.state:type_name -> troupe.v1.HostState
 	7,  // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
 	6,  // 2: troupe.v1.ActorState.calls:type_name -> troupe.v1.CallRecord
-	2,  // 3: troupe.v1.WorkerTurn.kind:type_name -> troupe.v1.TurnKind
-	9,  // 4: troupe.v1.WorkerTurn.headers:type_name -> troupe.v1.WorkerHeader
-	7,  // 5: troupe.v1.WorkerTurn.state:type_name -> troupe.v1.StateEntry
-	1,  // 6: troupe.v1.WorkerAnswer.error_code:type_name -> troupe.v1.ErrorCode
-	7,  // 7: troupe.v1.WorkerAnswer.state:type_name -> troupe.v1.StateEntry
-	11, // 8: troupe.v1.WorkerAnswer.timers:type_name -> troupe.v1.TimerEffect
-	12, // 9: troupe.v1.WorkerAnswer.reminders:type_name -> troupe.v1.ReminderEffect
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 3: troupe.v1.ActorState.streams:type_name -> troupe.v1.StreamCursor
+	2,  // 4: troupe.v1.WorkerTurn.kind:type_name -> troupe.v1.TurnKind
+	10, // 5: troupe.v1.WorkerTurn.headers:type_name -> troupe.v1.WorkerHeader
+	7,  // 6: troupe.v1.WorkerTurn.state:type_name -> troupe.v1.StateEntry
+	1,  // 7: troupe.v1.WorkerAnswer.error_code:type_name -> troupe.v1.ErrorCode
+	7,  // 8: troupe.v1.WorkerAnswer.state:type_name -> troupe.v1.StateEntry
+	12, // 9: troupe.v1.WorkerAnswer.timers:type_name -> troupe.v1.TimerEffect
+	13, // 10: troupe.v1.WorkerAnswer.reminders:type_name -> troupe.v1.ReminderEffect
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_troupe_proto_init() }
@@ -1326,7 +1400,7 @@ func file_troupe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_proto_rawDesc), len(file_troupe_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -12,6 +12,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/examples/orders"
 
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/embedded"
@@ -22,7 +25,8 @@ var devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync alw
                   [--worker-timeout DURATION] [observability flags]
 
 Runs an embedded NATS server with JetStream and one host serving the example
-actors (counter, session, relay), prints the server's URL, and runs until SIGINT or SIGTERM;
+actors (counter, session, relay, and customer, fed by the ORDERS stream it
+makes), prints the server's URL, and runs until SIGINT or SIGTERM;
 then it drains the host and stops the server. Other hosts can join with
 troupe host -s URL.
 
@@ -156,9 +160,24 @@ func dev(ctx context.Context, e env, cfg embedded.Config, start *startFlag, ui *
 		return err
 	}
 	defer nc.Close()
+	if err := ensureOrders(st.ctx, nc); err != nil {
+		return err
+	}
 	return serveActors(ctx, st, e, nc, host.Config{ID: id}, log, ui, workers, obs, func() {
 		fmt.Fprintf(e.stdout, "%s\ntry: troupe call -s %s counter c1 add 5\n", u, u)
 	})
+}
+
+// ensureOrders makes the example's ORDERS stream (examples/orders).
+func ensureOrders(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := orders.EnsureStream(ctx, js, 1); err != nil {
+		return fmt.Errorf("stream %s: %w", orders.Stream, err)
+	}
+	return nil
 }
 
 // clientURL is the URL clients on this machine reach s at: a wildcard listen

@@ -82,6 +82,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"actors", "extra"}, 2, "", `unexpected argument "extra"`},
 		{[]string{"actors", "--host", "bad name"}, 2, "", "--host"},
 		{[]string{"hosts", "-l", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"help", "subs"}, 0, "ACK PENDING", ""},
+		{[]string{"subs", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"subs", "--timeout", "0s"}, 2, "", "--timeout must be positive"},
 	} {
 		res := troupe("", nil, tc.args...)
 		if res.code != tc.code || !strings.Contains(res.stdout, tc.stdout) || !strings.Contains(res.stderr, tc.stderr) {

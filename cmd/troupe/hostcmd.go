@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/examples/counter"
+	"github.com/troupe-dev/troupe/examples/orders"
 	"github.com/troupe-dev/troupe/examples/relay"
 	"github.com/troupe-dev/troupe/examples/session"
 	"github.com/troupe-dev/troupe/host"
@@ -22,7 +23,7 @@ var hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-tt
                    [--start-timeout DURATION] [--ui ADDR] [--worker-types TYPES]
                    [--worker-timeout DURATION] [observability flags]
 
-Joins a host serving the example actors (counter, session, relay) to an existing NATS with
+Joins a host serving the example actors (counter, session, relay, customer) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it marks itself
 draining so the other hosts take its actors, hands them off (running calls
 finish, state is saved), and leaves the member set. At start it waits for
@@ -148,6 +149,9 @@ func serveActors(ctx context.Context, st *starting, e env, nc *nats.Conn, cfg ho
 		return err
 	}
 	if err := session.Register(h); err != nil {
+		return err
+	}
+	if err := orders.Register(h); err != nil {
 		return err
 	}
 	if err := relay.Register(h); err != nil {

@@ -40,6 +40,11 @@ export const Headers = Object.freeze({
   timeout: "Troupe-Timeout",
   call: "Troupe-Call",
   callId: "Troupe-Call-Id",
+  // A stream message delivered as a call (PROTOCOL.md, "Stream
+  // subscriptions"): the subscription's name and the message's sequence.
+  stream: "Troupe-Stream",
+  streamSeq: "Troupe-Stream-Seq",
+  streamSubject: "Troupe-Stream-Subject",
   errorCode: "Nats-Service-Error-Code",
   error: "Nats-Service-Error",
   appCode: "Troupe-App-Code",
