@@ -77,10 +77,12 @@ func CallWindow(calls int, age time.Duration, bytes int) TypeOption {
 }
 
 // The in-memory tier of an activation's call window: its most recent calls,
-// at most this many and none older than this.
+// at most this many and none older than this. The age outlasts the retries
+// of a call with any usual deadline: the router's attempts wait 1, 2, 4, 8,
+// 16 s, so a repeat can come that long after the first attempt ran.
 const (
 	MemoryWindowCalls = 1024
-	MemoryWindowAge   = 10 * time.Second
+	MemoryWindowAge   = time.Minute
 )
 
 // windowLimits are a type's CallWindow.
