@@ -166,7 +166,7 @@ func newActorType(cfg Config, types catalog, typ placement.ActorType, factory Fa
 	if _, dup := types[typ]; dup {
 		return nil, fmt.Errorf("host: actor type %q registered twice", typ)
 	}
-	t := &actorType{name: typ, factory: factory, mailbox: cfg.MailboxSize, idle: cfg.IdleTimeout, group: DefaultGroupCommit}
+	t := &actorType{name: typ, factory: factory, mailbox: cfg.MailboxSize, idle: cfg.IdleTimeout, group: DefaultGroupCommit, window: defaultWindow}
 	for _, o := range opts {
 		o.apply(t)
 	}
@@ -189,6 +189,7 @@ type actorType struct {
 	idle      time.Duration
 	stateless bool
 	reentrant bool
+	window    windowLimits   // the idempotent calls remembered (calls.go)
 	subs      []Subscription // streams delivered to the type (streams.go)
 	// workerTimeout bounds a worker type's turns (worker.go).
 	workerTimeout time.Duration

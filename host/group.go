@@ -65,6 +65,7 @@ type outputGate struct {
 type pendingSave struct {
 	state   []byte
 	keys    map[string][]byte
+	calls   []byte  // the call window after them, encoded (calls.go)
 	streams cursors // never modified: a turn that advances one replaces it (streams.go)
 	turns   int     // turns it covers
 	replies []heldReply
@@ -127,7 +128,7 @@ func (a *activation) pass(h *heldReply) {
 			p = &pendingSave{}
 			g.pending = p
 		}
-		p.state, p.keys, p.streams, p.turns = a.state, a.keys(), a.cursors(), p.turns+1
+		p.state, p.keys, p.calls, p.streams, p.turns = a.state, a.keys(), a.window().snapshot(), a.cursors(), p.turns+1
 		a.keysShared = p.keys != nil
 		if h != nil {
 			p.replies = append(p.replies, *h)
@@ -206,7 +207,7 @@ func (a *activation) saver(g *outputGate) {
 		g.wakeLocked()
 		a.mu.Unlock()
 
-		rev, err := a.store(p.state, p.keys, p.streams)
+		rev, err := a.store(p.state, p.keys, p.calls, p.streams)
 
 		a.mu.Lock()
 		out := g.sent

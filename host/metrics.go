@@ -20,12 +20,13 @@ import (
 //	troupe_host_turn_duration_seconds{type,method}      turn time: activation if needed, Receive, state save
 //	troupe_host_mailbox_wait_seconds{type}              time from admission to the start of the turn
 //	troupe_host_rejected_calls_total{outcome}           requests refused before naming a served actor (bad headers, unknown type, bad id or method)
-//	troupe_host_gateway_forwards_total{how}             gateway calls this host followed to another host: direct (the owner answers the caller), relayed (through the host's router), lost (a probe found the owner gone: answered OUTCOME_UNKNOWN)
+//	troupe_host_gateway_forwards_total{how}             gateway calls this host followed to another host: direct (the owner answers the caller), relayed (through the host's router), lost (a probe found the owner gone: answered OUTCOME_UNKNOWN; calls with a call id are relayed instead)
 //	troupe_host_activations_total{type}                 activations (state loaded, Activate hook ran)
 //	troupe_host_deactivations_total{type}               activations ended (idle, moved, shutdown, failed turn)
 //	troupe_host_active_actors{type}                     activations now (read at scrape time)
 //	troupe_host_mailbox_depth{type}                     calls waiting in the type's mailboxes (scrape time)
 //	troupe_host_mailbox_depth_max{type}                 the longest single mailbox of the type (scrape time)
+//	troupe_host_call_repeats_total{type}                calls answered from the record of an earlier call with their call id (read at scrape time)
 //	troupe_host_ready                                   1 when Ready reports nil (scrape time)
 //	troupe_host_info{host,version}                      1
 //	troupe_placement_generation                         the host's table generation (scrape time)

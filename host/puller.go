@@ -370,6 +370,10 @@ func (p *puller) deliver(ctx context.Context, id placement.ActorID, msg jetstrea
 	meta, _ := msg.Metadata()
 	seq := strconv.FormatUint(meta.Sequence.Stream, 10)
 	opts := []router.CallOption{
+		// The stream cursor saved with the state dedupes a redelivery
+		// (streams.go); a call id would only add a record per message to
+		// every save.
+		router.WithoutCallID(),
 		router.WithHeader(protocol.HeaderStream, p.sub.Name),
 		router.WithHeader(protocol.HeaderStreamSeq, seq),
 		router.WithHeader(protocol.HeaderStreamSubject, msg.Subject()),

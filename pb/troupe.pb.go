@@ -472,14 +472,19 @@ func (x *ReleaseRecord) GetGeneration() uint64 {
 }
 
 // ActorState is the value of an actor's key in the state bucket when the
-// actor keeps named state keys (the entry then carries the header
-// Troupe-State: keys). An actor that only ever set its unnamed state is
-// stored as those bytes alone, without the header.
+// actor keeps named state keys, recorded calls or stream cursors (the entry
+// then carries the header Troupe-State: keys). An actor that only ever set
+// its unnamed state, with calls that carried no call id and no stream
+// messages, is stored as those bytes alone, without the header.
 type ActorState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// entries are the actor's keys, sorted by name, each name at most once.
 	// The unnamed state (host.Self.State) is the entry with the empty name.
 	Entries []*StateEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// calls are the actor's recent idempotent calls whose turns changed this
+	// state, oldest first, each id at most once (PROTOCOL.md, "Idempotent
+	// calls"): a repeat of one is answered with its reply, not run again.
+	Calls []*CallRecord `protobuf:"bytes,2,rep,name=calls,proto3" json:"calls,omitempty"`
 	// streams are the stream subscriptions this state has consumed: per
 	// subscription, the stream sequence of the last message applied, saved in
 	// the same compare-and-set write as the state that message produced.
@@ -527,11 +532,110 @@ func (x *ActorState) GetEntries() []*StateEntry {
 	return nil
 }
 
+func (x *ActorState) GetCalls() []*CallRecord {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
 func (x *ActorState) GetStreams() []*StreamCursor {
 	if x != nil {
 		return x.Streams
 	}
 	return nil
+}
+
+// CallRecord is one idempotent call the state already includes, with the
+// reply its caller got.
+type CallRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the call id (Troupe-Call-Id): 1-64 printable ASCII bytes.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// body is the reply's body.
+	Body []byte `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	// code is the reply's error code, 0 for a success.
+	Code uint32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	// message is the error's message, for an error reply.
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// app_code is the actor's own error code, for APPLICATION.
+	AppCode string `protobuf:"bytes,5,opt,name=app_code,json=appCode,proto3" json:"app_code,omitempty"`
+	// unix_ms is when the call's turn ended, in Unix milliseconds.
+	UnixMs        int64 `protobuf:"varint,6,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallRecord) Reset() {
+	*x = CallRecord{}
+	mi := &file_troupe_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallRecord) ProtoMessage() {}
+
+func (x *CallRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallRecord.ProtoReflect.Descriptor instead.
+func (*CallRecord) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CallRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CallRecord) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *CallRecord) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CallRecord) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CallRecord) GetAppCode() string {
+	if x != nil {
+		return x.AppCode
+	}
+	return ""
+}
+
+func (x *CallRecord) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
 }
 
 // StateEntry is one named key of an actor's state.
@@ -545,7 +649,7 @@ type StateEntry struct {
 
 func (x *StateEntry) Reset() {
 	*x = StateEntry{}
-	mi := &file_troupe_proto_msgTypes[3]
+	mi := &file_troupe_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +661,7 @@ func (x *StateEntry) String() string {
 func (*StateEntry) ProtoMessage() {}
 
 func (x *StateEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[3]
+	mi := &file_troupe_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +674,7 @@ func (x *StateEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateEntry.ProtoReflect.Descriptor instead.
 func (*StateEntry) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{3}
+	return file_troupe_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StateEntry) GetName() string {
@@ -600,7 +704,7 @@ type StreamCursor struct {
 
 func (x *StreamCursor) Reset() {
 	*x = StreamCursor{}
-	mi := &file_troupe_proto_msgTypes[4]
+	mi := &file_troupe_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +716,7 @@ func (x *StreamCursor) String() string {
 func (*StreamCursor) ProtoMessage() {}
 
 func (x *StreamCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[4]
+	mi := &file_troupe_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +729,7 @@ func (x *StreamCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCursor.ProtoReflect.Descriptor instead.
 func (*StreamCursor) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{4}
+	return file_troupe_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StreamCursor) GetName() string {
@@ -680,7 +784,7 @@ type WorkerTurn struct {
 
 func (x *WorkerTurn) Reset() {
 	*x = WorkerTurn{}
-	mi := &file_troupe_proto_msgTypes[5]
+	mi := &file_troupe_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +796,7 @@ func (x *WorkerTurn) String() string {
 func (*WorkerTurn) ProtoMessage() {}
 
 func (x *WorkerTurn) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[5]
+	mi := &file_troupe_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +809,7 @@ func (x *WorkerTurn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerTurn.ProtoReflect.Descriptor instead.
 func (*WorkerTurn) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{5}
+	return file_troupe_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WorkerTurn) GetActorType() string {
@@ -803,7 +907,7 @@ type WorkerHeader struct {
 
 func (x *WorkerHeader) Reset() {
 	*x = WorkerHeader{}
-	mi := &file_troupe_proto_msgTypes[6]
+	mi := &file_troupe_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -815,7 +919,7 @@ func (x *WorkerHeader) String() string {
 func (*WorkerHeader) ProtoMessage() {}
 
 func (x *WorkerHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[6]
+	mi := &file_troupe_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -828,7 +932,7 @@ func (x *WorkerHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHeader.ProtoReflect.Descriptor instead.
 func (*WorkerHeader) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{6}
+	return file_troupe_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WorkerHeader) GetName() string {
@@ -871,7 +975,7 @@ type WorkerAnswer struct {
 
 func (x *WorkerAnswer) Reset() {
 	*x = WorkerAnswer{}
-	mi := &file_troupe_proto_msgTypes[7]
+	mi := &file_troupe_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +987,7 @@ func (x *WorkerAnswer) String() string {
 func (*WorkerAnswer) ProtoMessage() {}
 
 func (x *WorkerAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[7]
+	mi := &file_troupe_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1000,7 @@ func (x *WorkerAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerAnswer.ProtoReflect.Descriptor instead.
 func (*WorkerAnswer) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{7}
+	return file_troupe_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WorkerAnswer) GetReply() []byte {
@@ -971,7 +1075,7 @@ type TimerEffect struct {
 
 func (x *TimerEffect) Reset() {
 	*x = TimerEffect{}
-	mi := &file_troupe_proto_msgTypes[8]
+	mi := &file_troupe_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1087,7 @@ func (x *TimerEffect) String() string {
 func (*TimerEffect) ProtoMessage() {}
 
 func (x *TimerEffect) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[8]
+	mi := &file_troupe_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1100,7 @@ func (x *TimerEffect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerEffect.ProtoReflect.Descriptor instead.
 func (*TimerEffect) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{8}
+	return file_troupe_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TimerEffect) GetName() string {
@@ -1045,7 +1149,7 @@ type ReminderEffect struct {
 
 func (x *ReminderEffect) Reset() {
 	*x = ReminderEffect{}
-	mi := &file_troupe_proto_msgTypes[9]
+	mi := &file_troupe_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1161,7 @@ func (x *ReminderEffect) String() string {
 func (*ReminderEffect) ProtoMessage() {}
 
 func (x *ReminderEffect) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[9]
+	mi := &file_troupe_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1174,7 @@ func (x *ReminderEffect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReminderEffect.ProtoReflect.Descriptor instead.
 func (*ReminderEffect) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{9}
+	return file_troupe_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReminderEffect) GetName() string {
@@ -1137,11 +1241,20 @@ const file_troupe_proto_rawDesc = "" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x03 \x01(\x04R\n" +
-	"generation\"p\n" +
+	"generation\"\x9d\x01\n" +
 	"\n" +
 	"ActorState\x12/\n" +
-	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\x121\n" +
-	"\astreams\x18\x03 \x03(\v2\x17.troupe.v1.StreamCursorR\astreams\"6\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\x12+\n" +
+	"\x05calls\x18\x02 \x03(\v2\x15.troupe.v1.CallRecordR\x05calls\x121\n" +
+	"\astreams\x18\x03 \x03(\v2\x17.troupe.v1.StreamCursorR\astreams\"\x92\x01\n" +
+	"\n" +
+	"CallRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x19\n" +
+	"\bapp_code\x18\x05 \x01(\tR\aappCode\x12\x17\n" +
+	"\aunix_ms\x18\x06 \x01(\x03R\x06unixMs\"6\n" +
 	"\n" +
 	"StateEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -1240,7 +1353,7 @@ func file_troupe_proto_rawDescGZIP() []byte {
 }
 
 var file_troupe_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_troupe_proto_goTypes = []any{
 	(HostState)(0),         // 0: troupe.v1.HostState
 	(ErrorCode)(0),         // 1: troupe.v1.ErrorCode
@@ -1248,30 +1361,32 @@ var file_troupe_proto_goTypes = []any{
 	(*HostRecord)(nil),     // 3: troupe.v1.HostRecord
 	(*ReleaseRecord)(nil),  // 4: troupe.v1.ReleaseRecord
 	(*ActorState)(nil),     // 5: troupe.v1.ActorState
-	(*StateEntry)(nil),     // 6: troupe.v1.StateEntry
-	(*StreamCursor)(nil),   // 7: troupe.v1.StreamCursor
-	(*WorkerTurn)(nil),     // 8: troupe.v1.WorkerTurn
-	(*WorkerHeader)(nil),   // 9: troupe.v1.WorkerHeader
-	(*WorkerAnswer)(nil),   // 10: troupe.v1.WorkerAnswer
-	(*TimerEffect)(nil),    // 11: troupe.v1.TimerEffect
-	(*ReminderEffect)(nil), // 12: troupe.v1.ReminderEffect
+	(*CallRecord)(nil),     // 6: troupe.v1.CallRecord
+	(*StateEntry)(nil),     // 7: troupe.v1.StateEntry
+	(*StreamCursor)(nil),   // 8: troupe.v1.StreamCursor
+	(*WorkerTurn)(nil),     // 9: troupe.v1.WorkerTurn
+	(*WorkerHeader)(nil),   // 10: troupe.v1.WorkerHeader
+	(*WorkerAnswer)(nil),   // 11: troupe.v1.WorkerAnswer
+	(*TimerEffect)(nil),    // 12: troupe.v1.TimerEffect
+	(*ReminderEffect)(nil), // 13: troupe.v1.ReminderEffect
 }
 var file_troupe_proto_depIdxs = []int32{
 	0,  // 0: troupe.v1.HostRecord.state:type_name -> troupe.v1.HostState
-	6,  // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
-	7,  // 2: troupe.v1.ActorState.streams:type_name -> troupe.v1.StreamCursor
-	2,  // 3: troupe.v1.WorkerTurn.kind:type_name -> troupe.v1.TurnKind
-	9,  // 4: troupe.v1.WorkerTurn.headers:type_name -> troupe.v1.WorkerHeader
-	6,  // 5: troupe.v1.WorkerTurn.state:type_name -> troupe.v1.StateEntry
-	1,  // 6: troupe.v1.WorkerAnswer.error_code:type_name -> troupe.v1.ErrorCode
-	6,  // 7: troupe.v1.WorkerAnswer.state:type_name -> troupe.v1.StateEntry
-	11, // 8: troupe.v1.WorkerAnswer.timers:type_name -> troupe.v1.TimerEffect
-	12, // 9: troupe.v1.WorkerAnswer.reminders:type_name -> troupe.v1.ReminderEffect
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
+	6,  // 2: troupe.v1.ActorState.calls:type_name -> troupe.v1.CallRecord
+	8,  // 3: troupe.v1.ActorState.streams:type_name -> troupe.v1.StreamCursor
+	2,  // 4: troupe.v1.WorkerTurn.kind:type_name -> troupe.v1.TurnKind
+	10, // 5: troupe.v1.WorkerTurn.headers:type_name -> troupe.v1.WorkerHeader
+	7,  // 6: troupe.v1.WorkerTurn.state:type_name -> troupe.v1.StateEntry
+	1,  // 7: troupe.v1.WorkerAnswer.error_code:type_name -> troupe.v1.ErrorCode
+	7,  // 8: troupe.v1.WorkerAnswer.state:type_name -> troupe.v1.StateEntry
+	12, // 9: troupe.v1.WorkerAnswer.timers:type_name -> troupe.v1.TimerEffect
+	13, // 10: troupe.v1.WorkerAnswer.reminders:type_name -> troupe.v1.ReminderEffect
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_troupe_proto_init() }
@@ -1285,7 +1400,7 @@ func file_troupe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_proto_rawDesc), len(file_troupe_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
