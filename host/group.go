@@ -198,9 +198,17 @@ func (a *activation) saver(g *outputGate) {
 		p := g.pending
 		g.pending = nil
 		if p == nil || g.err != nil {
+			// Replies held since the last save was taken (turns that
+			// read its state) go now: that state is stored, or the
+			// save failed with g.err.
+			out, err := g.sent, g.err
+			g.sent = nil
 			g.saving = false
 			g.wakeLocked()
 			a.mu.Unlock()
+			for i := range out {
+				a.respond(&out[i], err)
+			}
 			return
 		}
 		g.sent = append(g.sent, p.replies...)
