@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/troupe-dev/troupe/pb"
@@ -61,6 +62,7 @@ func (h *Host) followTable() {
 	for {
 		changed := h.w.Changed()
 		if t := h.w.Table(); t != last {
+			h.checkOwnRecord(t)
 			h.obs.tableChanged(last)
 			last = t
 			h.handOff(t)
@@ -71,6 +73,22 @@ func (h *Host) followTable() {
 		case <-changed:
 		}
 	}
+}
+
+// checkOwnRecord gives the lease up when t, newer than the host's last
+// write of its record, no longer lists the host: someone else removed the
+// record, every other host counts this one as gone, and its liveness key
+// alone (which only its monitors read) would keep it acting.
+func (h *Host) checkOwnRecord(t *placement.Table) {
+	l := h.lease()
+	if l == nil {
+		return
+	}
+	rev := l.Revision()
+	if _, in := t.Member(h.cfg.ID); in || rev == 0 || t.Generation() <= rev {
+		return
+	}
+	l.Forfeit(rev, fmt.Errorf("the host's record was removed at generation %d", t.Generation()))
 }
 
 // handOff deactivates every activation t does not give to this host, waits

@@ -30,6 +30,7 @@ const Version = 2
 const (
 	hostKeyPrefix    = "hosts."
 	releaseKeyPrefix = "released."
+	aliveKeyPrefix   = "alive."
 )
 
 // HostKey is the membership key of a host's record: hosts.<hostID>.
@@ -38,6 +39,18 @@ func HostKey(id HostID) string { return hostKeyPrefix + string(id) }
 // ReleaseKey is the membership key of a host's release record:
 // released.<hostID>.
 func ReleaseKey(id HostID) string { return releaseKeyPrefix + string(id) }
+
+// AliveKey is the key a host of protocol version 2 renews its lease on:
+// alive.<hostID>. Its value is the host's incarnation; only the few hosts
+// that monitor it watch it (PROTOCOL.md, "Membership bucket").
+func AliveKey(id HostID) string { return aliveKeyPrefix + string(id) }
+
+// ParseAliveKey returns the host id of a liveness key, like ParseHostKey.
+func ParseAliveKey(key string) (id HostID, ok bool) { return parseKey(key, aliveKeyPrefix) }
+
+// AliveRenewalVersion is the first protocol version whose hosts renew
+// alive.<hostID> instead of their host record, and monitor each other.
+const AliveRenewalVersion = 2
 
 // Key filters of the membership bucket, for a KV watch.
 const (

@@ -1,0 +1,120 @@
+package placement_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
+)
+
+// Every protocol-2 host is watched by exactly MonitorPeers others, and
+// protocol-1 hosts (which renew their own records) by none.
+func TestWatchedFormsARing(t *testing.T) {
+	var ms []placement.Member
+	for i := range 50 {
+		ms = append(ms, placement.Member{ID: placement.HostID(fmt.Sprintf("h%d", i)), Protocol: 2})
+	}
+	ms = append(ms, placement.Member{ID: "old", Protocol: 1})
+	tab := placement.NewTable(1, ms)
+	watchers := map[placement.HostID]int{}
+	for _, m := range ms {
+		got := placement.Watched(tab, m.ID, placement.MonitorPeers)
+		if len(got) != placement.MonitorPeers {
+			t.Fatalf("%s watches %v, want %d hosts", m.ID, got, placement.MonitorPeers)
+		}
+		for _, id := range got {
+			if id == m.ID || id == "old" {
+				t.Fatalf("%s watches %s", m.ID, id)
+			}
+			if m.Protocol >= 2 {
+				watchers[id]++
+			}
+		}
+	}
+	for _, m := range ms[:50] {
+		if watchers[m.ID] != placement.MonitorPeers {
+			t.Fatalf("%s has %d monitors, want %d", m.ID, watchers[m.ID], placement.MonitorPeers)
+		}
+	}
+	if got := placement.Watched(placement.NewTable(1, ms[:1]), "h0", 2); len(got) != 0 {
+		t.Fatalf("a lone host watches %v", got)
+	}
+	if got := placement.Watched(placement.NewTable(1, ms[:2]), "h0", 2); len(got) != 1 || got[0] != "h1" {
+		t.Fatalf("with one other host, h0 watches %v", got)
+	}
+}
+
+// A monitor started after a host crashed removes its record from the
+// liveness key's expiry marker, and leaves the record of a live host, and a
+// protocol-1 record, alone.
+func TestAMonitorRemovesOnlyDeadHosts(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	join(t, js, kv, "a", nil)
+	join(t, js, kv, "b", nil)
+	dead := join(t, js, kv, "c", nil)
+	old := &pb.HostRecord{HostId: "old", Subject: "troupe.host.old", ActorTypes: []string{"counter"}}
+	if _, err := kv.Create(context.Background(), placement.HostKey("old"), mustMarshal(t, old), jetstream.KeyTTL(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitTable(t, w, "four hosts", members(4))
+	dead.Stop()
+	time.Sleep(testTTL + 500*time.Millisecond) // c's liveness key expires unseen
+
+	purged := make(chan placement.HostID, 4)
+	for _, id := range []placement.HostID{"a", "b"} {
+		m := placement.StartMonitor(kv, w, id, placement.MonitorConfig{OnPurge: func(id placement.HostID) { purged <- id }})
+		t.Cleanup(m.Stop)
+	}
+	tab := waitTable(t, w, "c's removal", members(3))
+	if _, ok := tab.Member("c"); ok {
+		t.Fatalf("c is still a member: %v", tab.Members())
+	}
+	if id := <-purged; id != "c" {
+		t.Fatalf("a monitor purged %s", id)
+	}
+	time.Sleep(2 * testTTL) // a and b keep renewing; old renews nothing but is protocol 1
+	if got := len(w.Table().Members()); got != 3 {
+		t.Fatalf("%d members after the monitors ran, want a, b and old", got)
+	}
+	select {
+	case id := <-purged:
+		if id != "c" {
+			t.Fatalf("a monitor purged %s", id)
+		}
+	default:
+	}
+}
+
+// A host that restarts with the same id after a crash replaces its earlier
+// incarnation's record at once when that incarnation's liveness key has
+// expired, without waiting for a monitor: a change of meaning, so a new
+// generation.
+func TestARestartedHostReplacesItsDeadRecord(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	stale := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i0", Protocol: protocol.Version}
+	if _, err := kv.Create(context.Background(), placement.HostKey("a"), mustMarshal(t, stale)); err != nil {
+		t.Fatal(err)
+	}
+	before := waitTable(t, w, "the stale record", members(1))
+	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1"}
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	waitRevision(t, w, l.Revision())
+	if g := w.Table().Generation(); g <= before.Generation() || g != l.Revision() {
+		t.Fatalf("generation %d after the restart, want the join's revision %d (stale record at %d)", g, l.Revision(), before.Generation())
+	}
+	if recs := w.Records(); len(recs) != 1 || recs[0].GetIncarnation() != "i1" {
+		t.Fatalf("records after the restart: %v", recs)
+	}
+}
