@@ -248,7 +248,12 @@ func (h *Host) start(ctx context.Context) error {
 	if err := h.w.WaitApplied(ctx, h.lease().Revision()); err != nil {
 		return fmt.Errorf("host: waiting to see own join: %w", err)
 	}
-	h.monitor = placement.StartMonitor(h.members, h.w, h.cfg.ID, placement.MonitorConfig{MarkerTTL: h.markerTTL()})
+	h.monitor = placement.StartMonitor(h.members, h.w, h.cfg.ID, placement.MonitorConfig{
+		MarkerTTL: h.markerTTL(),
+		OnPurge: func(id placement.HostID) {
+			h.log.Info("removed the record of a host whose lease expired", "host", id)
+		},
+	})
 	h.goLoop(h.followTable)
 	h.sweeper = startSweeper(h.types, h.eng.clock)
 	if err := h.startOps(); err != nil {
