@@ -251,7 +251,7 @@ func (h *Host) start(ctx context.Context) error {
 	h.monitor = placement.StartMonitor(h.members, h.w, h.cfg.ID, placement.MonitorConfig{
 		MarkerTTL: h.markerTTL(),
 		OnPurge: func(id placement.HostID) {
-			h.log.Info("removed the record of a host whose lease expired", "host", id)
+			h.log.Info("removed the record of a host whose lease expired", "peer", id)
 		},
 	})
 	h.goLoop(h.followTable)

@@ -118,3 +118,48 @@ func TestARestartedHostReplacesItsDeadRecord(t *testing.T) {
 		t.Fatalf("records after the restart: %v", recs)
 	}
 }
+
+// When a host crashes together with both hosts that monitor it, the ring
+// closes over them: their own monitors remove them, and the host after them
+// on the ring takes over the watch and removes it too.
+func TestTheRingClosesOverCrashedMonitors(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	leases := map[placement.HostID]*placement.Lease{}
+	var ids []placement.HostID
+	for i := range 5 {
+		id := placement.HostID(fmt.Sprintf("r%d", i))
+		ids = append(ids, id)
+		leases[id] = join(t, js, kv, string(id), nil)
+	}
+	tab := waitTable(t, w, "five hosts", members(5))
+	// victim, and the two hosts that watch it.
+	victim := ids[0]
+	crashed := map[placement.HostID]bool{victim: true}
+	for _, id := range ids {
+		for _, watched := range placement.Watched(tab, id, placement.MonitorPeers) {
+			if watched == victim {
+				crashed[id] = true
+			}
+		}
+	}
+	if len(crashed) != 3 {
+		t.Fatalf("%s is watched by %d hosts, want %d", victim, len(crashed)-1, placement.MonitorPeers)
+	}
+	for _, id := range ids {
+		if crashed[id] {
+			leases[id].Stop()
+			continue
+		}
+		m := placement.StartMonitor(kv, w, id, placement.MonitorConfig{})
+		t.Cleanup(m.Stop)
+	}
+	start := time.Now()
+	after := waitTable(t, w, "the crashed hosts' removal", members(2))
+	for id := range crashed {
+		if _, ok := after.Member(id); ok {
+			t.Fatalf("%s is still a member", id)
+		}
+	}
+	t.Logf("three crashed hosts removed %v after the crash", time.Since(start))
+}
