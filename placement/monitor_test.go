@@ -163,3 +163,49 @@ func TestTheRingClosesOverCrashedMonitors(t *testing.T) {
 	}
 	t.Logf("three crashed hosts removed %v after the crash", time.Since(start))
 }
+
+// A release notice lets a host activate an actor it gained before the
+// release record reaches its watch; a notice of another incarnation, or of
+// a generation past the watcher's table, changes nothing.
+func TestAReleaseNoticeCountsAsTheRecord(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	x := &pb.HostRecord{HostId: "x", Subject: "troupe.host.x", ActorTypes: []string{"counter"}, Incarnation: "ix"}
+	lx, err := placement.Join(context.Background(), js, kv, x, placement.LeaseConfig{TTL: testTTL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lx.Stop)
+	before := waitTable(t, w, "x's join", members(1))
+	if err := placement.Release(context.Background(), js, kv, "x", "ix", before.Generation(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	join(t, js, kv, "g", nil)
+	tab := waitTable(t, w, "g's join", members(2))
+	var moved placement.ActorID
+	for i := 0; moved == ""; i++ {
+		id := placement.ActorID(fmt.Sprintf("a%d", i))
+		if o, _ := tab.Owner("counter", id); o.ID == "g" {
+			moved = id
+		}
+	}
+	may := func() bool { return w.MayActivate("g", tab, "counter", moved) }
+	if may() {
+		t.Fatal("g may activate an actor x has not released")
+	}
+	w.NoteRelease("x", "other", tab.Generation())
+	w.NoteRelease("x", "ix", tab.Generation()+1)
+	if may() {
+		t.Fatal("a notice of another incarnation, or of a generation past the table, let g activate")
+	}
+	changed := w.Changed()
+	w.NoteRelease("x", "ix", tab.Generation())
+	select {
+	case <-changed:
+	default:
+		t.Fatal("the notice woke no waiter")
+	}
+	if !may() {
+		t.Fatal("x's release notice did not let g activate the actor it gained")
+	}
+}

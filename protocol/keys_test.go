@@ -57,3 +57,18 @@ func TestParseKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestReleasedHeader(t *testing.T) {
+	v := FormatReleased("h-1", "00000000000000a1", 42)
+	if v != "h-1 00000000000000a1 42" {
+		t.Fatalf("FormatReleased: %q", v)
+	}
+	if id, inc, gen, ok := ParseReleased(v); !ok || id != "h-1" || inc != "00000000000000a1" || gen != 42 {
+		t.Fatalf("ParseReleased(%q) = %q %q %d %v", v, id, inc, gen, ok)
+	}
+	for _, bad := range []string{"", "h-1 i", "h-1 i 0", "h-1 i -1", "h-1 i 1 2", "bad$id i 1", "h-1  1", "h-1 i x"} {
+		if _, _, _, ok := ParseReleased(bad); ok {
+			t.Errorf("ParseReleased(%q) accepted", bad)
+		}
+	}
+}
