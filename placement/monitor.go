@@ -211,8 +211,11 @@ func (m *Monitor) check(id HostID) bool {
 		return m.life.Err() != nil
 	}
 	rec := new(pb.HostRecord)
-	if proto.Unmarshal(e.Value(), rec) != nil || rec.GetProtocol() < protocol.AliveRenewalVersion {
-		return true // a protocol-1 record expires by its own TTL
+	if proto.Unmarshal(e.Value(), rec) != nil || rec.GetProtocol() < protocol.AliveRenewalVersion || rec.GetChangedRevision() != 0 {
+		// A protocol-1 record expires by its own TTL. So does a record
+		// with changed_revision set: only a renewal of the record itself
+		// sets it, which a host renewing a liveness key never writes.
+		return true
 	}
 	a, err := m.kv.Get(ctx, AliveKey(id))
 	switch {

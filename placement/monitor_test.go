@@ -51,8 +51,8 @@ func TestWatchedFormsARing(t *testing.T) {
 }
 
 // A monitor started after a host crashed removes its record from the
-// liveness key's expiry marker, and leaves the record of a live host, and a
-// protocol-1 record, alone.
+// liveness key's expiry marker, and leaves the record of a live host, and
+// records that renew themselves, alone.
 func TestAMonitorRemovesOnlyDeadHosts(t *testing.T) {
 	js, kv := bucket(t)
 	w := watch(t, kv)
@@ -63,7 +63,13 @@ func TestAMonitorRemovesOnlyDeadHosts(t *testing.T) {
 	if _, err := kv.Create(context.Background(), placement.HostKey("old"), mustMarshal(t, old), jetstream.KeyTTL(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	waitTable(t, w, "four hosts", members(4))
+	// A host that announces protocol 2 but renews its record itself, as
+	// builds before liveness keys did: changed_revision is set.
+	renewing := &pb.HostRecord{HostId: "renewing", Subject: "troupe.host.renewing", ActorTypes: []string{"counter"}, Protocol: protocol.Version, ChangedRevision: 1}
+	if _, err := kv.Create(context.Background(), placement.HostKey("renewing"), mustMarshal(t, renewing), jetstream.KeyTTL(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitTable(t, w, "five hosts", members(5))
 	dead.Stop()
 	time.Sleep(testTTL + 500*time.Millisecond) // c's liveness key expires unseen
 
@@ -72,16 +78,16 @@ func TestAMonitorRemovesOnlyDeadHosts(t *testing.T) {
 		m := placement.StartMonitor(kv, w, id, placement.MonitorConfig{OnPurge: func(id placement.HostID) { purged <- id }})
 		t.Cleanup(m.Stop)
 	}
-	tab := waitTable(t, w, "c's removal", members(3))
+	tab := waitTable(t, w, "c's removal", members(4))
 	if _, ok := tab.Member("c"); ok {
 		t.Fatalf("c is still a member: %v", tab.Members())
 	}
 	if id := <-purged; id != "c" {
 		t.Fatalf("a monitor purged %s", id)
 	}
-	time.Sleep(2 * testTTL) // a and b keep renewing; old renews nothing but is protocol 1
-	if got := len(w.Table().Members()); got != 3 {
-		t.Fatalf("%d members after the monitors ran, want a, b and old", got)
+	time.Sleep(2 * testTTL) // a and b keep renewing; old and renewing renew their own records
+	if got := len(w.Table().Members()); got != 4 {
+		t.Fatalf("%d members after the monitors ran, want a, b, old and renewing", got)
 	}
 	select {
 	case id := <-purged:
