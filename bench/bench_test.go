@@ -25,6 +25,10 @@
 // number of hosts grows, against a nats-server in its own process;
 // docs/SCALE.md has the numbers and the model fitted to them. Under plain
 // `go test`, TestScaleHarness runs it at five hosts.
+//
+// BenchmarkNodeActorAB (node_test.go) compares a call to the JavaScript
+// counter, served by a worker process (docs/workers.md), with a call to the
+// Go counter; it needs Node.js and npm, as test/nodeclients does.
 package bench
 
 import (

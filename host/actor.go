@@ -166,12 +166,15 @@ func newActorType(cfg Config, types catalog, typ placement.ActorType, factory Fa
 	if _, dup := types[typ]; dup {
 		return nil, fmt.Errorf("host: actor type %q registered twice", typ)
 	}
-	t := &actorType{name: typ, factory: factory, mailbox: cfg.MailboxSize, idle: cfg.IdleTimeout, group: DefaultGroupCommit}
+	t := &actorType{name: typ, factory: factory, mailbox: cfg.MailboxSize, idle: cfg.IdleTimeout, group: DefaultGroupCommit, window: defaultWindow}
 	for _, o := range opts {
 		o.apply(t)
 	}
 	if t.mailbox < 1 || t.idle <= 0 || t.group < 1 {
 		return nil, fmt.Errorf("host: actor type %q: mailbox size, idle timeout and group commit must be positive", typ)
+	}
+	if err := t.validSubs(); err != nil {
+		return nil, err
 	}
 	t.dir.init()
 	return t, nil
@@ -186,6 +189,10 @@ type actorType struct {
 	idle      time.Duration
 	stateless bool
 	reentrant bool
-	dir       directory
-	counters  typeCounters
+	window    windowLimits   // the idempotent calls remembered (calls.go)
+	subs      []Subscription // streams delivered to the type (streams.go)
+	// workerTimeout bounds a worker type's turns (worker.go).
+	workerTimeout time.Duration
+	dir           directory
+	counters      typeCounters
 }

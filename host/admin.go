@@ -146,6 +146,7 @@ func (h *Host) Report(req ActorsRequest) Report {
 		}
 		r.Types = append(r.Types, tr)
 	}
+	r.Subscriptions = h.subReports(req.Type)
 	return r
 }
 

@@ -1,6 +1,10 @@
 package host
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"strconv"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/protocol"
@@ -76,6 +80,29 @@ type turnChain struct {
 	env   *envelope
 	out   router.Chain // made on the first call out; guarded by a.mu
 	ended bool         // the turn is over; guarded by a.mu
+	calls int          // calls out that took a derived call id; guarded by a.mu
+}
+
+// NextCallID is the call id of the turn's next call out: the turn's own
+// call id (hashed when it is long) and the call's number in the turn, so
+// that the turn, run again for a retry of its call, calls with the same
+// ids, in the same order, and the actors it calls apply each once
+// (calls.go). A turn without a call id gives "": a new random id.
+func (c *turnChain) NextCallID() string {
+	id := c.env.callID
+	if id == "" {
+		return ""
+	}
+	a := c.a
+	a.mu.Lock()
+	c.calls++
+	n := c.calls
+	a.mu.Unlock()
+	if len(id) > protocol.MaxCallID-12 {
+		sum := sha256.Sum256([]byte(id))
+		id = base64.RawURLEncoding.EncodeToString(sum[:16])
+	}
+	return id + "." + strconv.Itoa(n)
 }
 
 // CallChain returns the chain of calls made from the turn. A turn that

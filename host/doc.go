@@ -101,6 +101,14 @@
 // A request without a reply subject is a one-way send (router.Router.Send):
 // admitted like a call, answered to nobody, delivered at most once.
 //
+// # Stream subscriptions
+//
+// A type registered with Subscribe gets a JetStream stream's messages, each
+// as a call to one actor, exactly once and in stream order per actor: the
+// host that owns (type, troupe_sub_<name>) pulls them and forwards each to
+// its actor's owner, and the actor's state records the last sequence it
+// applied in the same save (streams.go, puller.go, docs/streams.md).
+//
 // # Routing
 //
 // A request carries the caller's table generation. A host that has not yet
@@ -163,6 +171,9 @@
 //     (handoff.go),
 //     reminders (reminders.go), operations (admin.go, discovery.go,
 //     metrics*.go, observe.go).
+//   - Worker types (worker.go): a type registered with RegisterWorker is an
+//     ordinary type whose Actor sends each turn to a worker in another
+//     language over NATS and applies its answer (PROTOCOL.md, docs/workers.md).
 //
 // Handoff, the release records and the table follower stay on *Host: they
 // are the host's side of the membership protocol, and each step needs the

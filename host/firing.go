@@ -100,9 +100,15 @@ func (h *Host) callFiring(ctx context.Context, c firingCall) error {
 	}
 	_, err := h.router.Call(ctx, c.typ, c.id, c.method, c.payload,
 		router.WithHeader(protocol.HeaderReminder, c.name),
-		router.WithHeader(protocol.HeaderReminderSeq, c.seq))
+		router.WithHeader(protocol.HeaderReminderSeq, c.seq),
+		router.WithCallID(c.callID()))
 	return err
 }
+
+// callID is the firing's call id, the same on every redelivery of it: an
+// actor with state whose turn changed it runs one firing at most once
+// within its call window (calls.go).
+func (c firingCall) callID() string { return "rmd-" + c.seq }
 
 // callOwn runs a firing's call on this host if the host owns the actor at
 // its table: admitted as a request on the host's subject would be, with the
@@ -137,7 +143,7 @@ func (h *Host) callOwn(ctx context.Context, c firingCall) (done bool, err error)
 	answer := make(chan *nats.Msg, 1)
 	h.admit(&envelope{
 		kind: kindCall, msg: &nats.Msg{Subject: h.subject, Header: hdr, Data: c.payload},
-		t: t, id: c.id, method: c.method, gen: table.Generation(), deadline: deadline, local: answer,
+		t: t, id: c.id, method: c.method, gen: table.Generation(), deadline: deadline, local: answer, callID: c.callID(),
 	})
 	select {
 	case reply := <-answer:
@@ -146,8 +152,8 @@ func (h *Host) callOwn(ctx context.Context, c firingCall) (done bool, err error)
 			return true, nil
 		}
 		switch e.Code {
-		case protocol.CodeMoved, protocol.CodeUnavailable, protocol.CodeStateConflict:
-			return false, nil
+		case protocol.CodeMoved, protocol.CodeUnavailable, protocol.CodeStateConflict, protocol.CodeOutcomeUnknown:
+			return false, nil // the router retries OUTCOME_UNKNOWN with the firing's call id
 		}
 		return true, e
 	case <-ctx.Done():

@@ -80,7 +80,15 @@ func (h *Host) forwardDirect(f followed, owner *placement.Member, gen uint64) bo
 		ctx, span = o.tracer.Start(ctx, "call "+string(f.call.typ)+"."+f.call.method, trace.WithSpanKind(trace.SpanKindClient))
 		telemetry.Inject(ctx, hdr)
 	}
-	err := h.probe.send(owner, &nats.Msg{Subject: owner.Subject, Reply: f.msg.Reply, Header: hdr, Data: f.msg.Data}, f.call)
+	var again *followed
+	if f.call.callID != "" {
+		// Kept to relay it if it reaches nobody. Its header map, reused
+		// for the forwarded request and not changed after, holds the
+		// call's Troupe-* headers, which a relay does not pass on, and the
+		// request's own.
+		again = &followed{msg: f.msg, call: f.call, deadline: f.deadline, chain: f.chain, hops: f.hops}
+	}
+	err := h.probe.send(owner, &nats.Msg{Subject: owner.Subject, Reply: f.msg.Reply, Header: hdr, Data: f.msg.Data}, f.call, again)
 	if span != nil {
 		span.End()
 	}
@@ -118,6 +126,9 @@ func forwardHeader(f followed, gen uint64) nats.Header {
 	// The owner speaks protocol version 2 (forwarding needs it), so the call
 	// travels in one header.
 	call := protocol.AppendCall(make([]byte, 0, 64), string(f.call.typ), protocol.EncodeID(string(f.call.id)), f.call.method, gen, int64(ms))
+	if f.call.callID != "" {
+		call = protocol.AppendCallID(call, f.call.callID)
+	}
 	v := [2]string{string(call), strconv.Itoa(f.hops + 1)}
 	hdr[protocol.HeaderCall], hdr[protocol.HeaderForwarded] = v[0:1:1], v[1:2:2]
 	if f.chain.id != "" {
@@ -145,7 +156,7 @@ func (h *Host) followEnv(env *envelope) {
 	msg.Header = maps.Clone(env.msg.Header)
 	h.follow(followed{
 		msg:      &msg,
-		call:     gatewayCall{typ: env.t.name, id: env.id, method: env.method},
+		call:     gatewayCall{typ: env.t.name, id: env.id, method: env.method, callID: env.callID},
 		deadline: env.deadline,
 		chain:    env.chain,
 		hops:     env.hops,

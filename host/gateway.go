@@ -29,6 +29,7 @@ type gatewayCall struct {
 	typ    placement.ActorType
 	id     placement.ActorID
 	method string
+	callID string // the client's Troupe-Call-Id, "" when none
 }
 
 // parseGatewaySubject reads <prefix>.call.<type>.<id>.<method>. Exactly three
@@ -72,8 +73,19 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 		h.fail(msg, e)
 		return
 	}
+	if c.callID, e = callIDHeader(msg.Header); e != nil {
+		h.fail(msg, e)
+		return
+	}
+	if c.callID == "" && msg.Reply != "" {
+		// A call of its own, as a router makes one, so that this host may
+		// send it again if the owner it forwards it to dies with it
+		// (probe.go). The client's own retry is another call unless it
+		// sends an id.
+		c.callID = router.NewCallID()
+	}
 	if t, ok := h.types[c.typ]; ok && h.owns(h.w.Table(), c.typ, c.id) {
-		h.admit(&envelope{msg: msg, t: t, id: c.id, method: c.method, deadline: deadline, chain: chain, gateway: true})
+		h.admit(&envelope{msg: msg, t: t, id: c.id, method: c.method, callID: c.callID, deadline: deadline, chain: chain, gateway: true})
 		return
 	}
 	if msg.Reply == "" {
@@ -91,7 +103,11 @@ func (h *Host) forward(msg *nats.Msg, c gatewayCall, deadline time.Time, chain c
 	if chain.id != "" {
 		ctx = router.WithChain(ctx, router.Chain{ID: chain.id, Path: chain.path})
 	}
-	reply, err := h.router.Call(ctx, c.typ, c.id, c.method, msg.Data, passHeaders(msg.Header)...)
+	opts := passHeaders(msg.Header)
+	if c.callID != "" {
+		opts = append(opts, router.WithCallID(c.callID)) // the client's retries and the router's dedupe as one
+	}
+	reply, err := h.router.Call(ctx, c.typ, c.id, c.method, msg.Data, opts...)
 	if err != nil {
 		h.fail(msg, protocol.AsError(err))
 		return

@@ -65,7 +65,9 @@ type outputGate struct {
 type pendingSave struct {
 	state   []byte
 	keys    map[string][]byte
-	turns   int // turns it covers
+	calls   []byte  // the call window after them, encoded (calls.go)
+	streams cursors // never modified: a turn that advances one replaces it (streams.go)
+	turns   int     // turns it covers
 	replies []heldReply
 }
 
@@ -126,7 +128,7 @@ func (a *activation) pass(h *heldReply) {
 			p = &pendingSave{}
 			g.pending = p
 		}
-		p.state, p.keys, p.turns = a.state, a.keys(), p.turns+1
+		p.state, p.keys, p.calls, p.streams, p.turns = a.state, a.keys(), a.window().snapshot(), a.cursors(), p.turns+1
 		a.keysShared = p.keys != nil
 		if h != nil {
 			p.replies = append(p.replies, *h)
@@ -196,16 +198,24 @@ func (a *activation) saver(g *outputGate) {
 		p := g.pending
 		g.pending = nil
 		if p == nil || g.err != nil {
+			// Replies held since the last save was taken (turns that
+			// read its state) go now: that state is stored, or the
+			// save failed with g.err.
+			out, err := g.sent, g.err
+			g.sent = nil
 			g.saving = false
 			g.wakeLocked()
 			a.mu.Unlock()
+			for i := range out {
+				a.respond(&out[i], err)
+			}
 			return
 		}
 		g.sent = append(g.sent, p.replies...)
 		g.wakeLocked()
 		a.mu.Unlock()
 
-		rev, err := a.store(p.state, p.keys)
+		rev, err := a.store(p.state, p.keys, p.calls, p.streams)
 
 		a.mu.Lock()
 		out := g.sent

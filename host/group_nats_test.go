@@ -91,6 +91,18 @@ func (f *groupFixture) unblock() {
 	}
 }
 
+// appendPlain appends to the gate's state with a call without a call id, so
+// that the state bucket holds the state's bytes alone (no recorded calls,
+// which idempotent_test.go tests).
+func (f *groupFixture) appendPlain(s string) {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := f.r.Call(ctx, "gate", "g", "append", []byte(s), router.WithoutCallID()); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // stored is the gate's state as the state bucket holds it.
 func (f *groupFixture) stored() string {
 	f.t.Helper()
@@ -142,7 +154,7 @@ func (f *groupFixture) queueBehindBlock(n int) (block <-chan error, outcomes <-c
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			reply, err := f.r.Call(ctx, "gate", "g", "append", []byte("x"))
+			reply, err := f.r.Call(ctx, "gate", "g", "append", []byte("x"), router.WithoutCallID())
 			o := outcome{i: i, reply: string(reply), err: err}
 			if err == nil {
 				o.stored, o.err = f.read()
@@ -169,7 +181,7 @@ func (f *groupFixture) queueBehindBlock(n int) (block <-chan error, outcomes <-c
 
 func TestGroupCommitRepliesOnlyWhatIsStored(t *testing.T) {
 	f := newGroupFixture(t)
-	call(t, f.r, "gate", "g", "append", "x")
+	f.appendPlain("x")
 	before := f.saves()
 	const n = 20
 	block, outcomes := f.queueBehindBlock(n)
@@ -206,7 +218,7 @@ func TestGroupCommitRepliesOnlyWhatIsStored(t *testing.T) {
 
 func TestGroupCommitSaveRefusedFailsEveryHeldCallAndStoresNone(t *testing.T) {
 	f := newGroupFixture(t)
-	call(t, f.r, "gate", "g", "append", "0123456789")
+	f.appendPlain("0123456789")
 	// The stream now refuses any state longer than 10 bytes and its
 	// headers: the group's save of 10 more bytes is refused.
 	js, err := jetstream.New(natstest.Connect(t, f.srv))

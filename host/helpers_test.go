@@ -44,6 +44,19 @@ func waitMembers(t *testing.T, r *router.Router, n int) *placement.Table {
 	}
 }
 
+// callPlain is call without a call id: the actor's state entry then holds
+// no recorded calls.
+func callPlain(t *testing.T, r *router.Router, typ placement.ActorType, id placement.ActorID, method, payload string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply, err := r.Call(ctx, typ, id, method, []byte(payload), router.WithoutCallID())
+	if err != nil {
+		t.Fatalf("%s %q %s %q: %v", typ, id, method, payload, err)
+	}
+	return string(reply)
+}
+
 func call(t *testing.T, r *router.Router, typ placement.ActorType, id placement.ActorID, method, payload string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -62,6 +62,9 @@ type Host struct {
 
 	rec hostRecord // the record the lease publishes
 
+	subsMu sync.Mutex
+	subs   map[string]*subStats // stream subscriptions' counts by "<type>/<name>" (puller.go)
+
 	fence    *fence     // whether activations may act; holds the lease
 	eng      *engine    // what the activations share (engine.go)
 	sweeper  *sweeper   // deactivates idle activations; nil until joined
@@ -262,6 +265,7 @@ func (h *Host) start(ctx context.Context) error {
 	if err := h.startReminders(reminders); err != nil {
 		return err
 	}
+	h.goLoop(h.followSubs)
 	// Subscribing only sends SUB: one round trip makes sure the server has
 	// every subscription above, so that a client calling the moment Start
 	// returns does not meet "no responders". A link that drops now takes

@@ -63,7 +63,9 @@ type rare struct {
 
 	// Owned by the goroutine running the mailbox.
 	keys   map[string][]byte // named state keys; nil if it never had any (statekeys.go)
+	cursor cursors           // stream cursors; nil if it never consumed a stream (streams.go)
 	timers *timerSet         // nil until the actor sets a timer
+	calls  *callWindow       // recorded idempotent calls; nil when none (calls.go)
 	// For ActivationRecord, set when activated, if Config.OnActivation is.
 	incarnation string
 	gen         uint64

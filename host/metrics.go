@@ -20,12 +20,13 @@ import (
 //	troupe_host_turn_duration_seconds{type,method}      turn time: activation if needed, Receive, state save
 //	troupe_host_mailbox_wait_seconds{type}              time from admission to the start of the turn
 //	troupe_host_rejected_calls_total{outcome}           requests refused before naming a served actor (bad headers, unknown type, bad id or method)
-//	troupe_host_gateway_forwards_total{how}             gateway calls this host followed to another host: direct (the owner answers the caller), relayed (through the host's router), lost (a probe found the owner gone: answered OUTCOME_UNKNOWN)
+//	troupe_host_gateway_forwards_total{how}             gateway calls this host followed to another host: direct (the owner answers the caller), relayed (through the host's router), lost (a probe found the owner gone: answered OUTCOME_UNKNOWN; calls with a call id are relayed instead)
 //	troupe_host_activations_total{type}                 activations (state loaded, Activate hook ran)
 //	troupe_host_deactivations_total{type}               activations ended (idle, moved, shutdown, failed turn)
 //	troupe_host_active_actors{type}                     activations now (read at scrape time)
 //	troupe_host_mailbox_depth{type}                     calls waiting in the type's mailboxes (scrape time)
 //	troupe_host_mailbox_depth_max{type}                 the longest single mailbox of the type (scrape time)
+//	troupe_host_call_repeats_total{type}                calls answered from the record of an earlier call with their call id (read at scrape time)
 //	troupe_host_ready                                   1 when Ready reports nil (scrape time)
 //	troupe_host_info{host,version}                      1
 //	troupe_placement_generation                         the host's table generation (scrape time)
@@ -40,10 +41,12 @@ import (
 //	troupe_state_conflicts_total{type}                  saves refused by compare-and-set
 //	troupe_reminders_fired_total{type}                  reminder firings this host delivered (type: served here, else other)
 //	troupe_timers_fired_total{type}                     timer ticks run in a mailbox
+//	troupe_stream_*{type,subscription}                  stream subscriptions: metrics_streams.go
 type metrics struct {
-	h     *Host
-	reg   prometheus.Registerer
-	state *stateCollector
+	h       *Host
+	reg     prometheus.Registerer
+	state   *stateCollector
+	streams *streamCollector // metrics_streams.go
 
 	calls        *telemetry.Calls
 	rejected     *prometheus.CounterVec
@@ -118,6 +121,7 @@ func newMetrics(h *Host) (*metrics, error) {
 		return nil, fmt.Errorf("host: metrics: %w", err)
 	}
 	m.state = newStateCollector(h)
+	m.streams = newStreamCollector(h)
 	return m, nil
 }
 
@@ -141,10 +145,17 @@ func (m *metrics) register() error {
 	if err := m.reg.Register(m.state); err != nil {
 		return fmt.Errorf("host: metrics: %w (a registry reports one host: give each host its own, or wrap it with prometheus.WrapRegistererWith and a host label)", err)
 	}
+	if err := m.reg.Register(m.streams); err != nil {
+		m.reg.Unregister(m.state)
+		return fmt.Errorf("host: metrics: %w", err)
+	}
 	return nil
 }
 
-func (m *metrics) unregister() { m.reg.Unregister(m.state) }
+func (m *metrics) unregister() {
+	m.reg.Unregister(m.state)
+	m.reg.Unregister(m.streams)
+}
 
 func (m *metrics) leaseRenewed(took time.Duration, err error) {
 	m.renewDur.Observe(took.Seconds())

@@ -10,7 +10,7 @@ import (
 // path keeps these numbers up to date.
 type stateCollector struct {
 	h                                        *Host
-	active, depth, depthMax                  *prometheus.Desc
+	active, depth, depthMax, repeats         *prometheus.Desc
 	ready, info, generation, hosts, leaseAge *prometheus.Desc
 }
 
@@ -21,6 +21,7 @@ func newStateCollector(h *Host) *stateCollector {
 		active:     prometheus.NewDesc("troupe_host_active_actors", "Active actors on the host, by type.", typ, nil),
 		depth:      prometheus.NewDesc("troupe_host_mailbox_depth", "Calls waiting in the mailboxes of the type's actors.", typ, nil),
 		depthMax:   prometheus.NewDesc("troupe_host_mailbox_depth_max", "Calls waiting in the type's longest mailbox.", typ, nil),
+		repeats:    prometheus.NewDesc("troupe_host_call_repeats_total", "Calls answered with the recorded reply of an earlier call with the same call id, without running, by type.", typ, nil),
 		ready:      prometheus.NewDesc("troupe_host_ready", "1 when the host is ready (joined, in its own table, lease fresh), else 0.", nil, nil),
 		info:       prometheus.NewDesc("troupe_host_info", "The host's id and troupe version; always 1.", []string{"host", "version"}, nil),
 		generation: prometheus.NewDesc("troupe_placement_generation", "The generation of the host's placement table.", nil, nil),
@@ -30,7 +31,7 @@ func newStateCollector(h *Host) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.active, c.depth, c.depthMax, c.ready, c.info, c.generation, c.hosts, c.leaseAge} {
+	for _, d := range []*prometheus.Desc{c.active, c.depth, c.depthMax, c.repeats, c.ready, c.info, c.generation, c.hosts, c.leaseAge} {
 		ch <- d
 	}
 }
@@ -59,6 +60,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.active, float64(n), string(name))
 		gauge(c.depth, float64(depth), string(name))
 		gauge(c.depthMax, float64(deepest), string(name))
+		ch <- prometheus.MustNewConstMetric(c.repeats, prometheus.CounterValue, float64(t.counters.repeats.Load()), string(name))
 	}
 	if !h.joined.Load() {
 		return

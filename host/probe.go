@@ -27,7 +27,9 @@ import (
 //   - the calls forwarded since the previous probe may or may not have
 //     reached it, and may or may not have run, and nobody will answer them:
 //     the prober answers each OUTCOME_UNKNOWN at once, instead of leaving
-//     the caller to its timeout;
+//     the caller to its timeout, except a call with a call id, which it
+//     relays through its router with that id (the actor runs it at most
+//     once, calls.go);
 //   - the host is suspect: calls for its actors are relayed through the
 //     router (which waits for the table to drop it and retries on the new
 //     owner) until a later probe reaches it again.
@@ -72,6 +74,10 @@ type probed struct {
 type sentCall struct {
 	reply string
 	call  gatewayCall
+	// again is the call to relay if it reached nobody: set for a call with
+	// a call id, which the owner runs at most once (calls.go), so it may be
+	// sent again instead of answered OUTCOME_UNKNOWN.
+	again *followed
 }
 
 func newProber(h *Host) (*prober, error) {
@@ -95,7 +101,7 @@ func (p *prober) suspect(id placement.HostID) bool {
 // send publishes msg, a call forwarded to owner, and has the next round
 // probe owner after it. It publishes under the lock, so that a round's probe
 // always follows the calls it covers.
-func (p *prober) send(owner *placement.Member, msg *nats.Msg, c gatewayCall) error {
+func (p *prober) send(owner *placement.Member, msg *nats.Msg, c gatewayCall, again *followed) error {
 	p.mu.Lock()
 	err := p.h.nc.PublishMsg(msg)
 	if err == nil {
@@ -105,7 +111,7 @@ func (p *prober) send(owner *placement.Member, msg *nats.Msg, c gatewayCall) err
 			p.hosts[owner.ID] = pr
 		}
 		pr.subject = owner.Subject
-		pr.sent = append(pr.sent, sentCall{reply: msg.Reply, call: c})
+		pr.sent = append(pr.sent, sentCall{reply: msg.Reply, call: c, again: again})
 	}
 	p.mu.Unlock()
 	if err == nil {
@@ -170,6 +176,14 @@ func (p *prober) runRound() {
 	}
 	p.mu.Unlock()
 	for _, c := range lost {
+		if c.again != nil {
+			// It carries a call id: the router sends it to the owner again
+			// with that id, and the actor runs it at most once.
+			p.h.obs.forwarded(forwardRelayed)
+			p.h.eng.turns.add()
+			go p.h.relay(*c.again)
+			continue
+		}
 		p.h.obs.forwarded(forwardLost)
 		p.h.fail(&nats.Msg{Reply: c.reply}, protocol.Errorf(protocol.CodeOutcomeUnknown,
 			"%s %s.%s: the host the call was forwarded to went away with it; it may or may not have run",

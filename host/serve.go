@@ -86,6 +86,9 @@ func (h *Host) parse(msg *nats.Msg) (*envelope, *protocol.Error) {
 	if env.deadline, e = h.deadline(hdr); e != nil {
 		return nil, e
 	}
+	if env.callID, e = callIDHeader(hdr); e != nil {
+		return nil, e
+	}
 	return h.parseChain(env, hdr)
 }
 
@@ -108,8 +111,13 @@ func (h *Host) parseCall(msg *nats.Msg, v []string) (*envelope, *protocol.Error)
 	if e != nil {
 		return nil, e
 	}
-	env := &envelope{msg: msg, t: t, id: id, method: method, gen: f.Generation}
+	env := &envelope{msg: msg, t: t, id: id, method: method, gen: f.Generation, callID: f.CallID}
 	env.deadline = time.Now().Add(timeoutOf(f.TimeoutMs))
+	if f.CallID != "" {
+		if e := checkCallID(f.CallID); e != nil {
+			return nil, e
+		}
+	}
 	if len(hdr) == 1 {
 		return env, nil // HeaderCall alone: no call chain either
 	}
@@ -122,12 +130,25 @@ func otherForm(hdr nats.Header) (string, bool) {
 	if len(hdr) == 1 {
 		return "", false
 	}
-	for _, k := range [...]string{protocol.HeaderType, protocol.HeaderID, protocol.HeaderMethod, protocol.HeaderGeneration, protocol.HeaderTimeout} {
+	for _, k := range [...]string{protocol.HeaderType, protocol.HeaderID, protocol.HeaderMethod, protocol.HeaderGeneration, protocol.HeaderTimeout, protocol.HeaderCallID} {
 		if _, ok := hdr[k]; ok {
 			return k, true
 		}
 	}
 	return "", false
+}
+
+// callIDHeader reads the optional Troupe-Call-Id header: at most one, a
+// valid call id.
+func callIDHeader(hdr nats.Header) (string, *protocol.Error) {
+	v, ok := hdr[protocol.HeaderCallID]
+	switch {
+	case !ok:
+		return "", nil
+	case len(v) != 1:
+		return "", protocol.Errorf(protocol.CodeBadRequest, "want at most one %s header", protocol.HeaderCallID)
+	}
+	return v[0], checkCallID(v[0])
 }
 
 // actorType is the type a request names, if this host serves it.

@@ -139,27 +139,38 @@ func (a *activation) load(ctx context.Context) error {
 		return protocol.Errorf(protocol.CodeUnavailable, "loading state: %w", err)
 	}
 	a.rev = msg.rev
-	state, keys, err := msg.decode()
+	state, keys, calls, streams, err := msg.decodeAll()
 	if err != nil {
 		return protocol.Errorf(protocol.CodeInternal, "state of %s: %v", StateKey(a.t.name, a.id), err)
 	}
 	a.state = state
 	a.setKeys(keys)
+	if w := loadWindow(calls, a.e.clock.Now()); w != nil || a.window() != nil {
+		a.extra().calls = w
+	}
+	a.setCursors(streams)
 	return nil
 }
 
 // decode reads an entry's unnamed state and named keys (nil if it never
 // had any). A delete or purge marker holds neither.
 func (e stateEntry) decode() (state []byte, keys map[string][]byte, err error) {
+	state, keys, _, _, err = e.decodeAll()
+	return state, keys, err
+}
+
+// decodeAll is decode, with the recorded calls (calls.go) and the stream
+// cursors (streams.go).
+func (e stateEntry) decodeAll() (state []byte, keys map[string][]byte, calls []*callRecord, streams cursors, err error) {
 	switch {
 	case e.rev == 0 || e.deleted:
-		return nil, nil, nil
+		return nil, nil, nil, nil, nil
 	case e.hdr.Get(protocol.HeaderStateFormat) != protocol.StateFormatKeys:
-		return e.data, nil, nil
+		return e.data, nil, nil, nil, nil
 	}
 	var st pb.ActorState
 	if err := proto.Unmarshal(e.data, &st); err != nil {
-		return nil, nil, fmt.Errorf("named keys do not decode: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("named keys do not decode: %w", err)
 	}
 	keys = make(map[string][]byte, len(st.Entries))
 	for _, en := range st.Entries {
@@ -169,17 +180,18 @@ func (e stateEntry) decode() (state []byte, keys map[string][]byte, err error) {
 		}
 		keys[en.Name] = en.Value
 	}
-	return state, keys, nil
+	return state, keys, st.Calls, decodeCursors(st.Streams), nil
 }
 
 // encodeState is what save writes: the unnamed state alone when the actor
-// has never had named keys, else every key in a pb.ActorState. It refuses
-// state that cannot fit in one message with CodeStateTooLarge, naming the
-// largest keys.
-func (a *activation) encodeState(state []byte, keys map[string][]byte) ([]byte, nats.Header, error) {
+// has never had named keys, recorded calls nor consumed a stream, else every
+// key, the recorded calls and every stream cursor in a pb.ActorState. It
+// refuses state that cannot fit in one message with CodeStateTooLarge,
+// naming the largest keys.
+func (a *activation) encodeState(state []byte, keys map[string][]byte, calls []byte, streams cursors) ([]byte, nats.Header, error) {
 	value, hdr := state, nats.Header(nil)
-	if keys != nil {
-		st := &pb.ActorState{}
+	if keys != nil || calls != nil || streams != nil {
+		st := &pb.ActorState{Streams: streams.encode()}
 		if state != nil {
 			st.Entries = append(st.Entries, &pb.StateEntry{Value: state})
 		}
@@ -187,9 +199,12 @@ func (a *activation) encodeState(state []byte, keys map[string][]byte) ([]byte, 
 			st.Entries = append(st.Entries, &pb.StateEntry{Name: name, Value: keys[name]})
 		}
 		var err error
-		if value, err = proto.Marshal(st); err != nil {
+		// The recorded calls follow, encoded already (calls.go): fields of
+		// a message may be concatenated in any order.
+		if value, err = (proto.MarshalOptions{}).MarshalAppend(make([]byte, 0, proto.Size(st)+len(calls)), st); err != nil {
 			return nil, nil, protocol.Errorf(protocol.CodeInternal, "encoding state keys: %v", err)
 		}
+		value = append(value, calls...)
 		hdr = nats.Header{protocol.HeaderStateFormat: []string{protocol.StateFormatKeys}}
 	}
 	if max := a.e.rt.maxPayload(); max > 0 && int64(len(value))+stateOverhead > max {

@@ -15,6 +15,8 @@ type typeCounters struct {
 	calls  atomic.Uint64
 	errors atomic.Uint64
 	saves  atomic.Uint64 // state saves tried
+	// repeats counts calls answered from their record (calls.go).
+	repeats atomic.Uint64
 }
 
 // count records one turn that ended with reply: a success reply has no
@@ -36,6 +38,10 @@ type TypeStats struct {
 	// the turns that found calls queued behind them, so under load Saves
 	// grows slower than Calls.
 	Saves uint64
+	// Repeats counts the calls answered with the recorded reply of an
+	// earlier call with the same call id, without running (PROTOCOL.md,
+	// "Idempotent calls").
+	Repeats uint64
 }
 
 // Stats returns the stats of every registered type, sorted by type. It is
@@ -47,11 +53,12 @@ func (h *Host) Stats() []TypeStats {
 	for _, name := range h.types.names() {
 		t := h.types[placement.ActorType(name)]
 		out = append(out, TypeStats{
-			Type:   t.name,
-			Active: t.dir.len(),
-			Calls:  t.counters.calls.Load(),
-			Errors: t.counters.errors.Load(),
-			Saves:  t.counters.saves.Load(),
+			Type:    t.name,
+			Active:  t.dir.len(),
+			Calls:   t.counters.calls.Load(),
+			Errors:  t.counters.errors.Load(),
+			Saves:   t.counters.saves.Load(),
+			Repeats: t.counters.repeats.Load(),
 		})
 	}
 	return out

@@ -46,6 +46,7 @@ type envelope struct {
 	id       placement.ActorID
 	method   string
 	gen      uint64
+	callID   string // the call's idempotency id, "" when none (calls.go)
 	deadline time.Time
 	posted   *postedTurn  // kindPosted
 	admitted time.Time    // when it entered the mailbox; set only when observed
@@ -127,14 +128,30 @@ func (a *activation) runTurn(env *envelope) ([]byte, error) {
 		}
 		return nil, a.e.rt.errFenced()
 	}
+	if reply, err, ok := a.repeat(env); ok {
+		return reply, err // already run: its recorded outcome, nothing runs
+	}
+	sm, isStream, err := a.streamOf(env)
+	switch {
+	case err != nil:
+		return nil, err
+	case isStream && a.covers(sm):
+		return nil, nil // applied before: a redelivery (streams.go)
+	}
 	a.holdChain(env)
 	reply, err := a.body(tc, env)
 	a.releaseChain(env)
+	if err == nil && isStream {
+		a.advance(sm)
+	}
 	if err == nil && a.discard {
 		err = discardedByNested()
 	}
 	if err == nil && env.kind != kindPosted {
 		err = a.checkReplySize(reply)
+	}
+	if err == nil && env.kind != kindPosted {
+		a.recordCall(env, reply, a.changed) // saved with the change it made
 	}
 	if err == nil && env.kind == kindNested {
 		// Its caller waits for it: save now, after what the saver holds.
@@ -274,7 +291,7 @@ func (a *activation) save() error {
 		a.dirty = false
 		return nil
 	}
-	rev, err := a.store(a.state, a.keys())
+	rev, err := a.store(a.state, a.keys(), a.window().snapshot(), a.cursors())
 	if err != nil {
 		return err
 	}
@@ -285,8 +302,8 @@ func (a *activation) save() error {
 // store writes state and keys with compare-and-set on a.rev and returns the
 // new revision. It runs on the mailbox goroutine, a nested turn's, or the
 // saver's (group.go), one at a time: whichever may save owns a.rev.
-func (a *activation) store(state []byte, keys map[string][]byte) (uint64, error) {
-	value, hdr, err := a.encodeState(state, keys)
+func (a *activation) store(state []byte, keys map[string][]byte, calls []byte, streams cursors) (uint64, error) {
+	value, hdr, err := a.encodeState(state, keys, calls, streams)
 	if err != nil {
 		return 0, err
 	}

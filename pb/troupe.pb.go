@@ -217,6 +217,64 @@ func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 	return file_troupe_proto_rawDescGZIP(), []int{1}
 }
 
+// TurnKind says why a worker turn runs.
+type TurnKind int32
+
+const (
+	// TURN_CALL is a call to the actor.
+	TurnKind_TURN_CALL TurnKind = 0
+	// TURN_ACTIVATE runs once when the actor is activated, before its first
+	// turn; an error answer fails the call that activated it.
+	TurnKind_TURN_ACTIVATE TurnKind = 1
+	// TURN_TIMER is a tick of a timer the actor set.
+	TurnKind_TURN_TIMER TurnKind = 2
+	// TURN_REMINDER is the firing of a durable reminder.
+	TurnKind_TURN_REMINDER TurnKind = 3
+)
+
+// Enum value maps for TurnKind.
+var (
+	TurnKind_name = map[int32]string{
+		0: "TURN_CALL",
+		1: "TURN_ACTIVATE",
+		2: "TURN_TIMER",
+		3: "TURN_REMINDER",
+	}
+	TurnKind_value = map[string]int32{
+		"TURN_CALL":     0,
+		"TURN_ACTIVATE": 1,
+		"TURN_TIMER":    2,
+		"TURN_REMINDER": 3,
+	}
+)
+
+func (x TurnKind) Enum() *TurnKind {
+	p := new(TurnKind)
+	*p = x
+	return p
+}
+
+func (x TurnKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TurnKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_troupe_proto_enumTypes[2].Descriptor()
+}
+
+func (TurnKind) Type() protoreflect.EnumType {
+	return &file_troupe_proto_enumTypes[2]
+}
+
+func (x TurnKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TurnKind.Descriptor instead.
+func (TurnKind) EnumDescriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{2}
+}
+
 // HostRecord is the value of the key hosts.<host_id> in the membership bucket.
 // A host writes it when it joins and re-publishes it with a per-message TTL to
 // keep its lease; when the TTL runs out the server replaces it with a purge
@@ -414,14 +472,25 @@ func (x *ReleaseRecord) GetGeneration() uint64 {
 }
 
 // ActorState is the value of an actor's key in the state bucket when the
-// actor keeps named state keys (the entry then carries the header
-// Troupe-State: keys). An actor that only ever set its unnamed state is
-// stored as those bytes alone, without the header.
+// actor keeps named state keys, recorded calls or stream cursors (the entry
+// then carries the header Troupe-State: keys). An actor that only ever set
+// its unnamed state, with calls that carried no call id and no stream
+// messages, is stored as those bytes alone, without the header.
 type ActorState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// entries are the actor's keys, sorted by name, each name at most once.
 	// The unnamed state (host.Self.State) is the entry with the empty name.
-	Entries       []*StateEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Entries []*StateEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// calls are the actor's recent idempotent calls whose turns changed this
+	// state, oldest first, each id at most once (PROTOCOL.md, "Idempotent
+	// calls"): a repeat of one is answered with its reply, not run again.
+	Calls []*CallRecord `protobuf:"bytes,2,rep,name=calls,proto3" json:"calls,omitempty"`
+	// streams are the stream subscriptions this state has consumed: per
+	// subscription, the stream sequence of the last message applied, saved in
+	// the same compare-and-set write as the state that message produced.
+	// Sorted by name, each name at most once (PROTOCOL.md, "Stream
+	// subscriptions").
+	Streams       []*StreamCursor `protobuf:"bytes,3,rep,name=streams,proto3" json:"streams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -463,6 +532,112 @@ func (x *ActorState) GetEntries() []*StateEntry {
 	return nil
 }
 
+func (x *ActorState) GetCalls() []*CallRecord {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+func (x *ActorState) GetStreams() []*StreamCursor {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+// CallRecord is one idempotent call the state already includes, with the
+// reply its caller got.
+type CallRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the call id (Troupe-Call-Id): 1-64 printable ASCII bytes.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// body is the reply's body.
+	Body []byte `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	// code is the reply's error code, 0 for a success.
+	Code uint32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	// message is the error's message, for an error reply.
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// app_code is the actor's own error code, for APPLICATION.
+	AppCode string `protobuf:"bytes,5,opt,name=app_code,json=appCode,proto3" json:"app_code,omitempty"`
+	// unix_ms is when the call's turn ended, in Unix milliseconds.
+	UnixMs        int64 `protobuf:"varint,6,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallRecord) Reset() {
+	*x = CallRecord{}
+	mi := &file_troupe_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallRecord) ProtoMessage() {}
+
+func (x *CallRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallRecord.ProtoReflect.Descriptor instead.
+func (*CallRecord) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CallRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CallRecord) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *CallRecord) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CallRecord) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CallRecord) GetAppCode() string {
+	if x != nil {
+		return x.AppCode
+	}
+	return ""
+}
+
+func (x *CallRecord) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
+}
+
 // StateEntry is one named key of an actor's state.
 type StateEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -474,7 +649,7 @@ type StateEntry struct {
 
 func (x *StateEntry) Reset() {
 	*x = StateEntry{}
-	mi := &file_troupe_proto_msgTypes[3]
+	mi := &file_troupe_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +661,7 @@ func (x *StateEntry) String() string {
 func (*StateEntry) ProtoMessage() {}
 
 func (x *StateEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[3]
+	mi := &file_troupe_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +674,7 @@ func (x *StateEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateEntry.ProtoReflect.Descriptor instead.
 func (*StateEntry) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{3}
+	return file_troupe_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StateEntry) GetName() string {
@@ -512,6 +687,534 @@ func (x *StateEntry) GetName() string {
 func (x *StateEntry) GetValue() []byte {
 	if x != nil {
 		return x.Value
+	}
+	return nil
+}
+
+// StreamCursor is how far an actor has consumed one stream subscription.
+type StreamCursor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the subscription's name, unique within the actor type.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// seq is the stream sequence of the last message the state includes.
+	Seq           uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamCursor) Reset() {
+	*x = StreamCursor{}
+	mi := &file_troupe_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamCursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamCursor) ProtoMessage() {}
+
+func (x *StreamCursor) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamCursor.ProtoReflect.Descriptor instead.
+func (*StreamCursor) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *StreamCursor) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StreamCursor) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// WorkerTurn is the request a host sends on <prefix>.worker.<actor_type> for
+// one turn of an actor whose type is served by workers. The host keeps
+// placement, the mailbox, fencing, call chains, timers, reminders and the
+// state save; the worker computes the turn.
+type WorkerTurn struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ActorType string                 `protobuf:"bytes,1,opt,name=actor_type,json=actorType,proto3" json:"actor_type,omitempty"`
+	// actor_id is the actor's id, raw bytes (not id-encoded).
+	ActorId []byte   `protobuf:"bytes,2,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	Kind    TurnKind `protobuf:"varint,3,opt,name=kind,proto3,enum=troupe.v1.TurnKind" json:"kind,omitempty"`
+	// method is the called method (TURN_CALL, TURN_REMINDER: the reminder's
+	// method); empty for TURN_ACTIVATE and TURN_TIMER.
+	Method string `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
+	// name is the timer's name (TURN_TIMER) or the reminder's (TURN_REMINDER).
+	Name    string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Payload []byte `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
+	// headers are the call's headers that do not start with Troupe-, sorted
+	// by name.
+	Headers []*WorkerHeader `protobuf:"bytes,7,rep,name=headers,proto3" json:"headers,omitempty"`
+	// state is the actor's whole state as the host holds it, sorted by name;
+	// the unnamed state is the entry with the empty name.
+	State []*StateEntry `protobuf:"bytes,8,rep,name=state,proto3" json:"state,omitempty"`
+	// chain and chain_path are the Troupe-Chain and Troupe-Chain-Path values
+	// the worker sends on every call it makes during the turn (the path
+	// already ends with this actor).
+	Chain     string `protobuf:"bytes,9,opt,name=chain,proto3" json:"chain,omitempty"`
+	ChainPath string `protobuf:"bytes,10,opt,name=chain_path,json=chainPath,proto3" json:"chain_path,omitempty"`
+	// timeout_ms is the time left for the turn; the worker's calls carry at
+	// most this in Troupe-Timeout.
+	TimeoutMs uint32 `protobuf:"varint,11,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// host_id is the host running the activation.
+	HostId        string `protobuf:"bytes,12,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerTurn) Reset() {
+	*x = WorkerTurn{}
+	mi := &file_troupe_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerTurn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerTurn) ProtoMessage() {}
+
+func (x *WorkerTurn) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerTurn.ProtoReflect.Descriptor instead.
+func (*WorkerTurn) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WorkerTurn) GetActorType() string {
+	if x != nil {
+		return x.ActorType
+	}
+	return ""
+}
+
+func (x *WorkerTurn) GetActorId() []byte {
+	if x != nil {
+		return x.ActorId
+	}
+	return nil
+}
+
+func (x *WorkerTurn) GetKind() TurnKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TurnKind_TURN_CALL
+}
+
+func (x *WorkerTurn) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *WorkerTurn) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WorkerTurn) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *WorkerTurn) GetHeaders() []*WorkerHeader {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *WorkerTurn) GetState() []*StateEntry {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *WorkerTurn) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
+}
+
+func (x *WorkerTurn) GetChainPath() string {
+	if x != nil {
+		return x.ChainPath
+	}
+	return ""
+}
+
+func (x *WorkerTurn) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *WorkerTurn) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+// WorkerHeader is one request header and its values.
+type WorkerHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerHeader) Reset() {
+	*x = WorkerHeader{}
+	mi := &file_troupe_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerHeader) ProtoMessage() {}
+
+func (x *WorkerHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerHeader.ProtoReflect.Descriptor instead.
+func (*WorkerHeader) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WorkerHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WorkerHeader) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// WorkerAnswer is a worker's reply to a WorkerTurn.
+type WorkerAnswer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reply is the reply body of a successful turn.
+	Reply []byte `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
+	// error_code, when set, fails the turn: the caller gets this code and
+	// error_message, and nothing in this answer is applied.
+	ErrorCode    ErrorCode `protobuf:"varint,2,opt,name=error_code,json=errorCode,proto3,enum=troupe.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMessage string    `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// state_changed says that state replaces the actor's whole state (an
+	// empty list clears it); when false the state is unchanged.
+	StateChanged bool          `protobuf:"varint,4,opt,name=state_changed,json=stateChanged,proto3" json:"state_changed,omitempty"`
+	State        []*StateEntry `protobuf:"bytes,5,rep,name=state,proto3" json:"state,omitempty"`
+	// timers and reminders are set or cancelled, in order, when the turn
+	// succeeds.
+	Timers    []*TimerEffect    `protobuf:"bytes,6,rep,name=timers,proto3" json:"timers,omitempty"`
+	Reminders []*ReminderEffect `protobuf:"bytes,7,rep,name=reminders,proto3" json:"reminders,omitempty"`
+	// app_code is the application's own error code of an APPLICATION error
+	// (the caller sees it as for any actor's application error).
+	AppCode       string `protobuf:"bytes,8,opt,name=app_code,json=appCode,proto3" json:"app_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerAnswer) Reset() {
+	*x = WorkerAnswer{}
+	mi := &file_troupe_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerAnswer) ProtoMessage() {}
+
+func (x *WorkerAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerAnswer.ProtoReflect.Descriptor instead.
+func (*WorkerAnswer) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WorkerAnswer) GetReply() []byte {
+	if x != nil {
+		return x.Reply
+	}
+	return nil
+}
+
+func (x *WorkerAnswer) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *WorkerAnswer) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *WorkerAnswer) GetStateChanged() bool {
+	if x != nil {
+		return x.StateChanged
+	}
+	return false
+}
+
+func (x *WorkerAnswer) GetState() []*StateEntry {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *WorkerAnswer) GetTimers() []*TimerEffect {
+	if x != nil {
+		return x.Timers
+	}
+	return nil
+}
+
+func (x *WorkerAnswer) GetReminders() []*ReminderEffect {
+	if x != nil {
+		return x.Reminders
+	}
+	return nil
+}
+
+func (x *WorkerAnswer) GetAppCode() string {
+	if x != nil {
+		return x.AppCode
+	}
+	return ""
+}
+
+// TimerEffect sets or stops one timer of the activation.
+type TimerEffect struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// cancel stops the timer; the other fields are then ignored.
+	Cancel bool `protobuf:"varint,2,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	// due_ms is the wait before the first tick (0: period_ms); period_ms the
+	// wait between ticks (0: one tick only).
+	DueMs         uint32 `protobuf:"varint,3,opt,name=due_ms,json=dueMs,proto3" json:"due_ms,omitempty"`
+	PeriodMs      uint32 `protobuf:"varint,4,opt,name=period_ms,json=periodMs,proto3" json:"period_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimerEffect) Reset() {
+	*x = TimerEffect{}
+	mi := &file_troupe_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimerEffect) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimerEffect) ProtoMessage() {}
+
+func (x *TimerEffect) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimerEffect.ProtoReflect.Descriptor instead.
+func (*TimerEffect) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TimerEffect) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TimerEffect) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+func (x *TimerEffect) GetDueMs() uint32 {
+	if x != nil {
+		return x.DueMs
+	}
+	return 0
+}
+
+func (x *TimerEffect) GetPeriodMs() uint32 {
+	if x != nil {
+		return x.PeriodMs
+	}
+	return 0
+}
+
+// ReminderEffect sets or deletes one durable reminder of the actor.
+type ReminderEffect struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// cancel deletes the reminder; the other fields are then ignored.
+	Cancel bool `protobuf:"varint,2,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	// schedule, time_zone, method and payload are as in PROTOCOL.md,
+	// "Reminders".
+	Schedule      string `protobuf:"bytes,3,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	TimeZone      string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	Method        string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
+	Payload       []byte `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReminderEffect) Reset() {
+	*x = ReminderEffect{}
+	mi := &file_troupe_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReminderEffect) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReminderEffect) ProtoMessage() {}
+
+func (x *ReminderEffect) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReminderEffect.ProtoReflect.Descriptor instead.
+func (*ReminderEffect) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReminderEffect) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReminderEffect) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+func (x *ReminderEffect) GetSchedule() string {
+	if x != nil {
+		return x.Schedule
+	}
+	return ""
+}
+
+func (x *ReminderEffect) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *ReminderEffect) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *ReminderEffect) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
 	}
 	return nil
 }
@@ -538,14 +1241,70 @@ const file_troupe_proto_rawDesc = "" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x03 \x01(\x04R\n" +
-	"generation\"=\n" +
+	"generation\"\x9d\x01\n" +
 	"\n" +
 	"ActorState\x12/\n" +
-	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\"6\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\x12+\n" +
+	"\x05calls\x18\x02 \x03(\v2\x15.troupe.v1.CallRecordR\x05calls\x121\n" +
+	"\astreams\x18\x03 \x03(\v2\x17.troupe.v1.StreamCursorR\astreams\"\x92\x01\n" +
+	"\n" +
+	"CallRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x19\n" +
+	"\bapp_code\x18\x05 \x01(\tR\aappCode\x12\x17\n" +
+	"\aunix_ms\x18\x06 \x01(\x03R\x06unixMs\"6\n" +
 	"\n" +
 	"StateEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value*W\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"4\n" +
+	"\fStreamCursor\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\x82\x03\n" +
+	"\n" +
+	"WorkerTurn\x12\x1d\n" +
+	"\n" +
+	"actor_type\x18\x01 \x01(\tR\tactorType\x12\x19\n" +
+	"\bactor_id\x18\x02 \x01(\fR\aactorId\x12'\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x13.troupe.v1.TurnKindR\x04kind\x12\x16\n" +
+	"\x06method\x18\x04 \x01(\tR\x06method\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\x12\x18\n" +
+	"\apayload\x18\x06 \x01(\fR\apayload\x121\n" +
+	"\aheaders\x18\a \x03(\v2\x17.troupe.v1.WorkerHeaderR\aheaders\x12+\n" +
+	"\x05state\x18\b \x03(\v2\x15.troupe.v1.StateEntryR\x05state\x12\x14\n" +
+	"\x05chain\x18\t \x01(\tR\x05chain\x12\x1d\n" +
+	"\n" +
+	"chain_path\x18\n" +
+	" \x01(\tR\tchainPath\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\v \x01(\rR\ttimeoutMs\x12\x17\n" +
+	"\ahost_id\x18\f \x01(\tR\x06hostId\":\n" +
+	"\fWorkerHeader\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xd4\x02\n" +
+	"\fWorkerAnswer\x12\x14\n" +
+	"\x05reply\x18\x01 \x01(\fR\x05reply\x123\n" +
+	"\n" +
+	"error_code\x18\x02 \x01(\x0e2\x14.troupe.v1.ErrorCodeR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\x12#\n" +
+	"\rstate_changed\x18\x04 \x01(\bR\fstateChanged\x12+\n" +
+	"\x05state\x18\x05 \x03(\v2\x15.troupe.v1.StateEntryR\x05state\x12.\n" +
+	"\x06timers\x18\x06 \x03(\v2\x16.troupe.v1.TimerEffectR\x06timers\x127\n" +
+	"\treminders\x18\a \x03(\v2\x19.troupe.v1.ReminderEffectR\treminders\x12\x19\n" +
+	"\bapp_code\x18\b \x01(\tR\aappCode\"m\n" +
+	"\vTimerEffect\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06cancel\x18\x02 \x01(\bR\x06cancel\x12\x15\n" +
+	"\x06due_ms\x18\x03 \x01(\rR\x05dueMs\x12\x1b\n" +
+	"\tperiod_ms\x18\x04 \x01(\rR\bperiodMs\"\xa7\x01\n" +
+	"\x0eReminderEffect\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06cancel\x18\x02 \x01(\bR\x06cancel\x12\x1a\n" +
+	"\bschedule\x18\x03 \x01(\tR\bschedule\x12\x1b\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\x12\x16\n" +
+	"\x06method\x18\x05 \x01(\tR\x06method\x12\x18\n" +
+	"\apayload\x18\x06 \x01(\fR\apayload*W\n" +
 	"\tHostState\x12\x1a\n" +
 	"\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HOST_STATE_ACTIVE\x10\x01\x12\x17\n" +
@@ -573,7 +1332,13 @@ const file_troupe_proto_rawDesc = "" +
 	"\x0fOUTCOME_UNKNOWN\x10\x11\x12\x12\n" +
 	"\x0eWOULD_DEADLOCK\x10\x12\x12\x17\n" +
 	"\x13CALL_CHAIN_TOO_DEEP\x10\x13\x12\x14\n" +
-	"\x10INVALID_SCHEDULE\x10\x14B!Z\x1fgithub.com/troupe-dev/troupe/pbb\x06proto3"
+	"\x10INVALID_SCHEDULE\x10\x14*O\n" +
+	"\bTurnKind\x12\r\n" +
+	"\tTURN_CALL\x10\x00\x12\x11\n" +
+	"\rTURN_ACTIVATE\x10\x01\x12\x0e\n" +
+	"\n" +
+	"TURN_TIMER\x10\x02\x12\x11\n" +
+	"\rTURN_REMINDER\x10\x03B!Z\x1fgithub.com/troupe-dev/troupe/pbb\x06proto3"
 
 var (
 	file_troupe_proto_rawDescOnce sync.Once
@@ -587,24 +1352,41 @@ func file_troupe_proto_rawDescGZIP() []byte {
 	return file_troupe_proto_rawDescData
 }
 
-var file_troupe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_troupe_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_troupe_proto_goTypes = []any{
-	(HostState)(0),        // 0: troupe.v1.HostState
-	(ErrorCode)(0),        // 1: troupe.v1.ErrorCode
-	(*HostRecord)(nil),    // 2: troupe.v1.HostRecord
-	(*ReleaseRecord)(nil), // 3: troupe.v1.ReleaseRecord
-	(*ActorState)(nil),    // 4: troupe.v1.ActorState
-	(*StateEntry)(nil),    // 5: troupe.v1.StateEntry
+	(HostState)(0),         // 0: troupe.v1.HostState
+	(ErrorCode)(0),         // 1: troupe.v1.ErrorCode
+	(TurnKind)(0),          // 2: troupe.v1.TurnKind
+	(*HostRecord)(nil),     // 3: troupe.v1.HostRecord
+	(*ReleaseRecord)(nil),  // 4: troupe.v1.ReleaseRecord
+	(*ActorState)(nil),     // 5: troupe.v1.ActorState
+	(*CallRecord)(nil),     // 6: troupe.v1.CallRecord
+	(*StateEntry)(nil),     // 7: troupe.v1.StateEntry
+	(*StreamCursor)(nil),   // 8: troupe.v1.StreamCursor
+	(*WorkerTurn)(nil),     // 9: troupe.v1.WorkerTurn
+	(*WorkerHeader)(nil),   // 10: troupe.v1.WorkerHeader
+	(*WorkerAnswer)(nil),   // 11: troupe.v1.WorkerAnswer
+	(*TimerEffect)(nil),    // 12: troupe.v1.TimerEffect
+	(*ReminderEffect)(nil), // 13: troupe.v1.ReminderEffect
 }
 var file_troupe_proto_depIdxs = []int32{
-	0, // 0: troupe.v1.HostRecord.state:type_name -> troupe.v1.HostState
-	5, // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0,  // 0: troupe.v1.HostRecord.state:type_name -> troupe.v1.HostState
+	7,  // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
+	6,  // 2: troupe.v1.ActorState.calls:type_name -> troupe.v1.CallRecord
+	8,  // 3: troupe.v1.ActorState.streams:type_name -> troupe.v1.StreamCursor
+	2,  // 4: troupe.v1.WorkerTurn.kind:type_name -> troupe.v1.TurnKind
+	10, // 5: troupe.v1.WorkerTurn.headers:type_name -> troupe.v1.WorkerHeader
+	7,  // 6: troupe.v1.WorkerTurn.state:type_name -> troupe.v1.StateEntry
+	1,  // 7: troupe.v1.WorkerAnswer.error_code:type_name -> troupe.v1.ErrorCode
+	7,  // 8: troupe.v1.WorkerAnswer.state:type_name -> troupe.v1.StateEntry
+	12, // 9: troupe.v1.WorkerAnswer.timers:type_name -> troupe.v1.TimerEffect
+	13, // 10: troupe.v1.WorkerAnswer.reminders:type_name -> troupe.v1.ReminderEffect
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_troupe_proto_init() }
@@ -617,8 +1399,8 @@ func file_troupe_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_proto_rawDesc), len(file_troupe_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   4,
+			NumEnums:      3,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

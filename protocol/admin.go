@@ -45,6 +45,28 @@ type ActorsReport struct {
 	LeaseAgeMs int64        `json:"lease_age_ms"`
 	LeaseTTLMs int64        `json:"lease_ttl_ms"`
 	Types      []TypeReport `json:"types"`
+	// Subscriptions are the stream subscriptions of the host's types,
+	// sorted by type and name; absent when it has none.
+	Subscriptions []SubscriptionReport `json:"subscriptions,omitempty"`
+}
+
+// SubscriptionReport is one stream subscription in an ActorsReport, with
+// this host's counts since it started.
+type SubscriptionReport struct {
+	Type    string `json:"type"`
+	Name    string `json:"name"`
+	Stream  string `json:"stream"`
+	Subject string `json:"subject"` // the filter; "" takes the whole stream
+	// Pulling: this host pulls the subscription now.
+	Pulling bool `json:"pulling"`
+	// Pending and AckPending are the consumer's counts (not delivered yet;
+	// delivered and not acknowledged) as the puller last read them, set
+	// only while Pulling.
+	Pending    uint64 `json:"pending"`
+	AckPending uint64 `json:"ack_pending"`
+	InFlight   int64  `json:"in_flight"`  // messages this host holds for delivery
+	Applied    uint64 `json:"applied"`    // acknowledged after the actor had them
+	Terminated uint64 `json:"terminated"` // given up: no valid actor, or too many failed turns
 }
 
 // TypeReport is one actor type in an ActorsReport, which lists them sorted

@@ -28,7 +28,37 @@ const (
 	// 17% of its throughput, one about 9%. Hosts accept either form, not
 	// both in one request.
 	HeaderCall = "Troupe-Call"
+	// HeaderCallID is the call's idempotency id in the five-header form and
+	// on the gateway; in the one-header form it is HeaderCall's optional
+	// sixth field. A host runs a stateful actor's turn at most once per id
+	// within the type's call window and answers repeats with the recorded
+	// reply (PROTOCOL.md, "Idempotent calls").
+	HeaderCallID = "Troupe-Call-Id"
 )
+
+// MaxCallID is the longest call id, in bytes.
+const MaxCallID = 64
+
+// ValidCallID reports whether id is a valid call id: 1–64 bytes of printable
+// ASCII without a space (0x21–0x7E).
+func ValidCallID(id string) bool {
+	if id == "" || len(id) > MaxCallID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendCallID appends the optional sixth field of a HeaderCall value, the
+// call id, to a value AppendCall wrote.
+func AppendCallID(b []byte, id string) []byte {
+	b = append(b, ' ')
+	return append(b, id...)
+}
 
 // CallHeaderVersion is the first protocol version whose hosts accept
 // HeaderCall; a caller sends the five headers to an older host.
@@ -55,11 +85,15 @@ type CallFields struct {
 	Type, ID, Method string
 	Generation       uint64
 	TimeoutMs        int64
+	// CallID is the optional sixth field, "" when absent. ParseCall does
+	// not check it: the caller does, with ValidCallID.
+	CallID string
 }
 
-// ParseCall reads a HeaderCall value: exactly five fields separated by
-// single spaces, the type not empty, the last two decimal. It reports false
-// for anything else; the names and the id are checked by the caller.
+// ParseCall reads a HeaderCall value: five or six fields separated by
+// single spaces, the type not empty, the fourth and fifth decimal; the
+// sixth, when present, is the call id. It reports false for anything else;
+// the names, the id and the call id's characters are checked by the caller.
 func ParseCall(v string) (CallFields, bool) {
 	var f CallFields
 	var gen, timeout string
@@ -68,6 +102,11 @@ func ParseCall(v string) (CallFields, bool) {
 	f.ID, v, ok[1] = strings.Cut(v, " ")
 	f.Method, v, ok[2] = strings.Cut(v, " ")
 	gen, timeout, ok[3] = strings.Cut(v, " ")
+	var hasID bool
+	timeout, f.CallID, hasID = strings.Cut(timeout, " ")
+	if hasID && (f.CallID == "" || strings.Contains(f.CallID, " ")) {
+		return CallFields{}, false // an empty sixth field, or a seventh
+	}
 	if ok != [4]bool{true, true, true, true} || f.Type == "" || !decimal(gen) || !decimal(timeout) {
 		return CallFields{}, false
 	}

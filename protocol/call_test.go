@@ -14,9 +14,16 @@ func TestCallHeaderRoundTrip(t *testing.T) {
 	}
 }
 
-func TestParseCallRefusesAllButFiveFields(t *testing.T) {
+func TestParseCallIdempotentSixthField(t *testing.T) {
+	v := string(AppendCallID(AppendCall(nil, "counter", "c", "add", 1, 2), "k-1"))
+	if f, ok := ParseCall(v); !ok || f.CallID != "k-1" || f.TimeoutMs != 2 {
+		t.Fatalf("ParseCall(%q) = %+v, %v; want call id k-1", v, f, ok)
+	}
+}
+
+func TestParseCallRefusesAllButFiveOrSixFields(t *testing.T) {
 	for _, v := range []string{
-		"", " c add 1 2", "counter", "counter c add", "counter c add 1", "counter c add 1 2 3",
+		"", " c add 1 2", "counter", "counter c add", "counter c add 1", "counter c add 1 2 3 4",
 		"counter  c add 1 2", " counter c add 1 2", "counter c add 1 2 ",
 		"counter c add -1 2", "counter c add 1 -2", "counter c add +1 2", "counter c add 1 0x2",
 		"counter c add 18446744073709551616 2", "counter c add 1 9223372036854775808",

@@ -18,8 +18,9 @@ func StateKey(typ ActorType, id ActorID) string {
 	return string(appendEscaped(b, string(id), isNameByte, '='))
 }
 
-// An entry that holds named keys is a protobuf troupe.v1.ActorState marked
-// with this header; an entry without it is the actor's unnamed state bytes.
+// An entry that holds named keys or recorded calls is a protobuf
+// troupe.v1.ActorState marked with this header; an entry without it is the
+// actor's unnamed state bytes.
 const (
 	HeaderStateFormat = "Troupe-State"
 	StateFormatKeys   = "keys" // the value of HeaderStateFormat

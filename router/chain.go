@@ -33,6 +33,17 @@ type ChainSource interface {
 	CallChain() Chain
 }
 
+// CallIDSource, when the ChainSource of a context also implements it, names
+// the call ids of the calls made with the context that set none themselves
+// (WithCallID, WithoutCallID). A host derives them from the id of the
+// turn's own call and the order of the calls in the turn, so that a turn
+// run again (its caller retried it: its first run's save failed, or its
+// reply was lost) makes the same calls with the same ids, which the actors
+// it calls apply at most once. NextCallID returns "" for a new random id.
+type CallIDSource interface {
+	NextCallID() string
+}
+
 type contextKey struct{ name string }
 
 // CallChainKey is the context key under which a ChainSource travels. A

@@ -14,6 +14,8 @@ package router
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -54,7 +56,16 @@ type Config struct {
 	// ReminderStream is the stream that holds reminders; "" means
 	// DefaultReminderStream.
 	ReminderStream string
+	// AttemptTimeout bounds the first attempt of a call that has a call id
+	// (every call, unless WithoutCallID); each later attempt waits twice as
+	// long as the one before. An attempt that gets no answer in time (its
+	// host died holding it, or the link was cut) is sent again with the
+	// same id, until the call's deadline. 0 means DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
 }
+
+// DefaultAttemptTimeout is Config.AttemptTimeout's default.
+const DefaultAttemptTimeout = time.Second
 
 // Router sends calls to actors. It is safe for concurrent use.
 type Router struct {
@@ -74,6 +85,9 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Router, error) {
 	r := &Router{nc: nc, w: cfg.Watcher, timeout: cfg.DefaultTimeout, cfg: cfg}
 	if r.timeout <= 0 {
 		r.timeout = DefaultTimeout
+	}
+	if r.cfg.AttemptTimeout <= 0 {
+		r.cfg.AttemptTimeout = DefaultAttemptTimeout
 	}
 	obs, err := newObserver(cfg)
 	if err != nil {
@@ -124,6 +138,8 @@ type CallOption interface{ apply(*callOptions) }
 
 type callOptions struct {
 	header nats.Header
+	callID string // WithCallID
+	noID   bool   // WithoutCallID
 }
 
 type callOptionFunc func(*callOptions)
@@ -141,10 +157,42 @@ func WithHeader(key, value string) CallOption {
 	})
 }
 
+// WithCallID gives the call the id id (1–64 printable ASCII characters, no
+// space) instead of a new one: a caller that retries a call itself, across
+// Calls or processes, passes the same id each time, so that a stateful
+// actor runs it at most once (PROTOCOL.md, "Idempotent calls").
+func WithCallID(id string) CallOption {
+	return callOptionFunc(func(o *callOptions) { o.callID, o.noID = id, false })
+}
+
+// WithoutCallID sends the call without an id: the host does not deduplicate
+// it, and the router does not retry it after OUTCOME_UNKNOWN or an attempt
+// that got no answer (it waits for one answer until the deadline), as
+// before call ids existed.
+func WithoutCallID() CallOption {
+	return callOptionFunc(func(o *callOptions) { o.callID, o.noID = "", true })
+}
+
+// NewCallID returns a new call id: 128 random bits, base64url without
+// padding (22 characters).
+func NewCallID() string {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // Call runs method on the actor (typ, id) with payload and returns its reply.
 // Errors are *Error values (use errors.Is with the Err* sentinels). If ctx
 // has no deadline the router's default timeout applies. The payload is not
 // retained after Call returns.
+//
+// Every call carries a call id, new for each Call unless WithCallID or
+// WithoutCallID says otherwise, and every attempt of the call sends the same
+// one. A stateful actor runs a call id's turn at most once, so the router
+// retries what it could not retry otherwise: a reply of OUTCOME_UNKNOWN, and
+// an attempt that got no answer within Config.AttemptTimeout (doubling with
+// each attempt), until the deadline.
 func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, opts ...CallOption) ([]byte, error) {
 	if err := validateCall(typ, id, method); err != nil {
 		return nil, err
@@ -160,7 +208,19 @@ func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement
 			defer cancel()
 		}
 	}
-	c := call{r: r, typ: typ, id: id, method: method, payload: payload, header: headerOf(opts), deadline: deadline}
+	c := call{r: r, typ: typ, id: id, method: method, payload: payload, deadline: deadline}
+	var noID bool
+	c.header, c.callID, noID = optionsOf(opts)
+	if c.callID == "" && !noID {
+		if src, ok := ctx.Value(CallChainKey).(CallIDSource); ok {
+			c.callID = src.NextCallID()
+		}
+		if c.callID == "" {
+			c.callID = NewCallID()
+		}
+	} else if c.callID != "" && !protocol.ValidCallID(c.callID) {
+		return nil, Errorf(CodeBadRequest, "call id %q: want 1–%d printable ASCII characters without spaces", c.callID, protocol.MaxCallID)
+	}
 	if ch, ok := ChainFrom(ctx); ok {
 		c.chain, c.path = ch.ID, FormatPath(ch.Path)
 	}
@@ -176,14 +236,21 @@ func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement
 // headerOf is the header the options add, or nil. (Options applied to a
 // local value would move it to the heap on every call, options or not.)
 func headerOf(opts []CallOption) nats.Header {
+	h, _, _ := optionsOf(opts)
+	return h
+}
+
+// optionsOf is what the options set: the header they add (or nil), the call
+// id and whether the call is to have none.
+func optionsOf(opts []CallOption) (nats.Header, string, bool) {
 	if len(opts) == 0 {
-		return nil
+		return nil, "", false
 	}
 	o := &callOptions{}
 	for _, opt := range opts {
 		opt.apply(o)
 	}
-	return o.header
+	return o.header, o.callID, o.noID
 }
 
 func validateCall(typ placement.ActorType, id placement.ActorID, method string) error {
@@ -208,12 +275,28 @@ type call struct {
 	payload []byte
 	header  nats.Header
 	backoff time.Duration
+	// callID is the call's id, "" for none (WithoutCallID); attempt bounds
+	// the next attempt when it has one.
+	callID  string
+	attempt time.Duration
 	// chain and path are the call chain's HeaderChain and HeaderChainPath
 	// values, when the call is made from inside a turn.
 	chain, path string
 	// deadline bounds the call; ctx carries it too, unless ctx can never end.
 	deadline time.Time
 	trace    context.Context // the call's span, when traced
+	// last is the last retried error reply, told in the deadline's error so
+	// that a call that kept meeting the same fault (no worker running, say)
+	// says which.
+	last *Error
+}
+
+// lastAttempt adds the last retried error, if any, to a deadline error.
+func (c *call) lastAttempt(e *Error) *Error {
+	if c.last != nil && e.Code == CodeDeadlineExceeded {
+		e.Message += "; the last attempt: " + c.last.Error()
+	}
+	return e
 }
 
 // Retry pacing when a host vanished or is busy handing over.
@@ -239,6 +322,11 @@ func (c *call) run(ctx context.Context) ([]byte, error) {
 		case errors.Is(err, nats.ErrNoResponders):
 			c.retried("no_responders")
 			err = c.wait(ctx, table) // the owner is gone: wait for the table to drop it
+		case err != nil && c.unanswered(ctx, err):
+			// The host may have died holding it, or the link was cut: the
+			// same id again, to whoever owns the actor now.
+			c.retried("no_answer")
+			err = nil
 		case err != nil:
 			return nil, c.failure(ctx, err)
 		default:
@@ -254,12 +342,37 @@ func (c *call) run(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// send makes one request, bounded by ctx and the call's deadline.
+// send makes one request, bounded by ctx and the call's deadline, and, for
+// a call with an id, by the attempt's timeout.
 func (c *call) send(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
+	left := time.Until(c.deadline)
+	if c.callID != "" {
+		if c.attempt == 0 {
+			c.attempt = c.r.cfg.AttemptTimeout
+		} else {
+			c.attempt *= 2
+		}
+		if c.attempt < left {
+			if ctx.Done() == nil {
+				return c.r.nc.RequestMsg(msg, c.attempt)
+			}
+			actx, cancel := context.WithTimeout(ctx, c.attempt)
+			defer cancel()
+			return c.r.nc.RequestMsgWithContext(actx, msg)
+		}
+	}
 	if ctx.Done() == nil {
-		return c.r.nc.RequestMsg(msg, time.Until(c.deadline))
+		return c.r.nc.RequestMsg(msg, left)
 	}
 	return c.r.nc.RequestMsgWithContext(ctx, msg)
+}
+
+// unanswered reports whether err ended an attempt of a call with an id
+// that got no answer, while the call still has time: it is to be sent
+// again.
+func (c *call) unanswered(ctx context.Context, err error) bool {
+	return c.callID != "" && ctx.Err() == nil && time.Now().Before(c.deadline) &&
+		(errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // request builds the NATS request for one attempt to owner. The caller
@@ -267,7 +380,7 @@ func (c *call) send(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 func (c *call) request(owner *placement.Member, gen uint64) (*request, error) {
 	left := time.Until(c.deadline)
 	if left <= 0 {
-		return nil, Errorf(CodeDeadlineExceeded, "deadline passed before the call was sent: %w", context.DeadlineExceeded)
+		return nil, c.lastAttempt(Errorf(CodeDeadlineExceeded, "deadline passed before the call was sent: %w", context.DeadlineExceeded))
 	}
 	req := requests.Get().(*request)
 	h := req.msg.Header
@@ -278,8 +391,12 @@ func (c *call) request(owner *placement.Member, gen uint64) (*request, error) {
 	if owner.Protocol >= protocol.CallHeaderVersion {
 		// The call in one header, not five: the host's client parses every
 		// header into its map.
-		var buf [96]byte
-		req.call[0] = string(protocol.AppendCall(buf[:0], string(c.typ), id, c.method, gen, timeout))
+		var buf [160]byte
+		b := protocol.AppendCall(buf[:0], string(c.typ), id, c.method, gen, timeout)
+		if c.callID != "" {
+			b = protocol.AppendCallID(b, c.callID)
+		}
+		req.call[0] = string(b)
 		h[HeaderCall] = req.call[:1:1]
 	} else { // an older host: the five headers
 		v := &req.call
@@ -287,6 +404,10 @@ func (c *call) request(owner *placement.Member, gen uint64) (*request, error) {
 		v[3], v[4] = strconv.FormatUint(gen, 10), strconv.FormatInt(timeout, 10)
 		h[HeaderType], h[HeaderID], h[HeaderMethod] = v[0:1:1], v[1:2:2], v[2:3:3]
 		h[HeaderGeneration], h[HeaderTimeout] = v[3:4:4], v[4:5:5]
+		if c.callID != "" {
+			v[5] = c.callID
+			h[protocol.HeaderCallID] = v[5:6:6]
+		}
 	}
 	if c.chain != "" {
 		h[HeaderChain], h[HeaderChainPath] = []string{c.chain}, []string{c.path}
@@ -306,7 +427,7 @@ func (c *call) request(owner *placement.Member, gen uint64) (*request, error) {
 // share of a call's allocations.
 type request struct {
 	msg  nats.Msg
-	call [5]string // the HeaderCall value, or the five headers' values
+	call [6]string // the HeaderCall value, or the five headers' values and the call id
 }
 
 var requests = sync.Pool{New: func() any { return &request{msg: nats.Msg{Header: make(nats.Header, 8)}} }}
@@ -314,7 +435,7 @@ var requests = sync.Pool{New: func() any { return &request{msg: nats.Msg{Header:
 // release empties req and returns it to the pool.
 func (req *request) release() {
 	clear(req.msg.Header)
-	req.msg.Subject, req.msg.Data, req.call = "", nil, [5]string{}
+	req.msg.Subject, req.msg.Data, req.call = "", nil, [6]string{}
 	requests.Put(req)
 }
 
@@ -352,7 +473,16 @@ func (c *call) retryable(ctx context.Context, e *Error, table *placement.Table) 
 		return c.wait(ctx, table)
 	case CodeUnavailable, CodeStateConflict:
 		c.retried(outcomeOf(e.Code))
+		c.last = e
 		return c.wait(ctx, table)
+	case CodeOutcomeUnknown:
+		if c.callID != "" {
+			// The store holds the change exactly when it holds the
+			// call's record: asked again, the host either answers from
+			// the record or runs the call for the first time.
+			c.retried(outcomeOf(e.Code))
+			return c.wait(ctx, table)
+		}
 	}
 	return e
 }
@@ -391,7 +521,7 @@ func (c *call) failure(ctx context.Context, err error) error {
 		if cause == nil {
 			cause = context.DeadlineExceeded
 		}
-		return Errorf(CodeDeadlineExceeded, "%s %s.%s: %w", c.typ, EncodeID(string(c.id)), c.method, cause)
+		return c.lastAttempt(Errorf(CodeDeadlineExceeded, "%s %s.%s: %w", c.typ, EncodeID(string(c.id)), c.method, cause))
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, placement.ErrWatcherStopped):
 		return Errorf(CodeUnavailable, "%w", err)
 	}

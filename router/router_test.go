@@ -102,6 +102,9 @@ func TestRequestCarriesTheCall(t *testing.T) {
 						t.Errorf("header %s = %q, want %q", k, got, want[i])
 					}
 				}
+				if id := m.Header.Get(protocol.HeaderCallID); !protocol.ValidCallID(id) {
+					t.Errorf("header %s = %q, want a call id", protocol.HeaderCallID, id)
+				}
 				if ms, err := strconv.Atoi(m.Header.Get(router.HeaderTimeout)); err != nil || ms < 2000 || ms > 3001 {
 					t.Errorf("timeout header %q, want about 3000 ms", m.Header.Get(router.HeaderTimeout))
 				}
@@ -113,8 +116,8 @@ func TestRequestCarriesTheCall(t *testing.T) {
 				}
 			}
 			f, ok := protocol.ParseCall(m.Header.Get(router.HeaderCall))
-			want := protocol.CallFields{Type: "t", ID: "a%2Eb%20c", Method: "m", Generation: f.Generation, TimeoutMs: f.TimeoutMs}
-			if !ok || f != want || f.Generation == 0 {
+			want := protocol.CallFields{Type: "t", ID: "a%2Eb%20c", Method: "m", Generation: f.Generation, TimeoutMs: f.TimeoutMs, CallID: f.CallID}
+			if !ok || f != want || f.Generation == 0 || !protocol.ValidCallID(f.CallID) {
 				t.Errorf("header %s = %q, want %+v with a generation", router.HeaderCall, m.Header.Get(router.HeaderCall), want)
 			}
 			if f.TimeoutMs < 2000 || f.TimeoutMs > 3001 {

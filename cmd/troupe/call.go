@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -20,6 +21,11 @@ call prints its error code and message on standard error and exits 1, e.g.
 
 Flags:
   --timeout D       deadline of the whole call, connecting included (default 5s)
+  --call-id ID      the call's idempotency id (default: a new random one). A
+                    stateful actor runs one id's change at most once, so a
+                    script that runs the same call again with the same ID,
+                    after a failure, cannot apply it twice. Within the call,
+                    troupe retries with it until the deadline.
 
 ` + connUsage + `
 With the OpenTelemetry environment set (as for troupe host), the call is
@@ -34,6 +40,7 @@ func runCall(ctx context.Context, e env, args []string) error {
 	var conn connFlags
 	conn.register(fs, e.getenv)
 	timeout := fs.Duration("timeout", router.DefaultTimeout, "deadline of the call")
+	callID := fs.String("call-id", "", "the call's idempotency id")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -42,6 +49,9 @@ func runCall(ctx context.Context, e env, args []string) error {
 	}
 	if *timeout <= 0 {
 		return usagef(fs, "--timeout must be positive")
+	}
+	if *callID != "" && !protocol.ValidCallID(*callID) {
+		return usagef(fs, "--call-id must be 1–%d printable ASCII characters without spaces", protocol.MaxCallID)
 	}
 	payload, err := readPayload(fs.Args()[3:], e.stdin)
 	if err != nil {
@@ -54,7 +64,7 @@ func runCall(ctx context.Context, e env, args []string) error {
 	defer tracing.flush()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	reply, err := call(ctx, &conn, tracing.routerConfig(router.Config{}), fs.Arg(0), fs.Arg(1), fs.Arg(2), payload)
+	reply, err := call(ctx, &conn, tracing.routerConfig(router.Config{}), fs.Arg(0), fs.Arg(1), fs.Arg(2), payload, *callID)
 	if err != nil {
 		return err
 	}
@@ -78,10 +88,14 @@ func readPayload(args []string, stdin io.Reader) ([]byte, error) {
 
 // call connects, follows the membership and makes one call, all before
 // ctx's deadline. Every error it returns is a *router.Error.
-func call(ctx context.Context, conn *connFlags, rcfg router.Config, typ, id, method string, payload []byte) ([]byte, error) {
+func call(ctx context.Context, conn *connFlags, rcfg router.Config, typ, id, method string, payload []byte, callID string) ([]byte, error) {
 	var reply []byte
+	var opts []router.CallOption
+	if callID != "" {
+		opts = append(opts, router.WithCallID(callID))
+	}
 	err := withRouterConfig(ctx, conn, "troupe call", rcfg, func(r *router.Router) (err error) {
-		reply, err = r.Call(ctx, placement.ActorType(typ), placement.ActorID(id), method, payload)
+		reply, err = r.Call(ctx, placement.ActorType(typ), placement.ActorID(id), method, payload, opts...)
 		return err
 	})
 	return reply, err

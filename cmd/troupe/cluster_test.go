@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/examples/counter"
+	"github.com/troupe-dev/troupe/examples/orders"
+	"github.com/troupe-dev/troupe/examples/relay"
 	"github.com/troupe-dev/troupe/examples/session"
 	"github.com/troupe-dev/troupe/placement"
 )
@@ -69,7 +71,7 @@ func checkHostsOutput(t *testing.T, url string, table *placement.Table) {
 		t.Fatalf("troupe hosts printed %d host lines, want %d:\n%s", len(lines)-1, len(members), res.stdout)
 	}
 	for i, m := range members {
-		want := []string{string(m.ID), m.Subject, string(counter.Type) + "," + string(session.Type)}
+		want := []string{string(m.ID), m.Subject, string(counter.Type) + "," + string(orders.Type) + "," + string(relay.Type) + "," + string(session.Type)}
 		if got := strings.Fields(lines[1+i]); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("troupe hosts line %q, want fields %q", lines[1+i], want)
 		}

@@ -12,16 +12,21 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-dev/troupe/examples/orders"
 
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/embedded"
 )
 
 var devUsage = `Usage: troupe dev [--listen HOST:PORT] [--store DIR] [--sync always|DURATION]
-                  [--start-timeout DURATION] [--ui ADDR] [observability flags]
+                  [--start-timeout DURATION] [--ui ADDR] [--worker-types TYPES]
+                  [--worker-timeout DURATION] [observability flags]
 
 Runs an embedded NATS server with JetStream and one host serving the example
-actors (counter, session), prints the server's URL, and runs until SIGINT or SIGTERM;
+actors (counter, session, relay, and customer, fed by the ORDERS stream it
+makes), prints the server's URL, and runs until SIGINT or SIGTERM;
 then it drains the host and stops the server. Other hosts can join with
 troupe host -s URL.
 
@@ -34,14 +39,15 @@ Flags:
                           server's own default is 2m). A process crash loses
                           nothing either way; an OS crash or power loss can
                           lose the last DURATION of acknowledged writes.
-` + startUsage("Default 30s.", strings.Repeat(" ", 26)) + uiUsage + obsUsage
+` + startUsage("Default 30s.", strings.Repeat(" ", 26)) + uiUsage + workerUsage + obsUsage
 
 type devFlags struct {
-	listen string
-	store  string
-	sync   string
-	start  startFlag
-	ui     uiFlag
+	listen  string
+	store   string
+	sync    string
+	start   startFlag
+	ui      uiFlag
+	workers workerFlags
 }
 
 func runDev(ctx context.Context, e env, args []string) error {
@@ -52,6 +58,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.sync, "sync", "", "always or a fsync interval")
 	f.start.register(fs, devStartTimeout)
 	f.ui.register(fs)
+	f.workers.register(fs)
 	var obs obsFlags
 	obs.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -68,6 +75,9 @@ func runDev(ctx context.Context, e env, args []string) error {
 		_, err = f.ui.listenAddr()
 	}
 	if err == nil {
+		_, err = f.workers.list()
+	}
+	if err == nil {
 		err = obs.check(e.getenv)
 	}
 	if err != nil {
@@ -75,7 +85,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	return dev(ctx, e, cfg, &f.start, &f.ui, &obs)
+	return dev(ctx, e, cfg, &f.start, &f.ui, &f.workers, &obs)
 }
 
 // devStartTimeout is troupe dev's default --start-timeout: its server is its
@@ -129,7 +139,7 @@ func defaultStore(getenv func(string) string) (string, error) {
 }
 
 // dev runs the server and a host on it until ctx ends.
-func dev(ctx context.Context, e env, cfg embedded.Config, start *startFlag, ui *uiFlag, obs *obsFlags) error {
+func dev(ctx context.Context, e env, cfg embedded.Config, start *startFlag, ui *uiFlag, workers *workerFlags, obs *obsFlags) error {
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return err
 	}
@@ -150,9 +160,24 @@ func dev(ctx context.Context, e env, cfg embedded.Config, start *startFlag, ui *
 		return err
 	}
 	defer nc.Close()
-	return serveActors(ctx, st, e, nc, host.Config{ID: id}, log, ui, obs, func() {
+	if err := ensureOrders(st.ctx, nc); err != nil {
+		return err
+	}
+	return serveActors(ctx, st, e, nc, host.Config{ID: id}, log, ui, workers, obs, func() {
 		fmt.Fprintf(e.stdout, "%s\ntry: troupe call -s %s counter c1 add 5\n", u, u)
 	})
+}
+
+// ensureOrders makes the example's ORDERS stream (examples/orders).
+func ensureOrders(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := orders.EnsureStream(ctx, js, 1); err != nil {
+		return fmt.Errorf("stream %s: %w", orders.Stream, err)
+	}
+	return nil
 }
 
 // clientURL is the URL clients on this machine reach s at: a wildcard listen

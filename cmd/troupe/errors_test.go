@@ -82,6 +82,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"actors", "extra"}, 2, "", `unexpected argument "extra"`},
 		{[]string{"actors", "--host", "bad name"}, 2, "", "--host"},
 		{[]string{"hosts", "-l", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"help", "subs"}, 0, "ACK PENDING", ""},
+		{[]string{"subs", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"subs", "--timeout", "0s"}, 2, "", "--timeout must be positive"},
 	} {
 		res := troupe("", nil, tc.args...)
 		if res.code != tc.code || !strings.Contains(res.stdout, tc.stdout) || !strings.Contains(res.stderr, tc.stderr) {
@@ -89,4 +92,21 @@ func TestUsage(t *testing.T) {
 				tc.args, res.code, res.stdout, res.stderr, tc.code, tc.stdout, tc.stderr)
 		}
 	}
+}
+
+// TestCallIdempotentCallID checks --call-id: the same id twice applies the
+// call once and prints the first reply both times; a malformed one is a
+// usage error.
+func TestCallIdempotentCallID(t *testing.T) {
+	t.Parallel()
+	_, url := startDev(t, natstest.FreeAddr(t), t.TempDir())
+	mustCall(t, url, "4", "--call-id", "script-run-1", "counter", "ci", "add", "4")
+	mustCall(t, url, "4", "--call-id", "script-run-1", "counter", "ci", "add", "4")
+	mustCall(t, url, "9", "--call-id", "script-run-2", "counter", "ci", "add", "5")
+	mustCall(t, url, "9", "counter", "ci", "get")
+	res := troupe("", nil, "call", "-s", url, "--call-id", "has space", "counter", "ci", "add", "1")
+	if res.code != 2 || !strings.Contains(res.stderr, "--call-id") {
+		t.Errorf("troupe call --call-id 'has space': exit %d, stderr %q; want a usage error (exit 2)", res.code, res.stderr)
+	}
+	mustCall(t, url, "9", "counter", "ci", "get")
 }

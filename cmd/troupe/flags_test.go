@@ -56,3 +56,32 @@ func TestWriteReply(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkerFlags(t *testing.T) {
+	for _, tc := range []struct {
+		types   string
+		timeout time.Duration
+		want    []string
+		err     bool
+	}{
+		{"", 2 * time.Second, nil, false},
+		{"jscounter", time.Second, []string{"jscounter"}, false},
+		{"jscounter, jsproxy", time.Second, []string{"jscounter", "jsproxy"}, false},
+		{"a.b", time.Second, nil, true},
+		{"a,,b", time.Second, nil, true},
+		{"jscounter", 0, nil, true},
+		{"jscounter", -time.Second, nil, true},
+	} {
+		w := workerFlags{types: tc.types, timeout: tc.timeout}
+		got, err := w.list()
+		if (err != nil) != tc.err || len(got) != len(tc.want) {
+			t.Errorf("--worker-types %q --worker-timeout %v: %v, %v", tc.types, tc.timeout, got, err)
+			continue
+		}
+		for i := range got {
+			if string(got[i]) != tc.want[i] {
+				t.Errorf("--worker-types %q: %v, want %v", tc.types, got, tc.want)
+			}
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/examples/counter"
+	"github.com/troupe-dev/troupe/examples/orders"
+	"github.com/troupe-dev/troupe/examples/relay"
 	"github.com/troupe-dev/troupe/examples/session"
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/ledger"
@@ -18,9 +20,10 @@ import (
 )
 
 var hostUsage = `Usage: troupe host [connection flags] [--name NAME] [--lease-ttl DURATION] [--ledger FILE]
-                   [--start-timeout DURATION] [--ui ADDR] [observability flags]
+                   [--start-timeout DURATION] [--ui ADDR] [--worker-types TYPES]
+                   [--worker-timeout DURATION] [observability flags]
 
-Joins a host serving the example actors (counter, session) to an existing NATS with
+Joins a host serving the example actors (counter, session, relay, customer) to an existing NATS with
 JetStream, and runs until SIGINT or SIGTERM; then it drains: it marks itself
 draining so the other hosts take its actors, hands them off (running calls
 finish, state is saved), and leaves the member set. At start it waits for
@@ -35,7 +38,7 @@ Flags:
                     last renewal, and stops running calls a quarter of it before
   --ledger FILE     append every activation's start and end to FILE (JSON
                     lines), for audits of single activation
-` + startUsage("Default 0: as long as it takes.", strings.Repeat(" ", 20)) + uiUsage + obsUsage + `
+` + startUsage("Default 0: as long as it takes.", strings.Repeat(" ", 20)) + uiUsage + workerUsage + obsUsage + `
 ` + connUsage
 
 // drainTimeout bounds draining at exit.
@@ -54,6 +57,8 @@ func runHost(ctx context.Context, e env, args []string) error {
 	start.register(fs, 0)
 	var ui uiFlag
 	ui.register(fs)
+	var workers workerFlags
+	workers.register(fs)
 	var obs obsFlags
 	obs.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -61,6 +66,9 @@ func runHost(ctx context.Context, e env, args []string) error {
 	}
 	if err := noArgs(fs); err != nil {
 		return err
+	}
+	if _, err := workers.list(); err != nil {
+		return usagef(fs, "%v", err)
 	}
 	id, err := hostID(*name)
 	if err != nil {
@@ -107,7 +115,7 @@ func runHost(ctx context.Context, e env, args []string) error {
 	}
 	defer nc.Close()
 	hlog.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-	return serveActors(ctx, st, e, nc, cfg, log, &ui, &obs, func() {})
+	return serveActors(ctx, st, e, nc, cfg, log, &ui, &workers, &obs, func() {})
 }
 
 // hostID returns the id --name gives, or a random one.
@@ -119,12 +127,13 @@ func hostID(name string) (placement.HostID, error) {
 	return id, id.Validate()
 }
 
-// serveActors runs a host with the example actors on nc until ctx ends,
+// serveActors runs a host with the example actors, and the worker types
+// workers names, on nc until ctx ends,
 // then drains it. Its start is bounded by st; a start abandoned because ctx
 // ended is no failure. ready is called once the host has joined; then the
 // live page starts if ui asks for it. log is the process's logger; the
 // host's lines carry its id.
-func serveActors(ctx context.Context, st *starting, e env, nc *nats.Conn, cfg host.Config, log *slog.Logger, ui *uiFlag, obs *obsFlags, ready func()) error {
+func serveActors(ctx context.Context, st *starting, e env, nc *nats.Conn, cfg host.Config, log *slog.Logger, ui *uiFlag, workers *workerFlags, obs *obsFlags, ready func()) error {
 	cfg.Logger = log
 	id := cfg.ID
 	tel, err := obs.startTelemetry(ctx, e.getenv, id, log.With("host", string(id)))
@@ -140,6 +149,15 @@ func serveActors(ctx context.Context, st *starting, e env, nc *nats.Conn, cfg ho
 		return err
 	}
 	if err := session.Register(h); err != nil {
+		return err
+	}
+	if err := orders.Register(h); err != nil {
+		return err
+	}
+	if err := relay.Register(h); err != nil {
+		return err
+	}
+	if err := workers.registerAll(h); err != nil {
 		return err
 	}
 	if err := tel.serve(obs.metrics, h); err != nil {

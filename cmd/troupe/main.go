@@ -9,6 +9,7 @@
 //	troupe where  [-s URL] [connection flags] [--json] TYPE ID
 //	troupe table  [-s URL] [connection flags] [--json] [TYPE]
 //	troupe actors [-s URL] [connection flags] [--json] [--host NAME]
+//	troupe subs   [-s URL] [connection flags] [--json]
 //
 // The connection flags follow the nats CLI: -s/--server (default $NATS_URL,
 // else nats://127.0.0.1:4222) and --creds. Flags come before arguments, so a
@@ -39,6 +40,7 @@ Usage:
   troupe where  [-s URL] [connection flags] [--json] TYPE ID
   troupe table  [-s URL] [connection flags] [--json] [TYPE]
   troupe actors [-s URL] [connection flags] [--json] [--host NAME]
+  troupe subs   [-s URL] [connection flags] [--json]
   troupe help  [COMMAND]
 
 Commands:
@@ -51,6 +53,7 @@ Commands:
   where  print the host that owns an actor
   table  show how each actor type's placement divides among the hosts
   actors list the active actors, as the hosts report them
+  subs   list the stream subscriptions: puller, lag, applied, terminated
   help   print this help, or a command's
 
 -s/--server defaults to $NATS_URL, else nats://127.0.0.1:4222.
@@ -92,6 +95,8 @@ func run(ctx context.Context, e env, args []string) int {
 		err = runReminders(ctx, e, rest)
 	case "where", "table", "actors":
 		err = inspectCommands[name](ctx, e, rest)
+	case "subs":
+		err = runSubs(ctx, e, rest)
 	case "help", "-h", "-help", "--help":
 		return help(e, rest)
 	default:
@@ -137,6 +142,8 @@ func commandUsage(name string) string {
 		return tableUsage
 	case "actors":
 		return actorsUsage
+	case "subs":
+		return subsUsage
 	}
 	return ""
 }

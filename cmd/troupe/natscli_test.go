@@ -136,6 +136,13 @@ func TestNatsCLIGateway(t *testing.T) {
 	if !strings.Contains(r.stdout, `no live host serves actor type "nosuch"`) {
 		t.Errorf("nats req to an unknown type: stdout %q lacks the message", r.stdout)
 	}
+	// Idempotent: the same Troupe-Call-Id twice applies the add once.
+	for range 2 {
+		r := natsRun(t, env, "--server", url, "req", "-H", "Troupe-Call-Id:order-17", "troupe.call.counter.c1.add", "3")
+		if r.code != 0 || strings.TrimSpace(r.stdout) != "6" {
+			t.Errorf("nats req -H Troupe-Call-Id:order-17 ... add 3: exit %d, stdout %q, stderr %q; want 6 both times", r.code, r.stdout, r.stderr)
+		}
+	}
 }
 
 // TestNatsCLIPlacement watches hosts join and leave with nats kv.

@@ -2,6 +2,7 @@
 // share: names, the canonical actor-id encoding, error codes and error
 // replies.
 
+import { randomBytes } from "node:crypto";
 import { ClosedConnectionError, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node";
 
 /** Error codes, as carried in the Nats-Service-Error-Code header. */
@@ -23,6 +24,8 @@ export const Codes = Object.freeze({
   INVALID_ARGUMENT: 15,
   STATE_TOO_LARGE: 16,
   OUTCOME_UNKNOWN: 17,
+  WOULD_DEADLOCK: 18,
+  CALL_CHAIN_TOO_DEEP: 19,
   INVALID_SCHEDULE: 20,
 });
 
@@ -36,9 +39,17 @@ export const Headers = Object.freeze({
   generation: "Troupe-Generation",
   timeout: "Troupe-Timeout",
   call: "Troupe-Call",
+  callId: "Troupe-Call-Id",
+  // A stream message delivered as a call (PROTOCOL.md, "Stream
+  // subscriptions"): the subscription's name and the message's sequence.
+  stream: "Troupe-Stream",
+  streamSeq: "Troupe-Stream-Seq",
+  streamSubject: "Troupe-Stream-Subject",
   errorCode: "Nats-Service-Error-Code",
   error: "Nats-Service-Error",
   appCode: "Troupe-App-Code",
+  chain: "Troupe-Chain",
+  chainPath: "Troupe-Chain-Path",
 });
 
 /** The first protocol version whose hosts accept the Troupe-Call header. */
@@ -56,18 +67,41 @@ export const CALL_HEADER_VERSION = 2;
  * @param {number} timeoutMs
  * @returns {Array<[string, string]>}
  */
-export function callHeaders(hostProtocol, type, encodedId, method, generation, timeoutMs) {
+export function callHeaders(hostProtocol, type, encodedId, method, generation, timeoutMs, callId = "") {
   if (hostProtocol >= CALL_HEADER_VERSION) {
-    return [[Headers.call, callHeader(type, encodedId, method, generation, timeoutMs)]];
+    return [[Headers.call, callHeader(type, encodedId, method, generation, timeoutMs, callId)]];
   }
-  return [
+  const h = [
     [Headers.type, type],
     [Headers.id, encodedId],
     [Headers.method, method],
     [Headers.generation, String(generation)],
     [Headers.timeout, String(Math.max(0, Math.ceil(timeoutMs)))],
   ];
+  if (callId) h.push([Headers.callId, callId]);
+  return h;
 }
+
+/**
+ * Whether s is a valid call id: 1-64 printable ASCII characters without a
+ * space (PROTOCOL.md, "Idempotent calls").
+ * @param {string} s
+ * @returns {boolean}
+ */
+export function isCallId(s) {
+  return typeof s === "string" && /^[\x21-\x7e]{1,64}$/.test(s);
+}
+
+/**
+ * A new call id, as the Go router makes them: 128 random bits, base64url.
+ * @returns {string}
+ */
+export function newCallId() {
+  return randomBytes(16).toString("base64url");
+}
+
+/** The first attempt's timeout of a call with an id; each later one doubles. */
+export const ATTEMPT_TIMEOUT_MS = 1000;
 
 /**
  * The value of a Troupe-Call header: the five request fields in one header,
@@ -79,10 +113,12 @@ export function callHeaders(hostProtocol, type, encodedId, method, generation, t
  * @param {string} method the method
  * @param {number} generation the caller's table generation (0: none)
  * @param {number} timeoutMs milliseconds left until the caller's deadline
+ * @param {string} [callId] the call id, the optional sixth field
  * @returns {string}
  */
-export function callHeader(type, encodedId, method, generation, timeoutMs) {
-  return `${type} ${encodedId} ${method} ${generation} ${Math.max(0, Math.ceil(timeoutMs))}`;
+export function callHeader(type, encodedId, method, generation, timeoutMs, callId = "") {
+  const v = `${type} ${encodedId} ${method} ${generation} ${Math.max(0, Math.ceil(timeoutMs))}`;
+  return callId ? `${v} ${callId}` : v;
 }
 
 /** The default per-call timeout, as in the Go router and the gateway. */
@@ -235,6 +271,16 @@ export function payloadBytes(payload) {
  */
 export function isNoResponders(err) {
   return err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders());
+}
+
+/**
+ * Whether a failed NATS request got no answer in time.
+ * @param {unknown} err what nc.request threw
+ * @returns {boolean}
+ */
+export function isTimeout(err) {
+  const cause = err instanceof RequestError && err.cause ? err.cause : err;
+  return cause instanceof TimeoutError;
 }
 
 /**

@@ -13,8 +13,8 @@ import protobuf from "protobufjs";
 import { isMain, runCli } from "./cli.js";
 import { HASH_VERSION, owner, verifyVectors } from "./placement.js";
 import {
-  Codes, DEFAULT_TIMEOUT_MS, TroupeError, callHeaders, decodeError, encodeId, idBytes, isName, isNoResponders,
-  payloadBytes, transportError, validateCall,
+  ATTEMPT_TIMEOUT_MS, Codes, DEFAULT_TIMEOUT_MS, TroupeError, callHeaders, decodeError, encodeId, idBytes, isCallId,
+  isName, isNoResponders, isTimeout, newCallId, payloadBytes, transportError, validateCall,
 } from "./protocol.js";
 
 export { Codes, TroupeError, encodeId, decodeId } from "./protocol.js";
@@ -110,7 +110,7 @@ export class SmartClient {
   /** The highest bucket revision applied. */
   applied = 0;
   /** Counts of retried attempts, by cause. */
-  retries = { moved: 0, noResponders: 0, unavailable: 0 };
+  retries = { moved: 0, noResponders: 0, unavailable: 0, outcomeUnknown: 0, unanswered: 0 };
   #version = 0; // bumped on every member-set change
   #stopped = false;
   #changed; // resolved and replaced after every applied entry
@@ -247,14 +247,22 @@ export class SmartClient {
    * @param {string | Uint8Array} id actor id (any 1-1024 bytes)
    * @param {string} method method name
    * @param {string | Uint8Array} [payload] request body
-   * @param {{timeoutMs?: number}} [opts] timeoutMs bounds the whole call,
-   *   retries included (default 5000)
+   * @param {{timeoutMs?: number, callId?: string | null, attemptMs?: number}} [opts]
+   *   timeoutMs bounds the whole call, retries included (default 5000);
+   *   callId is the call's id (default: a new one; null sends none): every
+   *   attempt carries it, and with it the client retries OUTCOME_UNKNOWN and
+   *   attempts that got no answer within attemptMs (default 1000, doubling),
+   *   as PROTOCOL.md's retry rule says
    * @returns {Promise<Uint8Array>} the actor's reply
    * @throws {TroupeError}
    */
-  async call(type, id, method, payload, { timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+  async call(type, id, method, payload, { timeoutMs = DEFAULT_TIMEOUT_MS, callId = newCallId(), attemptMs = ATTEMPT_TIMEOUT_MS } = {}) {
     const bytes = idBytes(id);
     validateCall(type, bytes, method);
+    if (callId !== null && !isCallId(callId)) {
+      throw new TroupeError(Codes.BAD_REQUEST, `call id ${JSON.stringify(callId)}: want 1-64 printable ASCII characters without spaces`);
+    }
+    let attempt = attemptMs / 2;
     const what = `${type} ${encodeId(bytes)}.${method}`;
     const data = payloadBytes(payload);
     const deadline = Date.now() + timeoutMs;
@@ -276,11 +284,18 @@ export class SmartClient {
       const left = deadline - Date.now();
       if (left <= 0) throw new TroupeError(Codes.DEADLINE_EXCEEDED, `${what}: deadline exceeded`);
       const h = headers();
-      for (const [k, v] of callHeaders(host.protocol ?? 0, type, encodeId(bytes), method, this.generation, left)) h.set(k, v);
+      for (const [k, v] of callHeaders(host.protocol ?? 0, type, encodeId(bytes), method, this.generation, left, callId ?? "")) {
+        h.set(k, v);
+      }
       let msg;
+      attempt *= 2;
       try {
-        msg = await this.nc.request(host.subject, data, { timeout: left, headers: h });
+        msg = await this.nc.request(host.subject, data, { timeout: callId ? Math.min(attempt, left) : left, headers: h });
       } catch (err) {
+        if (callId && isTimeout(err) && Date.now() < deadline) {
+          this.retries.unanswered++; // the host may have died holding it: the same id again
+          continue;
+        }
         if (!isNoResponders(err)) throw transportError(err, what, "no responders");
         this.retries.noResponders++;
         await pause(version); // the owner is gone: wait for its lease to end
@@ -296,6 +311,9 @@ export class SmartClient {
         }
         backoff = 0;
       } else if (e.code === Codes.MOVED || e.code === Codes.UNAVAILABLE || e.code === Codes.STATE_CONFLICT) {
+        await pause(version);
+      } else if (e.code === Codes.OUTCOME_UNKNOWN && callId) {
+        this.retries.outcomeUnknown++; // the host answers a repeat from its record
         await pause(version);
       } else {
         throw e;

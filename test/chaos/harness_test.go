@@ -50,6 +50,12 @@ type harness struct {
 	faults map[string]int // injected, by kind
 	seed   int64
 
+	// typ is the counter type under load ("counter", the Go example, or
+	// "jscounter", served by JavaScript workers); hostArgs are added to
+	// every host's command line.
+	typ      placement.ActorType
+	hostArgs []string
+
 	mu     sync.Mutex
 	hosts  map[string]*hostProc // by name, the current process of each host
 	runs   []*hostProc          // every process ever started, for the ledger
@@ -71,7 +77,7 @@ type hostProc struct {
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, srv: natstest.Server(t), dir: t.TempDir(), hosts: make(map[string]*hostProc)}
+	h := &harness{t: t, srv: natstest.Server(t), dir: t.TempDir(), hosts: make(map[string]*hostProc), typ: "counter"}
 	nc := natstest.Connect(t, h.srv)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -112,8 +118,9 @@ func (h *harness) start(name string, proxy *tcpproxy.Proxy) *hostProc {
 		ledger: filepath.Join(h.dir, fmt.Sprintf("ledger-%03d-%s.jsonl", run, name)),
 		done:   make(chan struct{}),
 	}
-	p.cmd = exec.Command(troupeBin, "host", "-s", "nats://"+proxy.Addr(), "--name", name,
-		"--lease-ttl", flagTTL.String(), "--ledger", p.ledger)
+	args := append([]string{"host", "-s", "nats://" + proxy.Addr(), "--name", name,
+		"--lease-ttl", flagTTL.String(), "--ledger", p.ledger}, h.hostArgs...)
+	p.cmd = exec.Command(troupeBin, args...)
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		h.t.Fatal(err)
@@ -134,7 +141,7 @@ func (h *harness) waitHosts(names []string) {
 	var got []string
 	for time.Now().Before(deadline) {
 		got = got[:0]
-		for _, m := range h.router.Table().Hosts("counter") {
+		for _, m := range h.router.Table().Hosts(h.typ) {
 			got = append(got, string(m))
 		}
 		slices.Sort(got)
@@ -242,7 +249,7 @@ func (h *harness) readCounters(n int) []int64 {
 		for try := 0; try < 5; try++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			var reply []byte
-			reply, err = h.router.Call(ctx, "counter", actorID(i), "get", nil)
+			reply, err = h.router.Call(ctx, h.typ, actorID(i), "get", nil)
 			cancel()
 			if err == nil {
 				_, err = fmt.Sscan(string(reply), &finals[i])

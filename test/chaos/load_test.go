@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -16,6 +17,7 @@ import (
 // first -chaos.hot counters, so that those see concurrent calls: their turns
 // run in groups that one save covers (host/group.go).
 type load struct {
+	typ  placement.ActorType
 	quit chan struct{}
 	wg   sync.WaitGroup
 
@@ -33,6 +35,7 @@ type load struct {
 
 func (h *harness) startLoad(workers, actors int, timeout time.Duration) *load {
 	l := &load{
+		typ:      h.typ,
 		quit:     make(chan struct{}),
 		acked:    make([]int64, actors),
 		failed:   make([]int64, actors),
@@ -66,7 +69,7 @@ func (h *harness) startLoad(workers, actors int, timeout time.Duration) *load {
 func (l *load) call(r *router.Router, i int, timeout time.Duration) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	_, err := r.Call(ctx, "counter", actorID(i), "add", []byte("1"))
+	_, err := r.Call(ctx, l.typ, actorID(i), "add", []byte("1"))
 	cancel()
 	end := time.Now()
 	over := end.Sub(start) - timeout

@@ -27,11 +27,27 @@ import (
 )
 
 const (
-	npmTimeout  = 5 * time.Minute
 	nodeTimeout = 2 * time.Minute
 )
 
 func TestNodeClients(t *testing.T) {
+	root, dir := nodeDirs(t)
+	bin := buildTroupe(t, root)
+	url := startDev(t, bin)
+	npmInstall(t, dir)
+
+	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
+	defer cancel()
+	env := append(os.Environ(), "TROUPE_NATS_URL="+url, "TROUPE_BIN="+bin)
+	if err := run(ctx, t, dir, env, "node", "--test", "test/"); err != nil {
+		t.Fatalf("node --test: %v (timeout %v)", err, nodeTimeout)
+	}
+}
+
+// nodeDirs skips the test when TROUPE_SKIP_NODE=1, checks that node and
+// npm are on PATH, and returns the module root and examples/node.
+func nodeDirs(t *testing.T) (root, dir string) {
+	t.Helper()
 	if os.Getenv("TROUPE_SKIP_NODE") == "1" {
 		t.Skip("TROUPE_SKIP_NODE=1")
 	}
@@ -44,22 +60,11 @@ func TestNodeClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(wd, "..", "..")
+	root = filepath.Join(wd, "..", "..")
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		t.Fatalf("module root not found: %v", err)
 	}
-	dir := filepath.Join(root, "examples", "node")
-
-	bin := buildTroupe(t, root)
-	url := startDev(t, bin)
-	npmInstall(t, dir)
-
-	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
-	defer cancel()
-	env := append(os.Environ(), "TROUPE_NATS_URL="+url, "TROUPE_BIN="+bin)
-	if err := run(ctx, t, dir, env, "node", "--test", "test/"); err != nil {
-		t.Fatalf("node --test: %v (timeout %v)", err, nodeTimeout)
-	}
+	return root, filepath.Join(root, "examples", "node")
 }
 
 // buildTroupe builds cmd/troupe into a temporary directory, with the race
@@ -96,12 +101,13 @@ func raceEnabled() bool {
 	return false
 }
 
-// startDev starts `troupe dev` on a free port and returns the URL it
-// printed. It is stopped with SIGTERM (a graceful drain) when the test ends.
-func startDev(t *testing.T, bin string) string {
+// startDev starts `troupe dev` on a free port, with the extra flags args,
+// and returns the URL it printed. It is stopped with SIGTERM (a graceful
+// drain) when the test ends.
+func startDev(t *testing.T, bin string, args ...string) string {
 	t.Helper()
 	addr := natstest.FreeAddr(t)
-	cmd := exec.Command(bin, "dev", "--listen", addr, "--store", t.TempDir())
+	cmd := exec.Command(bin, append([]string{"dev", "--listen", addr, "--store", t.TempDir()}, args...)...)
 	cmd.Env = append(os.Environ(), "NATS_URL=", "GORACE=atexit_sleep_ms=0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -151,24 +157,8 @@ func startDev(t *testing.T, bin string) string {
 	return ""
 }
 
-// npmInstall runs `npm ci` when node_modules is missing or older than
-// package-lock.json (npm ci records the install in
-// node_modules/.package-lock.json).
-func npmInstall(t *testing.T, dir string) {
-	t.Helper()
-	lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if inst, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil && !inst.ModTime().Before(lock.ModTime()) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), npmTimeout)
-	defer cancel()
-	if err := run(ctx, t, dir, nil, "npm", "ci", "--no-audit", "--no-fund"); err != nil {
-		t.Fatalf("npm ci: %v (timeout %v)", err, npmTimeout)
-	}
-}
+// npmInstall installs the pinned npm packages in dir when needed.
+func npmInstall(t *testing.T, dir string) { proctest.NpmCI(t, dir) }
 
 // run runs a command in dir with env (nil: this process's) and sends its
 // output to the test log line by line, shown when the test fails or with -v.

@@ -56,6 +56,21 @@ describe("against a troupe deployment", { skip: url ? false : "TROUPE_NATS_URL i
     await nc?.close();
   });
 
+  test("both clients: the same call id twice applies a call once", async () => {
+    const id = `${run}-idem`;
+    const first = text(await gatewayCall(nc, "counter", id, "add", "5", { callId: `${run}-g1` }));
+    const again = text(await gatewayCall(nc, "counter", id, "add", "5", { callId: `${run}-g1` }));
+    assert.equal(first, "5");
+    assert.equal(again, "5", "a repeat through the gateway gets the recorded reply");
+    const viaSmart = text(await smart.call("counter", id, "add", "5", { callId: `${run}-g1` }));
+    assert.equal(viaSmart, "5", "a repeat from the smart client gets the recorded reply too");
+    assert.equal(text(await smart.call("counter", id, "add", "2", { callId: `${run}-s1` })), "7");
+    assert.equal(text(await smart.call("counter", id, "add", "2", { callId: `${run}-s1` })), "7");
+    assert.equal(text(await smart.call("counter", id, "get")), "7");
+    await rejectsWith(gatewayCall(nc, "counter", id, "add", "1", { callId: "has space" }), Codes.BAD_REQUEST);
+    assert.equal(text(await gatewayCall(nc, "counter", id, "add", "1", { callId: null })), "8");
+  });
+
   test("smart client: counters add up and troupe call sees the same totals", async () => {
     const ids = Array.from({ length: 20 }, (_, i) => `${run}-k${i}`);
     for (let round = 1; round <= 2; round++) {

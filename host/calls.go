@@ -1,0 +1,279 @@
+package host
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
+)
+
+// Idempotent calls.
+//
+// A call may carry an id (protocol.HeaderCallID, or the sixth field of
+// protocol.HeaderCall); the Go router gives every logical call one. When a
+// turn of a stateful actor changes the state, the host records the call's
+// id and reply in the actor's state entry, saved in the same
+// compare-and-set write as the state itself (with group commit, every turn
+// a save covers has its record in that save). So the store holds a change
+// exactly when it holds the record of the call that made it. A call whose id
+// the window holds is answered with the recorded reply without running the
+// turn; it takes the mailbox's turn like any call, so a repeat that arrives
+// while the first is still running waits behind it, and one that arrives
+// while the first's save is in flight has its reply held by the output gate
+// until that save is acknowledged (group.go), exactly like a read-only turn.
+// A new activation (after a crash, a failover, idle deactivation) reads the
+// window with the state.
+//
+// Only turns that changed the state are saved in the window: a turn that
+// changed nothing is, on a new activation, simply run again, which has the
+// same effect. A turn that failed changed nothing and is not recorded.
+// Types declared with NoState keep no window: every attempt runs.
+//
+// The window is bounded per type (CallWindow): by count, by age and by the
+// bytes of its records, oldest dropped first. A repeat that comes after its
+// record was dropped runs again, so a caller must stop retrying well within
+// the window's age (the Go router stops at the call's deadline).
+//
+// Beside the saved window each activation keeps the replies of its most
+// recent calls in memory (MemoryWindowCalls, MemoryWindowAge): the recorded
+// ones, so that a busy actor, whose saved window turns over within a second,
+// still knows a call its caller retries after a lost reply, and the
+// read-only ones, so that a repeat of a read-only call while the first is
+// held by the output gate gets the same reply. The records read with the
+// state on activation enter it too, so that a new activation's own calls do
+// not push them out of reach before the callers whose replies the old one
+// lost have retried. The memory tier ends with the activation; the saved
+// window does not.
+
+// Defaults of CallWindow.
+const (
+	DefaultCallWindowCalls = 128
+	DefaultCallWindowAge   = 10 * time.Minute
+	DefaultCallWindowBytes = 64 << 10
+)
+
+// CallWindow bounds the calls an actor of the type remembers for
+// idempotency: at most calls records, none older than age, and at most bytes
+// of ids and replies in all; oldest dropped first. Zero for any of them
+// keeps its default (128 calls, 10 minutes, 64 KiB). The records are saved
+// with the state, so every save of a busy actor writes them too: a smaller
+// window costs less per save. A negative calls value turns the window off
+// (no call of the type is deduplicated).
+func CallWindow(calls int, age time.Duration, bytes int) TypeOption {
+	return typeOptionFunc(func(t *actorType) {
+		if calls != 0 {
+			t.window.calls = calls
+		}
+		if age != 0 {
+			t.window.age = age
+		}
+		if bytes != 0 {
+			t.window.bytes = bytes
+		}
+	})
+}
+
+// The in-memory tier of an activation's call window: its most recent calls,
+// at most this many and none older than this. The age outlasts the retries
+// of a call with any usual deadline: the router's attempts wait 1, 2, 4, 8,
+// 16 s, so a repeat can come that long after the first attempt ran.
+const (
+	MemoryWindowCalls = 1024
+	MemoryWindowAge   = time.Minute
+)
+
+// windowLimits are a type's CallWindow.
+type windowLimits struct {
+	calls int
+	age   time.Duration
+	bytes int
+}
+
+var defaultWindow = windowLimits{calls: DefaultCallWindowCalls, age: DefaultCallWindowAge, bytes: DefaultCallWindowBytes}
+
+// callRecord is one recorded call: its id and the reply its caller got.
+type callRecord = pb.CallRecord
+
+// callWindow is an activation's recent recorded calls, oldest first. It is
+// owned by the goroutine running the activation's turns.
+//
+// It keeps the saved records encoded too, as the ActorState.calls field
+// they make (wire): each record is encoded once, when it is recorded, and a
+// save appends wire to the encoded entries instead of encoding up to 128
+// records again. wire only ever grows at its end or drops records from its
+// front, never changes a byte in place, so the saver may hold a snapshot of
+// it while the next turns record more.
+type callWindow struct {
+	recs []*callRecord
+	lens []int  // the encoded length of each of recs in wire
+	wire []byte // recs encoded as repeated ActorState.calls
+	size int    // bytes of ids and replies in recs
+
+	// The in-memory tier: recent calls by id, and the calls in the order
+	// they were remembered, with when.
+	mem   map[string]*callRecord
+	order []remembered
+}
+
+// remembered is a call of the in-memory tier and when it entered it (Unix
+// milliseconds): the tier's age counts from then, so a record read with the
+// state on activation stays for MemoryWindowAge after it.
+type remembered struct {
+	rec *callRecord
+	at  int64
+}
+
+// recordSize is what a record counts against the window's bytes.
+func recordSize(r *callRecord) int {
+	return len(r.Id) + len(r.Body) + len(r.Message) + len(r.AppCode) + 16
+}
+
+// find returns the record of id, or nil.
+func (w *callWindow) find(id string) *callRecord {
+	if w == nil {
+		return nil
+	}
+	if r, ok := w.mem[id]; ok {
+		return r
+	}
+	for i := len(w.recs) - 1; i >= 0; i-- {
+		if w.recs[i].Id == id {
+			return w.recs[i]
+		}
+	}
+	return nil
+}
+
+// add records r, then drops the oldest records beyond lim at now.
+func (w *callWindow) add(r *callRecord, lim windowLimits, now time.Time) {
+	w.push(r)
+	oldest := now.Add(-lim.age).UnixMilli()
+	drop, cut := 0, 0
+	for drop < len(w.recs) && (len(w.recs)-drop > lim.calls || w.size > lim.bytes || w.recs[drop].UnixMs < oldest) {
+		w.size -= recordSize(w.recs[drop])
+		cut += w.lens[drop]
+		w.recs[drop] = nil
+		drop++
+	}
+	if drop > 0 {
+		w.recs, w.lens, w.wire = w.recs[drop:], w.lens[drop:], w.wire[cut:]
+	}
+}
+
+// push appends r to the window and its encoding to wire.
+func (w *callWindow) push(r *callRecord) {
+	n := len(w.wire)
+	w.wire = protowire.AppendTag(w.wire, callsField, protowire.BytesType)
+	w.wire = protowire.AppendVarint(w.wire, uint64(proto.Size(r)))
+	w.wire, _ = proto.MarshalOptions{}.MarshalAppend(w.wire, r) // a CallRecord always encodes
+	w.recs, w.lens = append(w.recs, r), append(w.lens, len(w.wire)-n)
+	w.size += recordSize(r)
+}
+
+// callsField is the field number of ActorState.calls.
+const callsField = 2
+
+// remember keeps r in the in-memory tier, dropping the oldest calls beyond
+// its bounds at now.
+func (w *callWindow) remember(r *callRecord, now time.Time) {
+	if w.mem == nil {
+		w.mem = make(map[string]*callRecord)
+	}
+	w.mem[r.Id] = r
+	w.order = append(w.order, remembered{r, now.UnixMilli()})
+	oldest := now.Add(-MemoryWindowAge).UnixMilli()
+	drop := 0
+	for drop < len(w.order) && (len(w.order)-drop > MemoryWindowCalls || w.order[drop].at < oldest) {
+		if old := w.order[drop].rec; w.mem[old.Id] == old {
+			delete(w.mem, old.Id)
+		}
+		w.order[drop] = remembered{}
+		drop++
+	}
+	if drop > 0 {
+		w.order = w.order[drop:]
+		if cap(w.order) > 4*MemoryWindowCalls {
+			w.order = append([]remembered(nil), w.order...)
+		}
+	}
+}
+
+// snapshot is the saved window encoded as ActorState.calls fields, nil when
+// it is empty. The bytes never change: the saver may keep them.
+func (w *callWindow) snapshot() []byte {
+	if w == nil || len(w.recs) == 0 {
+		return nil
+	}
+	return w.wire[:len(w.wire):len(w.wire)]
+}
+
+// loadWindow makes the window of records read with the state at now. They
+// enter the in-memory tier too: a busy actor's new activation may record
+// more calls than its saved window holds before the callers whose replies
+// the old one lost have retried.
+func loadWindow(recs []*callRecord, now time.Time) *callWindow {
+	if len(recs) == 0 {
+		return nil
+	}
+	w := &callWindow{}
+	for _, r := range recs {
+		w.push(r)
+		w.remember(r, now)
+	}
+	return w
+}
+
+// window is the activation's call window, nil when it has none.
+func (a *activation) window() *callWindow {
+	if r := a.rare.Load(); r != nil {
+		return r.calls
+	}
+	return nil
+}
+
+// repeat is the recorded outcome of env's call if the actor has already
+// run it: ok is false when env carries no id or the window does not hold it.
+func (a *activation) repeat(env *envelope) (reply []byte, err error, ok bool) {
+	if env.callID == "" || a.t.stateless {
+		return nil, nil, false
+	}
+	r := a.window().find(env.callID)
+	if r == nil {
+		return nil, nil, false
+	}
+	a.t.counters.repeats.Add(1)
+	if r.Code != 0 {
+		return nil, &protocol.Error{Code: protocol.Code(r.Code), AppCode: r.AppCode, Message: r.Message}, true
+	}
+	return r.Body, nil, true
+}
+
+// recordCall records env's call and its reply after a turn that succeeded:
+// in memory, and, when the turn changed the state, in the saved window, so
+// that the save that stores the change stores the record too.
+func (a *activation) recordCall(env *envelope, reply []byte, changed bool) {
+	if env.callID == "" || a.t.stateless || a.t.window.calls < 1 {
+		return
+	}
+	r := a.extra()
+	if r.calls == nil {
+		r.calls = &callWindow{}
+	}
+	now := a.e.clock.Now()
+	rec := &callRecord{Id: env.callID, Body: reply, UnixMs: now.UnixMilli()}
+	if changed {
+		r.calls.add(rec, a.t.window, now)
+	}
+	r.calls.remember(rec, now)
+}
+
+// checkCallID checks a call id from a request.
+func checkCallID(id string) *protocol.Error {
+	if !protocol.ValidCallID(id) {
+		return protocol.Errorf(protocol.CodeBadRequest, "malformed call id %q: want 1–%d printable ASCII characters without spaces", id, protocol.MaxCallID)
+	}
+	return nil
+}
