@@ -352,12 +352,17 @@ func (r *scaleRun) mark(hosts []*scaleHost) mark {
 }
 
 // deliveries is the server's messages out between a and b less those of the
-// lease renewals counted in them: each renewal is acknowledged and delivered
-// to all w watchers. At rest the server sends nothing else, so what remains
-// is the change's.
-func deliveries(a, b mark, w int) float64 {
-	return float64(b.outMsgs-a.outMsgs) - float64((b.writes-a.writes)*int64(w+1))
+// lease renewals counted in them, among n hosts: each renewal of a liveness
+// key is acknowledged and delivered to the host's monitors (MonitorPeers,
+// or fewer among fewer hosts). At rest the server sends little else (the
+// idle heartbeats of the hosts' watches), so what remains is the change's.
+func deliveries(a, b mark, n int) float64 {
+	return float64(b.outMsgs-a.outMsgs) - float64((b.writes-a.writes)*int64(renewalMsgs(n)))
 }
+
+// renewalMsgs is the server's messages out per lease renewal among n hosts:
+// the acknowledgement and one delivery to each monitor.
+func renewalMsgs(n int) int { return 1 + min(placement.MonitorPeers, n-1) }
 
 // join starts one more host.
 func (r *scaleRun) join() change {
@@ -385,9 +390,7 @@ func (r *scaleRun) join() change {
 	c.applied = applied.wait(r.tb).Sub(t0)
 	c.call = called.wait(r.tb).Sub(t0)
 	r.waitSettled()
-	// The new host's watcher started before its join: the others' renewals
-	// reach one more.
-	c.deliveries = deliveries(a, r.mark(others), len(others)+1+r.cfg.routers)
+	c.deliveries = deliveries(a, r.mark(others), len(others)+1)
 	time.Sleep(r.cfg.quiet)
 	return c
 }
@@ -410,9 +413,7 @@ func (r *scaleRun) leave() change {
 	c := change{applied: applied.wait(r.tb).Sub(t0), call: called.wait(r.tb).Sub(t0)}
 	s.nc.Close()
 	r.waitSettled()
-	// The leaving host's watcher follows the bucket until it has left, most
-	// of the change.
-	c.deliveries = deliveries(a, r.mark(r.hosts), len(r.hosts)+1+r.cfg.routers)
+	c.deliveries = deliveries(a, r.mark(r.hosts), len(r.hosts)+1)
 	time.Sleep(r.cfg.quiet)
 	return c
 }
@@ -440,7 +441,7 @@ func (r *scaleRun) kill() change {
 	appliedAt := applied.wait(r.tb)
 	c := change{applied: appliedAt.Sub(t0), call: called.wait(r.tb).Sub(t0), late: appliedAt.Sub(last.Add(ttl))}
 	r.waitSettled()
-	c.deliveries = deliveries(a, r.mark(r.hosts), len(r.hosts)+r.cfg.routers)
+	c.deliveries = deliveries(a, r.mark(r.hosts), len(r.hosts)+1)
 	time.Sleep(r.cfg.quiet)
 	return c
 }
@@ -691,12 +692,13 @@ func printScaleTable(w io.Writer, results []scaleResult) {
 	row("starting all N hosts, s", num("%.1f", func(r scaleResult) float64 { return r.startup.Seconds() }))
 	row("W, watchers (hosts + standalone routers)", num("%.0f", func(r scaleResult) float64 { return float64(r.watchers()) }))
 	// The model's constants, per N. At rest the messages in are the lease
-	// renewals, and each is applied by all W watchers.
-	row("model: out msgs per renewal (W+1)", num("%.1f", func(r scaleResult) float64 { return r.rest.outPerSec / r.rest.inPerSec }))
+	// renewals, each acknowledged and delivered to the host's monitors, plus
+	// the idle heartbeats of the watches of hosts.*.
+	row("model: out msgs per renewal (1 + k, k = 2 monitors)", num("%.2f", func(r scaleResult) float64 { return r.rest.outPerSec / r.rest.inPerSec }))
+	row("model: out msgs per host per second at rest", num("%.2f", func(r scaleResult) float64 { return r.rest.outPerSec / float64(r.hosts) }))
 	row("model: server CPU per msg out, µs", num("%.1f", func(r scaleResult) float64 { return 1e6 * r.rest.serverCore / r.rest.outPerSec }))
-	row("model: harness CPU per renewal applied, µs", num("%.1f", func(r scaleResult) float64 {
-		return 1e6 * r.rest.selfCore / (r.rest.inPerSec * float64(r.watchers()))
-	}))
+	row("model: server CPU per host per second at rest, µs", num("%.0f", func(r scaleResult) float64 { return 1e6 * r.rest.serverCore / float64(r.hosts) }))
+	row("model: harness CPU per host per second at rest, µs", num("%.0f", func(r scaleResult) float64 { return 1e6 * r.rest.selfCore / float64(r.hosts) }))
 	for _, c := range []struct {
 		name string
 		cs   func(scaleResult) changes
@@ -746,8 +748,8 @@ func TestScaleHarness(t *testing.T) {
 	}
 	var table strings.Builder
 	printScaleTable(&table, []scaleResult{res})
-	if got := strings.Count(table.String(), "\n"); got != 26 {
-		t.Errorf("the table has %d lines, want 26:\n%s", got, table.String())
+	if got := strings.Count(table.String(), "\n"); got != 28 {
+		t.Errorf("the table has %d lines, want 28:\n%s", got, table.String())
 	}
 	t.Logf("\n%s", table.String())
 }

@@ -2,7 +2,11 @@ package host
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
@@ -61,9 +65,11 @@ func (h *Host) followTable() {
 	for {
 		changed := h.w.Changed()
 		if t := h.w.Table(); t != last {
+			h.checkOwnRecord(t)
 			h.obs.tableChanged(last)
+			prev := last
 			last = t
-			h.handOff(t)
+			h.handOff(prev, t)
 		}
 		select {
 		case <-h.stop:
@@ -73,9 +79,26 @@ func (h *Host) followTable() {
 	}
 }
 
+// checkOwnRecord gives the lease up when t, newer than the host's last
+// write of its record, no longer lists the host: someone else removed the
+// record, every other host counts this one as gone, and its liveness key
+// alone (which only its monitors read) would keep it acting.
+func (h *Host) checkOwnRecord(t *placement.Table) {
+	l := h.lease()
+	if l == nil {
+		return
+	}
+	rev := l.Revision()
+	if _, in := t.Member(h.cfg.ID); in || rev == 0 || t.Generation() <= rev {
+		return
+	}
+	l.Forfeit(rev, fmt.Errorf("the host's record was removed at generation %d", t.Generation()))
+}
+
 // handOff deactivates every activation t does not give to this host, waits
-// for them to end, and writes the release record for t's generation.
-func (h *Host) handOff(t *placement.Table) {
+// for them to end, writes the release record for t's generation, and tells
+// the hosts that may have gained actors from it since prev.
+func (h *Host) handOff(prev, t *placement.Table) {
 	var lost []*activation
 	h.types.each(func(a *activation) {
 		if !h.owns(t, a.t.name, a.id) {
@@ -90,12 +113,46 @@ func (h *Host) handOff(t *placement.Table) {
 			return
 		}
 	}
-	h.release(t.Generation())
+	if inc, ok := h.release(t.Generation()); ok {
+		h.noticeRelease(prev, t, inc)
+	}
+}
+
+// noticeRelease sends a release notice (protocol.HeaderReleased) for t's
+// generation to each host of protocol version 2 that may have gained actors
+// from this one between prev and t: with rendezvous hashing an actor moves
+// from this host to another only when the other became a candidate for its
+// type or this host stopped being one. A host left out, or a notice lost,
+// only waits for the release record to reach it through its watch.
+func (h *Host) noticeRelease(prev, t *placement.Table, inc string) {
+	if prev == nil {
+		return // this host held nothing before its first table
+	}
+	value := protocol.FormatReleased(h.cfg.ID, inc, t.Generation())
+	sent := map[placement.HostID]bool{h.cfg.ID: true}
+	for _, typ := range h.types.names() {
+		typ := placement.ActorType(typ)
+		was := prev.Hosts(typ)
+		if !slices.Contains(was, h.cfg.ID) {
+			continue // it owned nothing of typ
+		}
+		stays := t.Serves(typ) && slices.Contains(t.Hosts(typ), h.cfg.ID)
+		for _, id := range t.Hosts(typ) {
+			if sent[id] || (stays && slices.Contains(was, id)) {
+				continue
+			}
+			sent[id] = true
+			if m, ok := t.Member(id); ok && m.Protocol >= protocol.AliveRenewalVersion {
+				_ = h.nc.PublishMsg(&nats.Msg{Subject: m.Subject, Header: nats.Header{protocol.HeaderReleased: {value}}})
+			}
+		}
+	}
 }
 
 // release writes the host's release record, retrying until it lands, a newer
-// table supersedes it, or the host stops.
-func (h *Host) release(gen uint64) {
+// table supersedes it, or the host stops. It reports the incarnation the
+// record was written for, and whether it was.
+func (h *Host) release(gen uint64) (string, bool) {
 	for {
 		inc := h.rec.incarnation()
 		ctx, cancel := context.WithTimeout(context.Background(), h.lease().TTL())
@@ -103,16 +160,16 @@ func (h *Host) release(gen uint64) {
 		cancel()
 		if err == nil {
 			h.released.set(gen)
-			return
+			return inc, true
 		}
 		h.log.Warn("release not recorded; retrying", "generation", gen, "err", err)
 		select {
 		case <-h.stop:
-			return
+			return "", false
 		case <-time.After(100 * time.Millisecond):
 		}
 		if h.w.Table().Generation() > gen {
-			return
+			return "", false
 		}
 	}
 }

@@ -48,6 +48,7 @@ type Host struct {
 	members jetstream.KeyValue
 	store   *stateStore
 	w       *placement.Watcher
+	monitor *placement.Monitor // removes the records of crashed peers; nil until joined
 	router  *router.Router
 	sub     *nats.Subscription // the host's own subject
 	gw      *nats.Subscription // the gateway; nil when disabled
@@ -250,6 +251,12 @@ func (h *Host) start(ctx context.Context) error {
 	if err := h.w.WaitApplied(ctx, h.lease().Revision()); err != nil {
 		return fmt.Errorf("host: waiting to see own join: %w", err)
 	}
+	h.monitor = placement.StartMonitor(h.members, h.w, h.cfg.ID, placement.MonitorConfig{
+		MarkerTTL: h.markerTTL(),
+		OnPurge: func(id placement.HostID) {
+			h.log.Info("removed the record of a host whose lease expired", "peer", id)
+		},
+	})
 	h.goLoop(h.followTable)
 	h.sweeper = startSweeper(h.types, h.eng.clock)
 	if err := h.startOps(); err != nil {
@@ -439,6 +446,9 @@ func (h *Host) halt() {
 		close(h.stop)
 		h.sweeper.stop()
 		h.loops.Wait()
+		if h.monitor != nil {
+			h.monitor.Stop()
+		}
 		if h.w != nil {
 			h.w.Stop()
 		}

@@ -23,6 +23,15 @@ func (h *Host) serveFrom(msg *nats.Msg, slot *inlineSlot) {
 	if _, probe := msg.Header[protocol.HeaderProbe]; probe {
 		return // a forwarding host checking that this subscription exists (probe.go)
 	}
+	if v, notice := msg.Header[protocol.HeaderReleased]; notice {
+		if len(v) != 1 {
+			return
+		}
+		if id, inc, gen, ok := protocol.ParseReleased(v[0]); ok {
+			h.w.NoteRelease(id, inc, gen) // handoff.go
+		}
+		return
+	}
 	// A message without a reply subject is a one-way send (see oneway.go).
 	env, err := h.parse(msg)
 	if err != nil {

@@ -75,14 +75,19 @@ func (c LeaseConfig) withDefaults() (LeaseConfig, error) {
 	return c, nil
 }
 
-// Lease keeps a host's record alive in the membership bucket. Join writes
-// the record and starts a renewal loop owned by the Lease; Leave stops the
-// loop and removes the record. All methods are safe for concurrent use.
+// Lease keeps a host in the membership bucket. Join writes the host record
+// hosts.<id>, which carries no TTL and changes only on join, drain and leave,
+// and the liveness key alive.<id>, which carries the lease TTL and which the
+// Lease renews in a loop it owns. Only the host's monitors (see Monitor)
+// watch alive.<id>; when it expires they remove hosts.<id>, which every
+// watcher sees. Leave stops the loop and removes both keys. All methods are
+// safe for concurrent use.
 type Lease struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	cfg    LeaseConfig
-	key    string
+	key    string // hosts.<id>
+	alive  string // alive.<id>
 	stop   chan struct{}
 	done   chan struct{}
 	onLost func(error)
@@ -90,29 +95,46 @@ type Lease struct {
 	// epoch anchors validUntil on the monotonic clock.
 	epoch time.Time
 	// validUntil is, in nanoseconds since epoch, the send time of the last
-	// successful write plus TTL minus Margin; 0 when the lease is not held.
+	// successful liveness write plus TTL minus Margin; 0 when the lease is
+	// not held.
 	validUntil atomic.Int64
 	// lastValid is validUntil as the last successful write set it; giving
 	// the lease up does not clear it.
 	lastValid atomic.Int64
 
 	mu       sync.Mutex
-	rec      *pb.HostRecord // what the next renewal publishes
-	rev      uint64         // revision of our last write; 0 when not held
-	renewed  time.Time      // send time of the last successful write
-	stopOnce sync.Once
+	rec      *pb.HostRecord // the record as last written
+	rev      uint64         // revision of our last write of hosts.<id>; 0 when not held
+	aliveRev uint64         // revision of our last write of alive.<id>
+	renewed  time.Time      // send time of the last successful liveness write
+	// forfeited is the revision of the liveness key Forfeit left behind,
+	// which the next join removes first; 0 when none.
+	forfeited uint64
+	stopOnce  sync.Once
 }
 
-// Join writes rec under hosts.<rec.HostId> with the lease TTL and starts
-// renewing it. It fails with ErrHostIDInUse when another live host holds the
-// id. onLost, if not nil, is called from the renewal goroutine whenever the
-// lease is found lost (the record expired or was overwritten); the Lease then
-// keeps trying to join again with the same record.
+// errInUse is the conflict of a join with a live host of the same id.
+var errInUse = errors.New("placement: the id's liveness key or record is held")
+
+// Join writes rec under hosts.<rec.HostId>, after taking alive.<rec.HostId>
+// with the lease TTL, and starts renewing the latter. It fails with
+// ErrHostIDInUse when another live host holds the id. onLost, if not nil, is
+// called from the renewal goroutine whenever the lease is found lost (the
+// liveness key expired or was overwritten); the Lease then keeps trying to
+// join again with the same record.
+//
+// A record of the same id left by an earlier incarnation whose liveness key
+// has expired (a crashed process, not yet removed by its monitors) is
+// replaced. A record of a protocol-1 host, which renews the record itself,
+// holds the id until it expires.
+//
+// The record announces at least protocol version 2 (HostRecord.protocol):
+// the version whose hosts renew the liveness key rather than the record.
 //
 // Join makes one try. After a transient error (jsutil.Transient) the caller
-// may call it again with the same record: a record of the same incarnation
-// that an earlier try stored without its answer arriving is taken over, not
-// met as another host's.
+// may call it again with the same record: keys of the same incarnation that
+// an earlier try stored without its answer arriving are taken over, not met
+// as another host's.
 func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, rec *pb.HostRecord, cfg LeaseConfig, onLost func(error)) (*Lease, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -124,6 +146,7 @@ func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, re
 	l := &Lease{
 		js: js, kv: kv, cfg: cfg,
 		key:    HostKey(HostID(rec.GetHostId())),
+		alive:  AliveKey(HostID(rec.GetHostId())),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		onLost: onLost,
@@ -131,12 +154,9 @@ func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, re
 		epoch:  time.Now(),
 	}
 	l.rec.ChangedRevision = 0
-	err = l.create(ctx)
-	if jsutil.IsConflict(err) {
-		err = l.adopt(ctx, err)
-	}
-	if err != nil {
-		if jsutil.IsConflict(err) {
+	l.rec.Protocol = max(l.rec.GetProtocol(), protocol.AliveRenewalVersion)
+	if err := l.create(ctx); err != nil {
+		if errors.Is(err, errInUse) {
 			return nil, fmt.Errorf("%w: %s", ErrHostIDInUse, rec.GetHostId())
 		}
 		return nil, fmt.Errorf("placement: join as %s: %w", rec.GetHostId(), err)
@@ -145,22 +165,35 @@ func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, re
 	return l, nil
 }
 
-// Withdraw removes rec's host record if the bucket holds that very
-// incarnation: the cleanup of a join given up after a try whose answer was
-// lost, which may have stored the record. Another incarnation's record is
-// left alone.
+// AliveKey is protocol.AliveKey: the liveness key of a host.
+func AliveKey(id HostID) string { return protocol.AliveKey(id) }
+
+// Withdraw removes rec's host record and liveness key if the bucket holds
+// that very incarnation's: the cleanup of a join given up after a try whose
+// answer was lost, which may have stored them. Another incarnation's keys
+// are left alone.
 func Withdraw(ctx context.Context, kv jetstream.KeyValue, rec *pb.HostRecord, markerTTL time.Duration) error {
 	if markerTTL == 0 {
 		markerTTL = DefaultMarkerTTL
 	}
-	key := HostKey(HostID(rec.GetHostId()))
-	e, err := ownEntry(ctx, kv, key, rec)
-	if err != nil || e == nil {
+	id := HostID(rec.GetHostId())
+	e, err := ownEntry(ctx, kv, HostKey(id), rec)
+	if err != nil {
 		return err
 	}
-	err = kv.Purge(ctx, key, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL))
+	if e != nil {
+		err = kv.Purge(ctx, HostKey(id), jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL))
+		if err != nil && !jsutil.IsConflict(err) {
+			return fmt.Errorf("placement: withdraw %s: %w", id, err)
+		}
+	}
+	a, err := ownAlive(ctx, kv, AliveKey(id), rec.GetIncarnation())
+	if err != nil || a == nil {
+		return err
+	}
+	err = kv.Purge(ctx, AliveKey(id), jetstream.LastRevision(a.Revision()), jetstream.PurgeTTL(markerTTL))
 	if err != nil && !jsutil.IsConflict(err) {
-		return fmt.Errorf("placement: withdraw %s: %w", rec.GetHostId(), err)
+		return fmt.Errorf("placement: withdraw %s: %w", id, err)
 	}
 	return nil
 }
@@ -186,16 +219,37 @@ func ownEntry(ctx context.Context, kv jetstream.KeyValue, key string, rec *pb.Ho
 	return e, nil
 }
 
-// Revision is the bucket revision of the lease's last successful write, 0
-// while the lease is not held.
+// ownAlive returns the liveness key's latest entry if it holds incarnation
+// inc, else nil.
+func ownAlive(ctx context.Context, kv jetstream.KeyValue, key, inc string) (jetstream.KeyValueEntry, error) {
+	if inc == "" {
+		return nil, nil
+	}
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e.Operation() != jetstream.KeyValuePut || string(e.Value()) != inc {
+		return nil, nil
+	}
+	return e, nil
+}
+
+// Revision is the bucket revision of the lease's last write of the host
+// record (the join, or a change such as draining), 0 while the lease is not
+// held. Liveness renewals do not change it.
 func (l *Lease) Revision() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.rev
 }
 
-// Renewed is the time the last successful write was sent. The server cannot
-// expire the record before Renewed plus the TTL (assuming clock rates agree).
+// Renewed is the time the last successful liveness write was sent. The
+// server cannot expire the liveness key before Renewed plus the TTL
+// (assuming clock rates agree).
 func (l *Lease) Renewed() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -206,12 +260,14 @@ func (l *Lease) Renewed() time.Time {
 func (l *Lease) TTL() time.Duration { return l.cfg.TTL }
 
 // Valid reports whether the host may still act on the lease: it is held, and
-// less than TTL minus Margin has passed since the send time of the last write
-// that succeeded. The server cannot expire the record before that send time
-// plus the TTL, so a host that stops running turns when Valid turns false
-// has stopped Margin before any other host can take its actors — provided
-// the host's clock and the server's run at the same rate, and what the host
-// sent before reaches the server within Margin or not at all.
+// less than TTL minus Margin has passed since the send time of the last
+// liveness write that succeeded. The server cannot expire the liveness key
+// before that send time plus the TTL, and no monitor removes the host's
+// record before the key expired, so a host that stops running turns when
+// Valid turns false has stopped Margin before any other host can take its
+// actors — provided the host's clock and the server's run at the same rate,
+// and what the host sent before reaches the server within Margin or not at
+// all.
 //
 // It reads the monotonic clock and one atomic: cheap enough for every turn.
 func (l *Lease) Valid() bool {
@@ -236,15 +292,16 @@ func (l *Lease) Replace(rec *pb.HostRecord) {
 	defer l.mu.Unlock()
 	l.rec = proto.Clone(rec).(*pb.HostRecord)
 	l.rec.ChangedRevision = 0
+	l.rec.Protocol = max(l.rec.GetProtocol(), protocol.AliveRenewalVersion)
 }
 
 // Invalidate makes Valid false until the next successful write; Leave and
 // Stop do it first. A host calls it to stop acting on a lease it is giving up.
 func (l *Lease) Invalidate() { l.validUntil.Store(0) }
 
-// held records a successful write sent at sent with revision rev. l.mu is held.
-func (l *Lease) held(rev uint64, sent time.Time) {
-	l.rev, l.renewed = rev, sent
+// held records a successful liveness write sent at sent. l.mu is held.
+func (l *Lease) held(sent time.Time) {
+	l.renewed = sent
 	until := int64(sent.Sub(l.epoch) + l.cfg.TTL - l.cfg.Margin)
 	if l.cfg.OnValid != nil {
 		l.cfg.OnValid(l.rec.GetIncarnation(), l.epoch.Add(time.Duration(until)))
@@ -263,24 +320,29 @@ func (l *Lease) Update(ctx context.Context, rec *pb.HostRecord) (uint64, error) 
 	}
 	next := proto.Clone(rec).(*pb.HostRecord)
 	next.ChangedRevision = 0
-	rev, err := l.publishLocked(ctx, next)
+	next.Protocol = max(next.GetProtocol(), protocol.AliveRenewalVersion)
+	data, err := proto.Marshal(next)
 	if err != nil {
 		return 0, err
 	}
-	next.ChangedRevision = rev
-	l.rec = next
+	rev, err := l.kv.Update(ctx, l.key, data, l.rev)
+	if err != nil {
+		return 0, err
+	}
+	l.rev, l.rec = rev, next
 	return rev, nil
 }
 
 // Leave stops renewing and removes the record, leaving a purge marker that
-// every watcher sees. It is safe to call more than once.
+// every watcher sees, then the liveness key. It is safe to call more than
+// once.
 func (l *Lease) Leave(ctx context.Context) error {
 	l.Invalidate()
 	l.halt()
 	l.mu.Lock()
 	l.Invalidate()
-	rev := l.rev
-	l.rev = 0
+	rev, alive := l.rev, l.aliveRev
+	l.rev, l.aliveRev = 0, 0
 	l.mu.Unlock()
 	if rev == 0 {
 		return nil
@@ -289,11 +351,16 @@ func (l *Lease) Leave(ctx context.Context) error {
 	if err != nil && !jsutil.IsConflict(err) {
 		return fmt.Errorf("placement: leave: %w", err)
 	}
+	err = l.kv.Purge(ctx, l.alive, jetstream.LastRevision(alive), jetstream.PurgeTTL(l.cfg.MarkerTTL))
+	if err != nil && !jsutil.IsConflict(err) {
+		return fmt.Errorf("placement: leave: %w", err)
+	}
 	return nil
 }
 
-// Stop stops renewing without removing the record; the server expires it
-// after the TTL, as if the host had crashed.
+// Stop stops renewing without removing anything; the liveness key expires
+// after the TTL and the host's monitors remove its record, as if the host
+// had crashed.
 func (l *Lease) Stop() {
 	l.Invalidate()
 	l.halt()
@@ -324,9 +391,7 @@ func (l *Lease) tick() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Renew)
 	defer cancel()
 	if l.Revision() == 0 {
-		if err := l.create(ctx); jsutil.IsConflict(err) {
-			_ = l.adopt(ctx, err) // on failure, the next tick tries again
-		}
+		_ = l.create(ctx) // on failure, the next tick tries again
 		return
 	}
 	sent := time.Now()
@@ -345,7 +410,7 @@ func (l *Lease) tick() {
 		return // transient: the next tick tries again
 	}
 	l.mu.Lock()
-	l.rev = 0
+	l.rev, l.aliveRev = 0, 0
 	l.Invalidate()
 	l.mu.Unlock()
 	if l.onLost != nil {
@@ -353,81 +418,150 @@ func (l *Lease) tick() {
 	}
 }
 
-// ownLatest reports whether the key's latest entry is a record of this
-// lease's own incarnation, newer than the last write it saw acknowledged: a
+// Forfeit gives the lease up because the host record written at revision
+// rev was removed or replaced by someone else (an operator's purge, say):
+// every other host now counts this host as gone, so it must stop acting at
+// once. It then behaves as a lost lease: onLost is called (from the caller's
+// goroutine) and the renewal loop joins again with the record Replace sets.
+// It does nothing if the lease has written the record again since rev.
+func (l *Lease) Forfeit(rev uint64, cause error) {
+	l.mu.Lock()
+	if rev == 0 || l.rev != rev {
+		l.mu.Unlock()
+		return
+	}
+	l.Invalidate()
+	l.rev, l.forfeited, l.aliveRev = 0, l.aliveRev, 0
+	l.mu.Unlock()
+	if l.onLost != nil {
+		l.onLost(cause)
+	}
+}
+
+// ownLatest reports whether the liveness key's latest entry is this lease's
+// own incarnation's, newer than the last write it saw acknowledged: a
 // renewal whose answer was lost (a stream leader change, a cut connection)
 // but that was stored. The lease then adopts that revision. Valid keeps
 // counting from the last acknowledged send, which is earlier, so the fence
 // stays conservative.
 func (l *Lease) ownLatest(ctx context.Context) bool {
-	e, err := l.kv.Get(ctx, l.key)
-	if err != nil || e.Operation() != jetstream.KeyValuePut {
-		return false
-	}
-	rec := new(pb.HostRecord)
-	if proto.Unmarshal(e.Value(), rec) != nil {
+	l.mu.Lock()
+	inc := l.rec.GetIncarnation()
+	l.mu.Unlock()
+	e, err := ownAlive(ctx, l.kv, l.alive, inc)
+	if err != nil || e == nil {
 		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.rev == 0 || e.Revision() <= l.rev || rec.GetIncarnation() != l.rec.GetIncarnation() || rec.GetHostId() != l.rec.GetHostId() {
+	if l.rev == 0 || e.Revision() <= l.aliveRev || l.rec.GetIncarnation() != inc {
 		return false
 	}
-	l.rev = e.Revision()
+	l.aliveRev = e.Revision()
 	return true
 }
 
-// adopt takes over a record that an earlier try of create stored without
-// its answer reaching us, and renews it at once; otherwise every later try
-// would meet it as a conflict until it expired, and a slow server or a cut
-// link could keep a host out for good. The renewal makes the lease Valid
-// from its own send time, since the earlier try's is unknown. conflict is
-// the create's error, returned when the key holds anything else.
-func (l *Lease) adopt(ctx context.Context, conflict error) error {
-	l.mu.Lock()
-	rec := l.rec
-	l.mu.Unlock()
-	e, err := ownEntry(ctx, l.kv, l.key, rec)
-	if err != nil {
-		return err
-	}
-	if e == nil {
-		return conflict
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.rev != 0 {
-		return nil
-	}
-	next := proto.Clone(l.rec).(*pb.HostRecord)
-	next.ChangedRevision = e.Revision()
-	l.rev = e.Revision()
-	if _, err := l.publishLocked(ctx, next); err != nil {
-		l.rev = 0
-		return err
-	}
-	l.rec = next
-	return nil
-}
-
+// create joins: it takes the liveness key, then writes the host record. The
+// lease is Valid from the send time of the liveness write once both landed.
+// A failure after the liveness write leaves the key to a retry of the same
+// incarnation, which takes it over; errInUse undoes it.
 func (l *Lease) create(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	rec := proto.Clone(l.rec).(*pb.HostRecord)
 	rec.ChangedRevision = 0
+	if l.forfeited != 0 {
+		err := l.kv.Purge(ctx, l.alive, jetstream.LastRevision(l.forfeited), jetstream.PurgeTTL(l.cfg.MarkerTTL))
+		if err != nil && !jsutil.IsConflict(err) {
+			return err
+		}
+		l.forfeited = 0
+	}
+	sent, err := l.takeAliveLocked(ctx, rec.GetIncarnation())
+	if err != nil {
+		return err
+	}
+	rev, err := l.writeRecordLocked(ctx, rec)
+	if errors.Is(err, errInUse) {
+		_ = l.kv.Purge(ctx, l.alive, jetstream.LastRevision(l.aliveRev), jetstream.PurgeTTL(l.cfg.MarkerTTL))
+		l.aliveRev = 0
+	}
+	if err != nil {
+		return err
+	}
+	l.rec, l.rev = rec, rev
+	l.held(sent)
+	return nil
+}
+
+// takeAliveLocked creates the liveness key with value inc, or takes over
+// one an earlier try of the same incarnation stored without its answer
+// arriving, renewing it at once (that try's send time is unknown). It
+// returns the send time of the write that succeeded. l.mu is held.
+func (l *Lease) takeAliveLocked(ctx context.Context, inc string) (time.Time, error) {
+	sent := time.Now()
+	rev, err := l.kv.Create(ctx, l.alive, []byte(inc), jetstream.KeyTTL(l.cfg.TTL))
+	if err == nil {
+		l.aliveRev = rev
+		return sent, nil
+	}
+	if !jsutil.IsConflict(err) {
+		return sent, err
+	}
+	e, gerr := ownAlive(ctx, l.kv, l.alive, inc)
+	if gerr != nil {
+		return sent, gerr
+	}
+	if e == nil {
+		return sent, fmt.Errorf("%w: %w", errInUse, err)
+	}
+	l.aliveRev = e.Revision()
+	sent = time.Now()
+	if err := l.renewAliveLocked(ctx, inc); err != nil {
+		l.aliveRev = 0
+		return sent, err
+	}
+	return sent, nil
+}
+
+// writeRecordLocked writes the host record once the liveness key is ours,
+// and returns its revision. It replaces the record of an earlier
+// incarnation (dead: its liveness key expired, or this create would have
+// failed) and takes over its own incarnation's record from an earlier try;
+// a protocol-1 host's record, which renews itself, means the id is in use.
+// l.mu is held.
+func (l *Lease) writeRecordLocked(ctx context.Context, rec *pb.HostRecord) (uint64, error) {
 	data, err := proto.Marshal(rec)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	sent := time.Now()
-	rev, err := l.kv.Create(ctx, l.key, data, jetstream.KeyTTL(l.cfg.TTL))
-	if err != nil {
-		return err
+	for range 3 {
+		rev, err := l.kv.Create(ctx, l.key, data)
+		if err == nil || !jsutil.IsConflict(err) {
+			return rev, err
+		}
+		e, err := l.kv.Get(ctx, l.key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // removed meanwhile: create again
+		}
+		if err != nil {
+			return 0, err
+		}
+		stored := new(pb.HostRecord)
+		if proto.Unmarshal(e.Value(), stored) == nil && stored.GetHostId() == rec.GetHostId() {
+			if rec.GetIncarnation() != "" && stored.GetIncarnation() == rec.GetIncarnation() {
+				return e.Revision(), nil // our own earlier try
+			}
+			if stored.GetProtocol() < protocol.AliveRenewalVersion {
+				return 0, fmt.Errorf("%w: a protocol-1 host holds the record", errInUse)
+			}
+		}
+		rev, err = l.kv.Update(ctx, l.key, data, e.Revision())
+		if err == nil || !jsutil.IsConflict(err) {
+			return rev, err
+		}
 	}
-	rec.ChangedRevision = rev
-	l.rec = rec
-	l.held(rev, sent)
-	return nil
+	return 0, fmt.Errorf("placement: the record of %s kept changing while joining", rec.GetHostId())
 }
 
 func (l *Lease) renew(ctx context.Context) error {
@@ -436,25 +570,24 @@ func (l *Lease) renew(ctx context.Context) error {
 	if l.rev == 0 {
 		return errors.New("placement: lease not held")
 	}
-	_, err := l.publishLocked(ctx, l.rec)
-	return err
+	sent := time.Now()
+	if err := l.renewAliveLocked(ctx, l.rec.GetIncarnation()); err != nil {
+		return err
+	}
+	l.held(sent)
+	return nil
 }
 
-// publishLocked re-publishes rec with the lease TTL, expecting our own last
-// write to be the key's latest: KV Update cannot carry a TTL, so this goes to
-// the key's subject directly.
-func (l *Lease) publishLocked(ctx context.Context, rec *pb.HostRecord) (uint64, error) {
-	data, err := proto.Marshal(rec)
-	if err != nil {
-		return 0, err
-	}
-	sent := time.Now()
-	ack, err := l.js.Publish(ctx, protocol.KVSubject(l.kv.Bucket(), l.key), data,
+// renewAliveLocked re-publishes the liveness key with the lease TTL,
+// expecting our own last write to be the key's latest: KV Update cannot
+// carry a TTL, so this goes to the key's subject directly. l.mu is held.
+func (l *Lease) renewAliveLocked(ctx context.Context, inc string) error {
+	ack, err := l.js.Publish(ctx, protocol.KVSubject(l.kv.Bucket(), l.alive), []byte(inc),
 		jetstream.WithMsgTTL(l.cfg.TTL),
-		jetstream.WithExpectLastSequencePerSubject(l.rev))
+		jetstream.WithExpectLastSequencePerSubject(l.aliveRev))
 	if err != nil {
-		return 0, err
+		return err
 	}
-	l.held(ack.Sequence, sent)
-	return ack.Sequence, nil
+	l.aliveRev = ack.Sequence
+	return nil
 }

@@ -88,10 +88,15 @@ func TestRenewalsLeaveTheGenerationAlone(t *testing.T) {
 	if tab.Generation() != joined {
 		t.Fatalf("generation %d, want the join revision %d", tab.Generation(), joined)
 	}
-	// Wait for three renewals, each a new revision of the same record.
-	waitRevision(t, early, joined+3)
-	if l.Revision() <= joined {
+	// Renewals go to the liveness key, which watchers do not follow: three
+	// renewal periods on, the watcher has applied nothing new.
+	first := l.Renewed()
+	time.Sleep(3 * testTTL / placement.DefaultRenewals)
+	if !l.Renewed().After(first) {
 		t.Fatal("the lease was not renewed")
+	}
+	if l.Revision() != joined || early.Applied() != joined {
+		t.Fatalf("after renewals: record revision %d, watcher applied %d, want both at the join %d", l.Revision(), early.Applied(), joined)
 	}
 	if got := early.Table(); got != tab {
 		t.Fatalf("renewals rebuilt the table (generation %d -> %d)", tab.Generation(), got.Generation())
@@ -117,6 +122,10 @@ func TestExpiredAndDepartedHostsLeaveTheTable(t *testing.T) {
 	a := join(t, js, kv, "a", nil)
 	b := join(t, js, kv, "b", nil)
 	before := waitTable(t, w, "two hosts", members(2))
+	// a monitors b (the only other host): it removes b's record once b's
+	// liveness key expires.
+	mon := placement.StartMonitor(kv, w, "a", placement.MonitorConfig{})
+	t.Cleanup(mon.Stop)
 
 	b.Stop() // b stops renewing, as if it crashed
 	stopped := time.Now()
@@ -159,9 +168,12 @@ func TestALostLeaseIsTakenAgain(t *testing.T) {
 	var lost atomic.Int32
 	l := join(t, js, kv, "a", func(error) { lost.Add(1) })
 	waitTable(t, w, "the join", members(1))
-	// Someone removes the record: the next renewal finds it gone.
-	if err := kv.Purge(context.Background(), placement.HostKey("a")); err != nil {
-		t.Fatal(err)
+	// The liveness key goes, and the record with it (as a monitor removes
+	// it): the next renewal finds the key gone.
+	for _, key := range []string{placement.AliveKey("a"), placement.HostKey("a")} {
+		if err := kv.Purge(context.Background(), key); err != nil {
+			t.Fatal(err)
+		}
 	}
 	purged := waitTable(t, w, "the purge", members(0)).Generation()
 	tab := waitTable(t, w, "the rejoin", members(1))
@@ -236,19 +248,22 @@ func TestARenewalThatLandedUnansweredIsNotALoss(t *testing.T) {
 	}
 	t.Cleanup(l.Stop)
 	// Write what a renewal of ours would: the lease never saw its answer.
-	stored := proto.Clone(rec).(*pb.HostRecord)
-	stored.ChangedRevision = l.Revision()
-	data, _ := proto.Marshal(stored)
-	ack, err := js.Publish(context.Background(), protocol.KVSubject(kv.Bucket(), placement.HostKey("a")), data, jetstream.WithMsgTTL(testTTL))
+	alive := protocol.KVSubject(kv.Bucket(), placement.AliveKey("a"))
+	ack, err := js.Publish(context.Background(), alive, []byte(rec.GetIncarnation()), jetstream.WithMsgTTL(testTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.After(5 * time.Second)
-	for l.Revision() <= ack.Sequence {
+	for {
 		select {
 		case <-renewed:
 		case <-deadline:
-			t.Fatalf("lease revision %d never passed the unanswered renewal's %d", l.Revision(), ack.Sequence)
+			t.Fatalf("the lease never renewed past the unanswered renewal at %d", ack.Sequence)
+		}
+		if m, err := js.Stream(context.Background(), "KV_"+kv.Bucket()); err == nil {
+			if last, err := m.GetLastMsgForSubject(context.Background(), alive); err == nil && last.Sequence > ack.Sequence {
+				break
+			}
 		}
 	}
 	if n := lost.Load(); n != 0 {
@@ -267,8 +282,7 @@ func TestAJoinThatLandedUnansweredIsTakenOver(t *testing.T) {
 		next.Incarnation = "i2"
 		l.Replace(next)
 		// The lease's first try to join again lands, but its answer is lost.
-		data, _ := proto.Marshal(next)
-		if _, err := kv.Create(context.Background(), placement.HostKey("a"), data); err != nil {
+		if _, err := kv.Create(context.Background(), placement.AliveKey("a"), []byte(next.GetIncarnation()), jetstream.KeyTTL(testTTL)); err != nil {
 			t.Error(err)
 		}
 		lost <- struct{}{}
@@ -277,7 +291,7 @@ func TestAJoinThatLandedUnansweredIsTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.Stop)
-	if err := kv.Purge(context.Background(), placement.HostKey("a")); err != nil {
+	if err := kv.Purge(context.Background(), placement.AliveKey("a")); err != nil {
 		t.Fatal(err)
 	}
 	<-lost
@@ -310,8 +324,11 @@ func renewals() (<-chan struct{}, func(string, time.Time)) {
 func TestAJoinRetriedAfterALostAnswerTakesItsRecord(t *testing.T) {
 	js, kv := bucket(t)
 	w := watch(t, kv)
-	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1"}
-	if _, err := kv.Create(context.Background(), placement.HostKey("a"), mustMarshal(t, rec), jetstream.KeyTTL(testTTL)); err != nil {
+	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1", Protocol: protocol.Version}
+	if _, err := kv.Create(context.Background(), placement.AliveKey("a"), []byte("i1"), jetstream.KeyTTL(testTTL)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(context.Background(), placement.HostKey("a"), mustMarshal(t, rec)); err != nil {
 		t.Fatal(err)
 	}
 	before := waitTable(t, w, "the unanswered join", members(1))

@@ -333,7 +333,48 @@ func (v *view) applyRelease(id HostID, e jetstream.KeyValueEntry) {
 	if err := proto.Unmarshal(e.Value(), rec); err != nil || rec.GetHostId() != string(id) {
 		return
 	}
+	v.noteRelease(rec)
+}
+
+// noteRelease keeps rec as its host's release unless the view holds a later
+// one of the same incarnation (a release notice can come before the record
+// it announces).
+func (v *view) noteRelease(rec *pb.ReleaseRecord) {
+	id := HostID(rec.GetHostId())
+	if old := v.releases[id]; old != nil && old.GetIncarnation() == rec.GetIncarnation() && old.GetGeneration() > rec.GetGeneration() {
+		return
+	}
 	v.releases[id] = rec
+}
+
+// NoteRelease applies a release notice (protocol.HeaderReleased): host id,
+// as incarnation, has released at generation gen. It counts as the host's
+// release record, which reaches the watch later, and wakes the waiters if
+// it tells them something new. A notice of an incarnation other than the
+// member's current one, or of a host that is not a member, is ignored.
+//
+// So is a notice of a generation newer than the watcher's table: the rule
+// that decides activations reads a release at generation r against the
+// tables up to r, and a host that skipped from an older table to r may
+// still hold an actor it owns again at r. The record of such a release
+// comes through the watch after r's table, as the stream orders them.
+func (w *Watcher) NoteRelease(id HostID, incarnation string, gen uint64) {
+	w.mu.Lock()
+	m, ok := w.view.members[id]
+	if cur := w.handoff.current(); !ok || m.rec.GetIncarnation() != incarnation || cur == nil || gen > cur.Generation() {
+		w.mu.Unlock()
+		return
+	}
+	if was, ok := w.view.releasedBy(id); ok && was >= gen {
+		w.mu.Unlock()
+		return
+	}
+	w.view.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: incarnation, Generation: gen})
+	gen, ok = w.view.releasedBy(id)
+	w.handoff.setReleased(id, gen, ok)
+	w.mu.Unlock()
+	w.updateSettled()
+	w.notify()
 }
 
 // releasedAt returns the generation each member has released at, counting

@@ -10,6 +10,7 @@ func TestKeys(t *testing.T) {
 	cases := []struct{ got, want string }{
 		{HostKey("h-1"), "hosts.h-1"},
 		{ReleaseKey("h-1"), "released.h-1"},
+		{AliveKey("h-1"), "alive.h-1"},
 		{HostKeys, "hosts.*"},
 		{ReleaseKeys, "released.*"},
 		{StateKey("counter", "c1"), "counter.c1"},
@@ -48,6 +49,26 @@ func TestParseKeys(t *testing.T) {
 		r, rok := ParseReleaseKey(c.key)
 		if h != c.host || hok != c.hostOK || r != c.rel || rok != c.rOK {
 			t.Errorf("%q: host %q %v, release %q %v", c.key, h, hok, r, rok)
+		}
+	}
+	for key, want := range map[string]HostID{"alive.h-1": "h-1", "alive.bad$id": "", "hosts.h-1": "", "alive.a.b": ""} {
+		if id, ok := ParseAliveKey(key); id != want || ok != (want != "") {
+			t.Errorf("ParseAliveKey(%q) = %q, %v; want %q", key, id, ok, want)
+		}
+	}
+}
+
+func TestReleasedHeader(t *testing.T) {
+	v := FormatReleased("h-1", "00000000000000a1", 42)
+	if v != "h-1 00000000000000a1 42" {
+		t.Fatalf("FormatReleased: %q", v)
+	}
+	if id, inc, gen, ok := ParseReleased(v); !ok || id != "h-1" || inc != "00000000000000a1" || gen != 42 {
+		t.Fatalf("ParseReleased(%q) = %q %q %d %v", v, id, inc, gen, ok)
+	}
+	for _, bad := range []string{"", "h-1 i", "h-1 i 0", "h-1 i -1", "h-1 i 1 2", "bad$id i 1", "h-1  1", "h-1 i x"} {
+		if _, _, _, ok := ParseReleased(bad); ok {
+			t.Errorf("ParseReleased(%q) accepted", bad)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package protocol
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // The membership bucket is a JetStream KV bucket that holds one leased host
 // record per live host (protobuf troupe.v1.HostRecord) and the hosts' release
@@ -30,6 +33,7 @@ const Version = 2
 const (
 	hostKeyPrefix    = "hosts."
 	releaseKeyPrefix = "released."
+	aliveKeyPrefix   = "alive."
 )
 
 // HostKey is the membership key of a host's record: hosts.<hostID>.
@@ -38,6 +42,18 @@ func HostKey(id HostID) string { return hostKeyPrefix + string(id) }
 // ReleaseKey is the membership key of a host's release record:
 // released.<hostID>.
 func ReleaseKey(id HostID) string { return releaseKeyPrefix + string(id) }
+
+// AliveKey is the key a host of protocol version 2 renews its lease on:
+// alive.<hostID>. Its value is the host's incarnation; only the few hosts
+// that monitor it watch it (PROTOCOL.md, "Membership bucket").
+func AliveKey(id HostID) string { return aliveKeyPrefix + string(id) }
+
+// ParseAliveKey returns the host id of a liveness key, like ParseHostKey.
+func ParseAliveKey(key string) (id HostID, ok bool) { return parseKey(key, aliveKeyPrefix) }
+
+// AliveRenewalVersion is the first protocol version whose hosts renew
+// alive.<hostID> instead of their host record, and monitor each other.
+const AliveRenewalVersion = 2
 
 // Key filters of the membership bucket, for a KV watch.
 const (
@@ -80,3 +96,32 @@ const (
 	// an expired lease (also Purge, Remove).
 	HeaderMarkerReason = "Nats-Marker-Reason"
 )
+
+// HeaderReleased marks a release notice: a message a host of protocol
+// version 2 publishes, without a reply subject, to the subject of each host
+// that gained actors from it, once it has written its release record
+// (PROTOCOL.md, "Handoff"). Its value is "<hostID> <incarnation>
+// <generation>", the fields of the ReleaseRecord; the body is empty. The
+// receiver counts it as that record, so it need not wait for the record to
+// reach it through its watch behind the other hosts' releases.
+const HeaderReleased = "Troupe-Released"
+
+// FormatReleased is the value of HeaderReleased.
+func FormatReleased(id HostID, incarnation string, generation uint64) string {
+	return string(id) + " " + incarnation + " " + strconv.FormatUint(generation, 10)
+}
+
+// ParseReleased parses a HeaderReleased value; ok is false unless it has
+// exactly three fields, a valid host id, a non-empty incarnation and a
+// positive decimal generation.
+func ParseReleased(v string) (id HostID, incarnation string, generation uint64, ok bool) {
+	f := strings.Split(v, " ")
+	if len(f) != 3 || HostID(f[0]).Validate() != nil || f[1] == "" {
+		return "", "", 0, false
+	}
+	gen, err := strconv.ParseUint(f[2], 10, 64)
+	if err != nil || gen == 0 {
+		return "", "", 0, false
+	}
+	return HostID(f[0]), f[1], gen, true
+}

@@ -108,7 +108,8 @@ func TestIdempotentRetryAfterOutcomeUnknown(t *testing.T) {
 }
 
 // shortMember joins a host record with a lease of one second and returns
-// the lease.
+// the lease. Like a host, the member monitors the liveness keys of its
+// peers, so that the record of one whose lease ran out is removed.
 func shortMember(t *testing.T, s *server.Server, id string) (string, *placement.Lease) {
 	t.Helper()
 	js, err := jetstream.New(natstest.Connect(t, s))
@@ -127,6 +128,13 @@ func shortMember(t *testing.T, s *server.Server, id string) (string, *placement.
 		t.Fatal(err)
 	}
 	t.Cleanup(l.Stop)
+	w, err := placement.Watch(ctx, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	m := placement.StartMonitor(kv, w, placement.HostID(id), placement.MonitorConfig{})
+	t.Cleanup(m.Stop)
 	return subject, l
 }
 

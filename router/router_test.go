@@ -17,6 +17,7 @@ import (
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
+	"google.golang.org/protobuf/proto"
 )
 
 // member joins a host record to the bucket by hand; the test plays the host
@@ -40,7 +41,20 @@ func memberSpeaking(t *testing.T, s *server.Server, id string, v uint32) string 
 		t.Fatal(err)
 	}
 	subject := "troupe.host." + id
-	l, err := placement.Join(ctx, js, kv, &pb.HostRecord{HostId: id, Subject: subject, ActorTypes: []string{"t"}, Protocol: v}, placement.LeaseConfig{}, nil)
+	rec := &pb.HostRecord{HostId: id, Subject: subject, ActorTypes: []string{"t"}, Protocol: v}
+	if v < protocol.AliveRenewalVersion {
+		// A host of protocol version 1 writes its record with the lease TTL
+		// and renews it; the test's record only has to outlive the test.
+		data, err := proto.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Create(ctx, placement.HostKey(placement.HostID(id)), data, jetstream.KeyTTL(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		return subject
+	}
+	l, err := placement.Join(ctx, js, kv, rec, placement.LeaseConfig{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,10 +53,58 @@ async function within(promise, ms) {
   }
 }
 
+/**
+ * The member set and generation that the entries of the membership bucket
+ * make, folded in as placement.Watcher does (PROTOCOL.md, "Membership
+ * bucket"). Only hosts.* keys count: a watch of the whole bucket also
+ * delivers alive.* and released.* entries, which change nothing here.
+ * placement/testdata/membership.json holds the cases it must agree on.
+ */
+export class MemberSet {
+  /** @type {Map<string, Member>} the member set, by host id */
+  members = new Map();
+  /** The table generation: the greatest revision among the entries that count. */
+  generation = 0;
+  /** The highest bucket revision applied. */
+  applied = 0;
+
+  /**
+   * Folds one entry in and reports whether the member set changed.
+   * @param {{key: string, revision: number, operation: string, value: Uint8Array}} e
+   *   operation is "PUT", "DEL", "PURGE", or anything else for the server's
+   *   marker of an expired TTL
+   */
+  apply(e) {
+    this.applied = Math.max(this.applied, e.revision);
+    const id = e.key.startsWith("hosts.") ? e.key.slice("hosts.".length) : "";
+    if (!isName(id)) return false;
+    if (e.operation !== "PUT") { // DEL, PURGE, or a purge marker of an expired lease
+      this.generation = Math.max(this.generation, e.revision);
+      return this.members.delete(id);
+    }
+    let rec;
+    try {
+      rec = HostRecord.toObject(HostRecord.decode(e.value), { longs: Number, defaults: true });
+    } catch {
+      return false; // not a record a host wrote: ignore rather than guess
+    }
+    if (rec.host_id !== id) return false;
+    const meaning = HostRecord.encode(HostRecord.fromObject({ ...rec, changed_revision: 0 })).finish();
+    const old = this.members.get(id);
+    if (old && Buffer.compare(old.meaning, meaning) === 0) return false; // a renewal (protocol 1)
+    let changed = rec.changed_revision;
+    if (changed === 0 || changed > e.revision) changed = e.revision;
+    this.members.set(id, { ...rec, changed, meaning });
+    this.generation = Math.max(this.generation, changed);
+    return true;
+  }
+}
+
 /** A client that routes calls to actors' owners itself. Create it with {@link SmartClient.connect}. */
 export class SmartClient {
+  #set = new MemberSet();
   /** @type {Map<string, Member>} the member set, by host id */
-  #members = new Map();
+  #members = this.#set.members;
   /** The table generation: revision of the last entry that changed the member set. */
   generation = 0;
   /** The highest bucket revision applied. */
@@ -135,33 +183,15 @@ export class SmartClient {
   }
 
   /**
-   * Folds one membership entry into the member set, as placement.Watcher
-   * does, and reports whether the member set changed.
-   * @param {import("@nats-io/kv").KvWatchEntry} e
+   * Folds one membership entry into the member set and reports whether the
+   * member set changed.
+   * @param {{key: string, revision: number, operation: string, value: Uint8Array}} e
    */
   #apply(e) {
-    this.applied = Math.max(this.applied, e.revision);
-    const id = e.key.startsWith("hosts.") ? e.key.slice("hosts.".length) : "";
-    if (!isName(id)) return false;
-    if (e.operation !== "PUT") { // DEL, PURGE, or a purge marker of an expired lease
-      this.generation = Math.max(this.generation, e.revision);
-      return this.#members.delete(id);
-    }
-    let rec;
-    try {
-      rec = HostRecord.toObject(HostRecord.decode(e.value), { longs: Number, defaults: true });
-    } catch {
-      return false; // not a record a host wrote: ignore rather than guess
-    }
-    if (rec.host_id !== id) return false;
-    const meaning = HostRecord.encode(HostRecord.fromObject({ ...rec, changed_revision: 0 })).finish();
-    const old = this.#members.get(id);
-    if (old && Buffer.compare(old.meaning, meaning) === 0) return false; // a renewal
-    let changed = rec.changed_revision;
-    if (changed === 0 || changed > e.revision) changed = e.revision;
-    this.#members.set(id, { ...rec, changed, meaning });
-    this.generation = Math.max(this.generation, changed);
-    return true;
+    const changed = this.#set.apply(e);
+    this.generation = this.#set.generation;
+    this.applied = this.#set.applied;
+    return changed;
   }
 
   #renew() {

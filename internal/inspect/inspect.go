@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -70,8 +70,10 @@ func sortedReports(m map[string]host.Report) []host.Report {
 }
 
 // LeaseAges returns, for each live host in the membership bucket, how long
-// ago its record was last written (its last lease renewal), by the server's
-// clock as stored in the entry, measured against now.
+// ago its lease was last renewed, by the server's clock as stored in the
+// entry, measured against now: the last write of its liveness key
+// alive.<id> (protocol version 2), or of its record for a host that renews
+// the record itself (protocol version 1).
 func LeaseAges(ctx context.Context, nc *nats.Conn, bucket string, now time.Time) (map[placement.HostID]time.Duration, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -86,14 +88,22 @@ func LeaseAges(ctx context.Context, nc *nats.Conn, bucket string, now time.Time)
 		return nil, err
 	}
 	ages := map[placement.HostID]time.Duration{}
+	alive := map[placement.HostID]time.Duration{}
 	for key := range keys.Keys() {
 		e, err := kv.Get(ctx, key)
 		if err != nil {
 			continue // expired or removed since listed
 		}
-		name, ok := strings.CutPrefix(key, placement.HostKey(""))
-		if id := placement.HostID(name); ok && id.Validate() == nil {
+		if id, ok := protocol.ParseHostKey(key); ok {
 			ages[id] = max(now.Sub(e.Created()), 0)
+		}
+		if id, ok := protocol.ParseAliveKey(key); ok {
+			alive[id] = max(now.Sub(e.Created()), 0)
+		}
+	}
+	for id := range ages {
+		if age, ok := alive[id]; ok {
+			ages[id] = age
 		}
 	}
 	return ages, nil

@@ -79,3 +79,26 @@ test("generation and member set follow the PROTOCOL.md rules", { skip }, async (
     for (const w of [c, ...late]) w.close();
   }
 });
+
+// The membership conformance cases that the Go tests check too
+// (placement.TestMembershipConformance); no server needed.
+test("the member set follows the shared membership conformance cases", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { MemberSet } = await import("../smart-client.js");
+  const file = JSON.parse(readFileSync(new URL("../../../placement/testdata/membership.json", import.meta.url), "utf8"));
+  assert.ok(file.cases.length > 0);
+  for (const c of file.cases) {
+    const set = new MemberSet();
+    c.steps.forEach((s, i) => {
+      const value = s.value_hex !== undefined ? Buffer.from(s.value_hex, "hex")
+        : s.record ? HostRecord.encode(HostRecord.fromObject(s.record)).finish() : new Uint8Array();
+      set.apply({ key: s.key, revision: s.revision, operation: s.op, value });
+      const members = [...set.members.keys()].sort();
+      const draining = [...set.members.values()].filter((m) => m.state === 2).map((m) => m.host_id).sort();
+      const at = `${c.name}, step ${i} (${s.op} ${s.key} at ${s.revision})`;
+      assert.equal(set.generation, s.generation, `${at}: generation`);
+      assert.deepEqual(members, s.members, `${at}: members`);
+      assert.deepEqual(draining, s.draining ?? [], `${at}: draining`);
+    });
+  }
+});
