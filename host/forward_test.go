@@ -243,7 +243,7 @@ func TestGatewayCallToADeadOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dead.Close() // as a crash: no leave, the record expires with the lease
+	dead.Close() // as a crash: no leave; its monitors remove the record once the lease expires
 	onc.Close()
 	const timeout = 8 * time.Second
 	hdr := nats.Header{protocol.HeaderTimeout: {strconv.Itoa(int(timeout.Milliseconds()))}}

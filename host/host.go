@@ -343,7 +343,7 @@ func (h *Host) abandonStart() {
 		err = placement.Withdraw(ctx, h.members, h.rec.get(), h.cfg.Membership.MarkerTTL)
 	}
 	if err != nil {
-		h.log.Warn("host start: could not remove the record; it expires with its lease", "err", err)
+		h.log.Warn("host start: could not remove the record; the hosts monitoring it remove it once its lease expires", "err", err)
 	}
 	h.Close()
 }

@@ -419,7 +419,7 @@ func TestIdempotentGatewayCallToADeadOwnerIsRelayed(t *testing.T) {
 	if got, e := gatewayCall(t, nc, subject, "1", nats.Header{protocol.HeaderCallID: {"before"}}); e != nil || got != "1" {
 		t.Fatalf("before the crash: %q, %v", got, e)
 	}
-	dead.Close() // as a crash: no leave, the record expires with the lease
+	dead.Close() // as a crash: no leave; its monitors remove the record once the lease expires
 	onc.Close()
 	const timeout = 8 * time.Second
 	for i := range 3 {
