@@ -24,22 +24,32 @@ const (
 
 var faultKinds = []string{faultKill, faultTerm, faultJoin, faultStop, faultCut, faultBlip, faultJoinCut}
 
-// injectFaults injects n faults one after another: every kind once, then at
-// random. It logs the schedule's seed so that a failing run can be replayed.
-func (h *harness) injectFaults(n int) {
+// schedule starts a fault schedule over kinds from -chaos.seed, or from a
+// new seed that it logs so that a failing run can be replayed. Fault i is
+// of kind kindOf(i): every kind once, then one at random.
+func (h *harness) schedule(kinds []string) (rng *rand.Rand, kindOf func(i int) string) {
 	seed := *flagSeed
 	if seed == 0 {
 		seed = time.Now().UnixNano()
 	}
 	h.seed = seed
 	h.t.Logf("fault schedule seed %d (-chaos.seed)", seed)
-	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	rng = rand.New(rand.NewPCG(uint64(seed), 0))
 	h.faults = make(map[string]int)
-	for i := range n {
-		kind := faultKinds[i%len(faultKinds)]
-		if i >= len(faultKinds) {
-			kind = faultKinds[rng.IntN(len(faultKinds))]
+	return rng, func(i int) string {
+		if i < len(kinds) {
+			return kinds[i]
 		}
+		return kinds[rng.IntN(len(kinds))]
+	}
+}
+
+// injectFaults injects n faults one after another: every kind once, then at
+// random.
+func (h *harness) injectFaults(n int) {
+	rng, kindOf := h.schedule(faultKinds)
+	for i := range n {
+		kind := kindOf(i)
 		live := h.live()
 		p := live[rng.IntN(len(live))]
 		start := time.Now()

@@ -87,19 +87,9 @@ func TestChaosNodeActor(t *testing.T) {
 // injectNodeFaults injects n faults one after another into hosts and
 // workers: every kind once, then at random.
 func (h *harness) injectNodeFaults(ws *workers, n int) {
-	seed := *flagSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	h.seed = seed
-	h.t.Logf("fault schedule seed %d (-chaos.seed)", seed)
-	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	h.faults = make(map[string]int)
+	rng, kindOf := h.schedule(nodeFaultKinds)
 	for i := range n {
-		kind := nodeFaultKinds[i%len(nodeFaultKinds)]
-		if i >= len(nodeFaultKinds) {
-			kind = nodeFaultKinds[rng.IntN(len(nodeFaultKinds))]
-		}
+		kind := kindOf(i)
 		start := time.Now()
 		var target string
 		switch kind {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -174,19 +173,9 @@ func (h *harness) countLog(s string) int {
 // injectPullerFaults injects n faults like injectFaults, every kind at least
 // once, the even ones into the host that pulls the orders subscription.
 func (h *harness) injectPullerFaults(n int) {
-	seed := *flagSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	h.seed = seed
-	h.t.Logf("fault schedule seed %d (-chaos.seed)", seed)
-	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	h.faults = make(map[string]int)
+	rng, kindOf := h.schedule(faultKinds)
 	for i := range n {
-		kind := faultKinds[i%len(faultKinds)]
-		if i >= len(faultKinds) {
-			kind = faultKinds[rng.IntN(len(faultKinds))]
-		}
+		kind := kindOf(i)
 		live := h.live()
 		p, role := live[rng.IntN(len(live))], "any"
 		if i%2 == 0 {

@@ -20,7 +20,6 @@ import (
 // tests: examples/node/actor/test/conformance.test.js.
 func TestNodeActorConformance(t *testing.T) {
 	_, dir := nodeDirs(t)
-	npmInstall(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
 	if err := run(ctx, t, dir, nil, "node", "--test", "actor/test/conformance.test.js"); err != nil {
@@ -36,7 +35,6 @@ func TestNodeActorPackage(t *testing.T) {
 	root, dir := nodeDirs(t)
 	bin := buildTroupe(t, root)
 	url := startDev(t, bin, "--worker-types", "jscounter,jsproxy")
-	npmInstall(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
 	env := append(os.Environ(), "TROUPE_NATS_URL="+url)
@@ -54,7 +52,6 @@ func TestNodeActorWorkerKilledMidTurn(t *testing.T) {
 	root, dir := nodeDirs(t)
 	bin := buildTroupe(t, root)
 	url := startDev(t, bin, "--worker-types", "jscounter", "--worker-timeout", "500ms")
-	npmInstall(t, dir)
 	dying := startNode(t, dir, "actor/testdata/dying-worker.js", url)
 	dying.waitLine(t, "ready")
 

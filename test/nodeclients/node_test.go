@@ -34,7 +34,6 @@ func TestNodeClients(t *testing.T) {
 	root, dir := nodeDirs(t)
 	bin := buildTroupe(t, root)
 	url := startDev(t, bin)
-	npmInstall(t, dir)
 
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
@@ -44,27 +43,13 @@ func TestNodeClients(t *testing.T) {
 	}
 }
 
-// nodeDirs skips the test when TROUPE_SKIP_NODE=1, checks that node and
-// npm are on PATH, and returns the module root and examples/node.
+// nodeDirs returns the module root and examples/node with its npm
+// packages installed (proctest.NodeExamples: it skips the test when
+// TROUPE_SKIP_NODE=1 and fails it when node or npm is not on PATH).
 func nodeDirs(t *testing.T) (root, dir string) {
 	t.Helper()
-	if os.Getenv("TROUPE_SKIP_NODE") == "1" {
-		t.Skip("TROUPE_SKIP_NODE=1")
-	}
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not on PATH (%v): install Node.js 20 or later, or set TROUPE_SKIP_NODE=1", tool, err)
-		}
-	}
-	wd, err := os.Getwd() // test/nodeclients
-	if err != nil {
-		t.Fatal(err)
-	}
-	root = filepath.Join(wd, "..", "..")
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("module root not found: %v", err)
-	}
-	return root, filepath.Join(root, "examples", "node")
+	dir = proctest.NodeExamples(t)
+	return filepath.Dir(filepath.Dir(dir)), dir
 }
 
 // buildTroupe builds cmd/troupe into a temporary directory, with the race
@@ -156,9 +141,6 @@ func startDev(t *testing.T, bin string, args ...string) string {
 	}
 	return ""
 }
-
-// npmInstall installs the pinned npm packages in dir when needed.
-func npmInstall(t *testing.T, dir string) { proctest.NpmCI(t, dir) }
 
 // run runs a command in dir with env (nil: this process's) and sends its
 // output to the test log line by line, shown when the test fails or with -v.
