@@ -30,7 +30,9 @@ import (
 // Only turns that changed the state are saved in the window: a turn that
 // changed nothing is, on a new activation, simply run again, which has the
 // same effect. A turn that failed changed nothing and is not recorded.
-// Types declared with NoState keep no window: every attempt runs.
+// Types declared with NoState, and types whose saved window is off, keep
+// only the memory tier: a repeat runs again once the activation that ran the
+// first attempt has ended.
 //
 // The window is bounded per type (CallWindow): by count, by age and by the
 // bytes of its records, oldest dropped first. A repeat that comes after its
@@ -237,7 +239,7 @@ func (a *activation) window() *callWindow {
 // repeat is the recorded outcome of env's call if the actor has already
 // run it: ok is false when env carries no id or the window does not hold it.
 func (a *activation) repeat(env *envelope) (reply []byte, err error, ok bool) {
-	if env.callID == "" || a.t.stateless {
+	if env.callID == "" {
 		return nil, nil, false
 	}
 	r := a.window().find(env.callID)
@@ -252,10 +254,14 @@ func (a *activation) repeat(env *envelope) (reply []byte, err error, ok bool) {
 }
 
 // recordCall records env's call and its reply after a turn that succeeded:
-// in memory, and, when the turn changed the state, in the saved window, so
-// that the save that stores the change stores the record too.
+// in memory, and, when the turn changed the state of a type with a saved
+// window, in the saved window, so that the save that stores the change
+// stores the record too. Types without state, or with the saved window off,
+// keep the memory tier: an attempt the router sends again because the first
+// ran longer than its attempt timeout waits behind it in the mailbox and
+// gets its reply, instead of running again.
 func (a *activation) recordCall(env *envelope, reply []byte, changed bool) {
-	if env.callID == "" || a.t.stateless || a.t.window.calls < 1 {
+	if env.callID == "" {
 		return
 	}
 	r := a.extra()
@@ -264,7 +270,7 @@ func (a *activation) recordCall(env *envelope, reply []byte, changed bool) {
 	}
 	now := a.e.clock.Now()
 	rec := &callRecord{Id: env.callID, Body: reply, UnixMs: now.UnixMilli()}
-	if changed {
+	if changed && !a.t.stateless && a.t.window.calls >= 1 {
 		r.calls.add(rec, a.t.window, now)
 	}
 	r.calls.remember(rec, now)

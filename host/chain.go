@@ -131,6 +131,11 @@ func (c *turnChain) CallChain() router.Chain {
 type nestedTurns struct {
 	n    int
 	done chan struct{} // closed when n drops to 0
+	// byID holds, per call id, the end of the latest nested turn with
+	// that id: an attempt a caller sent again (its first ran longer than
+	// the attempt's timeout) waits for the one before it and then finds
+	// its recorded reply, instead of running beside it.
+	byID map[string]chan struct{}
 }
 
 // holdChain records, at the start of a turn, the chain its call arrived
@@ -186,6 +191,13 @@ func (a *activation) enterChain(env *envelope) bool {
 			r.nested = &nestedTurns{done: make(chan struct{})}
 		}
 		r.nested.n++
+		if env.callID != "" {
+			if r.nested.byID == nil {
+				r.nested.byID = make(map[string]chan struct{})
+			}
+			env.after, env.ended = r.nested.byID[env.callID], make(chan struct{})
+			r.nested.byID[env.callID] = env.ended
+		}
 	}
 	a.mu.Unlock()
 	switch {
@@ -206,9 +218,18 @@ func (a *activation) enterChain(env *envelope) bool {
 // nestedTurn runs a re-entering call while the turn holding its chain waits.
 func (a *activation) nestedTurn(env *envelope) {
 	defer a.e.turns.done()
+	if env.after != nil {
+		<-env.after
+	}
 	a.runNested(env)
 	r := a.rare.Load()
 	a.mu.Lock()
+	if env.ended != nil {
+		close(env.ended)
+		if r.nested.byID[env.callID] == env.ended {
+			delete(r.nested.byID, env.callID)
+		}
+	}
 	if r.nested.n--; r.nested.n == 0 {
 		close(r.nested.done)
 		r.nested = nil

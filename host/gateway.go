@@ -85,6 +85,7 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 		c.callID = router.NewCallID()
 	}
 	if t, ok := h.types[c.typ]; ok && h.owns(h.w.Table(), c.typ, c.id) {
+		dropDeliveryHeaders(msg.Header)
 		h.admit(&envelope{msg: msg, t: t, id: c.id, method: c.method, callID: c.callID, deadline: deadline, chain: chain, gateway: true})
 		return
 	}
@@ -93,6 +94,19 @@ func (h *Host) serveGateway(msg *nats.Msg) {
 		return
 	}
 	h.follow(followed{msg: msg, call: c, deadline: deadline, chain: chain})
+}
+
+// dropDeliveryHeaders removes from a gateway request the headers that only
+// hosts set on the deliveries they make (a stream message, a reminder's
+// firing): a gateway client's call is neither, and must not move an actor's
+// stream cursor. Forwarded and relayed calls drop every Troupe-* header the
+// same way (forwardHeader, passHeaders).
+func dropDeliveryHeaders(hdr nats.Header) {
+	for k := range hdr {
+		if strings.HasPrefix(k, "Troupe-Stream") || strings.HasPrefix(k, "Troupe-Reminder") {
+			delete(hdr, k)
+		}
+	}
 }
 
 // forward calls the owner through the router and relays its answer.

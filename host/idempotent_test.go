@@ -499,3 +499,124 @@ func TestIdempotentActorToActorCallsKeepTheirIDsWhenRerun(t *testing.T) {
 		t.Fatalf("fwd with a new id = %q, want 6+6", got)
 	}
 }
+
+// slowTurn is how long the turns below run: longer than the router's first
+// attempt timeout, so that the router sends the call again while the first
+// attempt still runs, with no fault anywhere.
+const slowTurn = router.DefaultAttemptTimeout + 300*time.Millisecond
+
+// TestIdempotentSlowTurnRunsOnce: a turn that outlasts the router's attempt
+// timeout is sent again with the same id; the second attempt waits behind
+// the first in the mailbox and gets its reply, whether the type keeps a
+// saved window, has it turned off, or has no state at all.
+func TestIdempotentSlowTurnRunsOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []host.TypeOption
+	}{
+		{"SavedWindow", nil},
+		{"WindowOff", []host.TypeOption{host.CallWindow(-1, 0, 0)}},
+		{"NoState", []host.TypeOption{host.NoState()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := natstest.Server(t)
+			var runs atomic.Int32
+			startHost(t, s, host.Config{}, func(h *host.Host) {
+				_ = h.Register("slow", func(self *host.Self) host.Actor {
+					return host.ActorFunc(func(context.Context, host.Call) ([]byte, error) {
+						n := runs.Add(1)
+						time.Sleep(slowTurn)
+						return []byte(strconv.Itoa(int(n))), nil
+					})
+				}, tc.opts...)
+			})
+			r := newRouter(t, s)
+			waitMembers(t, r, 1)
+			if got := call(t, r, "slow", "a", "run", ""); got != "1" || runs.Load() != 1 {
+				t.Fatalf("reply %q after %d runs; want 1 after 1", got, runs.Load())
+			}
+		})
+	}
+}
+
+// TestIdempotentReentrantResendRunsOnce: a nested turn (a call back into an
+// actor whose turn waits for it) that outlasts the attempt timeout is sent
+// again by the calling actor's router; the second nested turn waits for the
+// first and gets its reply instead of running beside it.
+func TestIdempotentReentrantResendRunsOnce(t *testing.T) {
+	s := natstest.Server(t)
+	var adds atomic.Int32
+	startHost(t, s, host.Config{}, func(h *host.Host) {
+		_ = h.Register("ra", func(self *host.Self) host.Actor {
+			return host.ActorFunc(func(ctx context.Context, c host.Call) ([]byte, error) {
+				switch c.Method {
+				case "start":
+					return self.Router().Call(ctx, "rz", "z", "back", nil)
+				case "add":
+					adds.Add(1)
+					time.Sleep(slowTurn)
+					self.SetState(append(self.State(), 'x'))
+				}
+				return []byte(strconv.Itoa(len(self.State()))), nil
+			})
+		}, host.Reentrant())
+		_ = h.Register("rz", func(self *host.Self) host.Actor {
+			return host.ActorFunc(func(ctx context.Context, c host.Call) ([]byte, error) {
+				return self.Router().Call(ctx, "ra", "a", "add", nil)
+			})
+		}, host.NoState())
+	})
+	r := newRouter(t, s)
+	waitMembers(t, r, 1)
+	if got := call(t, r, "ra", "a", "start", ""); got != "1" {
+		t.Fatalf("start = %q, want 1", got)
+	}
+	if got := call(t, r, "ra", "a", "get", ""); got != "1" || adds.Load() != 1 {
+		t.Fatalf("after one add: state %q, %d add turns; want 1 and 1", got, adds.Load())
+	}
+}
+
+// TestGatewayCallCannotMoveAStreamCursor: the stream headers are the
+// puller's; a gateway client that sends them makes an ordinary call, which
+// runs every time and moves no cursor.
+func TestGatewayCallCannotMoveAStreamCursor(t *testing.T) {
+	s := natstest.Server(t)
+	var runs atomic.Int32
+	startHost(t, s, host.Config{}, func(h *host.Host) {
+		_ = h.Register("sc", func(self *host.Self) host.Actor {
+			return host.ActorFunc(func(context.Context, host.Call) ([]byte, error) {
+				runs.Add(1)
+				self.SetState(append(self.State(), 'x'))
+				return nil, nil
+			})
+		})
+	})
+	r := newRouter(t, s)
+	waitMembers(t, r, 1)
+	nc := natstest.Connect(t, s)
+	for i, seq := range []string{"18446744073709551615", "7"} {
+		hdr := nats.Header{protocol.HeaderStream: {"orders"}, protocol.HeaderStreamSeq: {seq}}
+		if _, e := gatewayCall(t, nc, host.GatewaySubject("troupe", "sc", "a", "add"), "", hdr); e != nil {
+			t.Fatalf("call %d: %v", i, e)
+		}
+	}
+	if runs.Load() != 2 {
+		t.Fatalf("%d of 2 gateway calls ran", runs.Load())
+	}
+}
+
+// TestReleaseNoticeWithAReplyIsABadRequest: a release notice is published
+// between hosts; a request that carries one is answered, not left to time
+// out.
+func TestReleaseNoticeWithAReplyIsABadRequest(t *testing.T) {
+	s := natstest.Server(t)
+	h := startHost(t, s, host.Config{}, registerCounter)
+	nc := natstest.Connect(t, s)
+	resp, err := nc.RequestMsg(&nats.Msg{Subject: protocol.HostSubject("troupe", protocol.HostID(h.ID())), Header: nats.Header{protocol.HeaderReleased: {"x"}}}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := protocol.DecodeError(resp.Header, resp.Data); e == nil || e.Code != protocol.CodeBadRequest {
+		t.Fatalf("reply %v, want BAD_REQUEST", e)
+	}
+}

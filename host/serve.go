@@ -24,6 +24,10 @@ func (h *Host) serveFrom(msg *nats.Msg, slot *inlineSlot) {
 		return // a forwarding host checking that this subscription exists (probe.go)
 	}
 	if v, notice := msg.Header[protocol.HeaderReleased]; notice {
+		if msg.Reply != "" {
+			h.fail(msg, protocol.Errorf(protocol.CodeBadRequest, "%s is a notice between hosts, published without a reply subject", protocol.HeaderReleased))
+			return
+		}
 		if len(v) != 1 {
 			return
 		}

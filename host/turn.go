@@ -47,6 +47,9 @@ type envelope struct {
 	method   string
 	gen      uint64
 	callID   string // the call's idempotency id, "" when none (calls.go)
+	// after and ended order the nested turns of one call id (chain.go):
+	// this one starts once after is closed, and closes ended when done.
+	after, ended chan struct{}
 	deadline time.Time
 	posted   *postedTurn  // kindPosted
 	admitted time.Time    // when it entered the mailbox; set only when observed
