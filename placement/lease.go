@@ -110,6 +110,9 @@ type Lease struct {
 	// forfeited is the revision of the liveness key Forfeit left behind,
 	// which the next join removes first; 0 when none.
 	forfeited uint64
+	// replacing is set by Forfeit until onLost calls Replace: the renewal
+	// loop must not join again with the forfeited incarnation's record.
+	replacing bool
 	stopOnce  sync.Once
 }
 
@@ -291,6 +294,7 @@ func (l *Lease) Replace(rec *pb.HostRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rec = proto.Clone(rec).(*pb.HostRecord)
+	l.replacing = false
 	l.rec.ChangedRevision = 0
 	l.rec.Protocol = max(l.rec.GetProtocol(), protocol.AliveRenewalVersion)
 }
@@ -432,6 +436,7 @@ func (l *Lease) Forfeit(rev uint64, cause error) {
 	}
 	l.Invalidate()
 	l.rev, l.forfeited, l.aliveRev = 0, l.aliveRev, 0
+	l.replacing = l.onLost != nil
 	l.mu.Unlock()
 	if l.onLost != nil {
 		l.onLost(cause)
@@ -468,6 +473,9 @@ func (l *Lease) ownLatest(ctx context.Context) bool {
 func (l *Lease) create(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.replacing {
+		return nil // Forfeit's onLost has not set the next record yet: the next tick
+	}
 	rec := proto.Clone(l.rec).(*pb.HostRecord)
 	rec.ChangedRevision = 0
 	if l.forfeited != 0 {
