@@ -40,21 +40,21 @@ const (
 
 // envelope is one entry in a mailbox.
 type envelope struct {
-	kind     turnKind
-	msg      *nats.Msg // the request; nil for posted turns and the last two kinds
-	t        *actorType
-	id       placement.ActorID
-	method   string
-	gen      uint64
-	callID   string // the call's idempotency id, "" when none (calls.go)
+	kind   turnKind
+	msg    *nats.Msg // the request; nil for posted turns and the last two kinds
+	t      *actorType
+	id     placement.ActorID
+	method string
+	gen    uint64
+	callID string // the call's idempotency id, "" when none (calls.go)
 	// after and ended order the nested turns of one call id (chain.go):
 	// this one starts once after is closed, and closes ended when done.
 	after, ended chan struct{}
-	deadline time.Time
-	posted   *postedTurn  // kindPosted
-	admitted time.Time    // when it entered the mailbox; set only when observed
-	ctx      turnContext  // the turn's context, allocated with the envelope
-	chain    chainHeaders // the call chain the request belongs to
+	deadline     time.Time
+	posted       *postedTurn  // kindPosted
+	admitted     time.Time    // when it entered the mailbox; set only when observed
+	ctx          turnContext  // the turn's context, allocated with the envelope
+	chain        chainHeaders // the call chain the request belongs to
 	// gateway: the caller is a gateway client, which must never see MOVED;
 	// the call is followed instead (forward.go). hops counts the hosts that
 	// forwarded it (protocol.HeaderForwarded).
