@@ -416,3 +416,45 @@ func TestStreamDeliveriesTakenElsewhereAreNotSkipped(t *testing.T) {
 	}
 	checkOrderTotals(t, newRouter(t, s), sums, last)
 }
+
+// TestStreamPartitionedSubscriptions: a stream whose subject transform
+// partitions the orders by customer, read by one subscription per
+// partition (the recipe in docs/streams.md, "Partitioning a
+// subscription"), on two hosts: every partition's consumer gets orders, and
+// each customer's total is exactly what was published for it, in stream
+// order — a customer's orders all fall in one partition.
+func TestStreamPartitionedSubscriptions(t *testing.T) {
+	const partitions = 4
+	s := natstest.Server(t)
+	js := streamJS(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := orders.EnsurePartitionedStream(ctx, js, 1, partitions); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		startHost(t, s, host.Config{}, func(h *host.Host) {
+			if err := orders.RegisterPartitioned(h, partitions); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	sums, last := publishOrders(t, js, 400, 20)
+	for p := range partitions {
+		name := protocol.SubscriptionConsumer(orders.Type, orders.PartitionSubscription(p))
+		for {
+			c, err := js.Consumer(ctx, orders.Stream, name)
+			if err == nil {
+				if i := c.CachedInfo(); i.NumPending == 0 && i.NumAckPending == 0 && i.Delivered.Stream > 0 {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("partition %d: consumer %s not done: %v", p, name, err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	checkOrderTotals(t, newRouter(t, s), sums, last)
+}
