@@ -33,8 +33,9 @@ import (
 //     stream order, and acknowledges it once answered.
 //
 // Why one puller that forwards, rather than a consumer per host filtered to
-// its actors or partitioned consumers, is in docs/streams.md with the
-// numbers.
+// its actors, is in docs/streams.md with the numbers, and how to spread a
+// stream over several pullers: partition its subjects by the actor id and
+// declare one subscription per partition (examples/orders/partitioned.go).
 
 // Defaults of a Subscription.
 const (
