@@ -297,6 +297,7 @@ func TestStreamSubscriptionValidated(t *testing.T) {
 		{Name: "s", Stream: "S"},
 		{Name: "s", Stream: "S", Subject: "a.*", IDToken: 2, Method: "m"},
 		{Name: "s", Stream: "S", IDToken: -1, Method: "m"},
+		{Name: "s", Stream: "S", Subject: "orders.0.*.*", IDToken: 1, Method: "m"}, // a partition's number, not a customer
 	} {
 		if err := h.Register(placement.ActorType("t"+strconv.Itoa(i)), host.Func(nil), host.Subscribe(bad)); !errors.Is(err, host.ErrInvalidSubscription) {
 			t.Errorf("%+v: %v, want ErrInvalidSubscription", bad, err)
@@ -307,6 +308,16 @@ func TestStreamSubscriptionValidated(t *testing.T) {
 	}
 	if err := h.Register("fine", host.Func(nil), host.Subscribe(ok)); err != nil {
 		t.Error(err)
+	}
+	for i, fine := range []host.Subscription{
+		{Name: "s", Stream: "S", Subject: "orders.0.*.*", IDToken: 2, Method: "m"},
+		{Name: "s", Stream: "S", Subject: "orders.>", IDToken: 1, Method: "m"},
+		{Name: "s", Stream: "S", Subject: "orders.0.>", IDToken: 2, Method: "m"},
+		{Name: "s", Stream: "S", Subject: "orders.0.*", IDToken: 1, IDHeader: "Customer", Method: "m"},
+	} {
+		if err := h.Register(placement.ActorType("fine"+strconv.Itoa(i)), host.Func(nil), host.Subscribe(fine)); err != nil {
+			t.Errorf("%+v: %v", fine, err)
+		}
 	}
 }
 
