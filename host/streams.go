@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/troupe-dev/troupe/pb"
@@ -33,8 +34,9 @@ import (
 //     stream order, and acknowledges it once answered.
 //
 // Why one puller that forwards, rather than a consumer per host filtered to
-// its actors or partitioned consumers, is in docs/streams.md with the
-// numbers.
+// its actors, is in docs/streams.md with the numbers, and how to spread a
+// stream over several pullers: partition its subjects by the actor id and
+// declare one subscription per partition (examples/orders/partitioned.go).
 
 // Defaults of a Subscription.
 const (
@@ -57,6 +59,8 @@ type Subscription struct {
 	Subject string
 	// IDToken is the index, from 0, of the subject token that is the
 	// actor's id, when IDHeader is empty: 1 takes c1 from orders.c1.new.
+	// It must be a wildcard of Subject (a * or past a >), not a fixed
+	// token such as a partition's number.
 	IDToken int
 	// IDHeader, if set, is the message header whose value is the actor's
 	// id.
@@ -125,6 +129,8 @@ func (t *actorType) validSubs() error {
 			return bad("method: %v", checkIdentity("x", s.Method))
 		case s.IDHeader == "" && (s.IDToken < 0 || s.Subject != "" && s.IDToken >= tokens(s.Subject)):
 			return bad("IDToken %d is not a token of the subject filter %q", s.IDToken, s.Subject)
+		case s.IDHeader == "" && literalToken(s.Subject, s.IDToken) != "":
+			return bad("IDToken %d is the fixed token %q of the subject filter %q: every message would go to that one actor", s.IDToken, literalToken(s.Subject, s.IDToken), s.Subject)
 		case s.MaxInFlight < 0 || s.MaxAttempts < 0 || s.AckWait < 0:
 			return bad("MaxInFlight, MaxAttempts and AckWait must not be negative")
 		}
@@ -145,6 +151,19 @@ func tokens(subject string) int {
 		return 1 << 30 // any index may exist
 	}
 	return n
+}
+
+// literalToken is the subject filter's token i if it is fixed (not * or
+// past a >), else "".
+func literalToken(subject string, i int) string {
+	if subject == "" {
+		return ""
+	}
+	toks := strings.Split(subject, ".")
+	if i >= len(toks) || toks[i] == "*" || slices.Contains(toks[:i+1], ">") {
+		return ""
+	}
+	return toks[i]
 }
 
 // cursors are an actor's stream cursors: per subscription name, the stream

@@ -297,6 +297,7 @@ func TestStreamSubscriptionValidated(t *testing.T) {
 		{Name: "s", Stream: "S"},
 		{Name: "s", Stream: "S", Subject: "a.*", IDToken: 2, Method: "m"},
 		{Name: "s", Stream: "S", IDToken: -1, Method: "m"},
+		{Name: "s", Stream: "S", Subject: "orders.0.*.*", IDToken: 1, Method: "m"}, // a partition's number, not a customer
 	} {
 		if err := h.Register(placement.ActorType("t"+strconv.Itoa(i)), host.Func(nil), host.Subscribe(bad)); !errors.Is(err, host.ErrInvalidSubscription) {
 			t.Errorf("%+v: %v, want ErrInvalidSubscription", bad, err)
@@ -307,6 +308,16 @@ func TestStreamSubscriptionValidated(t *testing.T) {
 	}
 	if err := h.Register("fine", host.Func(nil), host.Subscribe(ok)); err != nil {
 		t.Error(err)
+	}
+	for i, fine := range []host.Subscription{
+		{Name: "s", Stream: "S", Subject: "orders.0.*.*", IDToken: 2, Method: "m"},
+		{Name: "s", Stream: "S", Subject: "orders.>", IDToken: 1, Method: "m"},
+		{Name: "s", Stream: "S", Subject: "orders.0.>", IDToken: 2, Method: "m"},
+		{Name: "s", Stream: "S", Subject: "orders.0.*", IDToken: 1, IDHeader: "Customer", Method: "m"},
+	} {
+		if err := h.Register(placement.ActorType("fine"+strconv.Itoa(i)), host.Func(nil), host.Subscribe(fine)); err != nil {
+			t.Errorf("%+v: %v", fine, err)
+		}
 	}
 }
 
@@ -413,6 +424,48 @@ func TestStreamDeliveriesTakenElsewhereAreNotSkipped(t *testing.T) {
 	waitConsumed(t, js, orders.Stream, ordersConsumer)
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("the orders taken elsewhere were applied after %v, not at once", took)
+	}
+	checkOrderTotals(t, newRouter(t, s), sums, last)
+}
+
+// TestStreamPartitionedSubscriptions: a stream whose subject transform
+// partitions the orders by customer, read by one subscription per
+// partition (the recipe in docs/streams.md, "Partitioning a
+// subscription"), on two hosts: every partition's consumer gets orders, and
+// each customer's total is exactly what was published for it, in stream
+// order — a customer's orders all fall in one partition.
+func TestStreamPartitionedSubscriptions(t *testing.T) {
+	const partitions = 4
+	s := natstest.Server(t)
+	js := streamJS(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := orders.EnsurePartitionedStream(ctx, js, 1, partitions); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		startHost(t, s, host.Config{}, func(h *host.Host) {
+			if err := orders.RegisterPartitioned(h, partitions); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	sums, last := publishOrders(t, js, 400, 20)
+	for p := range partitions {
+		name := protocol.SubscriptionConsumer(orders.Type, orders.PartitionSubscription(p))
+		for {
+			c, err := js.Consumer(ctx, orders.Stream, name)
+			if err == nil {
+				if i := c.CachedInfo(); i.NumPending == 0 && i.NumAckPending == 0 && i.Delivered.Stream > 0 {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("partition %d: consumer %s not done: %v", p, name, err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
 	checkOrderTotals(t, newRouter(t, s), sums, last)
 }
