@@ -30,9 +30,9 @@ import (
 // Only turns that changed the state are saved in the window: a turn that
 // changed nothing is, on a new activation, simply run again, which has the
 // same effect. A turn that failed changed nothing and is not recorded.
-// Types declared with NoState, and types whose saved window is off, keep
-// only the memory tier: a repeat runs again once the activation that ran the
-// first attempt has ended.
+// Types declared with NoState keep no window: every attempt runs. Types
+// whose saved window is off keep only the memory tier: a repeat runs again
+// once the activation that ran the first attempt has ended.
 //
 // The window is bounded per type (CallWindow): by count, by age and by the
 // bytes of its records, oldest dropped first. A repeat that comes after its
@@ -239,7 +239,7 @@ func (a *activation) window() *callWindow {
 // repeat is the recorded outcome of env's call if the actor has already
 // run it: ok is false when env carries no id or the window does not hold it.
 func (a *activation) repeat(env *envelope) (reply []byte, err error, ok bool) {
-	if env.callID == "" {
+	if env.callID == "" || a.t.stateless {
 		return nil, nil, false
 	}
 	r := a.window().find(env.callID)
@@ -256,12 +256,13 @@ func (a *activation) repeat(env *envelope) (reply []byte, err error, ok bool) {
 // recordCall records env's call and its reply after a turn that succeeded:
 // in memory, and, when the turn changed the state of a type with a saved
 // window, in the saved window, so that the save that stores the change
-// stores the record too. Types without state, or with the saved window off,
-// keep the memory tier: an attempt the router sends again because the first
-// ran longer than its attempt timeout waits behind it in the mailbox and
-// gets its reply, instead of running again.
+// stores the record too. Types with the saved window off keep the memory
+// tier: an attempt the router sends again because the first ran longer than
+// its attempt timeout waits behind it in the mailbox and gets its reply,
+// instead of running again. Types without state record nothing: their calls
+// are the hot path, and a turn that changes no state can run again.
 func (a *activation) recordCall(env *envelope, reply []byte, changed bool) {
-	if env.callID == "" {
+	if env.callID == "" || a.t.stateless {
 		return
 	}
 	r := a.extra()
@@ -270,7 +271,7 @@ func (a *activation) recordCall(env *envelope, reply []byte, changed bool) {
 	}
 	now := a.e.clock.Now()
 	rec := &callRecord{Id: env.callID, Body: reply, UnixMs: now.UnixMilli()}
-	if changed && !a.t.stateless && a.t.window.calls >= 1 {
+	if changed && a.t.window.calls >= 1 {
 		r.calls.add(rec, a.t.window, now)
 	}
 	r.calls.remember(rec, now)
