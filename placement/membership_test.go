@@ -431,3 +431,44 @@ func TestAppliedEntriesAreInTheTable(t *testing.T) {
 		t.Fatal(msg)
 	}
 }
+
+// TestARouterWatcherSkipsReleases: WatchMembers, a router's watcher, builds
+// the same table as Watch but never reads the release records, which only
+// hosts need to decide activations.
+func TestARouterWatcherSkipsReleases(t *testing.T) {
+	js, kv := bucket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rec := &pb.HostRecord{HostId: "h1", Subject: "troupe.host.h1", ActorTypes: []string{"counter"}, Incarnation: "i1"}
+	l, err := placement.Join(ctx, js, kv, rec, placement.LeaseConfig{TTL: testTTL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	full := watch(t, kv)
+	members, err := placement.WatchMembers(ctx, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(members.Stop)
+	gen := waitTable(t, full, "h1", func(tab *placement.Table) bool { return len(tab.Members()) == 1 }).Generation()
+	if err := placement.Release(ctx, js, kv, "h1", "i1", gen, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); full.Settled() < gen; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the full watcher never settled at %d", gen)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The full watcher has applied the release; a later host entry shows
+	// the members-only watcher is past it too.
+	join(t, js, kv, "h2", nil)
+	tab := waitTable(t, members, "h2", func(tab *placement.Table) bool { return len(tab.Members()) == 2 })
+	if got := waitTable(t, full, "h2", func(tab *placement.Table) bool { return len(tab.Members()) == 2 }).Generation(); got != tab.Generation() {
+		t.Fatalf("generations differ: members-only %d, full %d", tab.Generation(), got)
+	}
+	if members.Settled() != 0 || members.MayActivate("h1", tab, "counter", "a") {
+		t.Fatalf("the members-only watcher counts releases: settled %d", members.Settled())
+	}
+}

@@ -36,16 +36,17 @@ var ErrWatcherStopped = errors.New("placement: watcher stopped")
 //
 // A Watcher owns one goroutine, started by Watch and ended by Stop.
 type Watcher struct {
-	kv      jetstream.KeyValue
-	kw      jetstream.KeyWatcher // owned by the goroutine after Watch
-	table   atomic.Pointer[Table]
-	settled atomic.Uint64 // the generation, once every member released at it
-	stop    chan struct{}
-	life    context.Context // ends when Stop is called
-	end     context.CancelFunc
-	resync  chan struct{}
-	done    chan struct{}
-	stopMu  sync.Once
+	kv       jetstream.KeyValue
+	releases bool                 // it follows the release records too (Watch, not WatchMembers)
+	kw       jetstream.KeyWatcher // owned by the goroutine after Watch
+	table    atomic.Pointer[Table]
+	settled  atomic.Uint64 // the generation, once every member released at it
+	stop     chan struct{}
+	life     context.Context // ends when Stop is called
+	end      context.CancelFunc
+	resync   chan struct{}
+	done     chan struct{}
+	stopMu   sync.Once
 
 	followers sync.WaitGroup // FollowReconnects goroutines
 
@@ -86,15 +87,28 @@ const (
 // It fails with ErrHashVersion when the bucket was made for another
 // placement function.
 func Watch(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
+	return watch(ctx, kv, true)
+}
+
+// WatchMembers is Watch without the release records, for a router: it routes
+// by the table and never activates an actor, so the release each host writes
+// per table change need not reach it. Its MayActivate is always false and
+// its Settled always 0.
+func WatchMembers(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
+	return watch(ctx, kv, false)
+}
+
+func watch(ctx context.Context, kv jetstream.KeyValue, releases bool) (*Watcher, error) {
 	if err := checkBucketHashVersion(ctx, kv); err != nil {
 		return nil, err
 	}
 	w := &Watcher{
-		kv:      kv,
-		stop:    make(chan struct{}),
-		resync:  make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		changed: make(chan struct{}),
+		kv:       kv,
+		releases: releases,
+		stop:     make(chan struct{}),
+		resync:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		changed:  make(chan struct{}),
 	}
 	w.life, w.end = context.WithCancel(context.Background())
 	w.table.Store(NewTable(0, nil))
@@ -115,7 +129,11 @@ func Watch(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
 func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, error) {
 	v := view{members: make(map[HostID]member), releases: make(map[HostID]*pb.ReleaseRecord)}
 	wctx, cancel := context.WithCancel(context.Background())
-	watch, err := w.kv.WatchFiltered(wctx, []string{protocol.HostKeys, protocol.ReleaseKeys})
+	keys := []string{protocol.HostKeys}
+	if w.releases {
+		keys = append(keys, protocol.ReleaseKeys)
+	}
+	watch, err := w.kv.WatchFiltered(wctx, keys)
 	if err != nil {
 		cancel()
 		return nil, v, fmt.Errorf("placement: watch %q: %w", w.kv.Bucket(), err)

@@ -105,7 +105,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: %w (is a troupe host running?)", err)
 	}
-	if r.w, err = placement.Watch(ctx, kv); err != nil {
+	if r.w, err = placement.WatchMembers(ctx, kv); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	r.w.FollowReconnects(nc)
