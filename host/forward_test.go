@@ -199,23 +199,30 @@ func TestForwardedCallFollowsTheActor(t *testing.T) {
 	}
 }
 
+// startDeadOwnerCase starts a counter host that the test is to crash (dead,
+// on its own connection onc; its lease is 1 s), a second counter host, and a
+// gateway-only host whose metrics are in reg. It returns them with a client
+// connection and the gateway subject of an add to an actor dead owns.
+func startDeadOwnerCase(t *testing.T) (dead *host.Host, onc, nc *nats.Conn, reg *prometheus.Registry, subject string) {
+	t.Helper()
+	s := natstest.Server(t)
+	lease := placement.LeaseConfig{TTL: time.Second}
+	onc = natstest.Connect(t, s)
+	dead = hosttest.Start(t, onc, host.Config{DisableGateway: true, Lease: lease}, func(h *host.Host) error { return h.Register(counter.Type, counter.New) })
+	startHost(t, s, host.Config{DisableGateway: true, Lease: lease}, registerCounter)
+	_, reg = gatewayHost(t, s, nil)
+	table := waitMembers(t, newRouter(t, s), 3)
+	id := ownedBy(t, table, counter.Type, dead.ID(), "x")
+	return dead, onc, natstest.Connect(t, s), reg, host.GatewaySubject("troupe", counter.Type, id, "add")
+}
+
 // TestGatewayCallToADeadOwner: the owner's process dies (its record stays
 // until its lease expires). A gateway call for one of its actors ends
 // before its deadline in the owner's answer after failover or in a typed
 // error, never in silence; the calls after it are relayed (or, once the
 // lease expired, forwarded to the new owner) and succeed.
 func TestGatewayCallToADeadOwner(t *testing.T) {
-	s := natstest.Server(t)
-	lease := placement.LeaseConfig{TTL: time.Second}
-	onc := natstest.Connect(t, s)
-	dead := hosttest.Start(t, onc, host.Config{DisableGateway: true, Lease: lease}, func(h *host.Host) error { return h.Register(counter.Type, counter.New) })
-	startHost(t, s, host.Config{DisableGateway: true, Lease: lease}, registerCounter)
-	_, reg := gatewayHost(t, s, nil)
-	r := newRouter(t, s)
-	table := waitMembers(t, r, 3)
-	id := ownedBy(t, table, counter.Type, dead.ID(), "x")
-	nc := natstest.Connect(t, s)
-	subject := host.GatewaySubject("troupe", counter.Type, id, "add")
+	dead, onc, nc, reg, subject := startDeadOwnerCase(t)
 	// The gateway host probes the owner after forwarding the call: see that
 	// probe reach the owner's subject before the crash, or the call,
 	// answered already, would count as lost when a late probe finds the

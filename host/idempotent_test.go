@@ -14,9 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/troupe-dev/troupe/examples/counter"
 	"github.com/troupe-dev/troupe/host"
-	"github.com/troupe-dev/troupe/internal/hosttest"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/internal/promtest"
 	"github.com/troupe-dev/troupe/pb"
@@ -405,17 +403,7 @@ func TestIdempotentBadCallIDsAreBadRequests(t *testing.T) {
 // the gateway host relays it with the same id, and it succeeds on the new
 // owner, applied once.
 func TestIdempotentGatewayCallToADeadOwnerIsRelayed(t *testing.T) {
-	s := natstest.Server(t)
-	lease := placement.LeaseConfig{TTL: time.Second}
-	onc := natstest.Connect(t, s)
-	dead := hosttest.Start(t, onc, host.Config{DisableGateway: true, Lease: lease}, func(h *host.Host) error { return h.Register(counter.Type, counter.New) })
-	startHost(t, s, host.Config{DisableGateway: true, Lease: lease}, registerCounter)
-	_, reg := gatewayHost(t, s, nil)
-	r := newRouter(t, s)
-	table := waitMembers(t, r, 3)
-	id := ownedBy(t, table, counter.Type, dead.ID(), "x")
-	nc := natstest.Connect(t, s)
-	subject := host.GatewaySubject("troupe", counter.Type, id, "add")
+	dead, onc, nc, reg, subject := startDeadOwnerCase(t)
 	if got, e := gatewayCall(t, nc, subject, "1", nats.Header{protocol.HeaderCallID: {"before"}}); e != nil || got != "1" {
 		t.Fatalf("before the crash: %q, %v", got, e)
 	}
