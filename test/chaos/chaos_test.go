@@ -57,10 +57,5 @@ func TestChaos(t *testing.T) {
 	finals := h.readCounters(*flagActors)
 	h.stopAll()
 
-	rep := h.check(load, finals)
-	rep.log(t)
-	if *flagReport != "" {
-		rep.write(t, *flagReport)
-	}
-	rep.assert(t)
+	h.verify(load, finals)
 }

@@ -33,6 +33,19 @@ type report struct {
 	Phantom     []string       `json:"counters_above_sent"`
 }
 
+// verify checks the run, logs the report, writes it where -chaos.report
+// says, and fails the test on what the report found.
+func (h *harness) verify(l *load, finals []int64) *report {
+	h.t.Helper()
+	rep := h.check(l, finals)
+	rep.log(h.t)
+	if *flagReport != "" {
+		rep.write(h.t, *flagReport)
+	}
+	rep.assert(h.t)
+	return rep
+}
+
 // check reads the ledgers and compares the counters with what the load saw.
 func (h *harness) check(l *load, finals []int64) *report {
 	h.t.Helper()

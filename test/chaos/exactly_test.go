@@ -61,10 +61,7 @@ func TestExactlyOnceUnderFaults(t *testing.T) {
 	finals := h.readCounters(actors)
 	h.stopAll()
 
-	rep := h.check(load, finals)
-	rep.log(t)
-	rep.assert(t)
-	exactly(t, rep, load.acked, finals)
+	exactly(t, h.verify(load, finals), load.acked, finals)
 }
 
 // exactly checks that nothing failed and each counter equals its

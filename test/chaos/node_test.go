@@ -76,12 +76,7 @@ func TestChaosNodeActor(t *testing.T) {
 	finals := h.readCounters(*flagNodeActors)
 	h.stopAll()
 
-	rep := h.check(load, finals)
-	rep.log(t)
-	if *flagReport != "" {
-		rep.write(t, *flagReport)
-	}
-	rep.assert(t)
+	h.verify(load, finals)
 }
 
 // injectNodeFaults injects n faults one after another into hosts and
