@@ -123,7 +123,8 @@ func (h *Host) handOff(prev, t *placement.Table) {
 // from this one between prev and t: with rendezvous hashing an actor moves
 // from this host to another only when the other became a candidate for its
 // type or this host stopped being one. A host left out, or a notice lost,
-// only waits for the release record to reach it through its watch.
+// only waits for the settled record (placement.Collector), which the
+// collectors write once every host has released.
 func (h *Host) noticeRelease(prev, t *placement.Table, inc string) {
 	if prev == nil {
 		return // this host held nothing before its first table

@@ -48,7 +48,8 @@ type Host struct {
 	members jetstream.KeyValue
 	store   *stateStore
 	w       *placement.Watcher
-	monitor *placement.Monitor // removes the records of crashed peers; nil until joined
+	monitor *placement.Monitor   // removes the records of crashed peers; nil until joined
+	collect *placement.Collector // writes the settled record while this host is a collector; nil until joined
 	router  *router.Router
 	sub     *nats.Subscription // the host's own subject
 	gw      *nats.Subscription // the gateway; nil when disabled
@@ -257,6 +258,7 @@ func (h *Host) start(ctx context.Context) error {
 			h.log.Info("removed the record of a host whose lease expired", "peer", id)
 		},
 	})
+	h.collect = placement.StartCollector(h.members, h.w, h.cfg.ID, h.nc)
 	h.goLoop(h.followTable)
 	h.sweeper = startSweeper(h.types, h.eng.clock)
 	if err := h.startOps(); err != nil {
@@ -448,6 +450,9 @@ func (h *Host) halt() {
 		h.loops.Wait()
 		if h.monitor != nil {
 			h.monitor.Stop()
+		}
+		if h.collect != nil {
+			h.collect.Stop()
 		}
 		if h.w != nil {
 			h.w.Stop()

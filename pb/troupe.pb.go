@@ -471,6 +471,66 @@ func (x *ReleaseRecord) GetGeneration() uint64 {
 	return 0
 }
 
+// SettledRecord is the value of the key settled in the membership bucket
+// (protocol version 2). A collector host writes it once every member of the
+// table of that generation has released at it, so that the other hosts learn
+// that from one entry instead of watching every host's release record (see
+// PROTOCOL.md, "Handoff").
+type SettledRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// generation is the table generation at which every member had released.
+	// Writers only ever raise it.
+	Generation uint64 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	// host_id is the collector that wrote it, for operators.
+	HostId        string `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettledRecord) Reset() {
+	*x = SettledRecord{}
+	mi := &file_troupe_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettledRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettledRecord) ProtoMessage() {}
+
+func (x *SettledRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettledRecord.ProtoReflect.Descriptor instead.
+func (*SettledRecord) Descriptor() ([]byte, []int) {
+	return file_troupe_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SettledRecord) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *SettledRecord) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
 // ActorState is the value of an actor's key in the state bucket when the
 // actor keeps named state keys, recorded calls or stream cursors (the entry
 // then carries the header Troupe-State: keys). An actor that only ever set
@@ -497,7 +557,7 @@ type ActorState struct {
 
 func (x *ActorState) Reset() {
 	*x = ActorState{}
-	mi := &file_troupe_proto_msgTypes[2]
+	mi := &file_troupe_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +569,7 @@ func (x *ActorState) String() string {
 func (*ActorState) ProtoMessage() {}
 
 func (x *ActorState) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[2]
+	mi := &file_troupe_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +582,7 @@ func (x *ActorState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActorState.ProtoReflect.Descriptor instead.
 func (*ActorState) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{2}
+	return file_troupe_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ActorState) GetEntries() []*StateEntry {
@@ -568,7 +628,7 @@ type CallRecord struct {
 
 func (x *CallRecord) Reset() {
 	*x = CallRecord{}
-	mi := &file_troupe_proto_msgTypes[3]
+	mi := &file_troupe_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +640,7 @@ func (x *CallRecord) String() string {
 func (*CallRecord) ProtoMessage() {}
 
 func (x *CallRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[3]
+	mi := &file_troupe_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +653,7 @@ func (x *CallRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRecord.ProtoReflect.Descriptor instead.
 func (*CallRecord) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{3}
+	return file_troupe_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CallRecord) GetId() string {
@@ -649,7 +709,7 @@ type StateEntry struct {
 
 func (x *StateEntry) Reset() {
 	*x = StateEntry{}
-	mi := &file_troupe_proto_msgTypes[4]
+	mi := &file_troupe_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +721,7 @@ func (x *StateEntry) String() string {
 func (*StateEntry) ProtoMessage() {}
 
 func (x *StateEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[4]
+	mi := &file_troupe_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +734,7 @@ func (x *StateEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateEntry.ProtoReflect.Descriptor instead.
 func (*StateEntry) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{4}
+	return file_troupe_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StateEntry) GetName() string {
@@ -704,7 +764,7 @@ type StreamCursor struct {
 
 func (x *StreamCursor) Reset() {
 	*x = StreamCursor{}
-	mi := &file_troupe_proto_msgTypes[5]
+	mi := &file_troupe_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +776,7 @@ func (x *StreamCursor) String() string {
 func (*StreamCursor) ProtoMessage() {}
 
 func (x *StreamCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[5]
+	mi := &file_troupe_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +789,7 @@ func (x *StreamCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCursor.ProtoReflect.Descriptor instead.
 func (*StreamCursor) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{5}
+	return file_troupe_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StreamCursor) GetName() string {
@@ -784,7 +844,7 @@ type WorkerTurn struct {
 
 func (x *WorkerTurn) Reset() {
 	*x = WorkerTurn{}
-	mi := &file_troupe_proto_msgTypes[6]
+	mi := &file_troupe_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +856,7 @@ func (x *WorkerTurn) String() string {
 func (*WorkerTurn) ProtoMessage() {}
 
 func (x *WorkerTurn) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[6]
+	mi := &file_troupe_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +869,7 @@ func (x *WorkerTurn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerTurn.ProtoReflect.Descriptor instead.
 func (*WorkerTurn) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{6}
+	return file_troupe_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WorkerTurn) GetActorType() string {
@@ -907,7 +967,7 @@ type WorkerHeader struct {
 
 func (x *WorkerHeader) Reset() {
 	*x = WorkerHeader{}
-	mi := &file_troupe_proto_msgTypes[7]
+	mi := &file_troupe_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +979,7 @@ func (x *WorkerHeader) String() string {
 func (*WorkerHeader) ProtoMessage() {}
 
 func (x *WorkerHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[7]
+	mi := &file_troupe_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +992,7 @@ func (x *WorkerHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHeader.ProtoReflect.Descriptor instead.
 func (*WorkerHeader) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{7}
+	return file_troupe_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WorkerHeader) GetName() string {
@@ -975,7 +1035,7 @@ type WorkerAnswer struct {
 
 func (x *WorkerAnswer) Reset() {
 	*x = WorkerAnswer{}
-	mi := &file_troupe_proto_msgTypes[8]
+	mi := &file_troupe_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1047,7 @@ func (x *WorkerAnswer) String() string {
 func (*WorkerAnswer) ProtoMessage() {}
 
 func (x *WorkerAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[8]
+	mi := &file_troupe_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1060,7 @@ func (x *WorkerAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerAnswer.ProtoReflect.Descriptor instead.
 func (*WorkerAnswer) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{8}
+	return file_troupe_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WorkerAnswer) GetReply() []byte {
@@ -1075,7 +1135,7 @@ type TimerEffect struct {
 
 func (x *TimerEffect) Reset() {
 	*x = TimerEffect{}
-	mi := &file_troupe_proto_msgTypes[9]
+	mi := &file_troupe_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1147,7 @@ func (x *TimerEffect) String() string {
 func (*TimerEffect) ProtoMessage() {}
 
 func (x *TimerEffect) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[9]
+	mi := &file_troupe_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1160,7 @@ func (x *TimerEffect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerEffect.ProtoReflect.Descriptor instead.
 func (*TimerEffect) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{9}
+	return file_troupe_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TimerEffect) GetName() string {
@@ -1149,7 +1209,7 @@ type ReminderEffect struct {
 
 func (x *ReminderEffect) Reset() {
 	*x = ReminderEffect{}
-	mi := &file_troupe_proto_msgTypes[10]
+	mi := &file_troupe_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1221,7 @@ func (x *ReminderEffect) String() string {
 func (*ReminderEffect) ProtoMessage() {}
 
 func (x *ReminderEffect) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_proto_msgTypes[10]
+	mi := &file_troupe_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1234,7 @@ func (x *ReminderEffect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReminderEffect.ProtoReflect.Descriptor instead.
 func (*ReminderEffect) Descriptor() ([]byte, []int) {
-	return file_troupe_proto_rawDescGZIP(), []int{10}
+	return file_troupe_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReminderEffect) GetName() string {
@@ -1241,7 +1301,12 @@ const file_troupe_proto_rawDesc = "" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x03 \x01(\x04R\n" +
-	"generation\"\x9d\x01\n" +
+	"generation\"H\n" +
+	"\rSettledRecord\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\x12\x17\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\"\x9d\x01\n" +
 	"\n" +
 	"ActorState\x12/\n" +
 	"\aentries\x18\x01 \x03(\v2\x15.troupe.v1.StateEntryR\aentries\x12+\n" +
@@ -1353,35 +1418,36 @@ func file_troupe_proto_rawDescGZIP() []byte {
 }
 
 var file_troupe_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_troupe_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_troupe_proto_goTypes = []any{
 	(HostState)(0),         // 0: troupe.v1.HostState
 	(ErrorCode)(0),         // 1: troupe.v1.ErrorCode
 	(TurnKind)(0),          // 2: troupe.v1.TurnKind
 	(*HostRecord)(nil),     // 3: troupe.v1.HostRecord
 	(*ReleaseRecord)(nil),  // 4: troupe.v1.ReleaseRecord
-	(*ActorState)(nil),     // 5: troupe.v1.ActorState
-	(*CallRecord)(nil),     // 6: troupe.v1.CallRecord
-	(*StateEntry)(nil),     // 7: troupe.v1.StateEntry
-	(*StreamCursor)(nil),   // 8: troupe.v1.StreamCursor
-	(*WorkerTurn)(nil),     // 9: troupe.v1.WorkerTurn
-	(*WorkerHeader)(nil),   // 10: troupe.v1.WorkerHeader
-	(*WorkerAnswer)(nil),   // 11: troupe.v1.WorkerAnswer
-	(*TimerEffect)(nil),    // 12: troupe.v1.TimerEffect
-	(*ReminderEffect)(nil), // 13: troupe.v1.ReminderEffect
+	(*SettledRecord)(nil),  // 5: troupe.v1.SettledRecord
+	(*ActorState)(nil),     // 6: troupe.v1.ActorState
+	(*CallRecord)(nil),     // 7: troupe.v1.CallRecord
+	(*StateEntry)(nil),     // 8: troupe.v1.StateEntry
+	(*StreamCursor)(nil),   // 9: troupe.v1.StreamCursor
+	(*WorkerTurn)(nil),     // 10: troupe.v1.WorkerTurn
+	(*WorkerHeader)(nil),   // 11: troupe.v1.WorkerHeader
+	(*WorkerAnswer)(nil),   // 12: troupe.v1.WorkerAnswer
+	(*TimerEffect)(nil),    // 13: troupe.v1.TimerEffect
+	(*ReminderEffect)(nil), // 14: troupe.v1.ReminderEffect
 }
 var file_troupe_proto_depIdxs = []int32{
 	0,  // 0: troupe.v1.HostRecord.state:type_name -> troupe.v1.HostState
-	7,  // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
-	6,  // 2: troupe.v1.ActorState.calls:type_name -> troupe.v1.CallRecord
-	8,  // 3: troupe.v1.ActorState.streams:type_name -> troupe.v1.StreamCursor
+	8,  // 1: troupe.v1.ActorState.entries:type_name -> troupe.v1.StateEntry
+	7,  // 2: troupe.v1.ActorState.calls:type_name -> troupe.v1.CallRecord
+	9,  // 3: troupe.v1.ActorState.streams:type_name -> troupe.v1.StreamCursor
 	2,  // 4: troupe.v1.WorkerTurn.kind:type_name -> troupe.v1.TurnKind
-	10, // 5: troupe.v1.WorkerTurn.headers:type_name -> troupe.v1.WorkerHeader
-	7,  // 6: troupe.v1.WorkerTurn.state:type_name -> troupe.v1.StateEntry
+	11, // 5: troupe.v1.WorkerTurn.headers:type_name -> troupe.v1.WorkerHeader
+	8,  // 6: troupe.v1.WorkerTurn.state:type_name -> troupe.v1.StateEntry
 	1,  // 7: troupe.v1.WorkerAnswer.error_code:type_name -> troupe.v1.ErrorCode
-	7,  // 8: troupe.v1.WorkerAnswer.state:type_name -> troupe.v1.StateEntry
-	12, // 9: troupe.v1.WorkerAnswer.timers:type_name -> troupe.v1.TimerEffect
-	13, // 10: troupe.v1.WorkerAnswer.reminders:type_name -> troupe.v1.ReminderEffect
+	8,  // 8: troupe.v1.WorkerAnswer.state:type_name -> troupe.v1.StateEntry
+	13, // 9: troupe.v1.WorkerAnswer.timers:type_name -> troupe.v1.TimerEffect
+	14, // 10: troupe.v1.WorkerAnswer.reminders:type_name -> troupe.v1.ReminderEffect
 	11, // [11:11] is the sub-list for method output_type
 	11, // [11:11] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
@@ -1400,7 +1466,7 @@ func file_troupe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_proto_rawDesc), len(file_troupe_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -432,20 +432,28 @@ func TestAppliedEntriesAreInTheTable(t *testing.T) {
 	}
 }
 
-// TestARouterWatcherSkipsReleases: WatchMembers, a router's watcher, builds
-// the same table as Watch but never reads the release records, which only
-// hosts need to decide activations.
-func TestARouterWatcherSkipsReleases(t *testing.T) {
+// TestWatchersFollowTheirShareOfTheReleases: a collector's watcher
+// (WatchReleases) settles on the release records; a host's watcher (Watch)
+// ignores them and settles on the settled record alone, once its table has
+// reached that generation, and only for the members whose records are
+// unchanged since; a router's watcher (WatchMembers) builds the same table
+// and never counts a release.
+func TestWatchersFollowTheirShareOfTheReleases(t *testing.T) {
 	js, kv := bucket(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rec := &pb.HostRecord{HostId: "h1", Subject: "troupe.host.h1", ActorTypes: []string{"counter"}, Incarnation: "i1"}
+	rec := &pb.HostRecord{HostId: "h1", Subject: "troupe.host.h1", ActorTypes: []string{"counter"}, Incarnation: "i1", Protocol: 2}
 	l, err := placement.Join(ctx, js, kv, rec, placement.LeaseConfig{TTL: testTTL}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.Stop)
-	full := watch(t, kv)
+	full, err := placement.WatchReleases(ctx, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(full.Stop)
+	host := watch(t, kv)
 	members, err := placement.WatchMembers(ctx, kv)
 	if err != nil {
 		t.Fatal(err)
@@ -455,20 +463,68 @@ func TestARouterWatcherSkipsReleases(t *testing.T) {
 	if err := placement.Release(ctx, js, kv, "h1", "i1", gen, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); full.Settled() < gen; {
+	for deadline := time.Now().Add(10 * time.Second); full.Settled() < gen; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the full watcher never settled at %d", gen)
+			t.Fatalf("the collector's watcher never settled at %d", gen)
 		}
-		time.Sleep(time.Millisecond)
 	}
-	// The full watcher has applied the release; a later host entry shows
-	// the members-only watcher is past it too.
+	// A later host entry shows the other watchers are past the release.
 	join(t, js, kv, "h2", nil)
-	tab := waitTable(t, members, "h2", func(tab *placement.Table) bool { return len(tab.Members()) == 2 })
-	if got := waitTable(t, full, "h2", func(tab *placement.Table) bool { return len(tab.Members()) == 2 }).Generation(); got != tab.Generation() {
+	two := func(tab *placement.Table) bool { return len(tab.Members()) == 2 }
+	tab := waitTable(t, members, "h2", two)
+	if got := waitTable(t, full, "h2", two).Generation(); got != tab.Generation() {
 		t.Fatalf("generations differ: members-only %d, full %d", tab.Generation(), got)
 	}
+	htab := waitTable(t, host, "h2", two)
 	if members.Settled() != 0 || members.MayActivate("h1", tab, "counter", "a") {
 		t.Fatalf("the members-only watcher counts releases: settled %d", members.Settled())
+	}
+	if host.Settled() != 0 {
+		t.Fatalf("the host's watcher settled at %d on a release record", host.Settled())
+	}
+
+	// The settled record of h1's table, read once the table has two
+	// members, counts h1 (unchanged since) but not h2, which joined after.
+	settle := func(gen uint64) {
+		t.Helper()
+		if err := placement.WriteSettled(ctx, kv, "h1", gen); err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(ctx, protocol.SettledKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitRevision(t, host, e.Revision())
+	}
+	settle(gen)
+	settle(gen - 1)
+	owned := func(id placement.HostID) placement.ActorID {
+		for i := 0; ; i++ {
+			a := placement.ActorID(fmt.Sprintf("a%d", i))
+			if o, _ := tab.Owner("counter", a); o.ID == id {
+				return a
+			}
+		}
+	}
+	if host.Settled() != 0 {
+		t.Fatalf("settled %d at generation %d: a member that joined after the settled table counts as released", host.Settled(), tab.Generation())
+	}
+	if host.MayActivate("h1", htab, "counter", owned("h1")) {
+		t.Fatal("h1 may activate while h2, which joined after the settled table, has not released")
+	}
+	settle(tab.Generation())
+	if host.Settled() != tab.Generation() {
+		t.Fatalf("the host's watcher settled at %d after the settled record of %d", host.Settled(), tab.Generation())
+	}
+	if !host.MayActivate("h1", htab, "counter", owned("h1")) {
+		t.Fatal("h1 may not activate its own actor in a settled table")
+	}
+	e, err := kv.Get(ctx, protocol.SettledKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := new(pb.SettledRecord)
+	if err := proto.Unmarshal(e.Value(), got); err != nil || got.GetGeneration() != tab.Generation() {
+		t.Fatalf("settled record %v (%v), want generation %d: a writer lowered it", got, err, tab.Generation())
 	}
 }

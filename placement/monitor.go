@@ -80,26 +80,38 @@ func (m *Monitor) Stop() {
 // the next k hosts of protocol version 2 after self on the ring (fewer when
 // the table has fewer others). self need not be a member.
 func Watched(t *Table, self HostID, k int) []HostID {
-	type point struct {
-		hash uint64
-		id   HostID
-	}
-	ring := []point{{hostHash(self), self}}
-	for _, mem := range t.Members() {
-		if mem.ID != self && mem.Protocol >= protocol.AliveRenewalVersion {
-			ring = append(ring, point{hostHash(mem.ID), mem.ID})
-		}
-	}
-	slices.SortFunc(ring, func(a, b point) int {
-		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.id, b.id))
-	})
-	at := slices.IndexFunc(ring, func(p point) bool { return p.id == self })
+	ring := ringOf(t, self, func(Member) bool { return true })
+	at := slices.IndexFunc(ring, func(p ringPoint) bool { return p.id == self })
 	k = min(k, len(ring)-1)
 	out := make([]HostID, 0, k)
 	for i := 1; i <= k; i++ {
 		out = append(out, ring[(at+i)%len(ring)].id)
 	}
 	return out
+}
+
+type ringPoint struct {
+	hash uint64
+	id   HostID
+}
+
+// ringOf returns the hosts of protocol version 2 in t that keep passes, and
+// self if it is not empty, ordered by host hash (fmix64(FNV-1a-64(id)), as
+// in the placement hash; ties by id).
+func ringOf(t *Table, self HostID, keep func(Member) bool) []ringPoint {
+	var ring []ringPoint
+	if self != "" {
+		ring = append(ring, ringPoint{hostHash(self), self})
+	}
+	for _, mem := range t.Members() {
+		if mem.ID != self && mem.Protocol >= protocol.AliveRenewalVersion && keep(mem) {
+			ring = append(ring, ringPoint{hostHash(mem.ID), mem.ID})
+		}
+	}
+	slices.SortFunc(ring, func(a, b ringPoint) int {
+		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.id, b.id))
+	})
+	return ring
 }
 
 func (m *Monitor) loop() {

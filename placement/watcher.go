@@ -31,22 +31,28 @@ var ErrWatcherStopped = errors.New("placement: watcher stopped")
 // write. Departures are seen through purge markers, kept for the bucket's
 // marker TTL.
 //
-// The watcher also follows the hosts' release records, and with them answers
-// MayActivate: whether a host may activate an actor it gained (see handoff).
+// A host's watcher (Watch) also answers MayActivate: whether the host may
+// activate an actor it gained (see handoff). It learns which members have
+// released from the settled record, which a few collector hosts write once
+// every member has released at a generation (Collector), and from the
+// release notices of the hosts it gained actors from (NoteRelease); it does
+// not watch the release records themselves, one per host per table change,
+// which would make every change cost O(N²) deliveries. WatchReleases follows
+// those records instead, for a collector.
 //
 // A Watcher owns one goroutine, started by Watch and ended by Stop.
 type Watcher struct {
-	kv       jetstream.KeyValue
-	releases bool                 // it follows the release records too (Watch, not WatchMembers)
-	kw       jetstream.KeyWatcher // owned by the goroutine after Watch
-	table    atomic.Pointer[Table]
-	settled  atomic.Uint64 // the generation, once every member released at it
-	stop     chan struct{}
-	life     context.Context // ends when Stop is called
-	end      context.CancelFunc
-	resync   chan struct{}
-	done     chan struct{}
-	stopMu   sync.Once
+	kv      jetstream.KeyValue
+	follows follows
+	kw      jetstream.KeyWatcher // owned by the goroutine after Watch
+	table   atomic.Pointer[Table]
+	settled atomic.Uint64 // the generation, once every member released at it
+	stop    chan struct{}
+	life    context.Context // ends when Stop is called
+	end     context.CancelFunc
+	resync  chan struct{}
+	done    chan struct{}
+	stopMu  sync.Once
 
 	followers sync.WaitGroup // FollowReconnects goroutines
 
@@ -58,12 +64,25 @@ type Watcher struct {
 	stopped bool
 }
 
-// view is the member set and release records read from the bucket.
+// follows says which keys of the bucket a watcher follows besides hosts.*.
+type follows uint8
+
+const (
+	followMembers  follows = iota // hosts.* alone: a router's watcher
+	followSettled                 // and the settled record: a host's watcher
+	followReleases                // and every release record: a collector's watcher
+)
+
+// view is the member set and release state read from the bucket.
 type view struct {
 	members  map[HostID]member
 	releases map[HostID]*pb.ReleaseRecord
-	gen      uint64
-	rev      uint64 // the highest revision folded in
+	// settled is the generation of the latest settled record: every member
+	// of that table had released at it. markApplied is the settled
+	// generation last folded into releases.
+	settled, markApplied uint64
+	gen                  uint64
+	rev                  uint64 // the highest revision folded in
 }
 
 type member struct {
@@ -78,37 +97,45 @@ type effect uint8
 const (
 	noEffect      effect = iota // a lease renewal, or an entry ignored
 	releaseEffect               // a release record: the handoff state may change
+	settledEffect               // the settled record: so may it
 	memberEffect                // the member set: a new table
 )
 
-// Watch starts following kv and returns once the current member set has
-// been read, or ctx ends.
+// Watch starts following kv for a host and returns once the current member
+// set has been read, or ctx ends. It follows the host records and the
+// settled record; feed it release notices with NoteRelease.
 //
 // It fails with ErrHashVersion when the bucket was made for another
 // placement function.
 func Watch(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
-	return watch(ctx, kv, true)
+	return watch(ctx, kv, followSettled)
 }
 
-// WatchMembers is Watch without the release records, for a router: it routes
-// by the table and never activates an actor, so the release each host writes
-// per table change need not reach it. Its MayActivate is always false and
-// its Settled always 0.
+// WatchMembers is Watch without any release state, for a router: it routes
+// by the table and never activates an actor. Its MayActivate is always false
+// and its Settled always 0.
 func WatchMembers(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
-	return watch(ctx, kv, false)
+	return watch(ctx, kv, followMembers)
 }
 
-func watch(ctx context.Context, kv jetstream.KeyValue, releases bool) (*Watcher, error) {
+// WatchReleases is Watch following every host's release record instead of
+// the settled record, for a collector (or a test that checks the records).
+// Each table change delivers one record per host to it.
+func WatchReleases(ctx context.Context, kv jetstream.KeyValue) (*Watcher, error) {
+	return watch(ctx, kv, followReleases)
+}
+
+func watch(ctx context.Context, kv jetstream.KeyValue, f follows) (*Watcher, error) {
 	if err := checkBucketHashVersion(ctx, kv); err != nil {
 		return nil, err
 	}
 	w := &Watcher{
-		kv:       kv,
-		releases: releases,
-		stop:     make(chan struct{}),
-		resync:   make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		changed:  make(chan struct{}),
+		kv:      kv,
+		follows: f,
+		stop:    make(chan struct{}),
+		resync:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		changed: make(chan struct{}),
 	}
 	w.life, w.end = context.WithCancel(context.Background())
 	w.table.Store(NewTable(0, nil))
@@ -130,7 +157,10 @@ func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, erro
 	v := view{members: make(map[HostID]member), releases: make(map[HostID]*pb.ReleaseRecord)}
 	wctx, cancel := context.WithCancel(context.Background())
 	keys := []string{protocol.HostKeys}
-	if w.releases {
+	switch w.follows {
+	case followSettled:
+		keys = append(keys, protocol.SettledKey)
+	case followReleases:
 		keys = append(keys, protocol.ReleaseKeys)
 	}
 	watch, err := w.kv.WatchFiltered(wctx, keys)
@@ -177,12 +207,23 @@ func (k keyWatch) Stop() error {
 //
 // A re-read that finds the member set unchanged keeps the current table, so
 // hosts do not hand off and release again after every reconnect.
+//
+// Releases learnt before (from notices) still hold for the same incarnation,
+// and a watch that does not follow the release records would not read them
+// again, so they are kept.
 func (w *Watcher) install(v view) {
 	w.mu.Lock()
 	v.gen = max(v.gen, w.view.gen)
+	v.settled = max(v.settled, w.view.settled)
+	for id, rec := range w.view.releases {
+		if _, ok := v.releases[id]; !ok && w.follows != followReleases {
+			v.releases[id] = rec
+		}
+	}
 	same := len(w.handoff.history) > 0 && w.table.Load().Generation() == v.gen && sameMembers(w.view.members, v.members)
 	w.view = v
 	w.handoff.resetReleased(v.releasedAt())
+	w.applySettled()
 	w.mu.Unlock()
 	if same {
 		w.updateSettled()
@@ -244,16 +285,42 @@ func (w *Watcher) next() bool {
 func (w *Watcher) applyEntry(e jetstream.KeyValueEntry) {
 	w.mu.Lock()
 	eff, id := w.view.apply(e)
-	if eff != noEffect {
+	switch eff {
+	case memberEffect, releaseEffect:
 		gen, ok := w.view.releasedBy(id)
 		w.handoff.setReleased(id, gen, ok)
+	case settledEffect:
+		w.applySettled()
 	}
 	w.mu.Unlock()
 	switch eff {
 	case memberEffect:
 		w.publish()
-	case releaseEffect:
+	case releaseEffect, settledEffect:
 		w.updateSettled()
+	}
+}
+
+// applySettled folds the settled record into the release state, once the
+// watcher's table has reached its generation s: every member of table s had
+// released at s, so each current member whose record has not changed since
+// (it was in table s as it is now) counts as released at s. A member that
+// released later still counts at its own, later release; one whose record
+// changed after s (a new incarnation, a drain) is not covered. It is O(N)
+// once per settled record, not per entry. w.mu is held.
+func (w *Watcher) applySettled() {
+	s, cur := w.view.settled, w.handoff.current()
+	if s <= w.view.markApplied || cur == nil || s > cur.Generation() {
+		return // nothing new, or a table this watcher has not reached yet
+	}
+	w.view.markApplied = s
+	for id, m := range w.view.members {
+		if m.changed > s {
+			continue
+		}
+		w.view.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: m.rec.GetIncarnation(), Generation: s})
+		gen, ok := w.view.releasedBy(id)
+		w.handoff.setReleased(id, gen, ok)
 	}
 }
 
@@ -304,6 +371,12 @@ func (w *Watcher) reread() {
 // entries, costs a map lookup and a byte comparison.
 func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 	v.rev = max(v.rev, e.Revision())
+	if e.Key() == protocol.SettledKey {
+		if v.applySettled(e) {
+			return settledEffect, ""
+		}
+		return noEffect, ""
+	}
 	if id, ok := protocol.ParseReleaseKey(e.Key()); ok {
 		v.applyRelease(id, e)
 		return releaseEffect, id
@@ -340,6 +413,20 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 	v.members[id] = member{rec: rec, raw: e.Value(), changed: changed}
 	v.gen = max(v.gen, changed)
 	return memberEffect, id
+}
+
+// applySettled reads the settled record; true when it raised the settled
+// generation.
+func (v *view) applySettled(e jetstream.KeyValueEntry) bool {
+	if e.Operation() != jetstream.KeyValuePut {
+		return false // removed by hand: what it said stays true
+	}
+	rec := new(pb.SettledRecord)
+	if err := proto.Unmarshal(e.Value(), rec); err != nil || rec.GetGeneration() <= v.settled {
+		return false
+	}
+	v.settled = rec.GetGeneration()
+	return true
 }
 
 func (v *view) applyRelease(id HostID, e jetstream.KeyValueEntry) {
@@ -436,6 +523,7 @@ func (w *Watcher) publish() {
 	}
 	t := NewTable(w.view.gen, ms)
 	w.handoff.push(t)
+	w.applySettled()
 	w.table.Store(t)
 	w.mu.Unlock()
 	w.updateSettled()
@@ -457,7 +545,7 @@ func (w *Watcher) updateSettled() {
 // has released at t's generation; before that, it is true for an actor whose
 // previous owners have released it. Wait on Changed and ask again.
 func (w *Watcher) MayActivate(self HostID, t *Table, typ ActorType, id ActorID) bool {
-	if o, ok := t.Owner(typ, id); !ok || o.ID != self || w.table.Load() != t {
+	if o, ok := t.Owner(typ, id); !ok || o.ID != self || w.table.Load() != t || w.follows == followMembers {
 		return false
 	}
 	if w.settled.Load() >= t.Generation() {

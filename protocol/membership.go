@@ -55,6 +55,12 @@ func ParseAliveKey(key string) (id HostID, ok bool) { return parseKey(key, alive
 // alive.<hostID> instead of their host record, and monitor each other.
 const AliveRenewalVersion = 2
 
+// SettledKey is the membership key of the settled record
+// (troupe.v1.SettledRecord): the latest generation at which every member had
+// released, written by a few collector hosts of protocol version 2 and
+// watched by every host in place of the release records themselves.
+const SettledKey = "settled"
+
 // Key filters of the membership bucket, for a KV watch.
 const (
 	HostKeys    = hostKeyPrefix + "*"    // every host record

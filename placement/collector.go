@@ -1,0 +1,155 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/internal/jsutil"
+	"github.com/troupe-dev/troupe/pb"
+	"github.com/troupe-dev/troupe/protocol"
+)
+
+// CollectorHosts is how many hosts collect the release records: two, so that
+// a crashed collector delays nothing while the other lives, and the ring
+// closes over both as their records are removed.
+const CollectorHosts = 2
+
+// Collectors returns the hosts that collect releases in table t: the first
+// CollectorHosts active hosts of protocol version 2 on the ring that Watched
+// orders (by host hash).
+func Collectors(t *Table) []HostID {
+	ring := ringOf(t, "", func(m Member) bool { return !m.Draining })
+	out := make([]HostID, 0, CollectorHosts)
+	for _, p := range ring[:min(CollectorHosts, len(ring))] {
+		out = append(out, p.id)
+	}
+	return out
+}
+
+// Collector turns the hosts' release records into the settled record, so
+// that a table change costs O(N) deliveries rather than O(N²). Every host
+// writes a release record per table change; only the collectors watch them
+// (WatchReleases), and once every member of a table has released at its
+// generation, they raise the settled record (protocol.SettledKey) to it. Every
+// host's watcher follows that one key (Watch), and counts each member whose
+// record is unchanged since that table as released at it.
+//
+// A host runs one Collector, which collects only while the host is among
+// Collectors of its watcher's current table. A Collector owns one goroutine,
+// started by StartCollector and ended by Stop.
+type Collector struct {
+	kv   jetstream.KeyValue
+	w    *Watcher
+	self HostID
+	nc   *nats.Conn
+	life context.Context
+	end  context.CancelFunc
+	done chan struct{}
+}
+
+// StartCollector starts collecting, for host self, whenever w's current table
+// names it among Collectors. nc, when not nil, is the connection whose
+// reconnects make the collector's own watcher read the bucket again
+// (Watcher.FollowReconnects).
+func StartCollector(kv jetstream.KeyValue, w *Watcher, self HostID, nc *nats.Conn) *Collector {
+	c := &Collector{kv: kv, w: w, self: self, nc: nc, done: make(chan struct{})}
+	c.life, c.end = context.WithCancel(context.Background())
+	go c.loop()
+	return c
+}
+
+// Stop ends the collector and waits for its goroutine.
+func (c *Collector) Stop() {
+	c.end()
+	<-c.done
+}
+
+func (c *Collector) loop() {
+	defer close(c.done)
+	var (
+		rw      *Watcher // follows every release record while self collects
+		written uint64   // the highest generation this collector wrote
+		retry   <-chan time.Time
+	)
+	defer func() {
+		if rw != nil {
+			rw.Stop()
+		}
+	}()
+	for {
+		changed := c.w.Changed()
+		collects := slices.Contains(Collectors(c.w.Table()), c.self)
+		switch {
+		case collects && rw == nil && retry == nil:
+			var err error
+			if rw, err = WatchReleases(c.life, c.kv); err != nil {
+				rw, retry = nil, time.After(monitorRetry)
+			} else if c.nc != nil {
+				rw.FollowReconnects(c.nc)
+			}
+		case !collects && rw != nil:
+			rw.Stop()
+			rw = nil
+		}
+		var released <-chan struct{}
+		if rw != nil {
+			released = rw.Changed()
+			if s := rw.Settled(); s > written && retry == nil {
+				if err := WriteSettled(c.life, c.kv, c.self, s); err != nil {
+					retry = time.After(monitorRetry)
+				} else {
+					written = s
+				}
+			}
+		}
+		select {
+		case <-c.life.Done():
+			return
+		case <-changed:
+		case <-released:
+		case <-retry:
+			retry = nil
+		}
+	}
+}
+
+// WriteSettled raises the settled record to generation gen, with a
+// compare-and-set on the record's revision so that two collectors never
+// lower it. It does nothing when the record is at gen or later already.
+func WriteSettled(ctx context.Context, kv jetstream.KeyValue, self HostID, gen uint64) error {
+	data, err := proto.Marshal(&pb.SettledRecord{Generation: gen, HostId: string(self)})
+	if err != nil {
+		return err
+	}
+	for {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		e, err := kv.Get(ctx, protocol.SettledKey)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = kv.Create(ctx, protocol.SettledKey, data)
+		case err == nil:
+			old := new(pb.SettledRecord)
+			if proto.Unmarshal(e.Value(), old) == nil && old.GetGeneration() >= gen {
+				cancel()
+				return nil
+			}
+			_, err = kv.Update(ctx, protocol.SettledKey, data, e.Revision())
+		}
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case jsutil.IsConflict(err) || errors.Is(err, jetstream.ErrKeyExists):
+			continue // the other collector wrote first: read it again
+		default:
+			return fmt.Errorf("placement: settled record at generation %d: %w", gen, err)
+		}
+	}
+}
