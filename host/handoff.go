@@ -96,8 +96,8 @@ func (h *Host) checkOwnRecord(t *placement.Table) {
 }
 
 // handOff deactivates every activation t does not give to this host, waits
-// for them to end, writes the release record for t's generation, and tells
-// the hosts that may have gained actors from it since prev.
+// for them to end, tells the hosts that may have gained actors from it since
+// prev, and writes the release record for t's generation.
 func (h *Host) handOff(prev, t *placement.Table) {
 	var lost []*activation
 	h.types.each(func(a *activation) {
@@ -113,9 +113,11 @@ func (h *Host) handOff(prev, t *placement.Table) {
 			return
 		}
 	}
-	if inc, ok := h.release(t.Generation()); ok {
-		h.noticeRelease(prev, t, inc)
-	}
+	// The host holds nothing t gives away now: the gainers may know it at
+	// once; the record, which only the collectors (and hosts of protocol
+	// version 1) read, is one JetStream write behind.
+	h.noticeRelease(prev, t, h.rec.incarnation())
+	h.release(t.Generation())
 }
 
 // noticeRelease sends a release notice (protocol.HeaderReleased) for t's
@@ -151,9 +153,8 @@ func (h *Host) noticeRelease(prev, t *placement.Table, inc string) {
 }
 
 // release writes the host's release record, retrying until it lands, a newer
-// table supersedes it, or the host stops. It reports the incarnation the
-// record was written for, and whether it was.
-func (h *Host) release(gen uint64) (string, bool) {
+// table supersedes it, or the host stops.
+func (h *Host) release(gen uint64) {
 	for {
 		inc := h.rec.incarnation()
 		ctx, cancel := context.WithTimeout(context.Background(), h.lease().TTL())
@@ -161,16 +162,16 @@ func (h *Host) release(gen uint64) (string, bool) {
 		cancel()
 		if err == nil {
 			h.released.set(gen)
-			return inc, true
+			return
 		}
 		h.log.Warn("release not recorded; retrying", "generation", gen, "err", err)
 		select {
 		case <-h.stop:
-			return "", false
+			return
 		case <-time.After(100 * time.Millisecond):
 		}
 		if h.w.Table().Generation() > gen {
-			return "", false
+			return
 		}
 	}
 }

@@ -105,11 +105,11 @@ const (
 
 // HeaderReleased marks a release notice: a message a host of protocol
 // version 2 publishes, without a reply subject, to the subject of each host
-// that gained actors from it, once it has written its release record
-// (PROTOCOL.md, "Handoff"). Its value is "<hostID> <incarnation>
-// <generation>", the fields of the ReleaseRecord; the body is empty. The
-// receiver counts it as that record, so it need not wait for the record to
-// reach it through its watch behind the other hosts' releases.
+// that gained actors from it, once it has released (PROTOCOL.md,
+// "Handoff"). Its value is "<hostID> <incarnation> <generation>", the fields
+// of the ReleaseRecord; the body is empty. The receiver counts it as that
+// record, so it need not wait for the settled record, which comes once every
+// host has released.
 const HeaderReleased = "Troupe-Released"
 
 // FormatReleased is the value of HeaderReleased.
