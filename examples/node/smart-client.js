@@ -57,7 +57,7 @@ async function within(promise, ms) {
  * The member set and generation that the entries of the membership bucket
  * make, folded in as placement.Watcher does (PROTOCOL.md, "Membership
  * bucket"). Only hosts.* keys count: a watch of the whole bucket also
- * delivers alive.* and released.* entries, which change nothing here.
+ * delivers alive.*, released.* and settled entries, which change nothing here.
  * placement/testdata/membership.json holds the cases it must agree on.
  */
 export class MemberSet {
