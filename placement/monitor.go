@@ -15,11 +15,14 @@ import (
 	"github.com/troupe-dev/troupe/protocol"
 )
 
-// MonitorPeers is how many hosts each host monitors: a crashed host's record
-// is removed as long as one of the MonitorPeers hosts before it on the ring
-// is alive, and when all of them crashed too, the ring closes over them as
-// their own records are removed.
-const MonitorPeers = 2
+// MonitorPeers is how many hosts each host monitors: one, the next on the
+// ring. A crashed host's record is removed once its liveness key expired if
+// the host before it on the ring is alive; when that one crashed too, its
+// own monitor removes it, the ring closes over it, and the host after it,
+// now watched by a live monitor, goes at once. Each monitor more would cost
+// one delivery per host per renewal (a third of the traffic at rest) to
+// save that round in the rare case of neighbours crashing together.
+const MonitorPeers = 1
 
 // monitorRetry is how long a monitor waits before watching again after its
 // watch could not start or ended.

@@ -3,6 +3,7 @@ package placement_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -139,18 +140,25 @@ func TestTheRingClosesOverCrashedMonitors(t *testing.T) {
 		leases[id] = join(t, js, kv, string(id), nil)
 	}
 	tab := waitTable(t, w, "five hosts", members(5))
-	// victim, and the two hosts that watch it.
+	// victim, the hosts that watch it, and the hosts that watch those:
+	// the ring has to close over two layers of dead monitors.
 	victim := ids[0]
 	crashed := map[placement.HostID]bool{victim: true}
-	for _, id := range ids {
-		for _, watched := range placement.Watched(tab, id, placement.MonitorPeers) {
-			if watched == victim {
-				crashed[id] = true
+	layer := []placement.HostID{victim}
+	for range 2 {
+		var next []placement.HostID
+		for _, id := range ids {
+			for _, watched := range placement.Watched(tab, id, placement.MonitorPeers) {
+				if slices.Contains(layer, watched) && !crashed[id] {
+					crashed[id] = true
+					next = append(next, id)
+				}
 			}
 		}
+		layer = next
 	}
-	if len(crashed) != 3 {
-		t.Fatalf("%s is watched by %d hosts, want %d", victim, len(crashed)-1, placement.MonitorPeers)
+	if want := 1 + 2*placement.MonitorPeers; len(crashed) != want {
+		t.Fatalf("crashing %s and two layers of its monitors crashes %d hosts, want %d", victim, len(crashed), want)
 	}
 	for _, id := range ids {
 		if crashed[id] {
@@ -167,7 +175,7 @@ func TestTheRingClosesOverCrashedMonitors(t *testing.T) {
 			t.Fatalf("%s is still a member", id)
 		}
 	}
-	t.Logf("three crashed hosts removed %v after the crash", time.Since(start))
+	t.Logf("%d crashed hosts removed %v after the crash", len(crashed), time.Since(start))
 }
 
 // A release notice lets a host activate an actor it gained before the
