@@ -4,9 +4,11 @@
 // import nothing from NATS, so every host and every client that has applied
 // the same member set computes the same owner for every actor, with no
 // coordination. Membership itself (the KV bucket, host leases renewed on
-// liveness keys, the [Monitor] that removes crashed hosts' records, and the
-// [Watcher] that turns bucket revisions into Tables and generations) lives
-// beside this core in bucket.go, lease.go, monitor.go and watcher.go.
+// liveness keys, the [Monitor] that removes crashed hosts' records, the
+// [Collector] that turns the hosts' release records into the settled record,
+// and the [Watcher] that turns bucket revisions into Tables and generations)
+// lives beside this core in bucket.go, lease.go, monitor.go, collector.go and
+// watcher.go.
 //
 // # Placement function, version "troupe-hrw-1"
 //
