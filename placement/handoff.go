@@ -152,6 +152,25 @@ func (h *handoff) mayActivate(self HostID, typ ActorType, id ActorID) bool {
 	return true
 }
 
+// trim drops the tables before the one in effect at generation s, once
+// every member of the current table has released at s or joined after it
+// (the settled record of s says so). Such tables decide nothing: mayActivate
+// skips a table i when its owner released at a generation no earlier than
+// table i+1's, which s is; and an owner whose incarnation joined after s
+// cannot hold what a table before its join gave to an incarnation of the
+// same id, which was dead before the new one could join.
+func (h *handoff) trim(s uint64) {
+	k := 0
+	for i, t := range h.history {
+		if t.Generation() <= s {
+			k = i
+		}
+	}
+	if k > 0 {
+		h.history = append(h.history[:0:0], h.history[k:]...)
+	}
+}
+
 // push appends a new current table, dropping the oldest beyond historyLen.
 func (h *handoff) push(t *Table) {
 	if len(h.history) == historyLen {

@@ -226,3 +226,49 @@ func TestHandoffPerActorCheckAgreesWithTheRule(t *testing.T) {
 		t.Fatalf("the cases were one-sided: %v", seen)
 	}
 }
+
+// After a settled generation s, the tables before the one in effect at s
+// decide nothing: trim drops them, and every answer stays the same.
+func TestTrimKeepsEveryAnswer(t *testing.T) {
+	tables := []*Table{
+		NewTable(10, members("a", "b")),
+		NewTable(20, members("a", "b", "c")),
+		NewTable(30, members("a", "b", "c", "d")),
+		NewTable(40, members("b", "c", "d", "e")),
+	}
+	var full, trimmed handoff
+	for _, tab := range tables {
+		full.push(tab)
+		trimmed.push(tab)
+	}
+	// Settled at 25: every member of table 20 released at 20 or later.
+	// d and e joined after it and released at their joins.
+	released := map[HostID]uint64{"b": 25, "c": 25, "d": 30, "e": 40}
+	full.resetReleased(released)
+	trimmed.resetReleased(released)
+	trimmed.trim(25)
+	if got := trimmed.history[0].Generation(); len(trimmed.history) != 3 || got != 20 {
+		t.Fatalf("trimmed to %d tables from generation %d, want 3 from 20 (the one in effect at 25)", len(trimmed.history), got)
+	}
+	answers := map[bool]int{}
+	for _, self := range []HostID{"b", "c", "d", "e"} {
+		for i := range 2000 {
+			id := ActorID(fmt.Sprint("x", i))
+			if o, _ := tables[3].Owner("c", id); o.ID != self {
+				continue
+			}
+			f, tr := full.mayActivate(self, "c", id), trimmed.mayActivate(self, "c", id)
+			if f != tr {
+				t.Fatalf("%s, actor %s: %v with every table, %v trimmed", self, id, f, tr)
+			}
+			answers[f]++
+		}
+	}
+	if answers[true] == 0 || answers[false] == 0 {
+		t.Fatalf("answers %v: the case should have actors free to take and actors still held", answers)
+	}
+	trimmed.trim(5) // nothing before the oldest table to drop
+	if len(trimmed.history) != 3 {
+		t.Fatalf("trim(5) left %d tables", len(trimmed.history))
+	}
+}

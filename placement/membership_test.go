@@ -453,7 +453,6 @@ func TestWatchersFollowTheirShareOfTheReleases(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(full.Stop)
-	host := watch(t, kv)
 	members, err := placement.WatchMembers(ctx, kv)
 	if err != nil {
 		t.Fatal(err)
@@ -475,12 +474,15 @@ func TestWatchersFollowTheirShareOfTheReleases(t *testing.T) {
 	if got := waitTable(t, full, "h2", two).Generation(); got != tab.Generation() {
 		t.Fatalf("generations differ: members-only %d, full %d", tab.Generation(), got)
 	}
+	// A host's watcher that starts now reads h2's record rather than seeing
+	// it join, so it cannot count the join as h2's release.
+	host := watch(t, kv)
 	htab := waitTable(t, host, "h2", two)
 	if members.Settled() != 0 || members.MayActivate("h1", tab, "counter", "a") {
 		t.Fatalf("the members-only watcher counts releases: settled %d", members.Settled())
 	}
 	if host.Settled() != 0 {
-		t.Fatalf("the host's watcher settled at %d on a release record", host.Settled())
+		t.Fatalf("the host's watcher settled at %d on the release records", host.Settled())
 	}
 
 	// The settled record of h1's table, read once the table has two
@@ -526,5 +528,49 @@ func TestWatchersFollowTheirShareOfTheReleases(t *testing.T) {
 	got := new(pb.SettledRecord)
 	if err := proto.Unmarshal(e.Value(), got); err != nil || got.GetGeneration() != tab.Generation() {
 		t.Fatalf("settled record %v (%v), want generation %d: a writer lowered it", got, err, tab.Generation())
+	}
+}
+
+// TestAJoinCountsAsARelease: an incarnation that joins while a watcher
+// looks has released at its join, since it holds nothing yet, so a join
+// does not stop the other hosts' activations until the settled record
+// comes. A watcher that read the record at its start cannot tell a join
+// from a drain, and does not count it.
+func TestAJoinCountsAsARelease(t *testing.T) {
+	js, kv := bucket(t)
+	join2 := func(id string) {
+		t.Helper()
+		rec := &pb.HostRecord{HostId: id, Subject: "troupe.host." + id, ActorTypes: []string{"counter"}, Incarnation: "i" + id, Protocol: 2}
+		l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Stop)
+	}
+	join2("x")
+	w := watch(t, kv) // its oldest table has x: a member that never released may hold anything
+	join2("g")
+	two := waitTable(t, w, "x and g", members(2))
+	w.NoteRelease("x", "ix", two.Generation())
+	join2("j")
+	three := waitTable(t, w, "j's join", members(3))
+
+	// stays: an actor g owns in both tables, and x owned in the first.
+	var stays placement.ActorID
+	for i := 0; stays == ""; i++ {
+		id := placement.ActorID(fmt.Sprintf("a%d", i))
+		o2, _ := two.Owner("counter", id)
+		o3, _ := three.Owner("counter", id)
+		if o2.ID == "g" && o3.ID == "g" {
+			stays = id
+		}
+	}
+	if !w.MayActivate("g", three, "counter", stays) {
+		t.Fatal("j's join stopped g from activating an actor nobody else can hold")
+	}
+	late := watch(t, kv)
+	tab := waitTable(t, late, "three hosts", members(3))
+	if late.MayActivate("g", tab, "counter", stays) {
+		t.Fatal("a watcher that read j's record at its start counts it as released")
 	}
 }

@@ -83,12 +83,17 @@ type view struct {
 	settled, markApplied uint64
 	gen                  uint64
 	rev                  uint64 // the highest revision folded in
+	live                 bool   // the initial entries are in: entries now are news
 }
 
 type member struct {
 	rec     *pb.HostRecord
 	raw     []byte // the entry's value, as last written
 	changed uint64 // revision at which the record's meaning last changed
+	// since is the revision at which the record's incarnation joined: the
+	// write that introduced it, when the watcher saw it, else (a record read
+	// at the start) changed, which is no earlier.
+	since uint64
 }
 
 // effect is what applying an entry changed.
@@ -222,6 +227,7 @@ func (w *Watcher) install(v view) {
 	}
 	same := len(w.handoff.history) > 0 && w.table.Load().Generation() == v.gen && sameMembers(w.view.members, v.members)
 	w.view = v
+	w.view.live = true
 	w.handoff.resetReleased(v.releasedAt())
 	w.applySettled()
 	w.mu.Unlock()
@@ -303,11 +309,12 @@ func (w *Watcher) applyEntry(e jetstream.KeyValueEntry) {
 
 // applySettled folds the settled record into the release state, once the
 // watcher's table has reached its generation s: every member of table s had
-// released at s, so each current member whose record has not changed since
-// (it was in table s as it is now) counts as released at s. A member that
-// released later still counts at its own, later release; one whose record
-// changed after s (a new incarnation, a drain) is not covered. It is O(N)
-// once per settled record, not per entry. w.mu is held.
+// released at s, so each current member whose incarnation was in table s
+// (it joined at s or before) counts as released at s. A member that
+// released later still counts at its own, later release; an incarnation
+// that joined after s is not covered (it released at its join). Tables
+// before the one in effect at s then decide nothing (handoff.trim) and are
+// dropped. It is O(N) once per settled record, not per entry. w.mu is held.
 func (w *Watcher) applySettled() {
 	s, cur := w.view.settled, w.handoff.current()
 	if s <= w.view.markApplied || cur == nil || s > cur.Generation() {
@@ -315,13 +322,14 @@ func (w *Watcher) applySettled() {
 	}
 	w.view.markApplied = s
 	for id, m := range w.view.members {
-		if m.changed > s {
+		if m.since > s {
 			continue
 		}
 		w.view.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: m.rec.GetIncarnation(), Generation: s})
 		gen, ok := w.view.releasedBy(id)
 		w.handoff.setReleased(id, gen, ok)
 	}
+	w.handoff.trim(s)
 }
 
 // Resync asks the watcher to read the whole bucket again, as a new watcher
@@ -403,15 +411,28 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 		return noEffect, id // not a record a host wrote; ignore rather than guess
 	}
 	if had && sameMeaning(old.rec, rec) {
-		v.members[id] = member{rec: rec, raw: e.Value(), changed: old.changed}
+		v.members[id] = member{rec: rec, raw: e.Value(), changed: old.changed, since: old.since}
 		return noEffect, id
 	}
 	changed := rec.GetChangedRevision()
 	if changed == 0 || changed > e.Revision() {
 		changed = e.Revision()
 	}
-	v.members[id] = member{rec: rec, raw: e.Value(), changed: changed}
+	joined := !had || old.rec.GetIncarnation() != rec.GetIncarnation()
+	since := changed
+	if !joined {
+		since = old.since
+	}
+	v.members[id] = member{rec: rec, raw: e.Value(), changed: changed, since: since}
 	v.gen = max(v.gen, changed)
+	if joined && v.live && rec.GetChangedRevision() == 0 {
+		// The write that brings an incarnation in: it holds nothing yet (a
+		// host activates only what its own table gives it, and no table
+		// gave it anything before this one), so it has released at this
+		// generation. Saying so spares every other host the wait for the
+		// settled record before its next activation.
+		v.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: rec.GetIncarnation(), Generation: changed})
+	}
 	return memberEffect, id
 }
 
