@@ -133,15 +133,20 @@ func (h *Host) noticeRelease(prev, t *placement.Table, inc string) {
 	}
 	value := protocol.FormatReleased(h.cfg.ID, inc, t.Generation())
 	sent := map[placement.HostID]bool{h.cfg.ID: true}
+	in := func(sorted []placement.HostID, id placement.HostID) bool {
+		_, found := slices.BinarySearch(sorted, id)
+		return found
+	}
 	for _, typ := range h.types.names() {
 		typ := placement.ActorType(typ)
 		was := prev.Hosts(typ)
-		if !slices.Contains(was, h.cfg.ID) {
+		if !in(was, h.cfg.ID) {
 			continue // it owned nothing of typ
 		}
-		stays := t.Serves(typ) && slices.Contains(t.Hosts(typ), h.cfg.ID)
-		for _, id := range t.Hosts(typ) {
-			if sent[id] || (stays && slices.Contains(was, id)) {
+		now := t.Hosts(typ)
+		stays := in(now, h.cfg.ID)
+		for _, id := range now {
+			if sent[id] || (stays && in(was, id)) {
 				continue
 			}
 			sent[id] = true

@@ -25,10 +25,14 @@ const CollectorHosts = 2
 // CollectorHosts active hosts of protocol version 2 on the ring that Watched
 // orders (by host hash).
 func Collectors(t *Table) []HostID {
-	ring := ringOf(t, "", func(m Member) bool { return !m.Draining })
 	out := make([]HostID, 0, CollectorHosts)
-	for _, p := range ring[:min(CollectorHosts, len(ring))] {
-		out = append(out, p.id)
+	for _, p := range t.ring() {
+		if len(out) == CollectorHosts {
+			break
+		}
+		if !p.m.Draining {
+			out = append(out, p.id)
+		}
 	}
 	return out
 }
@@ -83,9 +87,15 @@ func (c *Collector) loop() {
 			rw.Stop()
 		}
 	}()
+	var (
+		table    *Table
+		collects bool
+	)
 	for {
 		changed := c.w.Changed()
-		collects := slices.Contains(Collectors(c.w.Table()), c.self)
+		if t := c.w.Table(); t != table {
+			table, collects = t, slices.Contains(Collectors(t), c.self)
+		}
 		switch {
 		case collects && rw == nil && retry == nil:
 			var err error

@@ -1,7 +1,6 @@
 package placement
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -83,38 +82,15 @@ func (m *Monitor) Stop() {
 // the next k hosts of protocol version 2 after self on the ring (fewer when
 // the table has fewer others). self need not be a member.
 func Watched(t *Table, self HostID, k int) []HostID {
-	ring := ringOf(t, self, func(Member) bool { return true })
-	at := slices.IndexFunc(ring, func(p ringPoint) bool { return p.id == self })
-	k = min(k, len(ring)-1)
-	out := make([]HostID, 0, k)
-	for i := 1; i <= k; i++ {
-		out = append(out, ring[(at+i)%len(ring)].id)
-	}
-	return out
-}
-
-type ringPoint struct {
-	hash uint64
-	id   HostID
-}
-
-// ringOf returns the hosts of protocol version 2 in t that keep passes, and
-// self if it is not empty, ordered by host hash (fmix64(FNV-1a-64(id)), as
-// in the placement hash; ties by id).
-func ringOf(t *Table, self HostID, keep func(Member) bool) []ringPoint {
-	var ring []ringPoint
-	if self != "" {
-		ring = append(ring, ringPoint{hostHash(self), self})
-	}
-	for _, mem := range t.Members() {
-		if mem.ID != self && mem.Protocol >= protocol.AliveRenewalVersion && keep(mem) {
-			ring = append(ring, ringPoint{hostHash(mem.ID), mem.ID})
+	ring := t.ring()
+	at, _ := slices.BinarySearchFunc(ring, ringPoint{hash: hostHash(self), id: self}, compareRing)
+	out := make([]HostID, 0, min(k, len(ring)))
+	for i := 0; len(out) < k && i < len(ring); i++ {
+		if p := ring[(at+i)%len(ring)]; p.id != self {
+			out = append(out, p.id)
 		}
 	}
-	slices.SortFunc(ring, func(a, b ringPoint) int {
-		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.id, b.id))
-	})
-	return ring
+	return out
 }
 
 func (m *Monitor) loop() {

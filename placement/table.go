@@ -3,6 +3,9 @@ package placement
 import (
 	"cmp"
 	"slices"
+	"sync"
+
+	"github.com/troupe-dev/troupe/protocol"
 )
 
 // Member is one host as the table sees it. Members are immutable once in a
@@ -26,6 +29,39 @@ type Table struct {
 	members []Member // sorted by ID, IDs unique
 	byType  map[ActorType]*typeHosts
 	types   []ActorType // keys of byType, sorted
+
+	ringOnce sync.Once
+	ringPts  []ringPoint // see ring
+}
+
+// ringPoint is a member on the ring of monitors and collectors.
+type ringPoint struct {
+	hash uint64
+	id   HostID
+	m    *Member
+}
+
+func compareRing(a, b ringPoint) int {
+	return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.id, b.id))
+}
+
+// ring returns the members of protocol version 2 ordered by host hash
+// (fmix64(FNV-1a-64(id)), as in the placement hash; ties by id): the ring
+// along which hosts monitor each other (Watched) and which names the
+// collectors (Collectors). It is built once per table.
+func (t *Table) ring() []ringPoint {
+	if t == nil {
+		return nil
+	}
+	t.ringOnce.Do(func() {
+		for i := range t.members {
+			if m := &t.members[i]; m.Protocol >= protocol.AliveRenewalVersion {
+				t.ringPts = append(t.ringPts, ringPoint{hostHash(m.ID), m.ID, m})
+			}
+		}
+		slices.SortFunc(t.ringPts, compareRing)
+	})
+	return t.ringPts
 }
 
 // typeHosts holds the owner candidates of one actor type.
