@@ -201,7 +201,10 @@ func TestForwardedCallFollowsTheActor(t *testing.T) {
 
 // startDeadOwnerCase starts a counter host that the test is to crash (dead,
 // on its own connection onc; its lease is 1 s), a second counter host, and a
-// gateway-only host whose metrics are in reg. It returns them with a client
+// gateway-only host whose metrics are in reg. Only the dead host's lease is
+// short: the others keep the default, so that a busy machine that delays a
+// renewal past 1 s does not take the new owner away too (the call would end
+// in NO_HOST). It returns them with a client
 // connection and the gateway subject of an add to an actor dead owns.
 func startDeadOwnerCase(t *testing.T) (dead *host.Host, onc, nc *nats.Conn, reg *prometheus.Registry, subject string) {
 	t.Helper()
@@ -209,7 +212,7 @@ func startDeadOwnerCase(t *testing.T) (dead *host.Host, onc, nc *nats.Conn, reg 
 	lease := placement.LeaseConfig{TTL: time.Second}
 	onc = natstest.Connect(t, s)
 	dead = hosttest.Start(t, onc, host.Config{DisableGateway: true, Lease: lease}, func(h *host.Host) error { return h.Register(counter.Type, counter.New) })
-	startHost(t, s, host.Config{DisableGateway: true, Lease: lease}, registerCounter)
+	startHost(t, s, host.Config{DisableGateway: true}, registerCounter)
 	_, reg = gatewayHost(t, s, nil)
 	table := waitMembers(t, newRouter(t, s), 3)
 	id := ownedBy(t, table, counter.Type, dead.ID(), "x")
