@@ -201,7 +201,10 @@ func TestForwardedCallFollowsTheActor(t *testing.T) {
 
 // startDeadOwnerCase starts a counter host that the test is to crash (dead,
 // on its own connection onc; its lease is 1 s), a second counter host, and a
-// gateway-only host whose metrics are in reg. It returns them with a client
+// gateway-only host whose metrics are in reg. Only the dead host's lease is
+// short: the others keep the default, so that a busy machine that delays a
+// renewal past 1 s does not take the new owner away too (the call would end
+// in NO_HOST). It returns them with a client
 // connection and the gateway subject of an add to an actor dead owns.
 func startDeadOwnerCase(t *testing.T) (dead *host.Host, onc, nc *nats.Conn, reg *prometheus.Registry, subject string) {
 	t.Helper()
@@ -209,7 +212,7 @@ func startDeadOwnerCase(t *testing.T) (dead *host.Host, onc, nc *nats.Conn, reg 
 	lease := placement.LeaseConfig{TTL: time.Second}
 	onc = natstest.Connect(t, s)
 	dead = hosttest.Start(t, onc, host.Config{DisableGateway: true, Lease: lease}, func(h *host.Host) error { return h.Register(counter.Type, counter.New) })
-	startHost(t, s, host.Config{DisableGateway: true, Lease: lease}, registerCounter)
+	startHost(t, s, host.Config{DisableGateway: true}, registerCounter)
 	_, reg = gatewayHost(t, s, nil)
 	table := waitMembers(t, newRouter(t, s), 3)
 	id := ownedBy(t, table, counter.Type, dead.ID(), "x")
@@ -277,6 +280,76 @@ func TestGatewayCallToADeadOwner(t *testing.T) {
 	// expired).
 	if lost := forwards(t, reg, "lost"); lost > 1 {
 		t.Fatalf("%v calls lost, want at most one", lost)
+	}
+}
+
+// TestGatewayCallToAnOwnerGoneSilent: the owner's process is gone, but the
+// NATS server still routes its subject to a subscription nobody reads, as it
+// does until it notices that a crashed host's connection is gone (a moment
+// after its process dies; up to minutes after its machine does). The server
+// then sends no no-responders status for the probe either. A gateway call
+// forwarded to that owner still ends before its deadline: the owner never
+// answered the probe that followed it, so the gateway host relays it with
+// its call id, and it succeeds on the new owner once the lease expired.
+func TestGatewayCallToAnOwnerGoneSilent(t *testing.T) {
+	dead, onc, nc, reg, subject := startDeadOwnerCase(t)
+	// Subscribed before the crash, so that the owner's subject never has no
+	// subscriber: whatever is published to it after the crash is taken and
+	// never answered.
+	silent, err := nc.SubscribeSync(dead.Subject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, e := gatewayCall(t, nc, subject, "1", nil); e != nil || got != "1" {
+		t.Fatalf("before the crash: %q, %v", got, e)
+	}
+	for { // the call and then its probe
+		m, err := silent.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no probe of the owner after the forwarded call: %v", err)
+		}
+		if _, probe := m.Header[protocol.HeaderProbe]; probe {
+			break
+		}
+	}
+	dead.Close() // as a crash: no leave; its monitors remove the record once the lease expires
+	onc.Close()
+	const timeout = 8 * time.Second
+	hdr := nats.Header{protocol.HeaderTimeout: {strconv.Itoa(int(timeout.Milliseconds()))}}
+	start := time.Now()
+	resp, err := nc.RequestMsg(&nats.Msg{Subject: subject, Data: []byte("1"), Header: hdr}, timeout+2*time.Second)
+	if err != nil {
+		t.Fatalf("call after the crash: %v, want an answer", err)
+	}
+	if took := time.Since(start); took >= timeout {
+		t.Fatalf("call answered after %v, past its %v deadline", took, timeout)
+	}
+	if e := protocol.DecodeError(resp.Header, resp.Data); e != nil {
+		t.Fatalf("call after the crash: %v, want the new owner's answer", e)
+	}
+	if got := string(resp.Data); got != "2" {
+		t.Fatalf("call after the crash = %q, want 2", got)
+	}
+	// The call was forwarded directly, and its probe reached the silent
+	// subscription too.
+	var forwarded, probed bool
+	for {
+		m, err := silent.NextMsg(0)
+		if err != nil {
+			break
+		}
+		_, probe := m.Header[protocol.HeaderProbe]
+		probed = probed || probe
+		forwarded = forwarded || (!probe && m.Header.Get(protocol.HeaderForwarded) == "1")
+	}
+	if !forwarded || !probed {
+		t.Fatalf("the silent subscription got the forwarded call: %v, its probe: %v; want both", forwarded, probed)
+	}
+	if lost := forwards(t, reg, "lost"); lost != 0 {
+		t.Fatalf("%v calls answered as lost, want none", lost)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
+	"github.com/troupe-dev/troupe/router"
 )
 
 // A call forwarded directly carries the caller's reply subject, so the
@@ -17,25 +18,38 @@ import (
 // status when the owner's subscription is gone (a host that crashed keeps
 // its record until its lease expires). The prober finds out: after
 // forwarding calls to a host it publishes one probe to the same subject,
-// with a reply subject of its own, and then flushes the connection. The
-// server handles a connection's messages in order and writes a
-// no-responders status to the publisher before the PONG of a later PING, so
-// when the flush returns without one for the probe, the owner's
-// subscription took every call forwarded before it; the owner answers them.
-// With one, the owner is gone:
+// with a reply subject of its own, and waits for the answer. The owner
+// answers a probe from the goroutine that reads its subject (serveFrom),
+// which reads in order, so its answer means its process read every call
+// forwarded before the probe; it answers them. Anything else means it
+// did not:
+//
+//   - the server's no-responders status: the owner's subscription is gone;
+//   - no answer within probeTimeout: the server still routes the subject to
+//     a connection whose process is gone (the server notices a crashed
+//     host's connection a moment after its process dies, and only when its
+//     pings time out after its machine dies or is cut off), or the owner
+//     has not read the calls in that time (it is stuck, or its subscription
+//     overflowed and dropped them). The server's subscription taking a call
+//     does not mean the owner will answer it. An owner that is only slow
+//     may answer too: the caller takes the first answer, and a call with an
+//     id runs once.
+//
+// Then:
 //
 //   - the calls forwarded since the previous probe may or may not have
-//     reached it, and may or may not have run, and nobody will answer them:
-//     the prober answers each OUTCOME_UNKNOWN at once, instead of leaving
-//     the caller to its timeout, except a call with a call id, which it
-//     relays through its router with that id (the actor runs it at most
-//     once, calls.go);
+//     reached the owner, and may or may not have run, and nobody may answer
+//     them: the prober answers each OUTCOME_UNKNOWN, instead of leaving the
+//     caller to its timeout, except a call with a call id, which it relays
+//     through its router with that id (the actor runs it at most once,
+//     calls.go; the router treats an attempt that got no answer in time the
+//     same way);
 //   - the host is suspect: calls for its actors are relayed through the
 //     router (which waits for the table to drop it and retries on the new
-//     owner) until a later probe reaches it again.
+//     owner) until a later probe is answered again.
 //
 // One round probes every host forwarded to since the last round, so under
-// load a probe and a flush cover many calls.
+// load a probe and its answer cover many calls.
 
 // probeRetry is how often a suspect host is probed again.
 const probeRetry = 100 * time.Millisecond
@@ -45,9 +59,10 @@ const probeRetry = 100 * time.Millisecond
 // answered at most about this much later.
 const probeGap = time.Millisecond
 
-// probeTimeout bounds the flush of one round. A flush that fails tells
-// nothing: the calls are left to their owners.
-const probeTimeout = 2 * time.Second
+// probeTimeout is how long a round waits for the answers to its probes: as
+// long as a router's first attempt (router.DefaultAttemptTimeout) waits
+// for an answer before it sends a call with an id again.
+const probeTimeout = router.DefaultAttemptTimeout
 
 type prober struct {
 	h      *Host
@@ -65,7 +80,7 @@ type prober struct {
 type probed struct {
 	subject string
 	sent    []sentCall // forwarded since its last probe
-	suspect bool       // the last probe found no subscriber
+	suspect bool       // the last probe got no answer from the host
 	probed  time.Time  // when it was last probed
 }
 
@@ -90,7 +105,7 @@ func newProber(h *Host) (*prober, error) {
 	return p, nil
 }
 
-// suspect reports whether the last probe of host id found no subscriber.
+// suspect reports whether the last probe of host id got no answer from it.
 func (p *prober) suspect(id placement.HostID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -137,7 +152,7 @@ func (p *prober) loop(stop <-chan struct{}) {
 		case <-p.kick:
 		case <-retry.C:
 		}
-		p.runRound()
+		p.runRound(stop)
 		gap.Reset(probeGap)
 		select {
 		case <-stop:
@@ -148,27 +163,24 @@ func (p *prober) loop(stop <-chan struct{}) {
 }
 
 // runRound probes every host forwarded to since the last round, and every
-// suspect host not probed for probeRetry.
-func (p *prober) runRound() {
+// suspect host not probed for probeRetry. It returns early when stop
+// closes.
+func (p *prober) runRound(stop <-chan struct{}) {
 	batch, round := p.sendProbes()
 	if len(batch) == 0 {
 		return
 	}
-	flushed := p.h.nc.FlushTimeout(probeTimeout) == nil
-	gone := p.drain(round)
-	if !flushed && len(gone) == 0 {
-		return // no answer at all: the calls are left to their owners
+	took, ok := p.await(round, batch, stop)
+	if !ok {
+		return // the host stops
 	}
 	p.mu.Lock()
 	var lost []sentCall
 	for id, calls := range batch {
 		pr := p.hosts[id]
-		switch {
-		case gone[id]:
-			pr.suspect = true
+		pr.suspect = !took[id]
+		if pr.suspect {
 			lost = append(lost, calls...)
-		case flushed:
-			pr.suspect = false
 		}
 		if !pr.suspect && len(pr.sent) == 0 {
 			delete(p.hosts, id)
@@ -225,25 +237,34 @@ func (p *prober) sendProbes() (map[placement.HostID][]sentCall, uint64) {
 	return batch, p.round
 }
 
-// drain returns the hosts whose probe of round got the no-responders
-// status. Every status for the round's probes arrived before the flush
-// returned; older ones are dropped.
-func (p *prober) drain(round uint64) map[placement.HostID]bool {
-	var gone map[placement.HostID]bool
+// await collects the answers to round's probes of the hosts in batch, until
+// each host answered or got the no-responders status, or probeTimeout
+// passed. It returns the hosts that answered: they took every call the
+// round covers. Answers to older rounds, late, are dropped. It reports
+// false when stop closed first.
+func (p *prober) await(round uint64, batch map[placement.HostID][]sentCall, stop <-chan struct{}) (map[placement.HostID]bool, bool) {
 	prefix := p.inbox + "." + strconv.FormatUint(round, 10) + "."
-	for {
+	took := make(map[placement.HostID]bool, len(batch))
+	timeout := time.NewTimer(probeTimeout)
+	defer timeout.Stop()
+	for heard := 0; heard < len(batch); {
 		select {
 		case m := <-p.status:
-			id, ok := strings.CutPrefix(m.Subject, prefix)
-			if !ok || len(m.Data) != 0 || m.Header.Get("Status") != "503" {
+			raw, ok := strings.CutPrefix(m.Subject, prefix)
+			id := placement.HostID(raw)
+			if _, in := batch[id]; !ok || !in || len(m.Data) != 0 {
 				continue
 			}
-			if gone == nil {
-				gone = make(map[placement.HostID]bool)
+			if _, seen := took[id]; seen {
+				continue
 			}
-			gone[placement.HostID(id)] = true
-		default:
-			return gone
+			heard++
+			took[id] = m.Header.Get("Status") != "503" // 503: no responders
+		case <-timeout.C:
+			return took, true
+		case <-stop:
+			return nil, false
 		}
 	}
+	return took, true
 }

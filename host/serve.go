@@ -21,7 +21,13 @@ const maxTimeout = time.Hour
 // serveFrom returns when the admission left it in slot.
 func (h *Host) serveFrom(msg *nats.Msg, slot *inlineSlot) {
 	if _, probe := msg.Header[protocol.HeaderProbe]; probe {
-		return // a forwarding host checking that this subscription exists (probe.go)
+		// A forwarding host asks whether this host took the calls it
+		// forwarded before the probe: read in order, every one of them
+		// has been taken by now, and will be answered (probe.go).
+		if msg.Reply != "" {
+			_ = h.nc.Publish(msg.Reply, nil)
+		}
+		return
 	}
 	if v, notice := msg.Header[protocol.HeaderReleased]; notice {
 		if msg.Reply != "" {

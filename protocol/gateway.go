@@ -73,8 +73,11 @@ const (
 	HeaderForwarded = "Troupe-Forwarded"
 	// HeaderProbe marks a message a forwarding host publishes to a host
 	// subject, with a reply subject of its own, after forwarding calls
-	// there: the server's no-responders status on that reply tells it
-	// that nobody took them. A host ignores any message with this header.
+	// there. The host answers it with an empty message once it has read
+	// every message before it, and does nothing else with it: that answer
+	// tells the forwarding host the calls were taken; the server's
+	// no-responders status, or no answer in time, that they may have
+	// reached nobody.
 	HeaderProbe = "Troupe-Probe"
 	// MaxForwardHops bounds HeaderForwarded: a host that would forward a
 	// call that already made this many hops relays it instead, so a call
