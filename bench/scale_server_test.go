@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +30,11 @@ import (
 // natsStoreEnv, when set, makes the test binary run a nats-server on that
 // store directory instead of its tests (see serveNATS).
 const natsStoreEnv = "TROUPE_BENCH_NATS_STORE"
+
+// natsProfileEnv, when set with natsStoreEnv, makes the server process write
+// a CPU profile of itself to that file while it measures at rest (see
+// -scale.serverprofile): started on the first SIGUSR1, stopped on the next.
+const natsProfileEnv = "TROUPE_BENCH_NATS_PROFILE"
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(natsStoreEnv); dir != "" {
@@ -51,11 +58,34 @@ func serveNATS(dir string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if path := os.Getenv(natsProfileEnv); path != "" {
+		go profileOnSignal(path)
+	}
 	fmt.Printf("%s %s\n", s.ClientURL(), s.MonitorAddr())
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	s.Shutdown()
 	s.WaitForShutdown()
 	return 0
+}
+
+// profileOnSignal writes a CPU profile to path from the first SIGUSR1 to the
+// second.
+func profileOnSignal(path string) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	<-sig
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	<-sig
+	pprof.StopCPUProfile()
 }
 
 // natsProc is a nats-server in a child process.
@@ -72,6 +102,9 @@ func startNATSProc(tb testing.TB) *natsProc {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), natsStoreEnv+"="+tb.TempDir())
+	if *scaleServerProfile != "" {
+		cmd.Env = append(cmd.Env, natsProfileEnv+"="+*scaleServerProfile)
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

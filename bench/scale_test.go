@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,12 +66,13 @@ import (
 // (each with its own watcher, as a client routing directly has), to
 // measure the cost of watchers apart from that of hosts.
 var (
-	scaleHosts    = flag.String("scale.hosts", "10,25,50,100,150", "comma-separated host counts BenchmarkScale measures")
-	scaleReps     = flag.Int("scale.reps", 3, "repetitions of join, leave and kill per host count")
-	scaleRest     = flag.Duration("scale.rest", 10*time.Second, "window over which BenchmarkScale measures rates at rest")
-	scaleQuiet    = flag.Duration("scale.quiet", time.Second, "pause after the hosts start and after each change")
-	scaleParallel = flag.Int("scale.parallel", 8, "hosts BenchmarkScale starts at once")
-	scaleRouters  = flag.Int("scale.routers", 0, "standalone routers (each its own connection and watcher) BenchmarkScale adds to the N hosts")
+	scaleHosts         = flag.String("scale.hosts", "10,25,50,100,150", "comma-separated host counts BenchmarkScale measures")
+	scaleReps          = flag.Int("scale.reps", 3, "repetitions of join, leave and kill per host count")
+	scaleRest          = flag.Duration("scale.rest", 10*time.Second, "window over which BenchmarkScale measures rates at rest")
+	scaleQuiet         = flag.Duration("scale.quiet", time.Second, "pause after the hosts start and after each change")
+	scaleParallel      = flag.Int("scale.parallel", 8, "hosts BenchmarkScale starts at once")
+	scaleServerProfile = flag.String("scale.serverprofile", "", "file the nats-server process writes its CPU profile at rest to (of the last host count measured)")
+	scaleRouters       = flag.Int("scale.routers", 0, "standalone routers (each its own connection and watcher) BenchmarkScale adds to the N hosts")
 )
 
 const scaleType = placement.ActorType("scale")
@@ -331,9 +333,17 @@ func (r *scaleRun) sample() counters {
 
 // rate measures the rates over the next d.
 func (r *scaleRun) rate(d time.Duration) rates {
+	profile := func() {
+		if *scaleServerProfile != "" {
+			_ = r.srv.cmd.Process.Signal(syscall.SIGUSR1)
+		}
+	}
+	profile()
 	a := r.sample()
 	time.Sleep(d)
-	return ratesBetween(a, r.sample())
+	b := r.sample()
+	profile()
+	return ratesBetween(a, b)
 }
 
 // mark is the server's counters and the lease writes of some hosts, at one

@@ -97,7 +97,8 @@ func (h *Host) checkOwnRecord(t *placement.Table) {
 
 // handOff deactivates every activation t does not give to this host, waits
 // for them to end, tells the hosts that may have gained actors from it since
-// prev, and writes the release record for t's generation.
+// prev, and writes the release record for t's generation unless its last
+// one implies it.
 func (h *Host) handOff(prev, t *placement.Table) {
 	var lost []*activation
 	h.types.each(func(a *activation) {
@@ -115,8 +116,14 @@ func (h *Host) handOff(prev, t *placement.Table) {
 	}
 	// The host holds nothing t gives away now: the gainers may know it at
 	// once; the record, which only the collectors (and hosts of protocol
-	// version 1) read, is one JetStream write behind.
+	// version 1) read, is one JetStream write behind, and not needed at all
+	// when the change took nothing from the host: its last record implies
+	// this release to every watcher.
 	h.noticeRelease(prev, t, h.rec.incarnation())
+	if h.w.ReleaseImplied(h.cfg.ID, t, h.recorded.Load()) {
+		h.released.set(t.Generation())
+		return
+	}
 	h.release(t.Generation())
 }
 
@@ -166,6 +173,7 @@ func (h *Host) release(gen uint64) {
 		err := placement.Release(ctx, h.js, h.members, h.cfg.ID, inc, gen, h.markerTTL())
 		cancel()
 		if err == nil {
+			h.recorded.Store(gen)
 			h.released.set(gen)
 			return
 		}

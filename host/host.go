@@ -66,10 +66,11 @@ type Host struct {
 	subsMu sync.Mutex
 	subs   map[string]*subStats // stream subscriptions' counts by "<type>/<name>" (puller.go)
 
-	fence    *fence     // whether activations may act; holds the lease
-	eng      *engine    // what the activations share (engine.go)
-	sweeper  *sweeper   // deactivates idle activations; nil until joined
-	released *watermark // the generation of the last release written
+	fence    *fence        // whether activations may act; holds the lease
+	eng      *engine       // what the activations share (engine.go)
+	sweeper  *sweeper      // deactivates idle activations; nil until joined
+	released *watermark    // the generation the host last released at
+	recorded atomic.Uint64 // the generation of its last release record
 
 	started  atomic.Bool
 	joined   atomic.Bool // Start succeeded

@@ -48,8 +48,9 @@ func (r *hostRecord) update(f func(*pb.HostRecord)) *pb.HostRecord {
 	return proto.Clone(r.rec).(*pb.HostRecord)
 }
 
-// watermark is the generation of the host's last release record, with a
-// wait for it to reach a generation.
+// watermark is the generation the host last released at (its last release
+// record, or a later generation that record implies), with a wait for it to
+// reach a generation.
 type watermark struct {
 	v  atomic.Uint64
 	mu sync.Mutex

@@ -186,8 +186,8 @@ func BenchmarkMayActivate(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		ids := hostIDs(n + 1)
 		var h handoff
-		h.push(NewTable(10, membersOf(ids[:n], "counter")))
-		h.push(NewTable(20, membersOf(ids, "counter")))
+		h.push(NewTable(10, membersOf(ids[:n], "counter")), nil)
+		h.push(NewTable(20, membersOf(ids, "counter")), nil)
 		for _, id := range ids[:n] {
 			h.setReleased(id, 10, true)
 		}

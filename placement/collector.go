@@ -38,10 +38,11 @@ func Collectors(t *Table) []HostID {
 }
 
 // Collector turns the hosts' release records into the settled record, so
-// that a table change costs O(N) deliveries rather than O(N²). Every host
-// writes a release record per table change; only the collectors watch them
-// (WatchReleases), and once every member of a table has released at its
-// generation, they raise the settled record (protocol.SettledKey) to it. Every
+// that a table change costs O(N) deliveries rather than O(N²). A host writes
+// a release record when a change took actors from it; only the collectors
+// watch them (WatchReleases), and once every member of a table has released
+// at its generation (by its record, or by an earlier record that implies it:
+// see releaseBounds), they raise the settled record (protocol.SettledKey) to it. Every
 // host's watcher follows that one key (Watch), and counts each member whose
 // record is unchanged since that table as released at it.
 //

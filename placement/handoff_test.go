@@ -33,8 +33,8 @@ func TestHandoffWaitsForThePreviousOwnerOnly(t *testing.T) {
 	g1 := NewTable(10, members("a", "b"))
 	g2 := NewTable(20, members("a", "b", "c"))
 	var h handoff
-	h.push(g1)
-	h.push(g2)
+	h.push(g1, nil)
+	h.push(g2, nil)
 	h.resetReleased(map[HostID]uint64{"a": 10, "b": 10, "c": 20})
 
 	fromA := movedActor(t, g1, g2, "c", "a", "c")
@@ -83,9 +83,9 @@ func TestHandoffLooksAtEveryTableSinceTheRelease(t *testing.T) {
 		t.Fatal("no actor moves from b to c to a")
 	}
 	var h handoff
-	h.push(g1)
-	h.push(g2)
-	h.push(g3)
+	h.push(g1, nil)
+	h.push(g2, nil)
+	h.push(g3, nil)
 	h.resetReleased(map[HostID]uint64{"a": 30, "b": 10, "c": 30})
 	if h.mayActivate("a", "c", x) {
 		t.Fatalf("a may activate %s while b, released at 10, may hold it", x)
@@ -99,7 +99,7 @@ func TestHandoffLooksAtEveryTableSinceTheRelease(t *testing.T) {
 func TestHandoffWaitsWhenTheHistoryIsTooShort(t *testing.T) {
 	var h handoff
 	for g := uint64(1); g <= historyLen+5; g++ {
-		h.push(NewTable(g, members("a", "b")))
+		h.push(NewTable(g, members("a", "b")), nil)
 	}
 	if len(h.history) != historyLen {
 		t.Fatalf("history holds %d tables, want %d", len(h.history), historyLen)
@@ -130,14 +130,14 @@ func TestHandoffKeepsItsCountAsAScanWould(t *testing.T) {
 	ids := hostIDs(8)
 	var h handoff
 	gen := uint64(1)
-	h.push(NewTable(gen, membersOf(ids, "c")))
+	h.push(NewTable(gen, membersOf(ids, "c")), nil)
 	for step := range 5000 {
 		id := ids[rng.IntN(len(ids))]
 		switch rng.IntN(10) {
 		case 0:
 			gen++
 			n := 1 + rng.IntN(len(ids))
-			h.push(NewTable(gen, membersOf(ids[:n], "c")))
+			h.push(NewTable(gen, membersOf(ids[:n], "c")), nil)
 		case 1:
 			h.setReleased(id, 0, false)
 		default:
@@ -199,7 +199,7 @@ func TestHandoffPerActorCheckAgreesWithTheRule(t *testing.T) {
 			for i := range ms {
 				ms[i].Draining = rng.IntN(5) == 0
 			}
-			h.push(NewTable(gen, ms))
+			h.push(NewTable(gen, ms), nil)
 			gen += uint64(1 + rng.IntN(3))
 		}
 		oldest := h.history[0].Generation()
@@ -238,8 +238,8 @@ func TestTrimKeepsEveryAnswer(t *testing.T) {
 	}
 	var full, trimmed handoff
 	for _, tab := range tables {
-		full.push(tab)
-		trimmed.push(tab)
+		full.push(tab, nil)
+		trimmed.push(tab, nil)
 	}
 	// Settled at 25: every member of table 20 released at 20 or later.
 	// d and e joined after it and released at their joins.
@@ -270,5 +270,132 @@ func TestTrimKeepsEveryAnswer(t *testing.T) {
 	trimmed.trim(5) // nothing before the oldest table to drop
 	if len(trimmed.history) != 3 {
 		t.Fatalf("trim(5) left %d tables", len(trimmed.history))
+	}
+}
+
+// TestImpliedReleasesAreTrue checks releaseBounds against what the tables
+// say: over random histories of joins (of random types), drains and
+// departures, whenever a member's release at an earlier table r implies its
+// release at the current table g, every actor it owned in any table from r
+// to g is its own in g — what it may still hold is its own — and a draining
+// member owned nothing from r on.
+func TestImpliedReleasesAreTrue(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	type rec struct {
+		m              Member
+		since, changed uint64
+	}
+	allTypes := []ActorType{"x", "y", "z"}
+	actors := make([]ActorID, 150)
+	for i := range actors {
+		actors[i] = ActorID(fmt.Sprint("a", i))
+	}
+	implied, checked := 0, 0
+	for run := range 40 {
+		live := map[HostID]rec{}
+		var tables []*Table
+		var revs []map[HostID]memberRevs
+		for rev := uint64(1); rev <= 30; rev++ {
+			id := HostID(fmt.Sprint("h", rng.IntN(8)))
+			r, in := live[id]
+			switch {
+			case !in || rng.IntN(5) == 0: // a join, or a new incarnation
+				var types []ActorType
+				for _, typ := range allTypes {
+					if rng.IntN(2) == 0 {
+						types = append(types, typ)
+					}
+				}
+				live[id] = rec{Member{ID: id, Types: types}, rev, rev}
+			case !r.m.Draining && rng.IntN(2) == 0:
+				r.m.Draining, r.changed = true, rev
+				live[id] = r
+			default:
+				delete(live, id)
+			}
+			var ms []Member
+			rv := map[HostID]memberRevs{}
+			for id, r := range live {
+				ms = append(ms, r.m)
+				rv[id] = memberRevs{since: r.since, changed: r.changed}
+			}
+			tables = append(tables, NewTable(rev, ms))
+			revs = append(revs, rv)
+		}
+		for g, tg := range tables {
+			bound := releaseBounds(tg, revs[g])
+			for _, m := range tg.Members() {
+				for r := g - 1; r >= 0; r-- {
+					if prev, ok := revs[r][m.ID]; !ok || prev.since != revs[g][m.ID].since {
+						break // another incarnation, or not a member: it never released there
+					}
+					if tables[r].Generation() < bound[m.ID] {
+						break
+					}
+					implied++
+					for q := r; q <= g; q++ {
+						for _, typ := range allTypes {
+							for _, a := range actors {
+								oq, ok := tables[q].Owner(typ, a)
+								if !ok || oq.ID != m.ID {
+									continue
+								}
+								checked++
+								if og, ok := tg.Owner(typ, a); !ok || og.ID != m.ID {
+									t.Fatalf("run %d: %s's release at %d implies %d, but it owned %s/%s at %d and does not at %d",
+										run, m.ID, tables[r].Generation(), tg.Generation(), typ, a, tables[q].Generation(), tg.Generation())
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if implied < 100 || checked < 1000 {
+		t.Fatalf("the histories implied %d releases over %d owned actors: too few to check anything", implied, checked)
+	}
+	t.Logf("%d implied releases, %d owned actors checked", implied, checked)
+}
+
+// TestAReleaseImpliesTheNextOnlyWhenNothingWasTaken: a join takes actors
+// from the hosts of its types alone, a drain from the drainer alone, and a
+// departure from nobody.
+func TestAReleaseImpliesTheNextOnlyWhenNothingWasTaken(t *testing.T) {
+	x := func(id HostID, types ...ActorType) Member { return Member{ID: id, Types: types} }
+	revs := map[HostID]memberRevs{"a": {1, 1}, "b": {2, 2}, "c": {3, 3}}
+	var h handoff
+	h.push(NewTable(3, []Member{x("a", "p"), x("b", "p"), x("c", "q")}), revs)
+	h.resetReleased(map[HostID]uint64{"a": 3, "b": 3, "c": 3})
+
+	revs["d"] = memberRevs{4, 4} // d joins, serving p
+	h.push(NewTable(4, []Member{x("a", "p"), x("b", "p"), x("c", "q"), x("d", "p")}), revs)
+	h.setReleased("d", 4, true) // a live join is its own release
+	for id, want := range map[HostID]bool{"a": false, "b": false, "c": true, "d": true} {
+		if got := h.isReleased(id); got != want {
+			t.Errorf("after d joins p: %s released = %v, want %v", id, got, want)
+		}
+	}
+	h.setReleased("a", 4, true)
+	h.setReleased("b", 4, true)
+
+	revs["b"] = memberRevs{2, 5} // b drains
+	drained := x("b", "p")
+	drained.Draining = true
+	h.push(NewTable(5, []Member{x("a", "p"), drained, x("c", "q"), x("d", "p")}), revs)
+	for id, want := range map[HostID]bool{"a": true, "b": false, "c": true, "d": true} {
+		if got := h.isReleased(id); got != want {
+			t.Errorf("after b drains: %s released = %v, want %v", id, got, want)
+		}
+	}
+	h.setReleased("b", 5, true)
+	if !h.settled() {
+		t.Fatal("not settled once the drainer released")
+	}
+
+	delete(revs, "b") // b leaves
+	h.push(NewTable(6, []Member{x("a", "p"), x("c", "q"), x("d", "p")}), revs)
+	if !h.settled() {
+		t.Fatal("a departure took something from a host that stayed")
 	}
 }

@@ -574,3 +574,121 @@ func TestAJoinCountsAsARelease(t *testing.T) {
 		t.Fatal("a watcher that read j's record at its start counts it as released")
 	}
 }
+
+// TestCollectorsInferTheReleasesOfHostsThatLostNothing: once h1 and h2 have
+// recorded a release, a collector settles a later table without another
+// record from them as long as no change took actors from them — a join of
+// another type, a drain, a departure — but not after a join of their type;
+// a collector that starts late settles from the records and the settled
+// record; and a release record that expired still counts.
+func TestCollectorsInferTheReleasesOfHostsThatLostNothing(t *testing.T) {
+	js, kv := bucket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	full, err := placement.WatchReleases(ctx, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(full.Stop)
+	leases := map[string]*placement.Lease{}
+	joinAs := func(id string, types ...string) {
+		t.Helper()
+		rec := &pb.HostRecord{HostId: id, Subject: "troupe.host." + id, ActorTypes: types, Incarnation: "i" + id, Protocol: 2}
+		l, err := placement.Join(ctx, js, kv, rec, placement.LeaseConfig{TTL: testTTL}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Stop)
+		leases[id] = l
+		waitRevision(t, full, l.Revision())
+	}
+	release := func(id string, ttl time.Duration) {
+		t.Helper()
+		if err := placement.Release(ctx, js, kv, placement.HostID(id), "i"+id, full.Table().Generation(), ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settles := func(w *placement.Watcher, what string) {
+		t.Helper()
+		gen := w.Table().Generation()
+		for deadline := time.Now().Add(10 * time.Second); w.Settled() < gen; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not settled at %d (settled %d)", what, gen, w.Settled())
+			}
+		}
+	}
+	implied := func(id string) bool {
+		return full.ReleaseImplied(placement.HostID(id), full.Table(), 0) // nothing recorded: never
+	}
+
+	joinAs("h1", "counter")
+	joinAs("h2", "counter")
+	release("h1", time.Hour)
+	release("h2", time.Hour)
+	settles(full, "both released")
+	if implied("h1") {
+		t.Fatal("ReleaseImplied without a recorded release")
+	}
+	recorded := full.Table().Generation()
+
+	joinAs("h3", "other")
+	settles(full, "a join of another type")
+	if !full.ReleaseImplied("h1", full.Table(), recorded) {
+		t.Fatal("h1 must write a release after a join that took nothing from it")
+	}
+
+	joinAs("h4", "counter")
+	if got := full.Settled(); got >= full.Table().Generation() {
+		t.Fatalf("settled at %d after a join of h1's and h2's type, which took actors from both", got)
+	}
+	if full.ReleaseImplied("h1", full.Table(), recorded) {
+		t.Fatal("h1 may skip its release after a join took actors from it")
+	}
+	release("h1", time.Second) // expires while the test runs
+	release("h2", time.Hour)
+	settles(full, "h1 and h2 released after h4's join")
+
+	h4 := leases["h4"]
+	drained := &pb.HostRecord{HostId: "h4", Subject: "troupe.host.h4", ActorTypes: []string{"counter"}, Incarnation: "ih4", Protocol: 2, State: pb.HostState_HOST_STATE_DRAINING}
+	rev, err := h4.Update(ctx, drained)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRevision(t, full, rev)
+	release("h4", time.Hour)
+	settles(full, "a drain, released by the drainer alone")
+	if err := h4.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitTable(t, full, "h4's departure", members(3))
+	settles(full, "a departure")
+
+	// h1's record expires; what it said still holds, for the collector
+	// that saw it and, through the settled record, for one that starts
+	// after it is gone.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := kv.Get(ctx, placement.ReleaseKey("h1")); errors.Is(err, jetstream.ErrKeyNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("h1's release record did not expire")
+		}
+	}
+	joinAs("h5", "other")
+	release("h3", time.Hour) // h5 took actors of its type from h3
+	settles(full, "a join of another type after h1's record expired")
+	late, err := placement.WatchReleases(ctx, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(late.Stop)
+	if err := placement.WriteSettled(ctx, kv, "h1", full.Settled()); err != nil {
+		t.Fatal(err)
+	}
+	settles(late, "a collector that started late")
+	if err := leases["h3"].Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitTable(t, late, "h3's departure", members(3))
+	settles(late, "a departure, for a collector that started late")
+}

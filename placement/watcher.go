@@ -36,8 +36,8 @@ var ErrWatcherStopped = errors.New("placement: watcher stopped")
 // released from the settled record, which a few collector hosts write once
 // every member has released at a generation (Collector), and from the
 // release notices of the hosts it gained actors from (NoteRelease); it does
-// not watch the release records themselves, one per host per table change,
-// which would make every change cost O(N²) deliveries. WatchReleases follows
+// not watch the release records themselves, up to one per host per table
+// change, which would make every change cost O(N²) deliveries. WatchReleases follows
 // those records instead, for a collector.
 //
 // A Watcher owns one goroutine, started by Watch and ended by Stop.
@@ -166,7 +166,7 @@ func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, erro
 	case followSettled:
 		keys = append(keys, protocol.SettledKey)
 	case followReleases:
-		keys = append(keys, protocol.ReleaseKeys)
+		keys = append(keys, protocol.ReleaseKeys, protocol.SettledKey)
 	}
 	watch, err := w.kv.WatchFiltered(wctx, keys)
 	if err != nil {
@@ -396,6 +396,7 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 	if e.Operation() != jetstream.KeyValuePut {
 		_, had := v.members[id]
 		delete(v.members, id)
+		delete(v.releases, id) // gone, it holds nothing
 		v.gen = max(v.gen, e.Revision())
 		if had {
 			return memberEffect, id
@@ -450,9 +451,11 @@ func (v *view) applySettled(e jetstream.KeyValueEntry) bool {
 	return true
 }
 
+// applyRelease reads a release record. One that expires (a host that lost
+// nothing for the record's TTL writes no other) or is removed leaves what
+// it said true: the incarnation did release there.
 func (v *view) applyRelease(id HostID, e jetstream.KeyValueEntry) {
 	if e.Operation() != jetstream.KeyValuePut {
-		delete(v.releases, id)
 		return
 	}
 	rec := new(pb.ReleaseRecord)
@@ -539,11 +542,13 @@ func sameMeaning(a, b *pb.HostRecord) bool {
 func (w *Watcher) publish() {
 	w.mu.Lock()
 	ms := make([]Member, 0, len(w.view.members))
-	for _, m := range w.view.members {
+	revs := make(map[HostID]memberRevs, len(w.view.members))
+	for id, m := range w.view.members {
 		ms = append(ms, memberOf(m.rec))
+		revs[id] = memberRevs{since: m.since, changed: m.changed}
 	}
 	t := NewTable(w.view.gen, ms)
-	w.handoff.push(t)
+	w.handoff.push(t, revs)
 	w.applySettled()
 	w.table.Store(t)
 	w.mu.Unlock()
@@ -575,6 +580,22 @@ func (w *Watcher) MayActivate(self HostID, t *Table, typ ActorType, id ActorID) 
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.handoff.current() == t && w.handoff.mayActivate(self, typ, id)
+}
+
+// ReleaseImplied reports whether host id, whose last release record is of
+// generation written, may skip writing one for table t: t is the current
+// table, every member of t reads releases as protocol version 2 does, and
+// the changes since written took nothing from id, so every watcher that
+// knows of that record counts id as released at t (releaseBounds).
+func (w *Watcher) ReleaseImplied(id HostID, t *Table, written uint64) bool {
+	for _, m := range t.Members() {
+		if m.Protocol < protocol.AliveRenewalVersion {
+			return false // a protocol-1 host waits for every host's record
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return written > 0 && w.handoff.current() == t && w.handoff.implied(id, written)
 }
 
 // Settled is the highest generation at which every member had released.
