@@ -33,16 +33,16 @@ import (
 // table gives the actor to another host, and when ctx ends.
 func (h *Host) awaitActivation(ctx context.Context, typ placement.ActorType, id placement.ActorID) error {
 	for {
-		changed := h.w.Changed()
 		t := h.w.Table()
 		if !h.owns(t, typ, id) {
 			return h.errMoved(t)
 		}
-		if h.w.MayActivate(h.cfg.ID, t, typ, id) {
+		ok, wake := h.w.ActivationWait(h.cfg.ID, t, typ, id)
+		if ok {
 			return nil
 		}
 		select {
-		case <-changed:
+		case <-wake:
 		case <-h.stop:
 			return protocol.Errorf(protocol.CodeUnavailable, "host %s is stopping", h.cfg.ID)
 		case <-ctx.Done():

@@ -3,6 +3,8 @@ package placement
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,20 +51,38 @@ func Release(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue,
 // answer it per actor, and an actor whose history reaches further back than
 // the tables kept must wait.
 type handoff struct {
+	// snap is what mayActivate reads, lock-free: the tables, the bounds and
+	// a release cell per member of the current table. The tables and the
+	// maps are never modified once published; a table change, a trim or a
+	// reset publishes a new snapshot (and calls onPublish, when set).
+	*snap
+	onPublish func(*snap)
 	// released is the generation each member has released at, counting only
 	// records from the member's current incarnation. Change it with
-	// setReleased or resetReleased, which keep unreleased.
+	// setReleased or resetReleased, which keep unreleased and the cells.
 	released map[HostID]uint64
+	// unreleased counts the members of the current table that have not
+	// released at its generation.
+	unreleased int
+}
+
+// snap is an immutable view of the handoff state, except for its release
+// cells, which only ever say what a member's current incarnation did: a
+// reader that sees one a moment late is merely more cautious.
+type snap struct {
+	// history holds recent tables in ascending generation order; the last
+	// one is the current table.
+	history []*Table
 	// bound is, for each member of the current table, the generation from
 	// which a release implies a release at the current one (see
 	// releaseBounds); nil when unknown, which implies nothing.
 	bound map[HostID]uint64
-	// unreleased counts the members of the current table that have not
-	// released at its generation.
-	unreleased int
-	// history holds recent tables in ascending generation order; the last
-	// one is the current table.
-	history []*Table
+	// cells holds each current member's release generation, 0 for none.
+	cells map[HostID]*atomic.Uint64
+	// stale counts the members whose release is older than both the
+	// current table and the oldest table kept: such a member may hold
+	// anything.
+	stale atomic.Int64
 }
 
 // memberRevs is what the watcher knows of a member's record: the revision
@@ -122,106 +142,162 @@ func releaseBounds(t *Table, revs map[HostID]memberRevs) map[HostID]uint64 {
 func (h *handoff) settled() bool { return h.current() != nil && h.unreleased == 0 }
 
 // setReleased records that member id has released at gen (or, with ok
-// false, at no generation of its current incarnation), in O(1).
-func (h *handoff) setReleased(id HostID, gen uint64, ok bool) {
+// false, at no generation of its current incarnation), in O(1). It reports
+// whether that changed what the current table counts id as.
+func (h *handoff) setReleased(id HostID, gen uint64, ok bool) bool {
 	if h.released == nil {
 		h.released = make(map[HostID]uint64)
 	}
-	was := h.isReleased(id)
-	if ok {
-		h.released[id] = gen
-	} else {
+	if !ok {
+		gen = 0
 		delete(h.released, id)
+	} else {
+		h.released[id] = gen
 	}
-	if cur := h.current(); cur != nil {
-		if _, member := cur.Member(id); member {
-			switch now := h.isReleased(id); {
-			case was && !now:
-				h.unreleased++
-			case !was && now:
-				h.unreleased--
-			}
-		}
+	c := h.cell(id)
+	if c == nil || c.Load() == gen {
+		return false
 	}
+	was, wasStale := h.isReleased(id), h.isStale(id)
+	c.Store(gen)
+	now, nowStale := h.isReleased(id), h.isStale(id)
+	switch {
+	case was && !now:
+		h.unreleased++
+	case !was && now:
+		h.unreleased--
+	}
+	switch {
+	case wasStale && !nowStale:
+		h.stale.Add(-1)
+	case !wasStale && nowStale:
+		h.stale.Add(1)
+	}
+	return true
 }
 
 // resetReleased replaces every member's release generation.
 func (h *handoff) resetReleased(released map[HostID]uint64) {
 	h.released = released
-	h.recount()
+	if h.snap != nil {
+		h.publish(h.history, h.bound)
+	}
+}
+
+// publish makes a new snapshot of history and bound, with cells filled from
+// h.released, and counts the current table's unreleased and stale members
+// afresh: once per table, not per entry.
+func (h *handoff) publish(history []*Table, bound map[HostID]uint64) {
+	s := &snap{history: history, bound: bound}
+	cur := s.current()
+	s.cells = make(map[HostID]*atomic.Uint64, len(cur.Members()))
+	for _, m := range cur.Members() {
+		c := new(atomic.Uint64)
+		c.Store(h.released[m.ID])
+		s.cells[m.ID] = c
+	}
+	h.snap, h.unreleased = s, 0
+	for _, m := range cur.Members() {
+		if !s.isReleased(m.ID) {
+			h.unreleased++
+		}
+		if s.isStale(m.ID) {
+			s.stale.Add(1)
+		}
+	}
+	if h.onPublish != nil {
+		h.onPublish(s)
+	}
+}
+
+func (s *snap) cell(id HostID) *atomic.Uint64 {
+	if s == nil {
+		return nil
+	}
+	return s.cells[id]
 }
 
 // releasedAt is the generation id has released at, as far as the current
 // table tells: its own release, or the current generation when that release
 // implies it (releaseBounds). 0 when it has not released.
-func (h *handoff) releasedAt(id HostID) uint64 {
-	r, ok := h.released[id]
-	if !ok {
+func (s *snap) releasedAt(id HostID) uint64 {
+	c := s.cell(id)
+	if c == nil {
 		return 0
 	}
-	if cur := h.current(); cur != nil && r < cur.Generation() && h.implied(id, r) {
+	r := c.Load()
+	if cur := s.current(); r != 0 && r < cur.Generation() && s.implied(id, r) {
 		return cur.Generation()
 	}
 	return r
 }
 
 // isReleased reports whether id has released at the current generation.
-func (h *handoff) isReleased(id HostID) bool {
-	cur := h.current()
-	return cur != nil && h.releasedAt(id) >= cur.Generation()
+func (s *snap) isReleased(id HostID) bool {
+	cur := s.current()
+	return cur != nil && s.releasedAt(id) >= cur.Generation()
 }
 
-// recount counts the current table's unreleased members afresh: once per
-// table, not per entry.
-func (h *handoff) recount() {
-	h.unreleased = 0
-	for _, m := range h.current().Members() {
-		if !h.isReleased(m.ID) {
-			h.unreleased++
-		}
+// isStale reports whether member id released (if ever) before the oldest
+// table kept, and not at the current one.
+func (s *snap) isStale(id HostID) bool {
+	if s.current() == nil {
+		return false
 	}
+	r := s.releasedAt(id)
+	return r < s.current().Generation() && r < s.history[0].Generation()
 }
 
-func (h *handoff) current() *Table {
-	if len(h.history) == 0 {
+func (s *snap) current() *Table {
+	if s == nil || len(s.history) == 0 {
 		return nil
 	}
-	return h.history[len(h.history)-1]
+	return s.history[len(s.history)-1]
 }
 
 // mayActivate reports whether self may activate (typ, id) now. The caller
 // has checked that self owns it in the current table.
+func (h *handoff) mayActivate(self HostID, typ ActorType, id ActorID) bool {
+	ok, _ := h.snap.mayActivate(self, typ, id)
+	return ok
+}
+
+// mayActivate reports whether self may activate (typ, id) now, and if not,
+// a member that may still hold the actor: its release is what to wait for.
+// The caller has checked that self owns the actor in the current table.
 //
 // Only the actor's owners in the kept tables can hold it, so the check looks
-// up those (one owner per table) instead of asking, for every member that
-// has not released, whether it owned the actor: O(tables × candidates)
-// rather than O(members × tables × candidates).
-func (h *handoff) mayActivate(self HostID, typ ActorType, id ActorID) bool {
-	cur := h.current()
-	oldest := h.history[0].Generation()
-	if h.unreleased > 0 {
+// up those (one owner per table): O(tables), whatever the number of members,
+// unless a member's release is older than every table kept, which the
+// stale count tells in O(1).
+func (s *snap) mayActivate(self HostID, typ ActorType, id ActorID) (bool, HostID) {
+	cur := s.current()
+	if n := s.stale.Load(); n > 1 || n == 1 && !s.isStale(self) {
 		for _, m := range cur.Members() {
-			if r := h.releasedAt(m.ID); m.ID != self && r < cur.Generation() && r < oldest {
-				return false // it released before the oldest table kept, or never: it may hold anything
+			if m.ID != self && s.isStale(m.ID) {
+				return false, m.ID // it released before the oldest table kept, or never: it may hold anything
 			}
 		}
 	}
-	for i, t := range h.history {
+	for i, t := range s.history {
 		o, ok := t.Owner(typ, id)
 		if !ok || o.ID == self {
 			continue
 		}
-		r, member := h.releasedAt(o.ID), false
-		if _, member = cur.Member(o.ID); !member || r >= cur.Generation() {
-			continue // gone (it held nothing), or released at the current table
+		if _, member := cur.Member(o.ID); !member {
+			continue // gone: it held nothing
+		}
+		r := s.releasedAt(o.ID)
+		if r >= cur.Generation() {
+			continue // released at the current table
 		}
 		// o owned the actor in table i: it may still hold it if table i is
 		// the one in effect at its release r or a later one.
-		if i == len(h.history)-1 || h.history[i+1].Generation() > r {
-			return false
+		if i == len(s.history)-1 || s.history[i+1].Generation() > r {
+			return false, o.ID
 		}
 	}
-	return true
+	return true, ""
 }
 
 // trim drops the tables before the one in effect at generation s, once
@@ -232,6 +308,9 @@ func (h *handoff) mayActivate(self HostID, typ ActorType, id ActorID) bool {
 // cannot hold what a table before its join gave to an incarnation of the
 // same id, which was dead before the new one could join.
 func (h *handoff) trim(s uint64) {
+	if h.snap == nil {
+		return
+	}
 	k := 0
 	for i, t := range h.history {
 		if t.Generation() <= s {
@@ -239,25 +318,29 @@ func (h *handoff) trim(s uint64) {
 		}
 	}
 	if k > 0 {
-		h.history = append(h.history[:0:0], h.history[k:]...)
+		h.publish(slices.Clone(h.history[k:]), h.bound)
 	}
 }
 
 // push appends a new current table, dropping the oldest beyond historyLen.
 // revs, when not nil, holds every member's revisions (releaseBounds).
 func (h *handoff) push(t *Table, revs map[HostID]memberRevs) {
-	if len(h.history) == historyLen {
-		copy(h.history, h.history[1:])
-		h.history = h.history[:historyLen-1]
+	var old []*Table
+	if h.snap != nil {
+		old = h.history
 	}
-	h.history = append(h.history, t)
-	h.bound = releaseBounds(t, revs)
-	h.recount()
+	if len(old) == historyLen {
+		old = old[1:]
+	}
+	h.publish(append(slices.Clone(old), t), releaseBounds(t, revs))
 }
 
 // implied reports whether a release of id at gen implies its release at the
 // current generation.
-func (h *handoff) implied(id HostID, gen uint64) bool {
-	b, known := h.bound[id]
+func (s *snap) implied(id HostID, gen uint64) bool {
+	if s == nil {
+		return false
+	}
+	b, known := s.bound[id]
 	return known && b > 0 && gen >= b
 }

@@ -692,3 +692,62 @@ func TestCollectorsInferTheReleasesOfHostsThatLostNothing(t *testing.T) {
 	waitTable(t, late, "h3's departure", members(3))
 	settles(late, "a departure, for a collector that started late")
 }
+
+// TestAWaitingCallWakesForItsOwnActor: a call waiting to activate an actor
+// is woken by the release of the host that may still hold it, and not by
+// another host's release.
+func TestAWaitingCallWakesForItsOwnActor(t *testing.T) {
+	js, kv := bucket(t)
+	w := watch(t, kv)
+	joined := map[string]uint64{}
+	for _, id := range []string{"a", "b", "c"} {
+		rec := &pb.HostRecord{HostId: id, Subject: "troupe.host." + id, ActorTypes: []string{"counter"}, Incarnation: "i" + id, Protocol: 2}
+		l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Stop)
+		waitRevision(t, w, l.Revision())
+		joined[id] = l.Revision()
+	}
+	three := w.Table()
+	// a released at b's join, so only what a owned then can be a's.
+	w.NoteRelease("a", "ia", joined["b"])
+	// fromA moved from a to c when c joined; fromB from b to c.
+	var fromA, fromB placement.ActorID
+	two := placement.NewTable(three.Generation()-1, []placement.Member{three.Members()[0], three.Members()[1]})
+	for i := 0; fromA == "" || fromB == ""; i++ {
+		id := placement.ActorID(fmt.Sprintf("a%d", i))
+		o2, _ := two.Owner("counter", id)
+		o3, _ := three.Owner("counter", id)
+		switch {
+		case o3.ID != "c":
+		case o2.ID == "a" && fromA == "":
+			fromA = id
+		case o2.ID == "b" && fromB == "":
+			fromB = id
+		}
+	}
+	ok, wakeA := w.ActivationWait("c", three, "counter", fromA)
+	if ok {
+		t.Fatal("c may activate an actor a has not released")
+	}
+	w.NoteRelease("b", "ib", three.Generation())
+	if ok, _ := w.ActivationWait("c", three, "counter", fromB); !ok {
+		t.Fatal("c may not activate an actor b released")
+	}
+	select {
+	case <-wakeA:
+		t.Fatal("b's release woke a call waiting for a's")
+	default:
+	}
+	w.NoteRelease("a", "ia", three.Generation())
+	select {
+	case <-wakeA:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a's release did not wake the call waiting for it")
+	}
+	if ok, _ := w.ActivationWait("c", three, "counter", fromA); !ok {
+		t.Fatal("c may not activate an actor a released")
+	}
+}

@@ -56,12 +56,20 @@ type Watcher struct {
 
 	followers sync.WaitGroup // FollowReconnects goroutines
 
+	// snap is the handoff state MayActivate reads without the lock.
+	snap atomic.Pointer[snap]
+
 	mu      sync.Mutex
 	view    view
 	handoff handoff
 	applied uint64
 	changed chan struct{} // closed and replaced after every applied entry
 	stopped bool
+	// wakes holds, per member, a channel closed when its release changes,
+	// or when anything every waiter cares about does (a new table or
+	// snapshot, a higher settled generation, the watcher's end); see
+	// ActivationWait.
+	wakes map[HostID]chan struct{}
 }
 
 // follows says which keys of the bucket a watcher follows besides hosts.*.
@@ -143,6 +151,10 @@ func watch(ctx context.Context, kv jetstream.KeyValue, f follows) (*Watcher, err
 		changed: make(chan struct{}),
 	}
 	w.life, w.end = context.WithCancel(context.Background())
+	w.handoff.onPublish = func(s *snap) {
+		w.snap.Store(s)
+		w.wakeAll()
+	}
 	w.table.Store(NewTable(0, nil))
 	kw, v, err := w.readAll(ctx)
 	if err != nil {
@@ -225,7 +237,7 @@ func (w *Watcher) install(v view) {
 			v.releases[id] = rec
 		}
 	}
-	same := len(w.handoff.history) > 0 && w.table.Load().Generation() == v.gen && sameMembers(w.view.members, v.members)
+	same := w.handoff.current() != nil && w.table.Load().Generation() == v.gen && sameMembers(w.view.members, v.members)
 	w.view = v
 	w.view.live = true
 	w.handoff.resetReleased(v.releasedAt())
@@ -259,6 +271,7 @@ func (w *Watcher) loop() {
 	}
 	w.mu.Lock()
 	w.stopped = true
+	w.wakeAll()
 	w.mu.Unlock()
 	w.notify()
 }
@@ -294,7 +307,7 @@ func (w *Watcher) applyEntry(e jetstream.KeyValueEntry) {
 	switch eff {
 	case memberEffect, releaseEffect:
 		gen, ok := w.view.releasedBy(id)
-		w.handoff.setReleased(id, gen, ok)
+		w.setReleased(id, gen, ok)
 	case settledEffect:
 		w.applySettled()
 	}
@@ -327,7 +340,7 @@ func (w *Watcher) applySettled() {
 		}
 		w.view.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: m.rec.GetIncarnation(), Generation: s})
 		gen, ok := w.view.releasedBy(id)
-		w.handoff.setReleased(id, gen, ok)
+		w.setReleased(id, gen, ok)
 	}
 	w.handoff.trim(s)
 }
@@ -500,7 +513,7 @@ func (w *Watcher) NoteRelease(id HostID, incarnation string, gen uint64) {
 	}
 	w.view.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: incarnation, Generation: gen})
 	gen, ok = w.view.releasedBy(id)
-	w.handoff.setReleased(id, gen, ok)
+	w.setReleased(id, gen, ok)
 	w.mu.Unlock()
 	w.updateSettled()
 	w.notify()
@@ -560,8 +573,28 @@ func (w *Watcher) publish() {
 func (w *Watcher) updateSettled() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if cur := w.handoff.current(); cur != nil && w.handoff.settled() {
-		w.settled.Store(max(w.settled.Load(), cur.Generation()))
+	if cur := w.handoff.current(); cur != nil && w.handoff.settled() && cur.Generation() > w.settled.Load() {
+		w.settled.Store(cur.Generation())
+		w.wakeAll()
+	}
+}
+
+// setReleased records member id's release in the handoff state and wakes
+// the calls waiting for it. w.mu is held.
+func (w *Watcher) setReleased(id HostID, gen uint64, ok bool) {
+	if w.handoff.setReleased(id, gen, ok) {
+		if ch, waited := w.wakes[id]; waited {
+			close(ch)
+			delete(w.wakes, id)
+		}
+	}
+}
+
+// wakeAll wakes every waiting call. w.mu is held.
+func (w *Watcher) wakeAll() {
+	for id, ch := range w.wakes {
+		close(ch)
+		delete(w.wakes, id)
 	}
 }
 
@@ -571,15 +604,87 @@ func (w *Watcher) updateSettled() {
 // has released at t's generation; before that, it is true for an actor whose
 // previous owners have released it. Wait on Changed and ask again.
 func (w *Watcher) MayActivate(self HostID, t *Table, typ ActorType, id ActorID) bool {
-	if o, ok := t.Owner(typ, id); !ok || o.ID != self || w.table.Load() != t || w.follows == followMembers {
-		return false
+	ok, _ := w.ActivationWait(self, t, typ, id)
+	return ok
+}
+
+// closedChan is a channel that is always closed.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// ActivationWait is MayActivate, for a call waiting to activate its actor:
+// when the answer is false, it also returns a channel that is closed once
+// the answer may have changed — the release of the member that may still
+// hold the actor, a new table, a higher settled generation, or the
+// watcher's end — so that a waiting call wakes for its own actor's
+// releases, not for every entry. The check runs on an immutable snapshot,
+// outside the watcher's lock, in O(tables kept).
+func (w *Watcher) ActivationWait(self HostID, t *Table, typ ActorType, id ActorID) (bool, <-chan struct{}) {
+	if o, ok := t.Owner(typ, id); !ok || o.ID != self || w.follows == followMembers {
+		ch := w.wake("")
+		if w.table.Load() != t {
+			return false, closedChan
+		}
+		return false, ch
 	}
-	if w.settled.Load() >= t.Generation() {
-		return true
+	for {
+		if w.table.Load() != t {
+			return false, closedChan // t is old: ask about the new table
+		}
+		if w.settled.Load() >= t.Generation() {
+			return true, nil
+		}
+		s := w.snap.Load()
+		if s.current() != t {
+			return false, closedChan
+		}
+		ok, holder := s.mayActivate(self, typ, id)
+		if ok {
+			return true, nil
+		}
+		ch := w.wakeIf(s, holder)
+		if ch == nil {
+			continue // the snapshot changed meanwhile
+		}
+		// Ask again now that a change would close ch: one that came between
+		// the first answer and the registration is not lost.
+		if ok, again := s.mayActivate(self, typ, id); ok || again != holder || w.settled.Load() >= t.Generation() {
+			continue
+		}
+		return false, ch
 	}
+}
+
+// wake returns the channel closed when member id's release changes, or on
+// any change every waiter cares about ("" for those alone).
+func (w *Watcher) wake(id HostID) <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.handoff.current() == t && w.handoff.mayActivate(self, typ, id)
+	return w.wakeLocked(id)
+}
+
+// wakeIf is wake, or nil when s is no longer the current snapshot.
+func (w *Watcher) wakeIf(s *snap, id HostID) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.snap.Load() != s {
+		return nil
+	}
+	return w.wakeLocked(id)
+}
+
+func (w *Watcher) wakeLocked(id HostID) <-chan struct{} {
+	if w.stopped {
+		return closedChan
+	}
+	if w.wakes == nil {
+		w.wakes = make(map[HostID]chan struct{})
+	}
+	ch, ok := w.wakes[id]
+	if !ok {
+		ch = make(chan struct{})
+		w.wakes[id] = ch
+	}
+	return ch
 }
 
 // ReleaseImplied reports whether host id, whose last release record is of
@@ -595,7 +700,7 @@ func (w *Watcher) ReleaseImplied(id HostID, t *Table, written uint64) bool {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return written > 0 && w.handoff.current() == t && w.handoff.implied(id, written)
+	return written > 0 && w.handoff.current() == t && w.handoff.snap.implied(id, written)
 }
 
 // Settled is the highest generation at which every member had released.
