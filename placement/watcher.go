@@ -604,8 +604,26 @@ func (w *Watcher) wakeAll() {
 // has released at t's generation; before that, it is true for an actor whose
 // previous owners have released it. Wait on Changed and ask again.
 func (w *Watcher) MayActivate(self HostID, t *Table, typ ActorType, id ActorID) bool {
-	ok, _ := w.ActivationWait(self, t, typ, id)
+	ok, _, _ := w.check(self, t, typ, id)
 	return ok
+}
+
+// check is MayActivate without registering anything: when the answer is no
+// and t is current, it also returns the snapshot it read and the member
+// that may still hold the actor (nil and "" otherwise).
+func (w *Watcher) check(self HostID, t *Table, typ ActorType, id ActorID) (bool, *snap, HostID) {
+	if o, ok := t.Owner(typ, id); !ok || o.ID != self || w.follows == followMembers || w.table.Load() != t {
+		return false, nil, ""
+	}
+	if w.settled.Load() >= t.Generation() {
+		return true, nil, ""
+	}
+	s := w.snap.Load()
+	if s.current() != t {
+		return false, nil, ""
+	}
+	ok, holder := s.mayActivate(self, typ, id)
+	return ok, s, holder
 }
 
 // closedChan is a channel that is always closed.
@@ -619,27 +637,19 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // releases, not for every entry. The check runs on an immutable snapshot,
 // outside the watcher's lock, in O(tables kept).
 func (w *Watcher) ActivationWait(self HostID, t *Table, typ ActorType, id ActorID) (bool, <-chan struct{}) {
-	if o, ok := t.Owner(typ, id); !ok || o.ID != self || w.follows == followMembers {
-		ch := w.wake("")
-		if w.table.Load() != t {
-			return false, closedChan
-		}
-		return false, ch
-	}
 	for {
-		if w.table.Load() != t {
-			return false, closedChan // t is old: ask about the new table
-		}
-		if w.settled.Load() >= t.Generation() {
+		ok, s, holder := w.check(self, t, typ, id)
+		switch {
+		case ok:
 			return true, nil
-		}
-		s := w.snap.Load()
-		if s.current() != t {
-			return false, closedChan
-		}
-		ok, holder := s.mayActivate(self, typ, id)
-		if ok {
-			return true, nil
+		case s == nil:
+			// Not self's, or t is no longer current: wait for the next
+			// table, unless it came already.
+			ch := w.wake("")
+			if w.table.Load() != t {
+				return false, closedChan
+			}
+			return false, ch
 		}
 		ch := w.wakeIf(s, holder)
 		if ch == nil {
