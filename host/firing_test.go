@@ -293,22 +293,29 @@ func TestOwnFiringFollowsAnActorThatMoves(t *testing.T) {
 	go func() {
 		fired <- a.callFiring(ctx, firingCall{typ: "rec", id: id, method: "remind", name: "r", seq: "7"})
 	}()
-	for { // until the firing waits in the mailbox behind the blocked turn
-		act := a.types["rec"].dir.get(id)
-		act.mu.Lock()
-		queued := len(act.queue) - act.head
-		act.mu.Unlock()
-		if queued == 1 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the firing never reached the mailbox")
-		case <-time.After(time.Millisecond): // poll
+	queued := func(n int, what string) {
+		t.Helper()
+		for {
+			act := a.types["rec"].dir.get(id)
+			act.mu.Lock()
+			q := len(act.queue) - act.head
+			act.mu.Unlock()
+			if q == n {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal(what)
+			case <-time.After(time.Millisecond): // poll
+			}
 		}
 	}
+	queued(1, "the firing never reached the mailbox behind the blocked turn")
 	startOn(t, s, Config{ID: "b"}, registerRec(seen, release))
 	waitTable(t, a, 2)
+	// a's watcher has the table with b; a hands off on its own goroutine,
+	// which puts the deactivation in front of the firing.
+	queued(2, "a never started handing the actor off")
 	close(release)
 	if err := <-blocked; err != nil {
 		t.Fatal(err)
