@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,6 +18,11 @@ const (
 	// DefaultBucket is protocol.DefaultMembershipBucket.
 	DefaultBucket    = protocol.DefaultMembershipBucket
 	DefaultMarkerTTL = 24 * time.Hour
+	// DefaultMaxConsumers is the consumer limit of the membership bucket's
+	// stream: each host has two consumers on it (its watcher's and its
+	// monitor's watch), each standalone router and smart client one, so
+	// 100,000 leaves room for 10,000 hosts and as many clients again.
+	DefaultMaxConsumers = 100_000
 )
 
 // BucketConfig describes the membership bucket. The zero value means the
@@ -33,6 +40,12 @@ type BucketConfig struct {
 	// starts within this time of the last departure derives the same
 	// generation as one that saw the departure live.
 	MarkerTTL time.Duration
+	// MaxConsumers is the most consumers the bucket's stream allows; 0 means
+	// DefaultMaxConsumers for a new bucket, or one that sets no limit, and
+	// the existing limit otherwise. nats-server 2.15 and later limit a
+	// stream that sets none to 1,000 consumers (its default_max_consumers),
+	// which would stop the 500th host from starting.
+	MaxConsumers int
 }
 
 func (c BucketConfig) withDefaults() BucketConfig {
@@ -84,30 +97,67 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg BucketConfig)
 		LimitMarkerTTL: cfg.MarkerTTL,
 		Metadata:       map[string]string{HashVersionKey: HashVersion},
 	})
+	if err == nil {
+		err = ensureMaxConsumers(ctx, js, protocol.KVStream(cfg.Name), cfg.MaxConsumers)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("placement: membership bucket %q: %w", cfg.Name, err)
 	}
 	return kv, nil
 }
 
-// ensureKeyValue is js.CreateOrUpdateKeyValue, except that cfg.Replicas 0
-// means automatic, as described at EnsureBucket.
-func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	if cfg.Replicas != 0 {
-		return js.CreateOrUpdateKeyValue(ctx, cfg)
+// errCodeStreamInvalidConfig is the JetStream error a server before 2.15
+// gives when a stream update changes MaxConsumers, which it cannot.
+const errCodeStreamInvalidConfig jetstream.ErrorCode = 10052
+
+// ensureMaxConsumers sets the consumer limit of stream to limit, or, with
+// limit 0, to DefaultMaxConsumers when it sets none. A server that cannot
+// change the limit of an existing stream (before 2.15) has no default limit
+// either, so its refusal leaves a stream without a limit, which is fine.
+func ensureMaxConsumers(ctx context.Context, js jetstream.JetStream, stream string, limit int) error {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return err
 	}
+	cfg := s.CachedInfo().Config
+	switch {
+	case limit > 0 && cfg.MaxConsumers == limit:
+		return nil
+	case limit == 0 && cfg.MaxConsumers > 0:
+		return nil
+	case limit == 0:
+		limit = DefaultMaxConsumers
+	}
+	unlimited := cfg.MaxConsumers <= 0
+	cfg.MaxConsumers = limit
+	_, err = js.UpdateStream(ctx, cfg)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamInvalidConfig && unlimited {
+		return nil
+	}
+	return err
+}
+
+// ensureKeyValue is js.CreateOrUpdateKeyValue, except that cfg.Replicas 0
+// means automatic, as described at EnsureBucket, and that an existing
+// bucket is updated by updateKeyValue.
+func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	for range 3 { // a bucket created concurrently sends us back to the top
 		s, err := js.Stream(ctx, protocol.KVStream(cfg.Bucket))
 		if err == nil {
-			cfg.Replicas = s.CachedInfo().Config.Replicas
-			return js.CreateOrUpdateKeyValue(ctx, cfg)
+			return updateKeyValue(ctx, js, s.CachedInfo().Config, cfg)
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, err
 		}
 		// Create, never update, so that a host whose probe fell back to 1
 		// cannot scale down a bucket another host just made with 3.
-		kv, err := createAutoReplicas(ctx, js, cfg)
+		var kv jetstream.KeyValue
+		if cfg.Replicas != 0 {
+			kv, err = js.CreateKeyValue(ctx, cfg)
+		} else {
+			kv, err = createAutoReplicas(ctx, js, cfg)
+		}
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			continue // the reply was lost, not necessarily the create: look again
 		}
@@ -116,6 +166,36 @@ func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 		}
 	}
 	return nil, fmt.Errorf("bucket %q: no answer from JetStream about creating it", cfg.Bucket)
+}
+
+// updateKeyValue brings the existing bucket whose stream has the config sc
+// to cfg, changing only what cfg sets (Replicas 0 keeps the count) and
+// writing only when that differs. Unlike js.CreateOrUpdateKeyValue it keeps
+// what the KV config cannot express, such as the consumer limit
+// (ensureMaxConsumers), which a host starting would otherwise reset.
+func updateKeyValue(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	want := sc
+	want.Description = cfg.Description
+	want.MaxMsgsPerSubject = int64(max(1, cfg.History))
+	if cfg.Replicas != 0 {
+		want.Replicas = cfg.Replicas
+	}
+	if cfg.LimitMarkerTTL != 0 {
+		want.AllowMsgTTL, want.SubjectDeleteMarkerTTL = true, cfg.LimitMarkerTTL
+	}
+	if len(cfg.Metadata) > 0 {
+		want.Metadata = maps.Clone(sc.Metadata)
+		if want.Metadata == nil {
+			want.Metadata = make(map[string]string, len(cfg.Metadata))
+		}
+		maps.Copy(want.Metadata, cfg.Metadata)
+	}
+	if !reflect.DeepEqual(want, sc) {
+		if _, err := js.UpdateStream(ctx, want); err != nil {
+			return nil, err
+		}
+	}
+	return js.KeyValue(ctx, cfg.Bucket)
 }
 
 // createTimeout bounds one create request of createAutoReplicas. A freshly

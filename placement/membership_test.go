@@ -237,6 +237,56 @@ func TestABucketForAnotherHashIsRefused(t *testing.T) {
 	}
 }
 
+// nats-server 2.15 limits a stream that sets no consumer limit to 1,000
+// consumers; each host has two on the membership bucket, so the bucket sets
+// its own limit, and a host starting (EnsureBucket again) neither resets it
+// nor overrides an operator's.
+func TestTheBucketAllowsAConsumerPerWatchOfTenThousandHosts(t *testing.T) {
+	js, _ := bucket(t)
+	ctx := context.Background()
+	limit := func() int {
+		t.Helper()
+		s, err := js.Stream(ctx, protocol.KVStream(placement.DefaultBucket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config.MaxConsumers
+	}
+	if got := limit(); got != placement.DefaultMaxConsumers {
+		t.Fatalf("a new bucket allows %d consumers, want %d", got, placement.DefaultMaxConsumers)
+	}
+	// Another host starts, with another marker TTL: the TTL changes, the
+	// limit stays.
+	if _, err := placement.EnsureBucket(ctx, js, placement.BucketConfig{MarkerTTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, protocol.KVStream(placement.DefaultBucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := s.CachedInfo().Config; cfg.MaxConsumers != placement.DefaultMaxConsumers || cfg.SubjectDeleteMarkerTTL != time.Hour {
+		t.Fatalf("after a second EnsureBucket: %d consumers, marker TTL %v; want %d, 1h", cfg.MaxConsumers, cfg.SubjectDeleteMarkerTTL, placement.DefaultMaxConsumers)
+	}
+	// An operator's limit is kept by default, replaced when asked for.
+	cfg := s.CachedInfo().Config
+	cfg.MaxConsumers = 5000
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := placement.EnsureBucket(ctx, js, placement.BucketConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := limit(); got != 5000 {
+		t.Fatalf("EnsureBucket changed the operator's limit of 5000 to %d", got)
+	}
+	if _, err := placement.EnsureBucket(ctx, js, placement.BucketConfig{MaxConsumers: 20_000}); err != nil {
+		t.Fatal(err)
+	}
+	if got := limit(); got != 20_000 {
+		t.Fatalf("EnsureBucket with MaxConsumers 20000 left the limit at %d", got)
+	}
+}
+
 func TestARenewalThatLandedUnansweredIsNotALoss(t *testing.T) {
 	js, kv := bucket(t)
 	var lost atomic.Int32
