@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -262,15 +261,7 @@ func startRestMember(url, bucket string, id, next placement.HostID, ttl time.Dur
 
 // restMemberCounts parses -scale.members.
 func restMemberCounts(tb testing.TB) []int {
-	var ns []int
-	for _, f := range strings.Split(*scaleRestMembers, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 2 {
-			tb.Fatalf("-scale.members: %q is not a member count of 2 or more", f)
-		}
-		ns = append(ns, n)
-	}
-	return ns
+	return parseCounts(tb, "-scale.members", *scaleRestMembers, "member")
 }
 
 // printRestTable writes the results as the table in docs/SCALE.md.
@@ -278,22 +269,9 @@ func printRestTable(w io.Writer, results []restResult) {
 	if len(results) == 0 {
 		return
 	}
-	row := func(name string, f func(restResult) string) {
-		fmt.Fprintf(w, "| %s |", name)
-		for _, r := range results {
-			fmt.Fprintf(w, " %s |", f(r))
-		}
-		fmt.Fprintln(w)
-	}
-	num := func(format string, f func(restResult) float64) func(restResult) string {
-		return func(r restResult) string { return fmt.Sprintf(format, f(r)) }
-	}
-	row("members N", num("%.0f", func(r restResult) float64 { return float64(r.members) }))
-	fmt.Fprint(w, "|---|")
-	for range results {
-		fmt.Fprint(w, "---|")
-	}
-	fmt.Fprintln(w)
+	t := table[restResult]{w, results}
+	row, num := t.row, numOf[restResult]
+	t.header("members N", num("%.0f", func(r restResult) float64 { return float64(r.members) }))
 	row("server in msgs/s at rest", num("%.0f", func(r restResult) float64 { return r.rest.inPerSec }))
 	row("server out msgs/s at rest", num("%.0f", func(r restResult) float64 { return r.rest.outPerSec }))
 	row("server out msgs per member per second", num("%.2f", func(r restResult) float64 { return r.rest.outPerSec / float64(r.members) }))

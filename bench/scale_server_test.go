@@ -238,3 +238,47 @@ func ratesBetween(a, b counters) rates {
 		selfCore:       (b.selfCPU - a.selfCPU).Seconds() / s,
 	}
 }
+
+// parseCounts parses the comma-separated counts of 2 or more that flag name
+// holds, of what (hosts, members).
+func parseCounts(tb testing.TB, name, value, what string) []int {
+	var ns []int
+	for _, f := range strings.Split(value, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			tb.Fatalf("%s: %q is not a %s count of 2 or more", name, f, what)
+		}
+		ns = append(ns, n)
+	}
+	return ns
+}
+
+// table writes results as a Markdown table, a column per result.
+type table[T any] struct {
+	w       io.Writer
+	results []T
+}
+
+// row writes one row: its name, then f of each result.
+func (t table[T]) row(name string, f func(T) string) {
+	fmt.Fprintf(t.w, "| %s |", name)
+	for _, r := range t.results {
+		fmt.Fprintf(t.w, " %s |", f(r))
+	}
+	fmt.Fprintln(t.w)
+}
+
+// header writes the first row and the separator under it.
+func (t table[T]) header(name string, f func(T) string) {
+	t.row(name, f)
+	fmt.Fprint(t.w, "|---|")
+	for range t.results {
+		fmt.Fprint(t.w, "---|")
+	}
+	fmt.Fprintln(t.w)
+}
+
+// numOf formats f of a result with format.
+func numOf[T any](format string, f func(T) float64) func(T) string {
+	return func(r T) string { return fmt.Sprintf(format, f(r)) }
+}

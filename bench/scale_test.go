@@ -610,15 +610,7 @@ func watchApplied(hosts []*scaleHost, changed func(*placement.Table) bool) *stam
 
 // scaleHostCounts parses -scale.hosts.
 func scaleHostCounts(tb testing.TB) []int {
-	var ns []int
-	for _, f := range strings.Split(*scaleHosts, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 2 {
-			tb.Fatalf("-scale.hosts: %q is not a host count of 2 or more", f)
-		}
-		ns = append(ns, n)
-	}
-	return ns
+	return parseCounts(tb, "-scale.hosts", *scaleHosts, "host")
 }
 
 func BenchmarkScale(b *testing.B) {
@@ -660,22 +652,9 @@ func printScaleTable(w io.Writer, results []scaleResult) {
 	if len(results) == 0 {
 		return
 	}
-	row := func(name string, f func(scaleResult) string) {
-		fmt.Fprintf(w, "| %s |", name)
-		for _, r := range results {
-			fmt.Fprintf(w, " %s |", f(r))
-		}
-		fmt.Fprintln(w)
-	}
-	num := func(format string, f func(scaleResult) float64) func(scaleResult) string {
-		return func(r scaleResult) string { return fmt.Sprintf(format, f(r)) }
-	}
-	row("N", num("%.0f", func(r scaleResult) float64 { return float64(r.hosts) }))
-	fmt.Fprint(w, "|---|")
-	for range results {
-		fmt.Fprint(w, "---|")
-	}
-	fmt.Fprintln(w)
+	t := table[scaleResult]{w, results}
+	row, num := t.row, numOf[scaleResult]
+	t.header("N", num("%.0f", func(r scaleResult) float64 { return float64(r.hosts) }))
 	row("server out msgs/s at rest", num("%.0f", func(r scaleResult) float64 { return r.rest.outPerSec }))
 	row("server out kB/s at rest", num("%.0f", func(r scaleResult) float64 { return r.rest.outBytesPerSec / 1e3 }))
 	row("server in msgs/s at rest", num("%.0f", func(r scaleResult) float64 { return r.rest.inPerSec }))
