@@ -96,84 +96,61 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg BucketConfig)
 		Replicas:       cfg.Replicas,
 		LimitMarkerTTL: cfg.MarkerTTL,
 		Metadata:       map[string]string{HashVersionKey: HashVersion},
-	})
-	if err == nil {
-		err = ensureMaxConsumers(ctx, js, protocol.KVStream(cfg.Name), cfg.MaxConsumers)
-	}
+	}, cfg.MaxConsumers)
 	if err != nil {
 		return nil, fmt.Errorf("placement: membership bucket %q: %w", cfg.Name, err)
 	}
 	return kv, nil
 }
 
-// errCodeStreamInvalidConfig is the JetStream error a server before 2.15
-// gives when a stream update changes MaxConsumers, which it cannot.
-const errCodeStreamInvalidConfig jetstream.ErrorCode = 10052
-
-// ensureMaxConsumers sets the consumer limit of stream to limit, or, with
-// limit 0, to DefaultMaxConsumers when it sets none. A server that cannot
-// change the limit of an existing stream (before 2.15) has no default limit
-// either, so its refusal leaves a stream without a limit, which is fine.
-func ensureMaxConsumers(ctx context.Context, js jetstream.JetStream, stream string, limit int) error {
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return err
-	}
-	cfg := s.CachedInfo().Config
-	switch {
-	case limit > 0 && cfg.MaxConsumers == limit:
-		return nil
-	case limit == 0 && cfg.MaxConsumers > 0:
-		return nil
-	case limit == 0:
-		limit = DefaultMaxConsumers
-	}
-	unlimited := cfg.MaxConsumers <= 0
-	cfg.MaxConsumers = limit
-	_, err = js.UpdateStream(ctx, cfg)
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamInvalidConfig && unlimited {
-		return nil
-	}
-	return err
-}
-
 // ensureKeyValue is js.CreateOrUpdateKeyValue, except that cfg.Replicas 0
-// means automatic, as described at EnsureBucket, and that an existing
-// bucket is updated by updateKeyValue.
-func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+// means automatic, as described at EnsureBucket, and that it sets the
+// stream's consumer limit (see updateKeyValue).
+func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, maxConsumers int) (jetstream.KeyValue, error) {
 	for range 3 { // a bucket created concurrently sends us back to the top
 		s, err := js.Stream(ctx, protocol.KVStream(cfg.Bucket))
 		if err == nil {
-			return updateKeyValue(ctx, js, s.CachedInfo().Config, cfg)
+			return updateKeyValue(ctx, js, s.CachedInfo().Config, cfg, maxConsumers)
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, err
 		}
 		// Create, never update, so that a host whose probe fell back to 1
 		// cannot scale down a bucket another host just made with 3.
-		var kv jetstream.KeyValue
 		if cfg.Replicas != 0 {
-			kv, err = js.CreateKeyValue(ctx, cfg)
+			_, err = js.CreateKeyValue(ctx, cfg)
 		} else {
-			kv, err = createAutoReplicas(ctx, js, cfg)
+			_, err = createAutoReplicas(ctx, js, cfg)
 		}
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			continue // the reply was lost, not necessarily the create: look again
 		}
+		if err == nil { // created: set what the KV config cannot
+			var s jetstream.Stream
+			if s, err = js.Stream(ctx, protocol.KVStream(cfg.Bucket)); err == nil {
+				return updateKeyValue(ctx, js, s.CachedInfo().Config, cfg, maxConsumers)
+			}
+		}
 		if !errors.Is(err, jetstream.ErrBucketExists) {
-			return kv, err
+			return nil, err
 		}
 	}
 	return nil, fmt.Errorf("bucket %q: no answer from JetStream about creating it", cfg.Bucket)
 }
 
-// updateKeyValue brings the existing bucket whose stream has the config sc
-// to cfg, changing only what cfg sets (Replicas 0 keeps the count) and
-// writing only when that differs. Unlike js.CreateOrUpdateKeyValue it keeps
-// what the KV config cannot express, such as the consumer limit
-// (ensureMaxConsumers), which a host starting would otherwise reset.
-func updateKeyValue(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+// errCodeStreamInvalidConfig is the JetStream error a server before 2.15
+// gives when a stream update changes MaxConsumers, which it cannot.
+const errCodeStreamInvalidConfig jetstream.ErrorCode = 10052
+
+// updateKeyValue brings the bucket whose stream has the config sc to cfg,
+// changing only what cfg sets (Replicas 0 keeps the count) and writing only
+// when that differs. Unlike js.CreateOrUpdateKeyValue it keeps what the KV
+// config cannot express, which a host starting would otherwise reset, and
+// sets one thing it cannot: the consumer limit, to maxConsumers, or with
+// maxConsumers 0 to DefaultMaxConsumers when the stream sets none. A server
+// that cannot change the limit (before 2.15) has no default limit either,
+// so its refusal leaves a stream without one, which is fine.
+func updateKeyValue(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig, cfg jetstream.KeyValueConfig, maxConsumers int) (jetstream.KeyValue, error) {
 	want := sc
 	want.Description = cfg.Description
 	want.MaxMsgsPerSubject = int64(max(1, cfg.History))
@@ -190,10 +167,25 @@ func updateKeyValue(ctx context.Context, js jetstream.JetStream, sc jetstream.St
 		}
 		maps.Copy(want.Metadata, cfg.Metadata)
 	}
-	if !reflect.DeepEqual(want, sc) {
-		if _, err := js.UpdateStream(ctx, want); err != nil {
-			return nil, err
+	switch {
+	case maxConsumers > 0:
+		want.MaxConsumers = maxConsumers
+	case sc.MaxConsumers <= 0:
+		want.MaxConsumers = DefaultMaxConsumers
+	}
+	if reflect.DeepEqual(want, sc) {
+		return js.KeyValue(ctx, cfg.Bucket)
+	}
+	_, err := js.UpdateStream(ctx, want)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamInvalidConfig && sc.MaxConsumers <= 0 {
+		want.MaxConsumers, err = sc.MaxConsumers, nil // a server before 2.15
+		if !reflect.DeepEqual(want, sc) {
+			_, err = js.UpdateStream(ctx, want)
 		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	return js.KeyValue(ctx, cfg.Bucket)
 }
