@@ -206,6 +206,8 @@ func runScaleRest(tb testing.TB, cfg restConfig) restResult {
 	res := restResult{members: cfg.members, startup: time.Since(t0)}
 	time.Sleep(cfg.quiet)
 	rn.on.Store(true)
+	srv.toggleProfile()
+	defer srv.toggleProfile()
 	a, err := srv.sample()
 	if err != nil {
 		tb.Fatal(err)

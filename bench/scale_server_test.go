@@ -138,6 +138,14 @@ func startNATSProc(tb testing.TB) *natsProc {
 	return p
 }
 
+// toggleProfile starts the server's CPU profile, or stops it if started,
+// when -scale.serverprofile names a file.
+func (p *natsProc) toggleProfile() {
+	if *scaleServerProfile != "" {
+		_ = p.cmd.Process.Signal(syscall.SIGUSR1)
+	}
+}
+
 // stop ends the server process: it shuts down when its input closes, and is
 // killed if it has not within 10 s.
 func (p *natsProc) stop() {

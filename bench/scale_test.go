@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -333,16 +332,11 @@ func (r *scaleRun) sample() counters {
 
 // rate measures the rates over the next d.
 func (r *scaleRun) rate(d time.Duration) rates {
-	profile := func() {
-		if *scaleServerProfile != "" {
-			_ = r.srv.cmd.Process.Signal(syscall.SIGUSR1)
-		}
-	}
-	profile()
+	r.srv.toggleProfile()
 	a := r.sample()
 	time.Sleep(d)
 	b := r.sample()
-	profile()
+	r.srv.toggleProfile()
 	return ratesBetween(a, b)
 }
 
