@@ -319,7 +319,7 @@ func TestMembersAtRestHarness(t *testing.T) {
 	}
 	ttl := 2 * time.Second
 	res := runScaleRest(t, restConfig{members: 20, rest: 2 * time.Second, quiet: 300 * time.Millisecond, parallel: 5, ttl: ttl})
-	// Every member renews every ttl/DefaultRenewals: about 2 s · 20 / 0.5 s.
+	// Every member renews DefaultRenewals times per ttl: 2 s · 20 · 3 / 2 s.
 	want := int64(res.rest.window.Seconds() / (ttl / placement.DefaultRenewals).Seconds() * float64(res.members))
 	if res.renewals < want*3/4 || res.failed != 0 {
 		t.Errorf("%d renewals, %d failed, in %v among %d members; want about %d, none failed", res.renewals, res.failed, res.rest.window, res.members, want)

@@ -17,10 +17,13 @@ import (
 )
 
 // Lease defaults: the server drops a host that has not renewed for
-// DefaultLeaseTTL; a host renews DefaultLeaseTTL/DefaultRenewals times per TTL.
+// DefaultLeaseTTL; a host renews DefaultRenewals times per TTL, as etcd's
+// clients keep their leases alive (every TTL/3). Renewals are most of what
+// membership costs the server at rest (docs/SCALE.md), so the period is as
+// long as leaves room for a failed try: see LeaseConfig.Renew.
 const (
 	DefaultLeaseTTL = 4 * time.Second
-	DefaultRenewals = 4
+	DefaultRenewals = 3
 )
 
 // ErrHostIDInUse is returned by Join when a live host already holds the id.
@@ -31,7 +34,11 @@ type LeaseConfig struct {
 	// TTL is the per-message TTL of the record, in whole seconds (the server's
 	// granularity), at least 1s.
 	TTL time.Duration
-	// Renew is the renewal period; 0 means TTL/DefaultRenewals.
+	// Renew is the renewal period; 0 means TTL/DefaultRenewals. A try
+	// times out after Renew/2, and a try that fails, or lands without an
+	// answer, is followed by another Renew/2 after it started rather than a
+	// whole period: with the defaults a host makes three tries before its
+	// lease stops being Valid (at TTL − Margin).
 	Renew time.Duration
 	// MarkerTTL is the TTL of the purge marker Leave writes; 0 means
 	// DefaultMarkerTTL. Use the bucket's BucketConfig.MarkerTTL.
@@ -376,9 +383,11 @@ func (l *Lease) halt() {
 	<-l.done
 }
 
+// loop renews the lease a period after each renewal that extended it, and
+// half a period after each try that did not.
 func (l *Lease) loop() {
 	defer close(l.done)
-	t := time.NewTicker(l.cfg.Renew)
+	t := time.NewTimer(l.cfg.Renew)
 	defer t.Stop()
 	for {
 		select {
@@ -386,17 +395,22 @@ func (l *Lease) loop() {
 			return
 		case <-t.C:
 		}
-		l.tick()
+		start := time.Now()
+		next := l.cfg.Renew / 2
+		if l.tick() {
+			next = l.cfg.Renew
+		}
+		t.Reset(max(0, next-time.Since(start)))
 	}
 }
 
-// tick renews a held lease, or tries to take it again after it was lost.
-func (l *Lease) tick() {
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Renew)
+// tick renews a held lease, or tries to take it again after it was lost. It
+// reports whether the try extended the lease.
+func (l *Lease) tick() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Renew/2)
 	defer cancel()
 	if l.Revision() == 0 {
-		_ = l.create(ctx) // on failure, the next tick tries again
-		return
+		return l.create(ctx) == nil // on failure, the next tick tries again
 	}
 	sent := time.Now()
 	err := l.renew(ctx)
@@ -404,14 +418,16 @@ func (l *Lease) tick() {
 		l.cfg.OnRenew(time.Since(sent), err)
 	}
 	if err == nil {
-		return
+		return true
 	}
 	if jsutil.IsConflict(err) && l.ownLatest(ctx) {
-		return // an earlier renewal landed unanswered; the next one succeeds
+		// An earlier try landed unanswered: the next one succeeds, but
+		// Valid still counts from the last answered one.
+		return false
 	}
 	lost := jsutil.IsConflict(err) || time.Since(l.Renewed()) >= l.cfg.TTL
 	if !lost {
-		return // transient: the next tick tries again
+		return false // transient: the next tick tries again
 	}
 	l.mu.Lock()
 	l.rev, l.aliveRev = 0, 0
@@ -420,6 +436,7 @@ func (l *Lease) tick() {
 	if l.onLost != nil {
 		l.onLost(err)
 	}
+	return false
 }
 
 // Forfeit gives the lease up because the host record written at revision

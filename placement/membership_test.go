@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-dev/troupe/internal/jsutil"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
@@ -318,6 +319,54 @@ func TestARenewalThatLandedUnansweredIsNotALoss(t *testing.T) {
 	}
 	if n := lost.Load(); n != 0 {
 		t.Fatalf("the lease was declared lost %d times", n)
+	}
+}
+
+// A try that does not extend the lease is followed by another half a
+// renewal period after it started, not a whole period: here the try finds
+// that an earlier one of its own landed unanswered, which leaves Valid
+// counting from the last answered renewal.
+func TestARenewalThatDidNotExtendTheLeaseIsRetriedAfterHalfAPeriod(t *testing.T) {
+	js, kv := bucket(t)
+	const ttl = 6 * time.Second // a 2 s period: retries after 1 s, not 2 s
+	type try struct {
+		start time.Time
+		err   error
+	}
+	tries := make(chan try, 16)
+	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1"}
+	cfg := placement.LeaseConfig{TTL: ttl, OnRenew: func(took time.Duration, err error) {
+		tries <- try{time.Now().Add(-took), err}
+	}}
+	l, err := placement.Join(context.Background(), js, kv, rec, cfg, func(err error) { t.Errorf("lease lost: %v", err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	alive := protocol.KVSubject(kv.Bucket(), placement.AliveKey("a"))
+	if _, err := js.Publish(context.Background(), alive, []byte(rec.GetIncarnation()), jetstream.WithMsgTTL(ttl)); err != nil {
+		t.Fatal(err)
+	}
+	next := func() try {
+		select {
+		case tr := <-tries:
+			return tr
+		case <-time.After(2 * ttl):
+			t.Fatal("no renewal try")
+			return try{}
+		}
+	}
+	first := next()
+	if !jsutil.IsConflict(first.err) {
+		t.Fatalf("the first renewal after an unanswered one: %v, want a conflict", first.err)
+	}
+	second := next()
+	if second.err != nil {
+		t.Fatalf("the retry: %v", second.err)
+	}
+	period := ttl / placement.DefaultRenewals
+	if gap := second.start.Sub(first.start); gap < period/2 || gap >= period*3/4 {
+		t.Fatalf("the retry started %v after the try that did not extend the lease, want half the period (%v)", gap, period/2)
 	}
 }
 
