@@ -34,8 +34,8 @@ var scaleRestMembers = flag.String("scale.members", "1000,2500,5000", "comma-sep
 // the server, what a host does at rest:
 //
 //   - it holds its lease with placement.Join and the default lease config:
-//     the real renewal loop, one write of its liveness key per second with
-//     the 4 s TTL;
+//     the real renewal loop, one write of its liveness key every 4/3 s
+//     with the 4 s TTL;
 //   - it watches the liveness key of the next member, as its monitor does
 //     (a KV watch of one key, placement.MonitorPeers = 1);
 //   - it has one more KV watch open, as its membership watcher does. A
