@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,7 +22,10 @@ import (
 	"github.com/troupe-dev/troupe/protocol"
 )
 
-var scaleRestMembers = flag.String("scale.members", "1000,2500,5000", "comma-separated member counts BenchmarkMembersAtRest measures")
+var (
+	scaleRestMembers = flag.String("scale.members", "1000,2500,5000", "comma-separated member counts BenchmarkMembersAtRest measures")
+	scaleRestTTL     = flag.Duration("scale.ttl", 0, "lease TTL of BenchmarkMembersAtRest's members (0: the default lease)")
+)
 
 // BenchmarkMembersAtRest measures what membership at rest costs the server with
 // more hosts than one machine can run as real hosts (BenchmarkScale holds
@@ -52,6 +56,10 @@ var scaleRestMembers = flag.String("scale.members", "1000,2500,5000", "comma-sep
 // this process's, and the renewals (through LeaseConfig.OnRenew: how many,
 // how many failed, their round trip's median and 99th percentile).
 //
+// -scale.ttl gives the members another lease TTL, renewed DefaultRenewals
+// times per TTL as by default: a longer one means fewer renewals a second,
+// for an N whose renewals at the default this machine cannot carry.
+//
 // Each member holds three or four file descriptors' worth of sockets across
 // the two processes: raise `ulimit -n` above the largest N.
 func BenchmarkMembersAtRest(b *testing.B) {
@@ -60,7 +68,7 @@ func BenchmarkMembersAtRest(b *testing.B) {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			var res restResult
 			for range b.N {
-				res = runScaleRest(b, restConfig{members: n, rest: *scaleRest, quiet: *scaleQuiet, parallel: *scaleParallel})
+				res = runScaleRest(b, restConfig{members: n, rest: *scaleRest, quiet: *scaleQuiet, parallel: *scaleParallel, ttl: *scaleRestTTL})
 			}
 			b.ReportMetric(res.rest.outPerSec, "out-msgs/s")
 			b.ReportMetric(res.rest.inPerSec, "in-msgs/s")
@@ -99,19 +107,18 @@ func (r restResult) serverPerRenewal() float64 {
 	return 1e6 * r.rest.serverCore * r.rest.window.Seconds() / float64(r.renewals)
 }
 
-// restMember is one simulated host: its connection, lease and watches.
+// restMember is one simulated host: its connection and lease (its watches
+// end with the connection).
 type restMember struct {
-	nc      *nats.Conn
-	lease   *placement.Lease
-	watches []jetstream.KeyWatcher
+	nc    *nats.Conn
+	lease *placement.Lease
 }
 
+// close stops renewing and closes the connection, which ends the watches'
+// subscriptions; the server removes their consumers itself.
 func (m *restMember) close() {
 	if m.lease != nil {
 		m.lease.Stop()
-	}
-	for _, w := range m.watches {
-		_ = w.Stop()
 	}
 	m.nc.Close()
 }
@@ -185,23 +192,35 @@ func runScaleRest(tb testing.TB, cfg restConfig) restResult {
 	})
 	id := func(i int) placement.HostID { return placement.HostID(fmt.Sprintf("m%05d", i%cfg.members)) }
 	t0 := time.Now()
-	errs := make([]error, cfg.members)
+	var (
+		failed    atomic.Bool
+		firstErr  error
+		firstOnce sync.Once
+	)
 	sem := make(chan struct{}, max(1, cfg.parallel))
 	var wg sync.WaitGroup
 	for i := range cfg.members {
-		wg.Add(1)
 		sem <- struct{}{}
+		if failed.Load() {
+			break // stop at the first failure: its cause is what the run shows
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			members[i], errs[i] = startRestMember(srv.url, kv.Bucket(), id(i), id(i+1), cfg.ttl, rn.record)
+			m, err := startRestMember(srv.url, kv.Bucket(), id(i), id(i+1), cfg.ttl, rn.record)
+			members[i] = m
+			if err != nil {
+				firstOnce.Do(func() {
+					firstErr = fmt.Errorf("member %d of %d, %v into the start: %w", i, cfg.members, time.Since(t0).Round(time.Millisecond), err)
+				})
+				failed.Store(true)
+			}
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			tb.Fatal(err)
-		}
+	if firstErr != nil {
+		tb.Fatal(firstErr)
 	}
 	res := restResult{members: cfg.members, startup: time.Since(t0)}
 	time.Sleep(cfg.quiet)
@@ -265,11 +284,8 @@ func startRestMember(url, bucket string, id, next placement.HostID, ttl time.Dur
 			if err != nil {
 				return err
 			}
-			m.watches = append(m.watches, w)
-			for e := range w.Updates() { // the initial entries, up to the nil marker
-				if e == nil {
-					break
-				}
+			if err := initialEntries(ctx, w); err != nil {
+				return fmt.Errorf("watch of %s: %w", key, err)
 			}
 			go func() {
 				for range w.Updates() {
@@ -283,6 +299,24 @@ func startRestMember(url, bucket string, id, next placement.HostID, ttl time.Dur
 		return nil, fmt.Errorf("member %s: %w", id, err)
 	}
 	return m, nil
+}
+
+// initialEntries reads w's initial entries, up to the nil marker that ends
+// them, until ctx ends.
+func initialEntries(ctx context.Context, w jetstream.KeyWatcher) error {
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("the watch ended")
+			}
+			if e == nil {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("initial entries: %w", ctx.Err())
+		}
+	}
 }
 
 // restMemberCounts parses -scale.members.
