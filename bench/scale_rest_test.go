@@ -192,16 +192,12 @@ func runScaleRest(tb testing.TB, cfg restConfig) restResult {
 	})
 	id := func(i int) placement.HostID { return placement.HostID(fmt.Sprintf("m%05d", i%cfg.members)) }
 	t0 := time.Now()
-	var (
-		failed    atomic.Bool
-		firstErr  error
-		firstOnce sync.Once
-	)
+	var firstErr atomic.Pointer[error] // the first member's failure to start
 	sem := make(chan struct{}, max(1, cfg.parallel))
 	var wg sync.WaitGroup
 	for i := range cfg.members {
 		sem <- struct{}{}
-		if failed.Load() {
+		if firstErr.Load() != nil {
 			break // stop at the first failure: its cause is what the run shows
 		}
 		wg.Add(1)
@@ -211,16 +207,14 @@ func runScaleRest(tb testing.TB, cfg restConfig) restResult {
 			m, err := startRestMember(srv.url, kv.Bucket(), id(i), id(i+1), cfg.ttl, rn.record)
 			members[i] = m
 			if err != nil {
-				firstOnce.Do(func() {
-					firstErr = fmt.Errorf("member %d of %d, %v into the start: %w", i, cfg.members, time.Since(t0).Round(time.Millisecond), err)
-				})
-				failed.Store(true)
+				err = fmt.Errorf("member %d of %d, %v into the start: %w", i, cfg.members, time.Since(t0).Round(time.Millisecond), err)
+				firstErr.CompareAndSwap(nil, &err)
 			}
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		tb.Fatal(firstErr)
+	if err := firstErr.Load(); err != nil {
+		tb.Fatal(*err)
 	}
 	res := restResult{members: cfg.members, startup: time.Since(t0)}
 	time.Sleep(cfg.quiet)
