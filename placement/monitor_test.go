@@ -178,9 +178,55 @@ func TestTheRingClosesOverCrashedMonitors(t *testing.T) {
 	t.Logf("%d crashed hosts removed %v after the crash", len(crashed), time.Since(start))
 }
 
+// A release notice can reach a host before the table it was sent for: the
+// sender applied that table first. The notice then waits for the table and
+// counts from it, so the gainer does not wait for the settled record.
+func TestAReleaseNoticeAheadOfTheTableCountsOnceTheTableArrives(t *testing.T) {
+	ctx := context.Background()
+	_, kv := bucket(t)
+	w := watch(t, kv)
+	// Records written by hand, without leases: nothing else writes to the
+	// bucket, so the next write's revision is known before it is made.
+	put := func(id, inc string) uint64 {
+		t.Helper()
+		rec := &pb.HostRecord{HostId: id, Subject: "troupe.host." + id, ActorTypes: []string{"counter"}, Incarnation: inc, Protocol: protocol.Version}
+		rev, err := kv.Create(ctx, placement.HostKey(placement.HostID(id)), mustMarshal(t, rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	put("x", "ix")
+	before := waitTable(t, w, "x's record", members(1))
+	status, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := status.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq + 1
+
+	w.NoteRelease("x", "ix", next) // x applied g's join and released
+	if rev := put("g", "ig"); rev != next {
+		t.Fatalf("g's record written at revision %d, want %d", rev, next)
+	}
+	tab := waitTable(t, w, "g's record", members(2))
+	var moved placement.ActorID
+	for i := 0; moved == ""; i++ {
+		id := placement.ActorID(fmt.Sprintf("a%d", i))
+		if o, _ := before.Owner("counter", id); o.ID == "x" {
+			if o, _ := tab.Owner("counter", id); o.ID == "g" {
+				moved = id
+			}
+		}
+	}
+	if !w.MayActivate("g", tab, "counter", moved) {
+		t.Fatal("x's notice, sent ahead of the table, did not let g activate the actor it gained")
+	}
+}
+
 // A release notice lets a host activate an actor it gained before the
 // release record reaches its watch; a notice of another incarnation, or of
-// a generation past the watcher's table, changes nothing.
+// a generation past the watcher's table (until the table reaches it),
+// changes nothing.
 func TestAReleaseNoticeCountsAsTheRecord(t *testing.T) {
 	js, kv := bucket(t)
 	w := watch(t, kv)

@@ -65,6 +65,9 @@ type Watcher struct {
 	applied uint64
 	changed chan struct{} // closed and replaced after every applied entry
 	stopped bool
+	// early holds, per member, the newest release notice of a generation
+	// past the watcher's table, until the table reaches it (NoteRelease).
+	early map[HostID]*pb.ReleaseRecord
 	// wakes holds, per member, a channel closed when its release changes,
 	// or when anything every waiter cares about does (a new table or
 	// snapshot, a higher settled generation, the watcher's end); see
@@ -242,6 +245,7 @@ func (w *Watcher) install(v view) {
 	w.view.live = true
 	w.handoff.resetReleased(v.releasedAt())
 	w.applySettled()
+	w.applyEarly()
 	w.mu.Unlock()
 	if same {
 		w.updateSettled()
@@ -495,28 +499,73 @@ func (v *view) noteRelease(rec *pb.ReleaseRecord) {
 // it tells them something new. A notice of an incarnation other than the
 // member's current one, or of a host that is not a member, is ignored.
 //
-// So is a notice of a generation newer than the watcher's table: the rule
-// that decides activations reads a release at generation r against the
-// tables up to r, and a host that skipped from an older table to r may
-// still hold an actor it owns again at r. The record of such a release
-// comes through the watch after r's table, as the stream orders them.
+// A notice of a generation newer than the watcher's table waits until the
+// table reaches it: the rule that decides activations reads a release at
+// generation r against the tables up to r, and a host that skipped from an
+// older table to r may still hold an actor it owns again at r. The sender
+// applied r's table before it released, so this watcher's table usually
+// lags by a few entries at most; without the wait, the gainer would wait
+// for the settled record instead.
 func (w *Watcher) NoteRelease(id HostID, incarnation string, gen uint64) {
 	w.mu.Lock()
 	m, ok := w.view.members[id]
-	if cur := w.handoff.current(); !ok || m.rec.GetIncarnation() != incarnation || cur == nil || gen > cur.Generation() {
+	cur := w.handoff.current()
+	if !ok || m.rec.GetIncarnation() != incarnation || cur == nil {
 		w.mu.Unlock()
 		return
 	}
-	if was, ok := w.view.releasedBy(id); ok && was >= gen {
+	rec := &pb.ReleaseRecord{HostId: string(id), Incarnation: incarnation, Generation: gen}
+	if gen > cur.Generation() {
+		if was := w.early[id]; was == nil || was.GetIncarnation() != incarnation || was.GetGeneration() < gen {
+			if w.early == nil {
+				w.early = make(map[HostID]*pb.ReleaseRecord)
+			}
+			w.early[id] = rec
+		}
 		w.mu.Unlock()
 		return
 	}
-	w.view.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: incarnation, Generation: gen})
-	gen, ok = w.view.releasedBy(id)
-	w.setReleased(id, gen, ok)
+	changed := w.noteReleaseLocked(rec)
 	w.mu.Unlock()
-	w.updateSettled()
-	w.notify()
+	if changed {
+		w.updateSettled()
+		w.notify()
+	}
+}
+
+// noteReleaseLocked counts a release notice the table has reached, unless
+// the member's current incarnation released at its generation or later
+// already; it reports whether it did. w.mu is held.
+func (w *Watcher) noteReleaseLocked(rec *pb.ReleaseRecord) bool {
+	id := HostID(rec.GetHostId())
+	if m, ok := w.view.members[id]; !ok || m.rec.GetIncarnation() != rec.GetIncarnation() {
+		return false
+	}
+	if was, ok := w.view.releasedBy(id); ok && was >= rec.GetGeneration() {
+		return false
+	}
+	w.view.noteRelease(rec)
+	gen, ok := w.view.releasedBy(id)
+	w.setReleased(id, gen, ok)
+	return true
+}
+
+// applyEarly counts the release notices that waited for the current table
+// (NoteRelease), and drops those of incarnations no longer members. w.mu is
+// held.
+func (w *Watcher) applyEarly() {
+	cur := w.handoff.current()
+	if len(w.early) == 0 || cur == nil {
+		return
+	}
+	for id, rec := range w.early {
+		if m, ok := w.view.members[id]; !ok || m.rec.GetIncarnation() != rec.GetIncarnation() {
+			delete(w.early, id)
+		} else if rec.GetGeneration() <= cur.Generation() {
+			delete(w.early, id)
+			w.noteReleaseLocked(rec)
+		}
+	}
 }
 
 // releasedAt returns the generation each member has released at, counting
@@ -563,6 +612,7 @@ func (w *Watcher) publish() {
 	t := NewTable(w.view.gen, ms)
 	w.handoff.push(t, revs)
 	w.applySettled()
+	w.applyEarly()
 	w.table.Store(t)
 	w.mu.Unlock()
 	w.updateSettled()
