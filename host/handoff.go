@@ -52,9 +52,13 @@ func (h *Host) awaitActivation(ctx context.Context, typ placement.ActorType, id 
 	}
 }
 
+// errMoved is the MOVED answer for a call the host does not own in t. A
+// draining host names its drain's revision when its table is older, so that
+// the caller waits for the table without the host.
 func (h *Host) errMoved(t *placement.Table) *protocol.Error {
-	e := protocol.Errorf(protocol.CodeMoved, "actor is not on host %s at generation %d", h.cfg.ID, t.Generation())
-	e.Generation = t.Generation()
+	gen := max(t.Generation(), h.drainedAt.Load())
+	e := protocol.Errorf(protocol.CodeMoved, "actor is not on host %s at generation %d", h.cfg.ID, gen)
+	e.Generation = gen
 	return e
 }
 
@@ -119,7 +123,9 @@ func (h *Host) handOff(prev, t *placement.Table) {
 	// version 1) read, is one JetStream write behind, and not needed at all
 	// when the change took nothing from the host: its last record implies
 	// this release to every watcher.
-	h.noticeRelease(prev, t, h.rec.incarnation())
+	if d := h.drainedAt.Load(); d == 0 || t.Generation() < d {
+		h.noticeRelease(prev, t, h.rec.incarnation())
+	} // else drainActors told the gainers, and its release at d implies this one
 	if h.w.ReleaseImplied(h.cfg.ID, t, h.recorded.Load()) {
 		h.released.set(t.Generation())
 		return
@@ -157,10 +163,16 @@ func (h *Host) noticeRelease(prev, t *placement.Table, inc string) {
 				continue
 			}
 			sent[id] = true
-			if m, ok := t.Member(id); ok && m.Protocol >= protocol.AliveRenewalVersion {
-				_ = h.nc.PublishMsg(&nats.Msg{Subject: m.Subject, Header: nats.Header{protocol.HeaderReleased: {value}}})
-			}
+			h.sendNotice(t, id, value)
 		}
+	}
+}
+
+// sendNotice publishes a release notice to member id of t, if it reads
+// them (protocol version 2).
+func (h *Host) sendNotice(t *placement.Table, id placement.HostID, value string) {
+	if m, ok := t.Member(id); ok && m.Protocol >= protocol.AliveRenewalVersion {
+		_ = h.nc.PublishMsg(&nats.Msg{Subject: m.Subject, Header: nats.Header{protocol.HeaderReleased: {value}}})
 	}
 }
 
@@ -234,8 +246,46 @@ func (h *Host) drainActors(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	h.handOffAll(rev)
 	if err := h.w.WaitApplied(ctx, rev); err != nil {
 		return err
 	}
 	return h.released.wait(ctx, h.w.Table().Generation())
+}
+
+// handOffAll hands off every actor once the host's drain is recorded at
+// revision rev, without waiting for its watch to bring that table: every
+// table from rev on gives the host nothing. From here on it activates
+// nothing (owns), so once its activations have ended it holds nothing, and
+// it tells every host that may gain its actors (the candidates of its types
+// in its current table) that it released at rev. A gainer whose table has
+// not reached rev keeps the notice until it does
+// (placement.Watcher.NoteRelease); one the host did not know of waits for
+// the settled record. The release record follows from followTable, once the
+// table comes.
+func (h *Host) handOffAll(rev uint64) {
+	h.drainedAt.Store(rev)
+	var all []*activation
+	h.types.each(func(a *activation) {
+		a.moveAway()
+		all = append(all, a)
+	})
+	for _, a := range all {
+		select {
+		case <-a.closedChan():
+		case <-h.stop:
+			return
+		}
+	}
+	t := h.w.Table()
+	value := protocol.FormatReleased(h.cfg.ID, h.rec.incarnation(), rev)
+	sent := map[placement.HostID]bool{h.cfg.ID: true}
+	for _, typ := range h.types.names() {
+		for _, id := range t.Hosts(placement.ActorType(typ)) {
+			if !sent[id] {
+				sent[id] = true
+				h.sendNotice(t, id, value)
+			}
+		}
+	}
 }

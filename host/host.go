@@ -71,6 +71,10 @@ type Host struct {
 	sweeper  *sweeper      // deactivates idle activations; nil until joined
 	released *watermark    // the generation the host last released at
 	recorded atomic.Uint64 // the generation of its last release record
+	// drainedAt is the revision of the host's drain (0 before): every table
+	// from it on gives the host nothing, so from then on it owns nothing,
+	// whatever table its watch has brought so far.
+	drainedAt atomic.Uint64
 
 	started  atomic.Bool
 	joined   atomic.Bool // Start succeeded
@@ -479,6 +483,9 @@ func (h *Host) waitLeft(ctx context.Context) error {
 }
 
 func (h *Host) owns(t *placement.Table, typ placement.ActorType, id placement.ActorID) bool {
+	if h.drainedAt.Load() != 0 {
+		return false
+	}
 	m, ok := t.Owner(typ, id)
 	return ok && m.ID == h.cfg.ID
 }
