@@ -138,11 +138,14 @@ func (p *prober) send(owner *placement.Member, msg *nats.Msg, c gatewayCall, aga
 	return err
 }
 
-// loop runs rounds until stop closes.
+// loop runs rounds until stop closes: one when a call was forwarded, and
+// one probeRetry after the last while a host is suspect. A host that forwards
+// nothing wakes for nothing.
 func (p *prober) loop(stop <-chan struct{}) {
 	defer func() { _ = p.sub.Unsubscribe() }()
-	retry := time.NewTicker(probeRetry)
+	retry := time.NewTimer(probeRetry)
 	defer retry.Stop()
+	retry.Stop()
 	gap := time.NewTimer(0)
 	defer gap.Stop()
 	for {
@@ -153,6 +156,10 @@ func (p *prober) loop(stop <-chan struct{}) {
 		case <-retry.C:
 		}
 		p.runRound(stop)
+		retry.Stop()
+		if p.anySuspect() {
+			retry.Reset(probeRetry)
+		}
 		gap.Reset(probeGap)
 		select {
 		case <-stop:
@@ -160,6 +167,18 @@ func (p *prober) loop(stop <-chan struct{}) {
 		case <-gap.C:
 		}
 	}
+}
+
+// anySuspect reports whether the last probe of some host got no answer.
+func (p *prober) anySuspect() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pr := range p.hosts {
+		if pr.suspect {
+			return true
+		}
+	}
+	return false
 }
 
 // runRound probes every host forwarded to since the last round, and every
