@@ -176,6 +176,46 @@ func BenchmarkWatcherRelease(b *testing.B) {
 	}
 }
 
+// BenchmarkWatcherTableChange measures what a host's watcher does with one
+// table change at n hosts, and the settled record that follows it: every
+// host applies both for every join, drain and departure, so across a
+// deployment this runs n times per change. One iteration is two changes,
+// a host joining and leaving.
+//
+//	go test -run '^$' -bench WatcherTableChange ./placement/
+func BenchmarkWatcherTableChange(b *testing.B) {
+	for _, n := range []int{150, 1000} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			w, _ := renewalsOf(b, n)
+			w.handoff.onPublish = func(s *snap) { w.snap.Store(s) }
+			rev := uint64(2 * n)
+			next := func() uint64 { rev++; return rev }
+			settled := func(gen uint64) entry {
+				val, err := proto.Marshal(&pb.SettledRecord{Generation: gen})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return entry{key: protocol.SettledKey, val: val, rev: next(), op: jetstream.KeyValuePut}
+			}
+			key := protocol.HostKey("joiner")
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				val, err := proto.Marshal(&pb.HostRecord{HostId: "joiner", Subject: "troupe.host.joiner",
+					ActorTypes: []string{"counter"}, Incarnation: fmt.Sprint("j", i), Protocol: protocol.Version})
+				if err != nil {
+					b.Fatal(err)
+				}
+				join := next()
+				w.applyEntry(entry{key: key, val: val, rev: join, op: jetstream.KeyValuePut})
+				w.applyEntry(settled(join))
+				left := next()
+				w.applyEntry(entry{key: key, rev: left, op: jetstream.KeyValuePurge})
+				w.applyEntry(settled(left))
+			}
+		})
+	}
+}
+
 // BenchmarkMayActivate measures the handoff check a host makes for a call
 // that waits to activate an actor it gained, right after a host joined n
 // others and none has released yet: perActor is the check hosts run,

@@ -191,10 +191,10 @@ func (h *handoff) publish(history []*Table, bound map[HostID]uint64) {
 	s := &snap{history: history, bound: bound}
 	cur := s.current()
 	s.cells = make(map[HostID]*atomic.Uint64, len(cur.Members()))
-	for _, m := range cur.Members() {
-		c := new(atomic.Uint64)
-		c.Store(h.released[m.ID])
-		s.cells[m.ID] = c
+	cells := make([]atomic.Uint64, len(cur.Members()))
+	for i, m := range cur.Members() {
+		cells[i].Store(h.released[m.ID])
+		s.cells[m.ID] = &cells[i]
 	}
 	h.snap, h.unreleased = s, 0
 	for _, m := range cur.Members() {

@@ -84,7 +84,14 @@ type candidate struct {
 // deduplicated. NewTable does not validate ids: callers check them where
 // members enter the system.
 func NewTable(generation uint64, members []Member) *Table {
-	t := &Table{gen: generation, members: uniqueMembers(members)}
+	return newTable(generation, uniqueMembers(members))
+}
+
+// newTable builds a table from members already as NewTable makes them:
+// sorted by ID, IDs distinct, each member's Types sorted and deduplicated.
+// It keeps members and their Types, which nobody may modify afterwards.
+func newTable(generation uint64, members []Member) *Table {
+	t := &Table{gen: generation, members: members}
 	t.byType = make(map[ActorType]*typeHosts)
 	for i := range t.members {
 		t.addCandidate(&t.members[i])

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,7 @@ const (
 // view is the member set and release state read from the bucket.
 type view struct {
 	members  map[HostID]member
+	ids      []HostID // the members' IDs, sorted
 	releases map[HostID]*pb.ReleaseRecord
 	// settled is the generation of the latest settled record: every member
 	// of that table had released at it. markApplied is the settled
@@ -99,6 +101,7 @@ type view struct {
 
 type member struct {
 	rec     *pb.HostRecord
+	m       Member // rec as a table member, its Types sorted (newTable)
 	raw     []byte // the entry's value, as last written
 	changed uint64 // revision at which the record's meaning last changed
 	// since is the revision at which the record's incarnation joined: the
@@ -342,6 +345,9 @@ func (w *Watcher) applySettled() {
 		if m.since > s {
 			continue
 		}
+		if gen, ok := w.view.releasedBy(id); ok && gen >= s {
+			continue // released there or later already
+		}
 		w.view.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: m.rec.GetIncarnation(), Generation: s})
 		gen, ok := w.view.releasedBy(id)
 		w.setReleased(id, gen, ok)
@@ -412,7 +418,7 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		_, had := v.members[id]
-		delete(v.members, id)
+		v.remove(id)
 		delete(v.releases, id) // gone, it holds nothing
 		v.gen = max(v.gen, e.Revision())
 		if had {
@@ -429,7 +435,7 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 		return noEffect, id // not a record a host wrote; ignore rather than guess
 	}
 	if had && sameMeaning(old.rec, rec) {
-		v.members[id] = member{rec: rec, raw: e.Value(), changed: old.changed, since: old.since}
+		v.members[id] = member{rec: rec, m: old.m, raw: e.Value(), changed: old.changed, since: old.since}
 		return noEffect, id
 	}
 	changed := rec.GetChangedRevision()
@@ -441,7 +447,7 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 	if !joined {
 		since = old.since
 	}
-	v.members[id] = member{rec: rec, raw: e.Value(), changed: changed, since: since}
+	v.put(id, member{rec: rec, m: memberOf(rec), raw: e.Value(), changed: changed, since: since})
 	v.gen = max(v.gen, changed)
 	if joined && v.live && rec.GetChangedRevision() == 0 {
 		// The write that brings an incarnation in: it holds nothing yet (a
@@ -452,6 +458,26 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 		v.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: rec.GetIncarnation(), Generation: changed})
 	}
 	return memberEffect, id
+}
+
+// put sets member id, keeping ids sorted.
+func (v *view) put(id HostID, m member) {
+	if _, had := v.members[id]; !had {
+		at, _ := slices.BinarySearch(v.ids, id)
+		v.ids = slices.Insert(v.ids, at, id)
+	}
+	v.members[id] = m
+}
+
+// remove deletes member id, keeping ids sorted.
+func (v *view) remove(id HostID) {
+	if _, had := v.members[id]; !had {
+		return
+	}
+	delete(v.members, id)
+	if at, found := slices.BinarySearch(v.ids, id); found {
+		v.ids = slices.Delete(v.ids, at, at+1)
+	}
 }
 
 // applySettled reads the settled record; true when it raised the settled
@@ -603,13 +629,14 @@ func sameMeaning(a, b *pb.HostRecord) bool {
 // publish builds the table for the current member set.
 func (w *Watcher) publish() {
 	w.mu.Lock()
-	ms := make([]Member, 0, len(w.view.members))
-	revs := make(map[HostID]memberRevs, len(w.view.members))
-	for id, m := range w.view.members {
-		ms = append(ms, memberOf(m.rec))
+	ms := make([]Member, len(w.view.ids))
+	revs := make(map[HostID]memberRevs, len(w.view.ids))
+	for i, id := range w.view.ids {
+		m := w.view.members[id]
+		ms[i] = m.m
 		revs[id] = memberRevs{since: m.since, changed: m.changed}
 	}
-	t := NewTable(w.view.gen, ms)
+	t := newTable(w.view.gen, ms)
 	w.handoff.push(t, revs)
 	w.applySettled()
 	w.applyEarly()
@@ -766,11 +793,14 @@ func (w *Watcher) ReleaseImplied(id HostID, t *Table, written uint64) bool {
 // Settled is the highest generation at which every member had released.
 func (w *Watcher) Settled() uint64 { return w.settled.Load() }
 
+// memberOf is rec as a table member, its Types sorted and deduplicated.
 func memberOf(rec *pb.HostRecord) Member {
 	types := make([]ActorType, len(rec.GetActorTypes()))
 	for i, t := range rec.GetActorTypes() {
 		types[i] = ActorType(t)
 	}
+	slices.Sort(types)
+	types = slices.Compact(types)
 	return Member{
 		ID:       HostID(rec.GetHostId()),
 		Subject:  rec.GetSubject(),
