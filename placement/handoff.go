@@ -192,19 +192,22 @@ func (h *handoff) publish(history []*Table, bound map[HostID]uint64) {
 	cur := s.current()
 	s.cells = make(map[HostID]*atomic.Uint64, len(cur.Members()))
 	cells := make([]atomic.Uint64, len(cur.Members()))
-	for i, m := range cur.Members() {
-		cells[i].Store(h.released[m.ID])
-		s.cells[m.ID] = &cells[i]
-	}
 	h.snap, h.unreleased = s, 0
-	for _, m := range cur.Members() {
-		if !s.isReleased(m.ID) {
-			h.unreleased++
-		}
-		if s.isStale(m.ID) {
-			s.stale.Add(1)
+	gen, oldest := cur.Generation(), history[0].Generation()
+	var stale int64
+	for i, m := range cur.Members() {
+		r := h.released[m.ID]
+		cells[i].Store(r)
+		s.cells[m.ID] = &cells[i]
+		r = s.effective(m.ID, r)
+		if r < gen {
+			h.unreleased++ // isReleased
+			if r < oldest {
+				stale++ // isStale
+			}
 		}
 	}
+	s.stale.Store(stale)
 	if h.onPublish != nil {
 		h.onPublish(s)
 	}
@@ -225,7 +228,12 @@ func (s *snap) releasedAt(id HostID) uint64 {
 	if c == nil {
 		return 0
 	}
-	r := c.Load()
+	return s.effective(id, c.Load())
+}
+
+// effective is the generation id has released at, given its own release
+// r: the current generation when r implies it.
+func (s *snap) effective(id HostID, r uint64) uint64 {
 	if cur := s.current(); r != 0 && r < cur.Generation() && s.implied(id, r) {
 		return cur.Generation()
 	}
@@ -300,6 +308,39 @@ func (s *snap) mayActivate(self HostID, typ ActorType, id ActorID) (bool, HostID
 	return true, ""
 }
 
+// settle applies the settled record of generation s: each member in
+// released has released at the generation given (s, or later), and the
+// tables before the one in effect at s are dropped (trim). It publishes
+// one snapshot with every cell filled afresh, rather than updating one
+// cell and the counts per member.
+func (h *handoff) settle(s uint64, released map[HostID]uint64) {
+	if h.released == nil {
+		h.released = make(map[HostID]uint64, len(released))
+	}
+	for id, gen := range released {
+		h.released[id] = gen
+	}
+	if h.snap == nil {
+		return
+	}
+	h.publish(h.trimmed(s), h.bound)
+}
+
+// trimmed is the history without the tables before the one in effect at
+// generation s (trim).
+func (h *handoff) trimmed(s uint64) []*Table {
+	k := 0
+	for i, t := range h.history {
+		if t.Generation() <= s {
+			k = i
+		}
+	}
+	if k == 0 {
+		return h.history
+	}
+	return slices.Clone(h.history[k:])
+}
+
 // trim drops the tables before the one in effect at generation s, once
 // every member of the current table has released at s or joined after it
 // (the settled record of s says so). Such tables decide nothing: mayActivate
@@ -311,14 +352,8 @@ func (h *handoff) trim(s uint64) {
 	if h.snap == nil {
 		return
 	}
-	k := 0
-	for i, t := range h.history {
-		if t.Generation() <= s {
-			k = i
-		}
-	}
-	if k > 0 {
-		h.publish(slices.Clone(h.history[k:]), h.bound)
+	if history := h.trimmed(s); len(history) != len(h.history) {
+		h.publish(history, h.bound)
 	}
 }
 

@@ -140,17 +140,38 @@ func TestHandoffKeepsItsCountAsAScanWould(t *testing.T) {
 			h.push(NewTable(gen, membersOf(ids[:n], "c")), nil)
 		case 1:
 			h.setReleased(id, 0, false)
+		case 2: // a settled record, of the current generation or the one before
+			s := gen - uint64(rng.IntN(2))
+			settled := map[HostID]uint64{}
+			for _, m := range h.current().Members() {
+				if rng.IntN(4) > 0 && h.released[m.ID] < s {
+					settled[m.ID] = s
+				}
+			}
+			h.settle(s, settled)
+			for id := range settled {
+				if h.released[id] < s || h.snap.releasedAt(id) < s {
+					t.Fatalf("step %d: %s counts as released at %d (cell %d) after the settled record of %d",
+						step, id, h.released[id], h.snap.releasedAt(id), s)
+				}
+			}
 		default:
 			h.setReleased(id, gen-uint64(rng.IntN(2)), true)
 		}
-		scan := true
+		scan, stale := true, int64(0)
 		for _, m := range h.current().Members() {
-			if h.released[m.ID] < gen {
+			if r := h.released[m.ID]; r < gen {
 				scan = false
+				if r < h.history[0].Generation() {
+					stale++
+				}
 			}
 		}
 		if h.settled() != scan {
 			t.Fatalf("step %d: settled() = %v, a scan says %v", step, h.settled(), scan)
+		}
+		if h.stale.Load() != stale {
+			t.Fatalf("step %d: %d stale members counted, a scan says %d", step, h.stale.Load(), stale)
 		}
 	}
 }

@@ -341,6 +341,7 @@ func (w *Watcher) applySettled() {
 		return // nothing new, or a table this watcher has not reached yet
 	}
 	w.view.markApplied = s
+	released := make(map[HostID]uint64, len(w.view.members))
 	for id, m := range w.view.members {
 		if m.since > s {
 			continue
@@ -349,10 +350,9 @@ func (w *Watcher) applySettled() {
 			continue // released there or later already
 		}
 		w.view.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: m.rec.GetIncarnation(), Generation: s})
-		gen, ok := w.view.releasedBy(id)
-		w.setReleased(id, gen, ok)
+		released[id] = s
 	}
-	w.handoff.trim(s)
+	w.handoff.settle(s, released) // a new snapshot, which wakes every waiter
 }
 
 // Resync asks the watcher to read the whole bucket again, as a new watcher
