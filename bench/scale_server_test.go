@@ -31,6 +31,10 @@ import (
 // store directory instead of its tests (see serveNATS).
 const natsStoreEnv = "TROUPE_BENCH_NATS_STORE"
 
+// natsSyncEnv, when set with natsStoreEnv, is the server's fsync interval
+// instead of devSync (see -scale.sync).
+const natsSyncEnv = "TROUPE_BENCH_NATS_SYNC"
+
 // natsProfileEnv, when set with natsStoreEnv, makes the server process write
 // a CPU profile of itself to that file while it measures at rest (see
 // -scale.serverprofile): started on the first SIGUSR1, stopped on the next.
@@ -48,12 +52,21 @@ func TestMain(m *testing.M) {
 const devSync = 100 * time.Millisecond
 
 // serveNATS runs a server configured as `troupe dev` configures its own
-// (embedded.Config with the dev fsync interval; a random loopback port
-// instead of 4222), plus the HTTP monitor on a random port. It prints
-// "<client URL> <monitor address>" on one line, and runs until its standard
-// input ends: the parent closes it, or dies.
+// (embedded.Config with the dev fsync interval, unless -scale.sync says
+// otherwise; a random loopback port instead of 4222), plus the HTTP monitor
+// on a random port. It prints "<client URL> <monitor address>" on one line,
+// and runs until its standard input ends: the parent closes it, or dies.
 func serveNATS(dir string) int {
-	s, err := embedded.Start(embedded.Config{StoreDir: dir, SyncInterval: devSync, Monitor: "127.0.0.1:0"})
+	sync := devSync
+	if v := os.Getenv(natsSyncEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		sync = d
+	}
+	s, err := embedded.Start(embedded.Config{StoreDir: dir, SyncInterval: sync, Monitor: "127.0.0.1:0"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -104,6 +117,9 @@ func startNATSProc(tb testing.TB) *natsProc {
 	cmd.Env = append(os.Environ(), natsStoreEnv+"="+tb.TempDir())
 	if *scaleServerProfile != "" {
 		cmd.Env = append(cmd.Env, natsProfileEnv+"="+*scaleServerProfile)
+	}
+	if *scaleSync != devSync {
+		cmd.Env = append(cmd.Env, natsSyncEnv+"="+scaleSync.String())
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

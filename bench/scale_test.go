@@ -71,6 +71,7 @@ var (
 	scaleQuiet         = flag.Duration("scale.quiet", time.Second, "pause after the hosts start and after each change")
 	scaleParallel      = flag.Int("scale.parallel", 8, "hosts BenchmarkScale starts at once")
 	scaleServerProfile = flag.String("scale.serverprofile", "", "file the nats-server process writes its CPU profile at rest to (of the last host count measured)")
+	scaleSync          = flag.Duration("scale.sync", devSync, "fsync interval of the harness's nats-server (troupe dev's by default; 0: the server's own default of two minutes)")
 	scaleRouters       = flag.Int("scale.routers", 0, "standalone routers (each its own connection and watcher) BenchmarkScale adds to the N hosts")
 )
 
