@@ -104,19 +104,8 @@ func (h *Host) checkOwnRecord(t *placement.Table) {
 // prev, and writes the release record for t's generation unless its last
 // one implies it.
 func (h *Host) handOff(prev, t *placement.Table) {
-	var lost []*activation
-	h.types.each(func(a *activation) {
-		if !h.owns(t, a.t.name, a.id) {
-			a.moveAway()
-			lost = append(lost, a)
-		}
-	})
-	for _, a := range lost {
-		select {
-		case <-a.closedChan():
-		case <-h.stop:
-			return
-		}
+	if !h.moveAway(t) {
+		return
 	}
 	// The host holds nothing t gives away now: the gainers may know it at
 	// once; the record, which only the collectors (and hosts of protocol
@@ -131,6 +120,26 @@ func (h *Host) handOff(prev, t *placement.Table) {
 		return
 	}
 	h.release(t.Generation())
+}
+
+// moveAway deactivates every activation t does not give to this host and
+// waits for them to end; false when the host stopped first.
+func (h *Host) moveAway(t *placement.Table) bool {
+	var lost []*activation
+	h.types.each(func(a *activation) {
+		if !h.owns(t, a.t.name, a.id) {
+			a.moveAway()
+			lost = append(lost, a)
+		}
+	})
+	for _, a := range lost {
+		select {
+		case <-a.closedChan():
+		case <-h.stop:
+			return false
+		}
+	}
+	return true
 }
 
 // noticeRelease sends a release notice (protocol.HeaderReleased) for t's
@@ -265,19 +274,10 @@ func (h *Host) drainActors(ctx context.Context) error {
 // table comes.
 func (h *Host) handOffAll(rev uint64) {
 	h.drainedAt.Store(rev)
-	var all []*activation
-	h.types.each(func(a *activation) {
-		a.moveAway()
-		all = append(all, a)
-	})
-	for _, a := range all {
-		select {
-		case <-a.closedChan():
-		case <-h.stop:
-			return
-		}
-	}
 	t := h.w.Table()
+	if !h.moveAway(t) { // every activation: the host owns nothing now
+		return
+	}
 	value := protocol.FormatReleased(h.cfg.ID, h.rec.incarnation(), rev)
 	sent := map[placement.HostID]bool{h.cfg.ID: true}
 	for _, typ := range h.types.names() {
