@@ -202,3 +202,45 @@ func TestIdempotentRetryAfterHostDiedHoldingTheRequest(t *testing.T) {
 		t.Fatalf("without an id the silent host got %d attempts, want 1", len(got))
 	}
 }
+
+// An attempt's timeout grows only after attempts that got no answer: a call
+// that was answered UNAVAILABLE a few times (a host restarting, say) and
+// then lost one attempt sends again after AttemptTimeout, not after a
+// timeout doubled for every earlier answer, which could be the rest of its
+// deadline.
+func TestAnsweredAttemptsLeaveTheAttemptTimeoutAlone(t *testing.T) {
+	s := natstest.Server(t)
+	subject, _ := shortMember(t, s, "restarting")
+	var got ids
+	const busy = 6 // answered UNAVAILABLE; the next is lost, the one after answered
+	nc := natstest.Connect(t, s)
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		switch n := got.add(m); {
+		case n <= busy:
+			h, body := router.EncodeError(&router.Error{Code: router.CodeUnavailable, Message: "starting"})
+			_ = m.RespondMsg(&nats.Msg{Header: h, Data: body})
+		case n == busy+1:
+			// taken and lost
+		default:
+			_ = m.Respond([]byte("ok"))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := router.New(context.Background(), natstest.Connect(t, s), router.Config{AttemptTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	for len(r.Table().Members()) != 1 {
+		<-r.Watcher().Changed()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	reply, err := r.Call(ctx, "t", "a1", "m", nil)
+	if err != nil || string(reply) != "ok" {
+		t.Fatalf("Call = %q, %v after %v; want ok once the lost attempt timed out", reply, err, time.Since(start))
+	}
+	sameID(t, got.all(), busy+2)
+}

@@ -324,8 +324,10 @@ func (c *call) run(ctx context.Context) ([]byte, error) {
 			err = c.wait(ctx, table) // the owner is gone: wait for the table to drop it
 		case err != nil && c.unanswered(ctx, err):
 			// The host may have died holding it, or the link was cut: the
-			// same id again, to whoever owns the actor now.
+			// same id again, to whoever owns the actor now, waiting twice
+			// as long for it in case the host was only slow.
 			c.retried("no_answer")
+			c.attempt *= 2
 			err = nil
 		case err != nil:
 			return nil, c.failure(ctx, err)
@@ -343,14 +345,16 @@ func (c *call) run(ctx context.Context) ([]byte, error) {
 }
 
 // send makes one request, bounded by ctx and the call's deadline, and, for
-// a call with an id, by the attempt's timeout.
+// a call with an id, by the attempt's timeout: AttemptTimeout, doubled after
+// each attempt that got no answer (run). Attempts that were answered (MOVED,
+// UNAVAILABLE) or found nobody listening leave it as it is, so a call that
+// waited out a host's restart does not then give its one lost attempt the
+// rest of its deadline.
 func (c *call) send(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	left := time.Until(c.deadline)
 	if c.callID != "" {
 		if c.attempt == 0 {
 			c.attempt = c.r.cfg.AttemptTimeout
-		} else {
-			c.attempt *= 2
 		}
 		if c.attempt < left {
 			if ctx.Done() == nil {

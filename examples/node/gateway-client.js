@@ -41,14 +41,13 @@ export async function call(nc, type, id, method, payload, {
     throw new TroupeError(Codes.BAD_REQUEST, `call id ${JSON.stringify(callId)}: want 1-64 printable ASCII characters without spaces`);
   }
   const deadline = Date.now() + timeoutMs;
-  let attempt = attemptMs / 2;
+  let attempt = attemptMs; // doubled after each attempt that got no answer, not after answers
   for (;;) {
     const left = deadline - Date.now();
     if (left <= 0) throw new TroupeError(Codes.DEADLINE_EXCEEDED, `${what}: deadline exceeded`);
     const h = headers();
     h.set(Headers.timeout, String(Math.max(1, Math.ceil(left))));
     if (callId) h.set(Headers.callId, callId);
-    attempt *= 2;
     let msg;
     try {
       msg = await nc.request(`${prefix}.call.${type}.${encodeId(bytes)}.${method}`, payloadBytes(payload), {
@@ -56,7 +55,10 @@ export async function call(nc, type, id, method, payload, {
         headers: h,
       });
     } catch (err) {
-      if (callId && isTimeout(err) && Date.now() < deadline) continue; // unanswered: the same id again
+      if (callId && isTimeout(err) && Date.now() < deadline) {
+        attempt *= 2; // unanswered: the same id again, waiting longer in case the host was only slow
+        continue;
+      }
       throw transportError(err, what, "no troupe host answers the gateway subject");
     }
     const e = decodeError(msg);

@@ -262,7 +262,7 @@ export class SmartClient {
     if (callId !== null && !isCallId(callId)) {
       throw new TroupeError(Codes.BAD_REQUEST, `call id ${JSON.stringify(callId)}: want 1-64 printable ASCII characters without spaces`);
     }
-    let attempt = attemptMs / 2;
+    let attempt = attemptMs; // doubled after each attempt that got no answer, not after answers
     const what = `${type} ${encodeId(bytes)}.${method}`;
     const data = payloadBytes(payload);
     const deadline = Date.now() + timeoutMs;
@@ -288,12 +288,12 @@ export class SmartClient {
         h.set(k, v);
       }
       let msg;
-      attempt *= 2;
       try {
         msg = await this.nc.request(host.subject, data, { timeout: callId ? Math.min(attempt, left) : left, headers: h });
       } catch (err) {
         if (callId && isTimeout(err) && Date.now() < deadline) {
           this.retries.unanswered++; // the host may have died holding it: the same id again
+          attempt *= 2;
           continue;
         }
         if (!isNoResponders(err)) throw transportError(err, what, "no responders");
