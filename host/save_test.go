@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-dev/troupe/internal/natstest"
+	"github.com/troupe-dev/troupe/internal/tcpproxy"
 	"github.com/troupe-dev/troupe/protocol"
 )
 
@@ -126,5 +128,52 @@ func TestStateStoreNeverGuessesAnUnansweredSave(t *testing.T) {
 	_, err := s.save(0, StateKey("counter", "x"), []byte("1"), nil, 0)
 	if !errors.Is(err, protocol.ErrOutcomeUnknown) {
 		t.Fatalf("a save nobody answered: %v; want OUTCOME_UNKNOWN", err)
+	}
+}
+
+// A state load whose answer is lost (the link drops right after the direct
+// get went out, as in a blip) is asked again once the host reconnects,
+// rather than holding the activation, and every call queued for it, until
+// the first call's deadline.
+func TestStateStoreLoadAsksAgainAfterALostAnswer(t *testing.T) {
+	s := natstest.Server(t)
+	proxy, err := tcpproxy.Start(strings.TrimPrefix(s.ClientURL(), "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	nc, err := nats.Connect("nats://"+proxy.Addr(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := ensureStateBucket(ctx, js, Config{StateBucket: DefaultStateBucket, StateReplicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &stateStore{nc: nc, js: js, kv: kv, gate: &gate{open: true}, timeout: 5 * time.Second}
+	key := StateKey("counter", "x")
+	if _, err := store.save(0, key, []byte("1"), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.load(ctx, key); err != nil { // opens the stream
+		t.Fatal(err)
+	}
+
+	cut := proxy.CutOn("$JS.API.DIRECT.GET.", 100*time.Millisecond)
+	e, err := store.load(ctx, key)
+	if err != nil || string(e.data) != "1" {
+		t.Fatalf("load after a lost answer: %q, %v; want \"1\" before the 10 s deadline", e.data, err)
+	}
+	select {
+	case <-cut:
+	default:
+		t.Fatal("the link was never cut during the load")
 	}
 }

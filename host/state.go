@@ -108,21 +108,28 @@ type stateEntry struct {
 
 // load reads the latest entry of key, with its headers (the KV API returns
 // values only): a direct get, like the KV API's. A key never written gives
-// the zero stateEntry.
+// the zero stateEntry. A read that gets no answer is asked again (ask), so a
+// reply lost with a dropped connection costs one try, not the caller's
+// deadline.
 func (s *stateStore) load(ctx context.Context, key string) (stateEntry, error) {
 	s.mu.Lock()
 	st := s.stream
 	s.mu.Unlock()
 	if st == nil {
 		var err error
-		if st, err = s.js.Stream(ctx, protocol.KVStream(s.kv.Bucket())); err != nil {
+		st, err = ask(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+			return s.js.Stream(ctx, protocol.KVStream(s.kv.Bucket()))
+		})
+		if err != nil {
 			return stateEntry{}, err
 		}
 		s.mu.Lock()
 		s.stream = st
 		s.mu.Unlock()
 	}
-	msg, err := st.GetLastMsgForSubject(ctx, s.subject(key))
+	msg, err := ask(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return st.GetLastMsgForSubject(ctx, s.subject(key))
+	})
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return stateEntry{}, nil
@@ -194,6 +201,33 @@ func (s *stateStore) save(e epoch, key string, state []byte, hdr nats.Header, re
 	}
 }
 
+// ask runs read, a read of the store, bounding each try by saveAttempt,
+// and asks again while a try gets no answer or finds the connection down,
+// until ctx ends. A reply lost when the connection dropped (the request
+// went out, the answer did not come back) would otherwise hold the read
+// until ctx's deadline, which for an activation's load is its first call's.
+// Reads change nothing, so asking again is safe.
+func ask[T any](ctx context.Context, read func(context.Context) (T, error)) (T, error) {
+	for {
+		sent := time.Now()
+		tctx, cancel := context.WithTimeout(ctx, saveAttempt)
+		v, err := read(tctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !noAnswer(err) && !notSent(err) {
+			return v, err
+		}
+		if time.Since(sent) < saveAttempt/2 {
+			// Refused at once (not connected, no responders while a
+			// stream leader is elected): pause rather than spin.
+			select {
+			case <-ctx.Done():
+				return v, err
+			case <-time.After(saveRetryPause):
+			}
+		}
+	}
+}
+
 // errFencedSave is the error of a save the fence kept from being sent.
 var errFencedSave = errors.New("host: lease not valid; save not sent")
 
@@ -229,7 +263,9 @@ func (s *stateStore) landed(ctx context.Context, subject string, state []byte, r
 	req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
 	for {
 		var resp *nats.Msg
-		resp, err = s.nc.RequestWithContext(ctx, protocol.StreamMsgGetSubject(protocol.KVStream(s.kv.Bucket())), req)
+		tctx, cancel := context.WithTimeout(ctx, saveAttempt)
+		resp, err = s.nc.RequestWithContext(tctx, protocol.StreamMsgGetSubject(protocol.KVStream(s.kv.Bucket())), req)
+		cancel()
 		if err == nil {
 			var got struct {
 				Message *struct {
