@@ -122,10 +122,13 @@ type callWindow struct {
 
 // remembered is a call of the in-memory tier and when it entered it (Unix
 // milliseconds): the tier's age counts from then, so a record read with the
-// state on activation stays for MemoryWindowAge after it.
+// state on activation stays for MemoryWindowAge after it. saved tells a
+// record of a turn that changed the state (one the saved window took) from
+// a read-only one.
 type remembered struct {
-	rec *callRecord
-	at  int64
+	rec   *callRecord
+	at    int64
+	saved bool
 }
 
 // recordSize is what a record counts against the window's bytes.
@@ -168,24 +171,31 @@ func (w *callWindow) add(r *callRecord, lim windowLimits, now time.Time) {
 // push appends r to the window and its encoding to wire.
 func (w *callWindow) push(r *callRecord) {
 	n := len(w.wire)
-	w.wire = protowire.AppendTag(w.wire, callsField, protowire.BytesType)
-	w.wire = protowire.AppendVarint(w.wire, uint64(proto.Size(r)))
-	w.wire, _ = proto.MarshalOptions{}.MarshalAppend(w.wire, r) // a CallRecord always encodes
+	w.wire = appendRecord(w.wire, r)
 	w.recs, w.lens = append(w.recs, r), append(w.lens, len(w.wire)-n)
 	w.size += recordSize(r)
+}
+
+// appendRecord appends r to b as one ActorState.calls field.
+func appendRecord(b []byte, r *callRecord) []byte {
+	b = protowire.AppendTag(b, callsField, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(proto.Size(r)))
+	b, _ = proto.MarshalOptions{}.MarshalAppend(b, r) // a CallRecord always encodes
+	return b
 }
 
 // callsField is the field number of ActorState.calls.
 const callsField = 2
 
 // remember keeps r in the in-memory tier, dropping the oldest calls beyond
-// its bounds at now.
-func (w *callWindow) remember(r *callRecord, now time.Time) {
+// its bounds at now. saved is set for the record of a turn that changed the
+// state.
+func (w *callWindow) remember(r *callRecord, saved bool, now time.Time) {
 	if w.mem == nil {
 		w.mem = make(map[string]*callRecord)
 	}
 	w.mem[r.Id] = r
-	w.order = append(w.order, remembered{r, now.UnixMilli()})
+	w.order = append(w.order, remembered{r, now.UnixMilli(), saved})
 	oldest := now.Add(-MemoryWindowAge).UnixMilli()
 	drop := 0
 	for drop < len(w.order) && (len(w.order)-drop > MemoryWindowCalls || w.order[drop].at < oldest) {
@@ -213,19 +223,84 @@ func (w *callWindow) snapshot() []byte {
 }
 
 // loadWindow makes the window of records read with the state at now. They
-// enter the in-memory tier too: a busy actor's new activation may record
+// all enter the in-memory tier: a busy actor's new activation may record
 // more calls than its saved window holds before the callers whose replies
-// the old one lost have retried.
-func loadWindow(recs []*callRecord, now time.Time) *callWindow {
+// the old one lost have retried. The saved window takes the newest of them
+// within lim: the entry may hold more (farewell).
+func loadWindow(recs []*callRecord, lim windowLimits, now time.Time) *callWindow {
 	if len(recs) == 0 {
 		return nil
 	}
 	w := &callWindow{}
-	for _, r := range recs {
-		w.push(r)
-		w.remember(r, now)
+	first, size := len(recs), 0
+	for first > 0 && len(recs)-first < lim.calls && size+recordSize(recs[first-1]) <= lim.bytes {
+		first--
+		size += recordSize(recs[first])
+	}
+	for i, r := range recs {
+		w.remember(r, true, now)
+		if i >= first {
+			w.push(r)
+		}
 	}
 	return w
+}
+
+// Bounds of the records a farewell adds to the saved window.
+const (
+	farewellBytes = 256 << 10
+	// farewellShare is the part of the server's max payload the added
+	// records may take, so that they never keep the state itself from
+	// fitting.
+	farewellShare = 4
+)
+
+// farewell is what an activation ending gracefully saves as its call
+// records: the saved window, preceded by the recorded calls of the
+// in-memory tier younger than MemoryWindowAge that the saved window no
+// longer holds, newest first within farewellBytes and maxPayload's share
+// (0: unknown). more reports whether there are any such calls. A busy
+// actor's saved window turns over in seconds; with these the next
+// activation, on whichever host, still knows the calls whose callers may be
+// about to retry after a lost reply.
+func (w *callWindow) farewell(maxPayload int64, now time.Time) (calls []byte, more bool) {
+	if w == nil {
+		return nil, false
+	}
+	budget := farewellBytes
+	if maxPayload > 0 {
+		budget = min(budget, int(maxPayload/farewellShare))
+	}
+	oldest := now.Add(-MemoryWindowAge).UnixMilli()
+	var held map[string]bool // the saved window's ids
+	var extra []*callRecord  // newest first
+	for i := len(w.order) - 1; i >= 0 && w.order[i].at >= oldest; i-- {
+		m := w.order[i]
+		if !m.saved || w.mem[m.rec.Id] != m.rec {
+			continue
+		}
+		if held == nil {
+			held = make(map[string]bool, len(w.recs))
+			for _, r := range w.recs {
+				held[r.Id] = true
+			}
+		}
+		if held[m.rec.Id] {
+			continue
+		}
+		if budget -= recordSize(m.rec); budget < 0 {
+			break
+		}
+		held[m.rec.Id] = true
+		extra = append(extra, m.rec)
+	}
+	if len(extra) == 0 {
+		return w.snapshot(), false
+	}
+	for i := len(extra) - 1; i >= 0; i-- {
+		calls = appendRecord(calls, extra[i])
+	}
+	return append(calls, w.wire...), true
 }
 
 // window is the activation's call window, nil when it has none.
@@ -271,10 +346,11 @@ func (a *activation) recordCall(env *envelope, reply []byte, changed bool) {
 	}
 	now := a.e.clock.Now()
 	rec := &callRecord{Id: env.callID, Body: reply, UnixMs: now.UnixMilli()}
-	if changed && a.t.window.calls >= 1 {
+	saved := changed && a.t.window.calls >= 1
+	if saved {
 		r.calls.add(rec, a.t.window, now)
 	}
-	r.calls.remember(rec, now)
+	r.calls.remember(rec, saved, now)
 }
 
 // checkCallID checks a call id from a request.

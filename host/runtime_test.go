@@ -168,6 +168,16 @@ func await(t *testing.T, done <-chan *nats.Msg) ([]byte, error) {
 
 func (s *sandbox) stored(key string) string { return string(s.rt.entry(key).data) }
 
+// storedCalls is the call records the state entry of key holds.
+func (s *sandbox) storedCalls(t *testing.T, key string) []*callRecord {
+	t.Helper()
+	_, _, calls, _, err := s.rt.entry(key).decodeAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return calls
+}
+
 func TestRuntimeRunsTurnsInMailboxOrderOneAtATime(t *testing.T) {
 	s := newTestSandbox(t, Config{})
 	st := registerProbe(t, s)
@@ -472,5 +482,68 @@ func TestRuntimeReentrancy(t *testing.T) {
 				t.Fatalf("the other chain's call: %q, %v; want %s", got, err, want)
 			}
 		})
+	}
+}
+
+// withID is a header carrying call id id.
+func withID(id string) nats.Header { return nats.Header{protocol.HeaderCallID: {id}} }
+
+// A busy actor's saved window turns over in seconds. An activation that ends
+// gracefully saves the recent recorded calls of its memory with the state,
+// so that the next activation still answers a retry of one of them (its
+// reply lost just before the handoff) from the record; the saved window of
+// later saves keeps the type's bounds. An activation that ends without a
+// farewell (a crash) leaves only the saved window.
+func TestRuntimeAGracefulEndKeepsTheRecentCallsOfABusyActor(t *testing.T) {
+	s := newTestSandbox(t, Config{})
+	st := registerProbe(t, s, CallWindow(3, 0, 0))
+	call := func(id, method, payload string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), hang)
+		defer cancel()
+		reply, err := s.call(ctx, "probe", "p1", method, []byte(payload), withID(id))
+		if err != nil {
+			t.Fatalf("%s %s (call id %s): %v", method, payload, id, err)
+		}
+		return string(reply)
+	}
+	for i := 1; i <= 6; i++ {
+		call("k"+strconv.Itoa(i), "add", "1")
+	}
+	call("r1", "get", "") // read-only: not saved, not in the farewell
+	s.deactivate("probe", "p1")
+	stored := func() []string {
+		var ids []string
+		for _, r := range s.storedCalls(t, StateKey("probe", "p1")) {
+			ids = append(ids, r.Id)
+		}
+		return ids
+	}
+	if got := strings.Join(stored(), ","); got != "k1,k2,k3,k4,k5,k6" {
+		t.Fatalf("records saved at the graceful end: %s; want k1..k6", got)
+	}
+	runs := len(st.order)
+	if got := call("k1", "add", "1"); got != "1" {
+		t.Fatalf("k1 again on the next activation = %q, want its recorded reply 1", got)
+	}
+	if len(st.order) != runs {
+		t.Fatalf("k1 ran again: %v", st.order[runs:])
+	}
+	call("k7", "add", "1") // 1006 (Deactivate added 1000) + 1
+	if got := strings.Join(stored(), ","); got != "k5,k6,k7" {
+		t.Fatalf("saved window after the next call: %s; want the newest 3", got)
+	}
+	if got := call("k2", "add", "1"); got != "2" {
+		t.Fatalf("k2 again, from this activation's memory = %q, want 2", got)
+	}
+
+	// Without a farewell the next activation knows the saved window only.
+	for i := 8; i <= 12; i++ {
+		call("k"+strconv.Itoa(i), "add", "1")
+	}
+	s.activation("probe", "p1").drop()
+	s.settle()
+	if got := call("k8", "add", "1"); got != "1013" {
+		t.Fatalf("k8 again after a drop = %q, want it run again (1013)", got)
 	}
 }

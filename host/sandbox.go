@@ -124,6 +124,11 @@ func (s *sandbox) envelope(ctx context.Context, typ placement.ActorType, id plac
 	}
 	env := &envelope{kind: kindCall, msg: &nats.Msg{Reply: "sandbox", Data: payload, Header: hdr}, t: t, id: id, method: method, deadline: deadline}
 	var e *protocol.Error
+	if env.callID = hdr.Get(protocol.HeaderCallID); env.callID != "" {
+		if e = checkCallID(env.callID); e != nil {
+			return nil, e
+		}
+	}
 	if env.chain, e = parseChain(hdr, s.cfg.MaxCallChainDepth); e != nil {
 		return nil, e
 	}

@@ -145,7 +145,7 @@ func (a *activation) load(ctx context.Context) error {
 	}
 	a.state = state
 	a.setKeys(keys)
-	if w := loadWindow(calls, a.e.clock.Now()); w != nil || a.window() != nil {
+	if w := loadWindow(calls, a.t.window, a.e.clock.Now()); w != nil || a.window() != nil {
 		a.extra().calls = w
 	}
 	a.setCursors(streams)

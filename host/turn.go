@@ -330,9 +330,31 @@ func (a *activation) finalTurn() {
 			a.e.log.Warn("deactivate hook failed", "type", a.t.name, "id", protocol.EncodeID(string(a.id)), "err", err)
 		}
 	}
-	if err := a.save(); err != nil {
+	if err := a.saveFinal(); err != nil {
 		a.e.log.Warn("state not saved on deactivation", "type", a.t.name, "id", protocol.EncodeID(string(a.id)), "err", err)
 	}
+}
+
+// saveFinal is save for the end of an activation: it stores the call
+// records callWindow.farewell adds as well, and writes for them even when
+// the state did not change.
+func (a *activation) saveFinal() error {
+	if a.t.stateless || a.t.window.calls < 1 {
+		return a.save()
+	}
+	calls, more := a.window().farewell(a.e.rt.maxPayload(), a.e.clock.Now())
+	if !more {
+		return a.save()
+	}
+	rev, err := a.store(a.state, a.keys(), calls, a.cursors())
+	if errors.Is(err, protocol.ErrStateTooLarge) {
+		return a.save() // the state alone may fit
+	}
+	if err != nil {
+		return err
+	}
+	a.rev, a.dirty = rev, false
+	return nil
 }
 
 // protect runs f, turning a panic into a CodeInternal error (and a log line
