@@ -3,11 +3,14 @@ package host
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/troupe-dev/troupe/internal/proctest"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
 )
@@ -94,7 +97,9 @@ func renewals() (<-chan struct{}, func(LeaseRecord)) {
 
 func TestAHostThatLostItsLeaseDropsItsActorsAndJoinsAsANewIncarnation(t *testing.T) {
 	renewed, onValid := renewals()
-	h := startInternal(t, Config{Lease: placement.LeaseConfig{TTL: time.Second}, OnLeaseValid: onValid}, registerEcho)
+	var out proctest.Buffer
+	log := slog.New(slog.NewTextHandler(&out, nil))
+	h := startInternal(t, Config{Lease: placement.LeaseConfig{TTL: time.Second}, OnLeaseValid: onValid, Logger: log}, registerEcho)
 	for _, id := range []string{"a", "b", "c"} {
 		if err := callDirect(t, h, id); err != nil {
 			t.Fatal(err)
@@ -127,5 +132,15 @@ func TestAHostThatLostItsLeaseDropsItsActorsAndJoinsAsANewIncarnation(t *testing
 		case <-deadline:
 			t.Fatal("the new incarnation does not serve")
 		}
+	}
+	// The log says both: that the lease was lost, and that the host is back.
+	after := h.rec.incarnation()
+	lines := out.String()
+	joined := false
+	for _, line := range strings.Split(lines, "\n") {
+		joined = joined || strings.Contains(line, `msg="host joined again"`) && strings.HasSuffix(line, "incarnation="+after)
+	}
+	if !strings.Contains(lines, "joining again as a new incarnation") || !joined {
+		t.Errorf("the log does not tell the lease loss and the join of %s:\n%s", after, lines)
 	}
 }

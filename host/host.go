@@ -235,9 +235,16 @@ func (h *Host) start(ctx context.Context) error {
 	if leaseCfg.MarkerTTL == 0 {
 		leaseCfg.MarkerTTL = h.cfg.Membership.MarkerTTL
 	}
-	if report := h.cfg.OnLeaseValid; report != nil {
-		leaseCfg.OnValid = func(inc string, until time.Time) {
+	report, joined := h.cfg.OnLeaseValid, ""
+	leaseCfg.OnValid = func(inc string, until time.Time) {
+		if report != nil {
 			report(LeaseRecord{Host: h.cfg.ID, Incarnation: inc, ValidUntil: until})
+		}
+		if inc != joined {
+			if joined != "" { // after "lease lost; ... joining again"
+				h.log.Info("host joined again", "incarnation", inc)
+			}
+			joined = inc
 		}
 	}
 	h.rec.set(&pb.HostRecord{
