@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-dev/troupe/internal/natstest"
-	"github.com/troupe-dev/troupe/internal/tcpproxy"
 	"github.com/troupe-dev/troupe/protocol"
 )
 
@@ -27,7 +25,12 @@ func (g *gate) errFenced() *protocol.Error {
 // newStore returns a state store on a bucket of its own server, behind g.
 func newStore(t *testing.T, g saveGate, timeout time.Duration) *stateStore {
 	t.Helper()
-	nc := natstest.Connect(t, natstest.Server(t))
+	return newStoreOn(t, natstest.Connect(t, natstest.Server(t)), g, timeout)
+}
+
+// newStoreOn is newStore over nc.
+func newStoreOn(t *testing.T, nc *nats.Conn, g saveGate, timeout time.Duration) *stateStore {
+	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -136,28 +139,10 @@ func TestStateStoreNeverGuessesAnUnansweredSave(t *testing.T) {
 // rather than holding the activation, and every call queued for it, until
 // the first call's deadline.
 func TestStateStoreLoadAsksAgainAfterALostAnswer(t *testing.T) {
-	s := natstest.Server(t)
-	proxy, err := tcpproxy.Start(strings.TrimPrefix(s.ClientURL(), "nats://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Close)
-	nc, err := nats.Connect("nats://"+proxy.Addr(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proxy, nc := natstest.ConnectProxied(t, natstest.Server(t))
+	store := newStoreOn(t, nc, &gate{open: true}, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	kv, err := ensureStateBucket(ctx, js, Config{StateBucket: DefaultStateBucket, StateReplicas: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &stateStore{nc: nc, js: js, kv: kv, gate: &gate{open: true}, timeout: 5 * time.Second}
 	key := StateKey("counter", "x")
 	if _, err := store.save(0, key, []byte("1"), nil, 0); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 	"github.com/troupe-dev/troupe/host"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/internal/proctest"
-	"github.com/troupe-dev/troupe/internal/tcpproxy"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
 )
@@ -43,16 +42,7 @@ func newCounterHost(t *testing.T, nc *nats.Conn, cfg host.Config, out *proctest.
 // expire instead would miss the 10 s deadline.
 func TestStartRidesOutALinkCutDuringJoin(t *testing.T) {
 	s := natstest.Server(t)
-	proxy, err := tcpproxy.Start(strings.TrimPrefix(s.ClientURL(), "nats://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Close)
-	nc, err := nats.Connect("nats://"+proxy.Addr(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	proxy, nc := natstest.ConnectProxied(t, s)
 	var out proctest.Buffer
 	h := newCounterHost(t, nc, host.Config{ID: "cut", Lease: placement.LeaseConfig{TTL: 30 * time.Second}}, &out)
 	cut := proxy.CutOn("PUB "+protocol.KVSubject(placement.DefaultBucket, placement.HostKey("cut"))+" ", 100*time.Millisecond)

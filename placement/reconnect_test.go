@@ -3,15 +3,12 @@ package placement_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-dev/troupe/internal/natstest"
-	"github.com/troupe-dev/troupe/internal/tcpproxy"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
@@ -31,17 +28,7 @@ func TestAWatcherReadsTheBucketAgainAfterAGapLongerThanTheMarkerTTL(t *testing.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy, err := tcpproxy.Start(strings.TrimPrefix(s.ClientURL(), "nats://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	nc, err := nats.Connect("nats://"+proxy.Addr(), nats.MaxReconnects(-1),
-		nats.ReconnectWait(20*time.Millisecond), nats.IgnoreDiscoveredServers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	proxy, nc := natstest.ConnectProxied(t, s)
 	wjs, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

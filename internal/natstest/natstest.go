@@ -6,6 +6,7 @@ package natstest
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/troupe-dev/troupe/internal/embedded"
+	"github.com/troupe-dev/troupe/internal/tcpproxy"
 	"github.com/troupe-dev/troupe/router"
 )
 
@@ -38,11 +40,31 @@ func ServerIn(t testing.TB, dir string) *server.Server {
 	return s
 }
 
-// Connect opens a client connection to s, closed when t ends.
+// Connect opens a client connection to s, closed when t ends. It
+// reconnects for ever, every 20 ms, and keeps no reconnect buffer, as a
+// host's connection does.
 func Connect(t testing.TB, s *server.Server, opts ...nats.Option) *nats.Conn {
 	t.Helper()
+	return connect(t, s.ClientURL(), opts)
+}
+
+// ConnectProxied is Connect through a TCP proxy the test can cut
+// (tcpproxy.Proxy.Cut, CutOn), which it returns; both close when t ends.
+// The client reconnects only through the proxy.
+func ConnectProxied(t testing.TB, s *server.Server, opts ...nats.Option) (*tcpproxy.Proxy, *nats.Conn) {
+	t.Helper()
+	p, err := tcpproxy.Start(strings.TrimPrefix(s.ClientURL(), "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p, connect(t, "nats://"+p.Addr(), append([]nats.Option{nats.IgnoreDiscoveredServers()}, opts...))
+}
+
+func connect(t testing.TB, url string, opts []nats.Option) *nats.Conn {
+	t.Helper()
 	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(20 * time.Millisecond), nats.ReconnectBufSize(-1)}, opts...)
-	nc, err := nats.Connect(s.ClientURL(), opts...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
