@@ -57,10 +57,12 @@ type Config struct {
 	// DefaultReminderStream.
 	ReminderStream string
 	// AttemptTimeout bounds the first attempt of a call that has a call id
-	// (every call, unless WithoutCallID); each later attempt waits twice as
-	// long as the one before. An attempt that gets no answer in time (its
-	// host died holding it, or the link was cut) is sent again with the
-	// same id, until the call's deadline. 0 means DefaultAttemptTimeout.
+	// (every call, unless WithoutCallID). An attempt that gets no answer in
+	// time (its host died holding it, or the link was cut) is sent again
+	// with the same id, until the call's deadline, and the next attempt
+	// waits twice as long; an attempt that was answered (UNAVAILABLE, no
+	// responders) leaves the timeout as it was. 0 means
+	// DefaultAttemptTimeout.
 	AttemptTimeout time.Duration
 }
 
@@ -191,8 +193,8 @@ func NewCallID() string {
 // WithoutCallID says otherwise, and every attempt of the call sends the same
 // one. A stateful actor runs a call id's turn at most once, so the router
 // retries what it could not retry otherwise: a reply of OUTCOME_UNKNOWN, and
-// an attempt that got no answer within Config.AttemptTimeout (doubling with
-// each attempt), until the deadline.
+// an attempt that got no answer within Config.AttemptTimeout (doubling after
+// each such attempt), until the deadline.
 func (r *Router) Call(ctx context.Context, typ placement.ActorType, id placement.ActorID, method string, payload []byte, opts ...CallOption) ([]byte, error) {
 	if err := validateCall(typ, id, method); err != nil {
 		return nil, err
