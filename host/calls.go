@@ -256,9 +256,8 @@ const (
 )
 
 // farewell is what an activation ending gracefully saves as its call
-// records: the saved window, preceded by the recorded calls of the
-// in-memory tier younger than MemoryWindowAge that the saved window no
-// longer holds, newest first within farewellBytes and maxPayload's share
+// records: the saved window, preceded by the calls of the in-memory tier
+// recorded within MemoryWindowAge that the saved window no longer holds, newest first within farewellBytes and maxPayload's share
 // (0: unknown). more reports whether there are any such calls. A busy
 // actor's saved window turns over in seconds; with these the next
 // activation, on whichever host, still knows the calls whose callers may be
@@ -276,8 +275,8 @@ func (w *callWindow) farewell(maxPayload int64, now time.Time) (calls []byte, mo
 	var extra []*callRecord  // newest first
 	for i := len(w.order) - 1; i >= 0 && w.order[i].at >= oldest; i-- {
 		m := w.order[i]
-		if !m.saved || w.mem[m.rec.Id] != m.rec {
-			continue
+		if !m.saved || w.mem[m.rec.Id] != m.rec || m.rec.UnixMs < oldest {
+			continue // read-only, remembered again since, or recorded over a minute ago (read with the state)
 		}
 		if held == nil {
 			held = make(map[string]bool, len(w.recs))
