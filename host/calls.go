@@ -257,11 +257,12 @@ const (
 
 // farewell is what an activation ending gracefully saves as its call
 // records: the saved window, preceded by the calls of the in-memory tier
-// recorded within MemoryWindowAge that the saved window no longer holds, newest first within farewellBytes and maxPayload's share
-// (0: unknown). more reports whether there are any such calls. A busy
-// actor's saved window turns over in seconds; with these the next
-// activation, on whichever host, still knows the calls whose callers may be
-// about to retry after a lost reply.
+// recorded within MemoryWindowAge that the saved window no longer holds,
+// the newest of them within farewellBytes and maxPayload's share (0:
+// unknown). more reports whether there are any such calls. A busy actor's
+// saved window turns over in seconds; with these the next activation, on
+// whichever host, still knows the calls whose callers may be about to retry
+// after a lost reply.
 func (w *callWindow) farewell(maxPayload int64, now time.Time) (calls []byte, more bool) {
 	if w == nil {
 		return nil, false
