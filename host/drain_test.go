@@ -19,10 +19,7 @@ import (
 func TestADrainingHostHandsOffBeforeItsTableShowsTheDrain(t *testing.T) {
 	s := natstest.Server(t)
 	seen := make(chan turnSeen, 4)
-	a := startOn(t, s, Config{ID: "a"}, registerRec(seen, nil))
-	b := startOn(t, s, Config{ID: "b"}, registerRec(seen, nil))
-	waitTable(t, a, 2)
-	waitTable(t, b, 2)
+	a, b := startPair(t, s, seen)
 	nc := natstest.Connect(t, s)
 	notices, err := nc.SubscribeSync(b.Subject())
 	if err != nil {

@@ -185,6 +185,17 @@ func actorOwnedBy(t *testing.T, owner placement.HostID, hosts ...placement.HostI
 	return ""
 }
 
+// startPair starts hosts "a" and "b" on s serving the recording type
+// (registerRec), and waits until both see both.
+func startPair(t *testing.T, s *server.Server, seen chan<- turnSeen) (a, b *Host) {
+	t.Helper()
+	a = startOn(t, s, Config{ID: "a"}, registerRec(seen, nil))
+	b = startOn(t, s, Config{ID: "b"}, registerRec(seen, nil))
+	waitTable(t, a, 2)
+	waitTable(t, b, 2)
+	return a, b
+}
+
 // waitTable waits until h's table has n members.
 func waitTable(t *testing.T, h *Host, n int) {
 	t.Helper()
@@ -241,9 +252,7 @@ func spy(t *testing.T, s *server.Server, subject string) (count func() int) {
 func TestFiringForAnOwnActorSkipsNATS(t *testing.T) {
 	s := natstest.Server(t)
 	seen := make(chan turnSeen, 4)
-	a := startOn(t, s, Config{ID: "a"}, registerRec(seen, nil))
-	b := startOn(t, s, Config{ID: "b"}, registerRec(seen, nil))
-	waitTable(t, a, 2)
+	a, b := startPair(t, s, seen)
 	toA, toB := spy(t, s, a.Subject()), spy(t, s, b.Subject())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

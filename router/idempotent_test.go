@@ -162,14 +162,7 @@ func TestIdempotentRetryAfterHostDiedHoldingTheRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = newRouter(t, s, 2)
-	r, err := router.New(context.Background(), natstest.Connect(t, s), router.Config{AttemptTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	for len(r.Table().Members()) != 2 {
-		<-r.Watcher().Changed()
-	}
+	r := newRouterWith(t, s, 2, router.Config{AttemptTimeout: 100 * time.Millisecond})
 	id := idOwnedBy(t, r, "dies")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -227,14 +220,7 @@ func TestAnsweredAttemptsLeaveTheAttemptTimeoutAlone(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := router.New(context.Background(), natstest.Connect(t, s), router.Config{AttemptTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	for len(r.Table().Members()) != 1 {
-		<-r.Watcher().Changed()
-	}
+	r := newRouterWith(t, s, 1, router.Config{AttemptTimeout: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	start := time.Now()

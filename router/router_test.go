@@ -64,9 +64,16 @@ func memberSpeaking(t *testing.T, s *server.Server, id string, v uint32) string 
 
 func newRouter(t *testing.T, s *server.Server, hosts int) *router.Router {
 	t.Helper()
+	return newRouterWith(t, s, hosts, router.Config{})
+}
+
+// newRouterWith is a router with cfg over s, once it sees hosts members;
+// it is closed when t ends.
+func newRouterWith(t *testing.T, s *server.Server, hosts int, cfg router.Config) *router.Router {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, err := router.New(ctx, natstest.Connect(t, s), router.Config{})
+	r, err := router.New(ctx, natstest.Connect(t, s), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
