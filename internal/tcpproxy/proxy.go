@@ -18,7 +18,7 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	cut   bool
-	conns map[net.Conn]struct{}
+	conns map[net.Conn]bool // true for the client side of a connection
 	wg    sync.WaitGroup
 	on    *trigger // armed by CutOn; nil when none
 }
@@ -36,7 +36,7 @@ func Start(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]bool)}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -56,12 +56,13 @@ func (p *Proxy) Cut() {
 }
 
 // CutOn arms a one-shot cut: the first time a client sends bytes that
-// contain pattern, the proxy forwards them, then cuts every connection at
-// once and refuses new ones for hold, so that whatever the server answers to
-// them is lost, as on a link that fails right after a request went out. The
-// returned channel is closed at the cut. A pattern split across two reads
-// of the client's stream is not seen; NATS clients write a protocol line
-// and its payload in one flush.
+// contain pattern, the proxy closes every client's side, forwards the bytes
+// to the server, then closes the servers' sides and refuses new connections
+// for hold, so that whatever the server answers to them is lost, as on a
+// link that fails right after a request went out. The returned channel is
+// closed at the cut. A pattern split across two reads of the client's
+// stream is not seen; NATS clients write a protocol line and its payload in
+// one flush.
 func (p *Proxy) CutOn(pattern string, hold time.Duration) <-chan struct{} {
 	t := &trigger{pattern: []byte(pattern), hold: hold, fired: make(chan struct{})}
 	p.mu.Lock()
@@ -70,16 +71,29 @@ func (p *Proxy) CutOn(pattern string, hold time.Duration) <-chan struct{} {
 	return t.fired
 }
 
-// sent fires the armed trigger if chunk, just forwarded, matches it.
-func (p *Proxy) sent(chunk []byte) {
+// match takes the armed trigger if chunk, about to be forwarded, matches
+// it, and closes every client's side at once, so that no answer to chunk
+// can reach a client however fast the server is; the caller forwards chunk
+// and then calls fire.
+func (p *Proxy) match(chunk []byte) *trigger {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	t := p.on
 	if t == nil || !bytes.Contains(chunk, t.pattern) {
-		p.mu.Unlock()
-		return
+		return nil
 	}
 	p.on = nil
-	p.mu.Unlock()
+	p.cut = true
+	for c, client := range p.conns {
+		if client {
+			_ = c.Close()
+		}
+	}
+	return t
+}
+
+// fire completes the cut of trigger t, taken by match.
+func (p *Proxy) fire(t *trigger) {
 	p.Cut()
 	close(t.fired)
 	time.AfterFunc(t.hold, p.Restore)
@@ -140,10 +154,14 @@ func (p *Proxy) serve(client net.Conn) {
 		for {
 			n, err := client.Read(buf)
 			if n > 0 {
-				if _, werr := server.Write(buf[:n]); werr != nil {
+				t := p.match(buf[:n])
+				_, werr := server.Write(buf[:n])
+				if t != nil {
+					p.fire(t)
+				}
+				if werr != nil {
 					break
 				}
-				p.sent(buf[:n])
 			}
 			if err != nil {
 				break
@@ -158,15 +176,14 @@ func (p *Proxy) serve(client net.Conn) {
 	<-done
 }
 
-func (p *Proxy) track(cs ...net.Conn) bool {
+func (p *Proxy) track(client, server net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cut {
 		return false
 	}
-	for _, c := range cs {
-		p.conns[c] = struct{}{}
-	}
+	p.conns[client] = true
+	p.conns[server] = false
 	return true
 }
 

@@ -154,3 +154,36 @@ func roundTripTo(addr string, got <-chan string) bool {
 		return false
 	}
 }
+
+// TestCutOnLosesTheAnswer: the server's answer to the matching bytes never
+// reaches the client, however fast the server answers, so a test that arms
+// a cut on a request can count on its answer being lost.
+func TestCutOnLosesTheAnswer(t *testing.T) {
+	addr := server(t, func(c net.Conn) { _, _ = io.Copy(c, c) }) // echoes at once
+	for i := range 50 {
+		p, err := Start(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fired := p.CutOn("PUB join", time.Millisecond)
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte("PUB join\n")); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != io.EOF {
+			t.Fatalf("try %d: read after the matching line: %q, %v; want EOF", i, line, err)
+		}
+		select {
+		case <-fired:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("try %d: the cut did not fire", i)
+		}
+		c.Close()
+		p.Close()
+	}
+}
