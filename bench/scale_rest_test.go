@@ -38,7 +38,7 @@ var (
 // the server, what a host does at rest:
 //
 //   - it holds its lease with placement.Join and the default lease config:
-//     the real renewal loop, one write of its liveness key every 4/3 s
+//     the real renewal loop, one write of its liveness key every 2 s
 //     with the 4 s TTL;
 //   - it watches the liveness key of the next member, as its monitor does
 //     (a KV watch of one key, placement.MonitorPeers = 1);
@@ -347,7 +347,7 @@ func TestMembersAtRestHarness(t *testing.T) {
 	}
 	ttl := 2 * time.Second
 	res := runScaleRest(t, restConfig{members: 20, rest: 2 * time.Second, quiet: 300 * time.Millisecond, parallel: 5, ttl: ttl})
-	// Every member renews DefaultRenewals times per ttl: 2 s · 20 · 3 / 2 s.
+	// Every member renews DefaultRenewals times per ttl: 2 s · 20 · 2 / 2 s.
 	want := int64(res.rest.window.Seconds() / (ttl / placement.DefaultRenewals).Seconds() * float64(res.members))
 	if res.renewals < want*3/4 || res.failed != 0 {
 		t.Errorf("%d renewals, %d failed, in %v among %d members; want about %d, none failed", res.renewals, res.failed, res.rest.window, res.members, want)

@@ -32,7 +32,7 @@ import (
 // each on its own NATS connection, each with the router a host has), against
 // one nats-server in a separate process configured as `troupe dev`
 // configures its own (see serveNATS), with the default lease (4 s, renewed
-// every 4/3 s). Once every host has joined and released, it measures at
+// every 2 s). Once every host has joined and released, it measures at
 // rest over -scale.rest: the server's messages out and in per second (deltas
 // of /varz), the server's CPU (/proc/<pid>/stat) and this process's
 // (getrusage), in % of one core.

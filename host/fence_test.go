@@ -72,7 +72,7 @@ func TestAHostWhoseLeaseIsNotValidRunsNoTurn(t *testing.T) {
 		t.Fatalf("unexpected activation record %+v: b never activated", r)
 	default:
 	}
-	// The next renewal (every TTL/3) makes the lease valid again.
+	// The next renewal (every TTL/2) makes the lease valid again.
 	deadline := time.After(5 * time.Second)
 	for callDirect(t, h, "a") != nil {
 		select {

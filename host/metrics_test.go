@@ -29,7 +29,7 @@ import (
 func TestMetricsCountCallsWithBoundedLabels(t *testing.T) {
 	s := natstest.Server(t)
 	reg := prometheus.NewRegistry()
-	lease := placement.LeaseConfig{TTL: time.Second} // renewals every 250 ms
+	lease := placement.LeaseConfig{TTL: time.Second} // renewals every 500 ms
 	startHost(t, s, host.Config{Metrics: reg, Lease: lease}, func(h *host.Host) {
 		if err := counter.Register(h); err != nil {
 			t.Fatal(err)

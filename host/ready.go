@@ -15,8 +15,9 @@ var (
 // Ready reports whether the host is ready to take calls: it has started and
 // joined, it is not shutting down, its own table lists it (its watcher has
 // seen its join and is following the bucket), and its lease is valid and
-// was renewed within half its TTL. It returns nil when ready, else why not. Safe to call
-// from any goroutine at any time; /readyz answers with it.
+// not overdue (placement.Lease.Overdue: a renewal and the retry after it
+// failed). It returns nil when ready, else why not. Safe to call from any
+// goroutine at any time; /readyz answers with it.
 func (h *Host) Ready() error {
 	switch {
 	case !h.joined.Load():
@@ -27,9 +28,9 @@ func (h *Host) Ready() error {
 	if _, in := h.w.Table().Member(h.cfg.ID); !in {
 		return fmt.Errorf("%w: the host's table does not list it", ErrNotJoined)
 	}
-	renewed := h.lease().Renewed()
-	if age := time.Since(renewed); h.lease().Revision() == 0 || !h.lease().Valid() || age > h.lease().TTL()/2 {
-		return fmt.Errorf("%w: last renewal sent %v ago, TTL %v", ErrLeaseStale, age.Round(time.Millisecond), h.lease().TTL())
+	if l := h.lease(); l.Revision() == 0 || !l.Valid() || l.Overdue() {
+		age := time.Since(l.Renewed())
+		return fmt.Errorf("%w: last renewal sent %v ago, TTL %v", ErrLeaseStale, age.Round(time.Millisecond), l.TTL())
 	}
 	return nil
 }

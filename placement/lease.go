@@ -17,13 +17,13 @@ import (
 )
 
 // Lease defaults: the server drops a host that has not renewed for
-// DefaultLeaseTTL; a host renews DefaultRenewals times per TTL, as etcd's
-// clients keep their leases alive (every TTL/3). Renewals are most of what
-// membership costs the server at rest (docs/SCALE.md), so the period is as
-// long as leaves room for a failed try: see LeaseConfig.Renew.
+// DefaultLeaseTTL; a host renews DefaultRenewals times per TTL (every TTL/2,
+// as Consul's clients renew their sessions). Renewals are most of what
+// membership costs the server at rest (docs/SCALE.md), so the period is
+// long, and a renewal that fails is retried sooner: see LeaseConfig.Renew.
 const (
 	DefaultLeaseTTL = 4 * time.Second
-	DefaultRenewals = 3
+	DefaultRenewals = 2
 )
 
 // ErrHostIDInUse is returned by Join when a live host already holds the id.
@@ -34,11 +34,15 @@ type LeaseConfig struct {
 	// TTL is the per-message TTL of the record, in whole seconds (the server's
 	// granularity), at least 1s.
 	TTL time.Duration
-	// Renew is the renewal period; 0 means TTL/DefaultRenewals. A try
-	// times out after Renew/2, and a try that fails, or lands without an
-	// answer, is followed by another Renew/2 after it started rather than a
-	// whole period: with the defaults a host makes three tries before its
-	// lease stops being Valid (at TTL − Margin).
+	// Renew is the renewal period; 0 means TTL/DefaultRenewals. A try that
+	// fails, or lands without an answer, is followed by another a retry
+	// interval after it started rather than a whole period, and a try times
+	// out after that interval: half of what is left of the lease's validity
+	// a period after a renewal, (TTL − Margin − Renew)/2, and at most
+	// Renew/2. With the defaults (4 s TTL, 1 s margin) a host tries 2, 2.5
+	// and 3 s after its last successful renewal, the last as its lease
+	// stops being Valid (at TTL − Margin): a server that does not answer
+	// for less than 2.5 s leaves the lease valid throughout.
 	Renew time.Duration
 	// MarkerTTL is the TTL of the purge marker Leave writes; 0 means
 	// DefaultMarkerTTL. Use the bucket's BucketConfig.MarkerTTL.
@@ -80,6 +84,12 @@ func (c LeaseConfig) withDefaults() (LeaseConfig, error) {
 		return c, fmt.Errorf("placement: lease margin %v must be positive and below the TTL less one renewal period (%v)", c.Margin, c.TTL-c.Renew)
 	}
 	return c, nil
+}
+
+// retry is the interval after a try that did not extend the lease, and the
+// time a try may take (see Renew); c has its defaults.
+func (c LeaseConfig) retry() time.Duration {
+	return min(c.Renew/2, (c.TTL-c.Margin-c.Renew)/2)
 }
 
 // Lease keeps a host in the membership bucket. Join writes the host record
@@ -269,6 +279,14 @@ func (l *Lease) Renewed() time.Time {
 // TTL is the lease's time to live.
 func (l *Lease) TTL() time.Duration { return l.cfg.TTL }
 
+// Overdue reports whether the last successful liveness write was sent more
+// than a renewal period and a retry interval ago (see LeaseConfig.Renew):
+// a renewal was missed and the retry after it has not succeeded either.
+// The lease may still be Valid.
+func (l *Lease) Overdue() bool {
+	return time.Since(l.Renewed()) > l.cfg.Renew+l.cfg.retry()
+}
+
 // Valid reports whether the host may still act on the lease: it is held, and
 // less than TTL minus Margin has passed since the send time of the last
 // liveness write that succeeded. The server cannot expire the liveness key
@@ -384,7 +402,7 @@ func (l *Lease) halt() {
 }
 
 // loop renews the lease a period after each renewal that extended it, and
-// half a period after each try that did not.
+// a retry interval after each try that did not.
 func (l *Lease) loop() {
 	defer close(l.done)
 	t := time.NewTimer(l.cfg.Renew)
@@ -396,7 +414,7 @@ func (l *Lease) loop() {
 		case <-t.C:
 		}
 		start := time.Now()
-		next := l.cfg.Renew / 2
+		next := l.cfg.retry()
 		if l.tick() {
 			next = l.cfg.Renew
 		}
@@ -407,7 +425,7 @@ func (l *Lease) loop() {
 // tick renews a held lease, or tries to take it again after it was lost. It
 // reports whether the try extended the lease.
 func (l *Lease) tick() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Renew/2)
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.retry())
 	defer cancel()
 	if l.Revision() == 0 {
 		return l.create(ctx) == nil // on failure, the next tick tries again

@@ -326,9 +326,10 @@ func TestARenewalThatLandedUnansweredIsNotALoss(t *testing.T) {
 // renewal period after it started, not a whole period: here the try finds
 // that an earlier one of its own landed unanswered, which leaves Valid
 // counting from the last answered renewal.
-func TestARenewalThatDidNotExtendTheLeaseIsRetriedAfterHalfAPeriod(t *testing.T) {
+func TestARenewalThatDidNotExtendTheLeaseIsRetriedSoon(t *testing.T) {
 	js, kv := bucket(t)
-	const ttl = 6 * time.Second // a 2 s period: retries after 1 s, not 2 s
+	// A 3 s period and a 1.5 s margin: a retry after (6 − 1.5 − 3)/2 s.
+	const ttl, retry = 6 * time.Second, 750 * time.Millisecond
 	type try struct {
 		start time.Time
 		err   error
@@ -364,12 +365,64 @@ func TestARenewalThatDidNotExtendTheLeaseIsRetriedAfterHalfAPeriod(t *testing.T)
 	if second.err != nil {
 		t.Fatalf("the retry: %v", second.err)
 	}
-	period := ttl / placement.DefaultRenewals
-	// Half a period after the failed try began, which is a little before
-	// its send time: more than a quarter (it does not spin), less than
-	// three quarters (it does not wait a whole period).
-	if gap := second.start.Sub(first.start); gap < period/4 || gap >= period*3/4 {
-		t.Fatalf("the retry started %v after the try that did not extend the lease, want half the period (%v)", gap, period/2)
+	// A retry interval after the failed try began, which is a little before
+	// its send time: more than half of it (it does not spin), well short of
+	// the period (it does not wait for the next renewal).
+	if gap := second.start.Sub(first.start); gap < retry/2 || gap >= retry*3/2 {
+		t.Fatalf("the retry started %v after the try that did not extend the lease, want %v", gap, retry)
+	}
+}
+
+// A lease is overdue (and its host not ready, host.Ready) once a renewal and
+// the retry after it have failed, before the lease stops being valid, and no
+// longer once a renewal gets through.
+func TestALeaseIsOverdueOnceARenewalAndItsRetryFailed(t *testing.T) {
+	s := natstest.Server(t)
+	ctx := context.Background()
+	setup, err := jetstream.New(natstest.Connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := placement.EnsureBucket(ctx, setup, placement.BucketConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	proxy, nc := natstest.ConnectProxied(t, s)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, placement.DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A 2 s period and a retry after (4 − 1 − 2)/2 s.
+	const ttl, overdue = 4 * time.Second, 2500 * time.Millisecond
+	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1"}
+	l, err := placement.Join(ctx, js, kv, rec, placement.LeaseConfig{TTL: ttl}, func(err error) { t.Errorf("lease lost: %v", err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	if l.Overdue() {
+		t.Fatal("overdue right after the join")
+	}
+	proxy.Cut()
+	sent := l.Renewed()
+	for !l.Overdue() {
+		if time.Since(sent) > ttl {
+			t.Fatal("renewals failed for a whole TTL and the lease was never overdue")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if age := time.Since(sent); age < overdue {
+		t.Fatalf("overdue %v after the last renewal was sent, want %v", age, overdue)
+	}
+	proxy.Restore()
+	for l.Overdue() {
+		if time.Since(sent) > ttl {
+			t.Fatal("still overdue a TTL after the last renewal")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
