@@ -322,10 +322,10 @@ func TestARenewalThatLandedUnansweredIsNotALoss(t *testing.T) {
 	}
 }
 
-// A try that does not extend the lease is followed by another half a
-// renewal period after it started, not a whole period: here the try finds
-// that an earlier one of its own landed unanswered, which leaves Valid
-// counting from the last answered renewal.
+// A try that does not extend the lease is followed by another a retry
+// interval (LeaseConfig.Renew) after it started, not a whole period: here
+// the try finds that an earlier one of its own landed unanswered, which
+// leaves Valid counting from the last answered renewal.
 func TestARenewalThatDidNotExtendTheLeaseIsRetriedSoon(t *testing.T) {
 	js, kv := bucket(t)
 	// A 3 s period and a 1.5 s margin: a retry after (6 − 1.5 − 3)/2 s.
