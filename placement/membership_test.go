@@ -391,10 +391,7 @@ func TestALeaseIsOverdueOnceARenewalAndItsRetryFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.KeyValue(ctx, placement.DefaultBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := natstest.Members(t, nc)
 	// A 2 s period and a retry after (4 − 1 − 2)/2 s.
 	const ttl, overdue = 4 * time.Second, 2500 * time.Millisecond
 	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "i1"}
