@@ -309,16 +309,16 @@ func (s *snap) mayActivate(self HostID, typ ActorType, id ActorID) (bool, HostID
 }
 
 // settle applies the settled record of generation s: each member in
-// released has released at the generation given (s, or later), and the
+// released has released at s (the others at s or later already), and the
 // tables before the one in effect at s are dropped (trim). It publishes
 // one snapshot with every cell filled afresh, rather than updating one
 // cell and the counts per member.
-func (h *handoff) settle(s uint64, released map[HostID]uint64) {
+func (h *handoff) settle(s uint64, released []HostID) {
 	if h.released == nil {
 		h.released = make(map[HostID]uint64, len(released))
 	}
-	for id, gen := range released {
-		h.released[id] = gen
+	for _, id := range released {
+		h.released[id] = s
 	}
 	if h.snap == nil {
 		return

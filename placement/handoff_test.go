@@ -142,14 +142,14 @@ func TestHandoffKeepsItsCountAsAScanWould(t *testing.T) {
 			h.setReleased(id, 0, false)
 		case 2: // a settled record, of the current generation or the one before
 			s := gen - uint64(rng.IntN(2))
-			settled := map[HostID]uint64{}
+			var settled []HostID
 			for _, m := range h.current().Members() {
 				if rng.IntN(4) > 0 && h.released[m.ID] < s {
-					settled[m.ID] = s
+					settled = append(settled, m.ID)
 				}
 			}
 			h.settle(s, settled)
-			for id := range settled {
+			for _, id := range settled {
 				if h.released[id] < s || h.snap.releasedAt(id) < s {
 					t.Fatalf("step %d: %s counts as released at %d (cell %d) after the settled record of %d",
 						step, id, h.released[id], h.snap.releasedAt(id), s)

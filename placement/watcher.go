@@ -69,6 +69,9 @@ type Watcher struct {
 	// early holds, per member, the newest release notice of a generation
 	// past the watcher's table, until the table reaches it (NoteRelease).
 	early map[HostID]*pb.ReleaseRecord
+	// settling is applySettled's buffer of the members a settled record
+	// counts as released.
+	settling []HostID
 	// wakes holds, per member, a channel closed when its release changes,
 	// or when anything every waiter cares about does (a new table or
 	// snapshot, a higher settled generation, the watcher's end); see
@@ -89,7 +92,7 @@ const (
 type view struct {
 	members  map[HostID]member
 	ids      []HostID // the members' IDs, sorted
-	releases map[HostID]*pb.ReleaseRecord
+	releases map[HostID]release
 	// settled is the generation of the latest settled record: every member
 	// of that table had released at it. markApplied is the settled
 	// generation last folded into releases.
@@ -177,7 +180,7 @@ func watch(ctx context.Context, kv jetstream.KeyValue, f follows) (*Watcher, err
 // readAll starts a new watch and reads the bucket's current entries into a
 // fresh view.
 func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, error) {
-	v := view{members: make(map[HostID]member), releases: make(map[HostID]*pb.ReleaseRecord)}
+	v := view{members: make(map[HostID]member), releases: make(map[HostID]release)}
 	wctx, cancel := context.WithCancel(context.Background())
 	keys := []string{protocol.HostKeys}
 	switch w.follows {
@@ -341,18 +344,21 @@ func (w *Watcher) applySettled() {
 		return // nothing new, or a table this watcher has not reached yet
 	}
 	w.view.markApplied = s
-	released := make(map[HostID]uint64, len(w.view.members))
+	ids := w.settling[:0]
 	for id, m := range w.view.members {
 		if m.since > s {
 			continue
 		}
-		if gen, ok := w.view.releasedBy(id); ok && gen >= s {
+		inc := m.rec.GetIncarnation()
+		if rel, ok := w.view.releases[id]; ok && rel.incarnation == inc && rel.gen >= s {
 			continue // released there or later already
 		}
-		w.view.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: m.rec.GetIncarnation(), Generation: s})
-		released[id] = s
+		w.view.releases[id] = release{incarnation: inc, gen: s}
+		ids = append(ids, id)
 	}
-	w.handoff.settle(s, released) // a new snapshot, which wakes every waiter
+	w.handoff.settle(s, ids) // a new snapshot, which wakes every waiter
+	clear(ids)
+	w.settling = ids
 }
 
 // Resync asks the watcher to read the whole bucket again, as a new watcher
@@ -455,7 +461,7 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 		// gave it anything before this one), so it has released at this
 		// generation. Saying so spares every other host the wait for the
 		// settled record before its next activation.
-		v.noteRelease(&pb.ReleaseRecord{HostId: string(id), Incarnation: rec.GetIncarnation(), Generation: changed})
+		v.noteRelease(id, rec.GetIncarnation(), changed)
 	}
 	return memberEffect, id
 }
@@ -505,18 +511,24 @@ func (v *view) applyRelease(id HostID, e jetstream.KeyValueEntry) {
 	if err := proto.Unmarshal(e.Value(), rec); err != nil || rec.GetHostId() != string(id) {
 		return
 	}
-	v.noteRelease(rec)
+	v.noteRelease(id, rec.GetIncarnation(), rec.GetGeneration())
 }
 
-// noteRelease keeps rec as its host's release unless the view holds a later
-// one of the same incarnation (a release notice can come before the record
-// it announces).
-func (v *view) noteRelease(rec *pb.ReleaseRecord) {
-	id := HostID(rec.GetHostId())
-	if old := v.releases[id]; old != nil && old.GetIncarnation() == rec.GetIncarnation() && old.GetGeneration() > rec.GetGeneration() {
+// release is what the view keeps of a member's release: the incarnation
+// that released and the generation it released at.
+type release struct {
+	incarnation string
+	gen         uint64
+}
+
+// noteRelease keeps the release of host id, as incarnation, at gen unless
+// the view holds a later one of the same incarnation (a release notice can
+// come before the record it announces).
+func (v *view) noteRelease(id HostID, incarnation string, gen uint64) {
+	if old, ok := v.releases[id]; ok && old.incarnation == incarnation && old.gen > gen {
 		return
 	}
-	v.releases[id] = rec
+	v.releases[id] = release{incarnation: incarnation, gen: gen}
 }
 
 // NoteRelease applies a release notice (protocol.HeaderReleased): host id,
@@ -570,7 +582,7 @@ func (w *Watcher) noteReleaseLocked(rec *pb.ReleaseRecord) bool {
 	if was, ok := w.view.releasedBy(id); ok && was >= rec.GetGeneration() {
 		return false
 	}
-	w.view.noteRelease(rec)
+	w.view.noteRelease(id, rec.GetIncarnation(), rec.GetGeneration())
 	gen, ok := w.view.releasedBy(id)
 	w.setReleased(id, gen, ok)
 	return true
@@ -613,11 +625,11 @@ func (v *view) releasedBy(id HostID) (uint64, bool) {
 	if !ok {
 		return 0, false
 	}
-	rel := v.releases[id]
-	if rel == nil || rel.GetIncarnation() != m.rec.GetIncarnation() {
+	rel, ok := v.releases[id]
+	if !ok || rel.incarnation != m.rec.GetIncarnation() {
 		return 0, false
 	}
-	return rel.GetGeneration(), true
+	return rel.gen, true
 }
 
 func sameMeaning(a, b *pb.HostRecord) bool {
