@@ -353,7 +353,7 @@ func (w *Watcher) applySettled() {
 		if rel, ok := w.view.releases[id]; ok && rel.incarnation == inc && rel.gen >= s {
 			continue // released there or later already
 		}
-		w.view.releases[id] = release{incarnation: inc, gen: s}
+		w.view.noteRelease(id, inc, s)
 		ids = append(ids, id)
 	}
 	w.handoff.settle(s, ids) // a new snapshot, which wakes every waiter
