@@ -91,10 +91,10 @@
 // A reminder (Self.SetReminder, router.Router.SetReminder, or the reminder
 // gateway) is durable and kept by the NATS server as a JetStream message
 // schedule in the reminder stream, not by any host. When it fires, the
-// server stores a firing in the same stream; every host pulls firings from
-// one shared durable consumer and delivers each as an ordinary call through
-// its router, so it runs on whichever host owns the actor then, and
-// acknowledges it after the reply. One shared work queue needs no
+// server stores a firing in the same stream; three hosts the table names
+// (placement.ReminderPullers) pull firings from one shared durable consumer
+// and deliver each as an ordinary call through their routers, so it runs on
+// whichever host owns the actor then, and acknowledge it after the reply. One shared work queue needs no
 // per-reminder or per-actor state in hosts and nothing to rebalance: the
 // router already reaches the owner through table changes and crashes.
 // Delivery is at least once; see reminders.go and PROTOCOL.md.

@@ -256,6 +256,7 @@ func (h *Host) start(ctx context.Context) error {
 		StartedUnixMs: time.Now().UnixMilli(),
 		Version:       Version,
 		Protocol:      protocol.Version,
+		Reminders:     !h.cfg.DisableReminders,
 	})
 	h.obs.watchLease(&leaseCfg)
 	if err := h.join(ctx, leaseCfg); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,8 +19,9 @@ import (
 // Reminders are kept by the NATS server, not by hosts. Each is a JetStream
 // message schedule (Nats-Schedule) in the reminder stream; when it fires, the
 // server stores a message on the reminder's fire subject in the same stream.
-// Every host reads fired messages from one shared durable pull consumer and
-// delivers each as an ordinary call through its router, so the call runs on
+// A few hosts (placement.ReminderPullers of the current table) read fired
+// messages from one shared durable pull consumer and deliver each as an
+// ordinary call through their routers, so the call runs on
 // whichever host owns the actor at that moment (activating it if needed),
 // as a turn in its mailbox; the message is acknowledged after the call's
 // reply. When the delivering host owns the actor itself, the call goes
@@ -46,7 +48,11 @@ import (
 // per actor would be per-reminder state in the server and in hosts; a
 // consumer per host would have to follow the placement table. One work
 // queue with any host pulling needs neither, and the router already knows
-// how to reach the owner through table changes and crashes.
+// how to reach the owner through table changes and crashes. Which hosts
+// pull follows the table only for economy: every host pulling would cost
+// the server a waiting pull request and its heartbeats per host, so the
+// pullers are a few hosts the table names, and any other host pulling (an
+// older one, or one whose table lags) is harmless.
 
 // Delivery settings of fired reminders.
 const (
@@ -74,11 +80,18 @@ const (
 	maxFireBackoff = 30 * time.Second
 )
 
+// pullRetry is how long a host among the reminder pullers waits before it
+// tries again to pull, after a try failed.
+const pullRetry = time.Second
+
 // reminders delivers fired reminders on one host.
 type reminders struct {
-	consume jetstream.ConsumeContext
-	gw      *nats.Subscription // the reminder gateway; nil when disabled
-	ctx     context.Context    // ends when the host stops hard
+	cons    jetstream.Consumer
+	mu      sync.Mutex
+	consume jetstream.ConsumeContext // while this host pulls firings
+	stopped bool                     // by stopReminders: pulls no more
+	gw      *nats.Subscription       // the reminder gateway; nil when disabled
+	ctx     context.Context          // ends when the host stops hard
 	cancel  context.CancelFunc
 	slots   chan struct{}
 	held    *heldFirings // the firings being delivered
@@ -111,29 +124,81 @@ func (h *Host) ensureReminders(ctx context.Context) (jetstream.Consumer, error) 
 }
 
 // startReminders starts delivering the firings cons (from ensureReminders)
-// reads, and answers the reminder gateway.
+// reads while the table names this host among the reminder pullers, and
+// answers the reminder gateway.
 func (h *Host) startReminders(cons jetstream.Consumer) error {
 	if cons == nil {
 		return nil
 	}
-	rem := &reminders{slots: make(chan struct{}, firesInFlight), held: newHeldFirings()}
+	rem := &reminders{cons: cons, slots: make(chan struct{}, firesInFlight), held: newHeldFirings()}
 	rem.ctx, rem.cancel = context.WithCancel(context.Background())
 	h.rem = rem
 	h.goLoop(func() { rem.held.keepInProgress(h.fireAckWait(), h.stop) })
+	h.goLoop(h.followPullers)
+	if h.cfg.DisableGateway {
+		return nil
+	}
+	subject := protocol.ReminderGatewaySubjects(h.cfg.SubjectPrefix)
 	var err error
-	rem.consume, err = cons.Consume(h.fire, jetstream.PullMaxMessages(firesPerPull),
+	if rem.gw, err = h.nc.QueueSubscribe(subject, protocol.GatewayQueue(h.cfg.SubjectPrefix), h.serveReminderGateway); err != nil {
+		return fmt.Errorf("host: subscribe %s: %w", subject, err)
+	}
+	return nil
+}
+
+// followPullers keeps the host pulling firings while its table names it
+// among the reminder pullers (placement.ReminderPullers), and only then.
+func (h *Host) followPullers() {
+	var (
+		table *placement.Table
+		retry <-chan time.Time
+		said  string
+	)
+	for {
+		changed := h.w.Changed()
+		if t := h.w.Table(); t != table && retry == nil {
+			table = t
+			if err := h.rem.pull(h, slices.Contains(placement.ReminderPullers(t), h.cfg.ID)); err != nil {
+				if msg := err.Error(); msg != said {
+					said = msg // once per kind of failure, not per try
+					h.log.Warn("cannot pull fired reminders; trying again", "err", err)
+				}
+				table, retry = nil, time.After(pullRetry)
+			}
+		}
+		select {
+		case <-h.stop:
+			return
+		case <-changed:
+		case <-retry:
+			retry = nil
+		}
+	}
+}
+
+// pull starts or stops pulling firings; once the reminders stopped it does
+// nothing.
+func (rem *reminders) pull(h *Host, on bool) error {
+	rem.mu.Lock()
+	defer rem.mu.Unlock()
+	switch {
+	case rem.stopped || on == (rem.consume != nil):
+		return nil
+	case !on:
+		// The firings the client holds are delivered; the server hands
+		// the rest to the hosts that pull now.
+		rem.consume.Drain()
+		rem.consume = nil
+		return nil
+	}
+	consume, err := rem.cons.Consume(h.fire, jetstream.PullMaxMessages(firesPerPull),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			h.log.Debug("reminder consumer", "err", err)
 		}))
 	if err != nil {
 		return fmt.Errorf("host: reminder consumer: %w", err)
 	}
-	if !h.cfg.DisableGateway {
-		subject := protocol.ReminderGatewaySubjects(h.cfg.SubjectPrefix)
-		if rem.gw, err = h.nc.QueueSubscribe(subject, protocol.GatewayQueue(h.cfg.SubjectPrefix), h.serveReminderGateway); err != nil {
-			return fmt.Errorf("host: subscribe %s: %w", subject, err)
-		}
-	}
+	rem.consume = consume
 	return nil
 }
 
@@ -197,9 +262,12 @@ func (h *Host) stopReminders(hard bool) {
 		return
 	}
 	rem.once.Do(func() {
-		if rem.consume != nil { // nil when Start failed before consuming
+		rem.mu.Lock()
+		rem.stopped = true
+		if rem.consume != nil {
 			rem.consume.Stop()
 		}
+		rem.mu.Unlock()
 		if rem.gw != nil {
 			_ = rem.gw.Unsubscribe()
 		}

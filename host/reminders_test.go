@@ -369,3 +369,65 @@ func TestRemindersSurviveAServerRestart(t *testing.T) {
 	}
 	waitListed(t, r, "alarm", "r1", 1)
 }
+
+// TestOnlyTheReminderPullersPull: of five hosts delivering reminders and one
+// that does not, only the three the table names pull firings (each keeps
+// one pull request waiting on the shared consumer); when those three leave,
+// the two others take over and a reminder set afterwards fires.
+func TestOnlyTheReminderPullersPull(t *testing.T) {
+	s := natstest.Server(t)
+	fired := make(chan firing, 16)
+	hosts := map[placement.HostID]*host.Host{}
+	for range 5 {
+		h := startHost(t, s, host.Config{}, alarms(fired))
+		hosts[h.ID()] = h
+	}
+	quiet := startHost(t, s, host.Config{DisableReminders: true}, alarms(fired))
+	r := newRouter(t, s)
+	pullers := placement.ReminderPullers(waitMembers(t, r, 6))
+	if len(pullers) != placement.ReminderHosts || slices.Contains(pullers, quiet.ID()) {
+		t.Fatalf("pullers %v; want %d hosts, not %s", pullers, placement.ReminderHosts, quiet.ID())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(natstest.Connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, protocol.DefaultReminderStream, protocol.ReminderConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPulling := func(want int) {
+		t.Helper()
+		for {
+			info, err := cons.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.NumWaiting == want {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%d pull requests wait on %s, want %d", info.NumWaiting, protocol.ReminderConsumer, want)
+			case <-time.After(50 * time.Millisecond): // poll
+			}
+		}
+	}
+	waitPulling(placement.ReminderHosts)
+
+	for _, id := range pullers {
+		if err := hosts[id].Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitMembers(t, r, 3)
+	waitPulling(2)
+	if err := r.SetReminder(ctx, "alarm", "a1", router.Reminder{Name: "late", Schedule: protocol.At(time.Now().Add(200 * time.Millisecond))}); err != nil {
+		t.Fatal(err)
+	}
+	if f := nextFiring(t, fired, 5*time.Second); f.name != "late" {
+		t.Fatalf("firing %+v after the first pullers left", f)
+	}
+}

@@ -304,7 +304,11 @@ type HostRecord struct {
 	// (PROTOCOL.md, "Protocol versions"); 0, as a host before version 2 leaves
 	// it, means 1. Callers use a version's additions only with hosts that
 	// announce it.
-	Protocol      uint32 `protobuf:"varint,9,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Protocol uint32 `protobuf:"varint,9,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// reminders says that the host delivers fired reminders when it is among
+	// the reminder pullers of a table (PROTOCOL.md, "Reminders"). A host that
+	// does not say may pull firings at any time.
+	Reminders     bool `protobuf:"varint,10,opt,name=reminders,proto3" json:"reminders,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +404,13 @@ func (x *HostRecord) GetProtocol() uint32 {
 		return x.Protocol
 	}
 	return 0
+}
+
+func (x *HostRecord) GetReminders() bool {
+	if x != nil {
+		return x.Reminders
+	}
+	return false
 }
 
 // ReleaseRecord is the value of the key released.<host_id> in the membership
@@ -1283,7 +1294,7 @@ var File_troupe_proto protoreflect.FileDescriptor
 
 const file_troupe_proto_rawDesc = "" +
 	"\n" +
-	"\ftroupe.proto\x12\ttroupe.v1\"\xb7\x02\n" +
+	"\ftroupe.proto\x12\ttroupe.v1\"\xd5\x02\n" +
 	"\n" +
 	"HostRecord\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
@@ -1295,7 +1306,9 @@ const file_troupe_proto_rawDesc = "" +
 	"\x10changed_revision\x18\x06 \x01(\x04R\x0fchangedRevision\x12&\n" +
 	"\x0fstarted_unix_ms\x18\a \x01(\x03R\rstartedUnixMs\x12\x18\n" +
 	"\aversion\x18\b \x01(\tR\aversion\x12\x1a\n" +
-	"\bprotocol\x18\t \x01(\rR\bprotocol\"j\n" +
+	"\bprotocol\x18\t \x01(\rR\bprotocol\x12\x1c\n" +
+	"\treminders\x18\n" +
+	" \x01(\bR\treminders\"j\n" +
 	"\rReleaseRecord\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +

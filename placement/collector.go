@@ -25,16 +25,7 @@ const CollectorHosts = 2
 // CollectorHosts active hosts of protocol version 2 on the ring that Watched
 // orders (by host hash).
 func Collectors(t *Table) []HostID {
-	out := make([]HostID, 0, CollectorHosts)
-	for _, p := range t.ring() {
-		if len(out) == CollectorHosts {
-			break
-		}
-		if !p.m.Draining {
-			out = append(out, p.id)
-		}
-	}
-	return out
+	return t.walkRing(ringPoint{}, CollectorHosts, func(m *Member) bool { return !m.Draining })
 }
 
 // Collector turns the hosts' release records into the settled record, so

@@ -82,15 +82,7 @@ func (m *Monitor) Stop() {
 // the next k hosts of protocol version 2 after self on the ring (fewer when
 // the table has fewer others). self need not be a member.
 func Watched(t *Table, self HostID, k int) []HostID {
-	ring := t.ring()
-	at, _ := slices.BinarySearchFunc(ring, ringPoint{hash: hostHash(self), id: self}, compareRing)
-	out := make([]HostID, 0, min(k, len(ring)))
-	for i := 0; len(out) < k && i < len(ring); i++ {
-		if p := ring[(at+i)%len(ring)]; p.id != self {
-			out = append(out, p.id)
-		}
-	}
-	return out
+	return t.walkRing(ringPoint{hash: hostHash(self), id: self}, k, func(m *Member) bool { return m.ID != self })
 }
 
 func (m *Monitor) loop() {

@@ -16,6 +16,9 @@ type Member struct {
 	Subject  string      // NATS subject where the host takes calls
 	Types    []ActorType // actor types it serves
 	Draining bool        // a draining host owns nothing (it is leaving)
+	// Reminders says the host delivers fired reminders when it is among
+	// the table's ReminderPullers.
+	Reminders bool
 	// Protocol is the newest protocol version the host speaks (1 for a
 	// host that does not say): PROTOCOL.md, "Protocol versions".
 	Protocol uint32
@@ -34,7 +37,8 @@ type Table struct {
 	ringPts  []ringPoint // see ring
 }
 
-// ringPoint is a member on the ring of monitors and collectors.
+// ringPoint is a member on the ring of monitors, collectors and reminder
+// pullers.
 type ringPoint struct {
 	hash uint64
 	id   HostID
@@ -48,7 +52,8 @@ func compareRing(a, b ringPoint) int {
 // ring returns the members of protocol version 2 ordered by host hash
 // (fmix64(FNV-1a-64(id)), as in the placement hash; ties by id): the ring
 // along which hosts monitor each other (Watched) and which names the
-// collectors (Collectors). It is built once per table.
+// collectors (Collectors) and the reminder pullers (ReminderPullers). It is
+// built once per table.
 func (t *Table) ring() []ringPoint {
 	if t == nil {
 		return nil
@@ -62,6 +67,20 @@ func (t *Table) ring() []ringPoint {
 		slices.SortFunc(t.ringPts, compareRing)
 	})
 	return t.ringPts
+}
+
+// walkRing returns up to k members for which ok holds, going once round the
+// ring from the first point at or after from.
+func (t *Table) walkRing(from ringPoint, k int, ok func(*Member) bool) []HostID {
+	ring := t.ring()
+	at, _ := slices.BinarySearchFunc(ring, from, compareRing)
+	out := make([]HostID, 0, min(k, len(ring)))
+	for i := 0; len(out) < k && i < len(ring); i++ {
+		if p := ring[(at+i)%len(ring)]; ok(p.m) {
+			out = append(out, p.id)
+		}
+	}
+	return out
 }
 
 // typeHosts holds the owner candidates of one actor type.

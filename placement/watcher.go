@@ -814,11 +814,12 @@ func memberOf(rec *pb.HostRecord) Member {
 	slices.Sort(types)
 	types = slices.Compact(types)
 	return Member{
-		ID:       HostID(rec.GetHostId()),
-		Subject:  rec.GetSubject(),
-		Types:    types,
-		Draining: rec.GetState() == pb.HostState_HOST_STATE_DRAINING,
-		Protocol: max(rec.GetProtocol(), 1),
+		ID:        HostID(rec.GetHostId()),
+		Subject:   rec.GetSubject(),
+		Types:     types,
+		Draining:  rec.GetState() == pb.HostState_HOST_STATE_DRAINING,
+		Protocol:  max(rec.GetProtocol(), 1),
+		Reminders: rec.GetReminders(),
 	}
 }
 

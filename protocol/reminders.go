@@ -15,8 +15,8 @@ const (
 	DefaultReminderStream = "troupe_reminders"
 	// DefaultReminderMethod is the method a reminder calls when it names none.
 	DefaultReminderMethod = "remind"
-	// ReminderConsumer is the durable consumer of the reminder stream every
-	// host pulls firings from.
+	// ReminderConsumer is the durable consumer of the reminder stream the
+	// reminder pullers take firings from.
 	ReminderConsumer = "troupe_fire"
 )
 
