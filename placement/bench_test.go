@@ -177,8 +177,8 @@ func BenchmarkWatcherRelease(b *testing.B) {
 }
 
 // BenchmarkWatcherTableChange measures what a host's watcher does with one
-// table change at n hosts, and the settled record that follows it: every
-// host applies both for every join, drain and departure, so across a
+// table change at n hosts, with the roles a host looks up in the new table,
+// and the settled record that follows it: every host applies both for every join, drain and departure, so across a
 // deployment this runs n times per change. One iteration is two changes,
 // a host joining and leaving.
 //
@@ -207,13 +207,23 @@ func BenchmarkWatcherTableChange(b *testing.B) {
 				}
 				join := next()
 				w.applyEntry(entry{key: key, val: val, rev: join, op: jetstream.KeyValuePut})
+				rolesOf(w.Table())
 				w.applyEntry(settled(join))
 				left := next()
 				w.applyEntry(entry{key: key, rev: left, op: jetstream.KeyValuePurge})
+				rolesOf(w.Table())
 				w.applyEntry(settled(left))
 			}
 		})
 	}
+}
+
+// rolesOf asks table t what a host asks each table it applies: whom it
+// monitors, and who collects and who pulls reminders.
+func rolesOf(t *Table) {
+	Watched(t, "h0001", MonitorPeers)
+	Collectors(t)
+	ReminderPullers(t)
 }
 
 // BenchmarkMayActivate measures the handoff check a host makes for a call

@@ -73,12 +73,15 @@ type snap struct {
 	// history holds recent tables in ascending generation order; the last
 	// one is the current table.
 	history []*Table
-	// bound is, for each member of the current table, the generation from
-	// which a release implies a release at the current one (see
-	// releaseBounds); nil when unknown, which implies nothing.
-	bound map[HostID]uint64
-	// cells holds each current member's release generation, 0 for none.
-	cells map[HostID]*atomic.Uint64
+	// bound is, for each member of the current table (in the order of its
+	// Members), the generation from which a release implies a release at
+	// the current one (see releaseBounds); nil when unknown, which implies
+	// nothing.
+	bound []uint64
+	// cells holds each current member's release generation, 0 for none, in
+	// the order of the current table's Members. Slices rather than maps
+	// keyed by id: a snapshot is built for every table change on every host.
+	cells []atomic.Uint64
 	// stale counts the members whose release is older than both the
 	// current table and the oldest table kept: such a member may hold
 	// anything.
@@ -90,7 +93,8 @@ type snap struct {
 // changed meaning (for a draining member, its drain).
 type memberRevs struct{ since, changed uint64 }
 
-// releaseBounds returns, for each member m of t, the lowest generation r
+// releaseBounds returns, for each member m of t (in the order of
+// t.Members, as revs is), the lowest generation r
 // such that m's release at r implies its release at t's generation: the
 // changes between r and t took nothing from m, so m holds nothing t does
 // not give it. A record keeps its incarnation's subject and types, and its
@@ -111,28 +115,29 @@ type memberRevs struct{ since, changed uint64 }
 // departure, a join of other types) implies every other host's release, and
 // a host writes its release only when a change took actors from it.
 // O(members × types).
-func releaseBounds(t *Table, revs map[HostID]memberRevs) map[HostID]uint64 {
+func releaseBounds(t *Table, revs []memberRevs) []uint64 {
 	if revs == nil {
 		return nil
 	}
 	latest := make(map[ActorType]uint64, len(t.byType))
-	for typ, th := range t.byType {
-		for _, c := range th.cands {
-			latest[typ] = max(latest[typ], revs[c.m.ID].since)
+	for i, m := range t.members {
+		if !m.Draining {
+			for _, typ := range m.Types {
+				latest[typ] = max(latest[typ], revs[i].since)
+			}
 		}
 	}
-	bound := make(map[HostID]uint64, len(t.members))
-	for _, m := range t.members {
-		r := revs[m.ID]
+	bound := make([]uint64, len(t.members))
+	for i, m := range t.members {
 		if m.Draining {
-			bound[m.ID] = r.changed
+			bound[i] = revs[i].changed
 			continue
 		}
-		b := r.since
+		b := revs[i].since
 		for _, typ := range m.Types {
 			b = max(b, latest[typ])
 		}
-		bound[m.ID] = b
+		bound[i] = b
 	}
 	return bound
 }
@@ -154,13 +159,13 @@ func (h *handoff) setReleased(id HostID, gen uint64, ok bool) bool {
 	} else {
 		h.released[id] = gen
 	}
-	c := h.cell(id)
-	if c == nil || c.Load() == gen {
+	i, member := h.index(id)
+	if !member || h.cells[i].Load() == gen {
 		return false
 	}
-	was, wasStale := h.isReleased(id), h.isStale(id)
-	c.Store(gen)
-	now, nowStale := h.isReleased(id), h.isStale(id)
+	was, wasStale := h.counts(h.effective(i, h.cells[i].Load()))
+	h.cells[i].Store(gen)
+	now, nowStale := h.counts(h.effective(i, gen))
 	switch {
 	case was && !now:
 		h.unreleased++
@@ -187,24 +192,21 @@ func (h *handoff) resetReleased(released map[HostID]uint64) {
 // publish makes a new snapshot of history and bound, with cells filled from
 // h.released, and counts the current table's unreleased and stale members
 // afresh: once per table, not per entry.
-func (h *handoff) publish(history []*Table, bound map[HostID]uint64) {
+func (h *handoff) publish(history []*Table, bound []uint64) {
 	s := &snap{history: history, bound: bound}
 	cur := s.current()
-	s.cells = make(map[HostID]*atomic.Uint64, len(cur.Members()))
-	cells := make([]atomic.Uint64, len(cur.Members()))
+	s.cells = make([]atomic.Uint64, len(cur.Members()))
 	h.snap, h.unreleased = s, 0
-	gen, oldest := cur.Generation(), history[0].Generation()
 	var stale int64
 	for i, m := range cur.Members() {
 		r := h.released[m.ID]
-		cells[i].Store(r)
-		s.cells[m.ID] = &cells[i]
-		r = s.effective(m.ID, r)
-		if r < gen {
-			h.unreleased++ // isReleased
-			if r < oldest {
-				stale++ // isStale
-			}
+		s.cells[i].Store(r)
+		released, isStale := s.counts(s.effective(i, r))
+		if !released {
+			h.unreleased++
+		}
+		if isStale {
+			stale++
 		}
 	}
 	s.stale.Store(stale)
@@ -213,47 +215,61 @@ func (h *handoff) publish(history []*Table, bound map[HostID]uint64) {
 	}
 }
 
-func (s *snap) cell(id HostID) *atomic.Uint64 {
+// index is the position of member id in the current table's Members, which
+// is also its position in cells and bound.
+func (s *snap) index(id HostID) (int, bool) {
 	if s == nil {
-		return nil
+		return 0, false
 	}
-	return s.cells[id]
+	return s.current().index(id)
 }
 
 // releasedAt is the generation id has released at, as far as the current
 // table tells: its own release, or the current generation when that release
 // implies it (releaseBounds). 0 when it has not released.
 func (s *snap) releasedAt(id HostID) uint64 {
-	c := s.cell(id)
-	if c == nil {
-		return 0
+	if i, ok := s.index(id); ok {
+		return s.effective(i, s.cells[i].Load())
 	}
-	return s.effective(id, c.Load())
+	return 0
 }
 
-// effective is the generation id has released at, given its own release
-// r: the current generation when r implies it.
-func (s *snap) effective(id HostID, r uint64) uint64 {
-	if cur := s.current(); r != 0 && r < cur.Generation() && s.implied(id, r) {
-		return cur.Generation()
+// effective is the generation member i of the current table has released
+// at, given its own release r: the current generation when r implies it.
+func (s *snap) effective(i int, r uint64) uint64 {
+	if gen := s.current().Generation(); r != 0 && r < gen && s.impliedAt(i, r) {
+		return gen
 	}
 	return r
 }
 
+// counts tells how a member that has released at r (effective) counts: as
+// released at the current generation, or as stale, having released (if
+// ever) before the oldest table kept and not at the current one.
+func (s *snap) counts(r uint64) (released, stale bool) {
+	gen := s.current().Generation()
+	return r >= gen, r < gen && r < s.history[0].Generation()
+}
+
 // isReleased reports whether id has released at the current generation.
 func (s *snap) isReleased(id HostID) bool {
-	cur := s.current()
-	return cur != nil && s.releasedAt(id) >= cur.Generation()
+	released, _ := s.countsOf(id)
+	return released
 }
 
 // isStale reports whether member id released (if ever) before the oldest
 // table kept, and not at the current one.
 func (s *snap) isStale(id HostID) bool {
+	_, stale := s.countsOf(id)
+	return stale
+}
+
+// countsOf is counts for id.
+func (s *snap) countsOf(id HostID) (released, stale bool) {
 	if s.current() == nil {
-		return false
+		return false, false
 	}
-	r := s.releasedAt(id)
-	return r < s.current().Generation() && r < s.history[0].Generation()
+	return s.counts(s.releasedAt(id))
 }
 
 func (s *snap) current() *Table {
@@ -358,8 +374,9 @@ func (h *handoff) trim(s uint64) {
 }
 
 // push appends a new current table, dropping the oldest beyond historyLen.
-// revs, when not nil, holds every member's revisions (releaseBounds).
-func (h *handoff) push(t *Table, revs map[HostID]memberRevs) {
+// revs, when not nil, holds every member's revisions, in the order of
+// t.Members (releaseBounds).
+func (h *handoff) push(t *Table, revs []memberRevs) {
 	var old []*Table
 	if h.snap != nil {
 		old = h.history
@@ -373,9 +390,11 @@ func (h *handoff) push(t *Table, revs map[HostID]memberRevs) {
 // implied reports whether a release of id at gen implies its release at the
 // current generation.
 func (s *snap) implied(id HostID, gen uint64) bool {
-	if s == nil {
-		return false
-	}
-	b, known := s.bound[id]
-	return known && b > 0 && gen >= b
+	i, known := s.index(id)
+	return known && s.impliedAt(i, gen)
+}
+
+// impliedAt is implied for member i of the current table.
+func (s *snap) impliedAt(i int, gen uint64) bool {
+	return s.bound != nil && s.bound[i] > 0 && gen >= s.bound[i]
 }

@@ -344,13 +344,13 @@ func TestImpliedReleasesAreTrue(t *testing.T) {
 			revs = append(revs, rv)
 		}
 		for g, tg := range tables {
-			bound := releaseBounds(tg, revs[g])
-			for _, m := range tg.Members() {
+			bound := releaseBounds(tg, revsOf(tg, revs[g]))
+			for i, m := range tg.Members() {
 				for r := g - 1; r >= 0; r-- {
 					if prev, ok := revs[r][m.ID]; !ok || prev.since != revs[g][m.ID].since {
 						break // another incarnation, or not a member: it never released there
 					}
-					if tables[r].Generation() < bound[m.ID] {
+					if tables[r].Generation() < bound[i] {
 						break
 					}
 					implied++
@@ -386,11 +386,11 @@ func TestAReleaseImpliesTheNextOnlyWhenNothingWasTaken(t *testing.T) {
 	x := func(id HostID, types ...ActorType) Member { return Member{ID: id, Types: types} }
 	revs := map[HostID]memberRevs{"a": {1, 1}, "b": {2, 2}, "c": {3, 3}}
 	var h handoff
-	h.push(NewTable(3, []Member{x("a", "p"), x("b", "p"), x("c", "q")}), revs)
+	push(&h, NewTable(3, []Member{x("a", "p"), x("b", "p"), x("c", "q")}), revs)
 	h.resetReleased(map[HostID]uint64{"a": 3, "b": 3, "c": 3})
 
 	revs["d"] = memberRevs{4, 4} // d joins, serving p
-	h.push(NewTable(4, []Member{x("a", "p"), x("b", "p"), x("c", "q"), x("d", "p")}), revs)
+	push(&h, NewTable(4, []Member{x("a", "p"), x("b", "p"), x("c", "q"), x("d", "p")}), revs)
 	h.setReleased("d", 4, true) // a live join is its own release
 	for id, want := range map[HostID]bool{"a": false, "b": false, "c": true, "d": true} {
 		if got := h.isReleased(id); got != want {
@@ -403,7 +403,7 @@ func TestAReleaseImpliesTheNextOnlyWhenNothingWasTaken(t *testing.T) {
 	revs["b"] = memberRevs{2, 5} // b drains
 	drained := x("b", "p")
 	drained.Draining = true
-	h.push(NewTable(5, []Member{x("a", "p"), drained, x("c", "q"), x("d", "p")}), revs)
+	push(&h, NewTable(5, []Member{x("a", "p"), drained, x("c", "q"), x("d", "p")}), revs)
 	for id, want := range map[HostID]bool{"a": true, "b": false, "c": true, "d": true} {
 		if got := h.isReleased(id); got != want {
 			t.Errorf("after b drains: %s released = %v, want %v", id, got, want)
@@ -415,8 +415,20 @@ func TestAReleaseImpliesTheNextOnlyWhenNothingWasTaken(t *testing.T) {
 	}
 
 	delete(revs, "b") // b leaves
-	h.push(NewTable(6, []Member{x("a", "p"), x("c", "q"), x("d", "p")}), revs)
+	push(&h, NewTable(6, []Member{x("a", "p"), x("c", "q"), x("d", "p")}), revs)
 	if !h.settled() {
 		t.Fatal("a departure took something from a host that stayed")
 	}
 }
+
+// revsOf is revs in the order of t.Members, as handoff.push takes them.
+func revsOf(t *Table, revs map[HostID]memberRevs) []memberRevs {
+	out := make([]memberRevs, len(t.Members()))
+	for i, m := range t.Members() {
+		out[i] = revs[m.ID]
+	}
+	return out
+}
+
+// push pushes t onto h with the members' revisions revs.
+func push(h *handoff, t *Table, revs map[HostID]memberRevs) { h.push(t, revsOf(t, revs)) }

@@ -46,7 +46,10 @@ type ringPoint struct {
 }
 
 func compareRing(a, b ringPoint) int {
-	return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.id, b.id))
+	if a.hash != b.hash {
+		return cmp.Compare(a.hash, b.hash)
+	}
+	return cmp.Compare(a.id, b.id) // cmp.Or would compare the ids every time
 }
 
 // ring returns the members of protocol version 2 ordered by host hash
@@ -59,6 +62,7 @@ func (t *Table) ring() []ringPoint {
 		return nil
 	}
 	t.ringOnce.Do(func() {
+		t.ringPts = make([]ringPoint, 0, len(t.members))
 		for i := range t.members {
 			if m := &t.members[i]; m.Protocol >= protocol.AliveRenewalVersion {
 				t.ringPts = append(t.ringPts, ringPoint{hostHash(m.ID), m.ID, m})
@@ -184,16 +188,21 @@ func (t *Table) Members() []Member {
 // Member returns the member with the given ID. Its Types slice is shared
 // with the table and must not be modified.
 func (t *Table) Member(id HostID) (Member, bool) {
-	if t == nil {
-		return Member{}, false
-	}
-	i, ok := slices.BinarySearchFunc(t.members, id, func(m Member, id HostID) int {
-		return cmp.Compare(m.ID, id)
-	})
+	i, ok := t.index(id)
 	if !ok {
 		return Member{}, false
 	}
 	return t.members[i], true
+}
+
+// index returns the position of member id in Members.
+func (t *Table) index(id HostID) (int, bool) {
+	if t == nil {
+		return 0, false
+	}
+	return slices.BinarySearchFunc(t.members, id, func(m Member, id HostID) int {
+		return cmp.Compare(m.ID, id)
+	})
 }
 
 // Owner returns the member that owns the actor (typ, id): the non-draining

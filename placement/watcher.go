@@ -642,11 +642,11 @@ func sameMeaning(a, b *pb.HostRecord) bool {
 func (w *Watcher) publish() {
 	w.mu.Lock()
 	ms := make([]Member, len(w.view.ids))
-	revs := make(map[HostID]memberRevs, len(w.view.ids))
+	revs := make([]memberRevs, len(w.view.ids))
 	for i, id := range w.view.ids {
 		m := w.view.members[id]
 		ms[i] = m.m
-		revs[id] = memberRevs{since: m.since, changed: m.changed}
+		revs[i] = memberRevs{since: m.since, changed: m.changed}
 	}
 	t := newTable(w.view.gen, ms)
 	w.handoff.push(t, revs)
