@@ -154,27 +154,49 @@ func (h *Host) noticeRelease(prev, t *placement.Table, inc string) {
 		return // this host held nothing before its first table
 	}
 	value := protocol.FormatReleased(h.cfg.ID, inc, t.Generation())
-	sent := map[placement.HostID]bool{h.cfg.ID: true}
-	in := func(sorted []placement.HostID, id placement.HostID) bool {
-		_, found := slices.BinarySearch(sorted, id)
-		return found
+	for _, id := range gainers(prev, t, h.cfg.ID, h.types.names()) {
+		h.sendNotice(t, id, value)
 	}
-	for _, typ := range h.types.names() {
+}
+
+// gainers returns the hosts that may have gained actors of the given types
+// from host self between tables prev and t: for each type self was a
+// candidate of in prev, the hosts that became candidates, or every
+// candidate in t when self no longer is one. Each host once, self never.
+func gainers(prev, t *placement.Table, self placement.HostID, types []string) []placement.HostID {
+	var out []placement.HostID // most changes take nothing from self
+	add := func(id placement.HostID) {
+		if id != self {
+			out = append(out, id)
+		}
+	}
+	for _, typ := range types {
 		typ := placement.ActorType(typ)
 		was := prev.Hosts(typ)
-		if !in(was, h.cfg.ID) {
+		if _, held := slices.BinarySearch(was, self); !held {
 			continue // it owned nothing of typ
 		}
 		now := t.Hosts(typ)
-		stays := in(now, h.cfg.ID)
-		for _, id := range now {
-			if sent[id] || (stays && in(was, id)) {
-				continue
+		if _, stays := slices.BinarySearch(now, self); !stays {
+			for _, id := range now {
+				add(id)
 			}
-			sent[id] = true
-			h.sendNotice(t, id, value)
+			continue
+		}
+		// Both lists are sorted: walk them together for the hosts that
+		// became candidates, rather than search one for each of the other.
+		i := 0
+		for _, id := range now {
+			for i < len(was) && was[i] < id {
+				i++
+			}
+			if i == len(was) || was[i] != id {
+				add(id)
+			}
 		}
 	}
+	slices.Sort(out) // a host gained in several types is told once
+	return slices.Compact(out)
 }
 
 // sendNotice publishes a release notice to member id of t, if it reads
