@@ -104,6 +104,7 @@ type view struct {
 
 type member struct {
 	rec     *pb.HostRecord
+	inc     string // rec's incarnation, read for every member on every settled record
 	m       Member // rec as a table member, its Types sorted (newTable)
 	raw     []byte // the entry's value, as last written
 	changed uint64 // revision at which the record's meaning last changed
@@ -349,7 +350,7 @@ func (w *Watcher) applySettled() {
 		if m.since > s {
 			continue
 		}
-		inc := m.rec.GetIncarnation()
+		inc := m.inc
 		if rel, ok := w.view.releases[id]; ok && rel.incarnation == inc && rel.gen >= s {
 			continue // released there or later already
 		}
@@ -441,19 +442,19 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 		return noEffect, id // not a record a host wrote; ignore rather than guess
 	}
 	if had && sameMeaning(old.rec, rec) {
-		v.members[id] = member{rec: rec, m: old.m, raw: e.Value(), changed: old.changed, since: old.since}
+		v.members[id] = member{rec: rec, inc: rec.GetIncarnation(), m: old.m, raw: e.Value(), changed: old.changed, since: old.since}
 		return noEffect, id
 	}
 	changed := rec.GetChangedRevision()
 	if changed == 0 || changed > e.Revision() {
 		changed = e.Revision()
 	}
-	joined := !had || old.rec.GetIncarnation() != rec.GetIncarnation()
+	joined := !had || old.inc != rec.GetIncarnation()
 	since := changed
 	if !joined {
 		since = old.since
 	}
-	v.put(id, member{rec: rec, m: memberOf(rec), raw: e.Value(), changed: changed, since: since})
+	v.put(id, member{rec: rec, inc: rec.GetIncarnation(), m: memberOf(rec), raw: e.Value(), changed: changed, since: since})
 	v.gen = max(v.gen, changed)
 	if joined && v.live && rec.GetChangedRevision() == 0 {
 		// The write that brings an incarnation in: it holds nothing yet (a
@@ -548,7 +549,7 @@ func (w *Watcher) NoteRelease(id HostID, incarnation string, gen uint64) {
 	w.mu.Lock()
 	m, ok := w.view.members[id]
 	cur := w.handoff.current()
-	if !ok || m.rec.GetIncarnation() != incarnation || cur == nil {
+	if !ok || m.inc != incarnation || cur == nil {
 		w.mu.Unlock()
 		return
 	}
@@ -576,7 +577,7 @@ func (w *Watcher) NoteRelease(id HostID, incarnation string, gen uint64) {
 // already; it reports whether it did. w.mu is held.
 func (w *Watcher) noteReleaseLocked(rec *pb.ReleaseRecord) bool {
 	id := HostID(rec.GetHostId())
-	if m, ok := w.view.members[id]; !ok || m.rec.GetIncarnation() != rec.GetIncarnation() {
+	if m, ok := w.view.members[id]; !ok || m.inc != rec.GetIncarnation() {
 		return false
 	}
 	if was, ok := w.view.releasedBy(id); ok && was >= rec.GetGeneration() {
@@ -597,7 +598,7 @@ func (w *Watcher) applyEarly() {
 		return
 	}
 	for id, rec := range w.early {
-		if m, ok := w.view.members[id]; !ok || m.rec.GetIncarnation() != rec.GetIncarnation() {
+		if m, ok := w.view.members[id]; !ok || m.inc != rec.GetIncarnation() {
 			delete(w.early, id)
 		} else if rec.GetGeneration() <= cur.Generation() {
 			delete(w.early, id)
@@ -626,7 +627,7 @@ func (v *view) releasedBy(id HostID) (uint64, bool) {
 		return 0, false
 	}
 	rel, ok := v.releases[id]
-	if !ok || rel.incarnation != m.rec.GetIncarnation() {
+	if !ok || rel.incarnation != m.inc {
 		return 0, false
 	}
 	return rel.gen, true
