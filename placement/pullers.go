@@ -3,9 +3,9 @@ package placement
 // ReminderHosts is how many hosts pull fired reminders from the shared
 // consumer: three, so that a crashed puller delays nothing while another
 // lives. Every host pulling would cost the server a waiting pull request and
-// its heartbeats per host (a seventh of its work at rest with 150 hosts) and
+// its heartbeats per host (an eighth of its work at rest with 150 hosts) and
 // hit the consumer's limit of waiting requests with hundreds of hosts, while
-// three already deliver more firings than one host's mailboxes take.
+// two hosts already deliver firings as fast as the server stores them.
 const ReminderHosts = 3
 
 // reminderRingStart is where the reminder pullers start on the ring: the
