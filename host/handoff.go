@@ -165,11 +165,6 @@ func (h *Host) noticeRelease(prev, t *placement.Table, inc string) {
 // candidate in t when self no longer is one. Each host once, self never.
 func gainers(prev, t *placement.Table, self placement.HostID, types []string) []placement.HostID {
 	var out []placement.HostID // most changes take nothing from self
-	add := func(id placement.HostID) {
-		if id != self {
-			out = append(out, id)
-		}
-	}
 	for _, typ := range types {
 		typ := placement.ActorType(typ)
 		was := prev.Hosts(typ)
@@ -178,9 +173,7 @@ func gainers(prev, t *placement.Table, self placement.HostID, types []string) []
 		}
 		now := t.Hosts(typ)
 		if _, stays := slices.BinarySearch(now, self); !stays {
-			for _, id := range now {
-				add(id)
-			}
+			out = append(out, now...)
 			continue
 		}
 		// Both lists are sorted: walk them together for the hosts that
@@ -191,12 +184,18 @@ func gainers(prev, t *placement.Table, self placement.HostID, types []string) []
 				i++
 			}
 			if i == len(was) || was[i] != id {
-				add(id)
+				out = append(out, id)
 			}
 		}
 	}
-	slices.Sort(out) // a host gained in several types is told once
-	return slices.Compact(out)
+	return others(out, self)
+}
+
+// others returns ids sorted, each once (a host may be a candidate of
+// several types), without self. It may reorder ids in place.
+func others(ids []placement.HostID, self placement.HostID) []placement.HostID {
+	slices.Sort(ids)
+	return slices.DeleteFunc(slices.Compact(ids), func(id placement.HostID) bool { return id == self })
 }
 
 // sendNotice publishes a release notice to member id of t, if it reads
@@ -301,13 +300,11 @@ func (h *Host) handOffAll(rev uint64) {
 		return
 	}
 	value := protocol.FormatReleased(h.cfg.ID, h.rec.incarnation(), rev)
-	sent := map[placement.HostID]bool{h.cfg.ID: true}
+	var candidates []placement.HostID
 	for _, typ := range h.types.names() {
-		for _, id := range t.Hosts(placement.ActorType(typ)) {
-			if !sent[id] {
-				sent[id] = true
-				h.sendNotice(t, id, value)
-			}
-		}
+		candidates = append(candidates, t.Hosts(placement.ActorType(typ))...)
+	}
+	for _, id := range others(candidates, h.cfg.ID) {
+		h.sendNotice(t, id, value)
 	}
 }
