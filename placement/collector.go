@@ -33,7 +33,8 @@ func Collectors(t *Table) []HostID {
 // a release record when a change took actors from it; only the collectors
 // watch them (WatchReleases), and once every member of a table has released
 // at its generation (by its record, or by an earlier record that implies it:
-// see releaseBounds), they raise the settled record (protocol.SettledKey) to it. Every
+// see releaseBounds), they raise the settled record (protocol.SettledKey) to it,
+// unless the generation it holds implies that one (Watcher.SettledNews). Every
 // host's watcher follows that one key (Watch), and counts each member whose
 // record is unchanged since that table as released at it.
 //
@@ -103,8 +104,10 @@ func (c *Collector) loop() {
 		var released <-chan struct{}
 		if rw != nil {
 			released = rw.Changed()
-			if s := rw.Settled(); s > written && retry == nil {
-				if err := WriteSettled(c.life, c.kv, c.self, s); err != nil {
+			if s, news := rw.SettledNews(); s > written && retry == nil {
+				if !news {
+					written = s // every host counts it settled already
+				} else if err := WriteSettled(c.life, c.kv, c.self, s); err != nil {
 					retry = time.After(monitorRetry)
 				} else {
 					written = s

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -843,6 +844,102 @@ func TestCollectorsInferTheReleasesOfHostsThatLostNothing(t *testing.T) {
 	}
 	waitTable(t, late, "h3's departure", members(3))
 	settles(late, "a departure, for a collector that started late")
+}
+
+// TestADepartureNeedsNoSettledRecord: once the settled record has reached a
+// host's drain, its departure takes nothing from anyone, so the collectors
+// leave the record where it is and every host's watcher, the one that
+// starts afterwards included, counts the departure's table as settled on
+// its own. A join of the hosts' type needs the record again.
+func TestADepartureNeedsNoSettledRecord(t *testing.T) {
+	js, kv := bucket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Every generation the settled record is raised to, in order.
+	sw, err := kv.Watch(ctx, protocol.SettledKey, jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sw.Stop() })
+	raised := make(chan uint64, 100)
+	go func() {
+		for e := range sw.Updates() {
+			rec := new(pb.SettledRecord)
+			if e != nil && proto.Unmarshal(e.Value(), rec) == nil {
+				raised <- rec.GetGeneration()
+			}
+		}
+	}()
+	var gens []uint64
+	raisedTo := func(gen uint64) {
+		t.Helper()
+		for !slices.Contains(gens, gen) {
+			select {
+			case g := <-raised:
+				gens = append(gens, g)
+			case <-ctx.Done():
+				t.Fatalf("the settled record was raised to %v, never to %d", gens, gen)
+			}
+		}
+	}
+
+	host := watch(t, kv)
+	leases := map[string]*placement.Lease{}
+	joinAs := func(id string) uint64 {
+		t.Helper()
+		rec := &pb.HostRecord{HostId: id, Subject: "troupe.host." + id, ActorTypes: []string{"counter"}, Incarnation: "i" + id, Protocol: 2}
+		l, err := placement.Join(ctx, js, kv, rec, placement.LeaseConfig{TTL: testTTL}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Stop)
+		leases[id] = l
+		c := placement.StartCollector(kv, host, placement.HostID(id), nil) // collects if the table names it
+		t.Cleanup(c.Stop)
+		waitRevision(t, host, l.Revision())
+		return l.Revision()
+	}
+	release := func(gen uint64, ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			if err := placement.Release(ctx, js, kv, placement.HostID(id), "i"+id, gen, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	joinAs("h1")
+	joinAs("h2")
+	g := joinAs("h3")
+	release(g, "h1", "h2", "h3")
+	raisedTo(g)
+	drained := &pb.HostRecord{HostId: "h3", Subject: "troupe.host.h3", ActorTypes: []string{"counter"}, Incarnation: "ih3", Protocol: 2, State: pb.HostState_HOST_STATE_DRAINING}
+	d, err := leases["h3"].Update(ctx, drained)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release(d, "h3")
+	raisedTo(d) // the drainer's release is news to every host but its gainers
+
+	if err := leases["h3"].Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := waitTable(t, host, "h3's departure", members(2)).Generation()
+	late := watch(t, kv)
+	for _, w := range []*placement.Watcher{host, late} {
+		for deadline := time.Now().Add(10 * time.Second); w.Settled() < p; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("a host's watcher did not settle at the departure's generation %d (settled %d)", p, w.Settled())
+			}
+		}
+	}
+
+	j := joinAs("h4")
+	release(j, "h1", "h2")
+	raisedTo(j) // h4 took actors from h1 and h2
+	if slices.Contains(gens, p) {
+		t.Fatalf("the settled record was raised to %v: to the departure's generation %d too", gens, p)
+	}
 }
 
 // TestAWaitingCallWakesForItsOwnActor: a call waiting to activate an actor

@@ -806,6 +806,35 @@ func (w *Watcher) ReleaseImplied(id HostID, t *Table, written uint64) bool {
 // Settled is the highest generation at which every member had released.
 func (w *Watcher) Settled() uint64 { return w.settled.Load() }
 
+// SettledNews returns Settled, for a collector, and whether the settled
+// record needs raising to it: false when the record the watcher read last,
+// of generation r, holds it already or implies it to every host. It
+// implies the current generation when every member of the current table
+// joined at r or before (so a host counts it as released at r) and that
+// release implies one at the current generation (releaseBounds), as after
+// a departure or a crashed host's purge that followed a settled table. Every
+// host's watcher then counts the table as settled on its own, and the
+// record would cost N deliveries and N snapshots to say what they know.
+// O(N) per settled generation.
+func (w *Watcher) SettledNews() (uint64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, r := w.settled.Load(), w.view.settled
+	cur := w.handoff.current()
+	if s <= r {
+		return s, false
+	}
+	if r == 0 || cur.Generation() != s {
+		return s, true
+	}
+	for i, m := range cur.Members() {
+		if vm, ok := w.view.members[m.ID]; !ok || vm.since > r || !w.handoff.snap.impliedAt(i, r) {
+			return s, true
+		}
+	}
+	return s, false
+}
+
 // memberOf is rec as a table member, its Types sorted and deduplicated.
 func memberOf(rec *pb.HostRecord) Member {
 	types := make([]ActorType, len(rec.GetActorTypes()))
