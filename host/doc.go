@@ -35,8 +35,10 @@
 //
 // At most one activation of an actor runs turns at any moment, across all
 // hosts. After a table change a host deactivates the actors it lost and then
-// writes a release record (unless the change took nothing from it, when its
-// last record implies the release); a host activates an actor it gained only when no
+// says it released: to its gainers and the collectors by notice, and in a
+// release record when the settled record does not follow (nothing at all
+// when the change took nothing from it, as its last recorded release
+// implies this one); a host activates an actor it gained only when no
 // other member can still hold it (placement.Watcher.MayActivate); and a host
 // runs a turn or sends a save only while its lease is valid
 // (placement.Lease.Valid). A host that lost its lease drops every

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -101,25 +102,81 @@ func (h *Host) checkOwnRecord(t *placement.Table) {
 
 // handOff deactivates every activation t does not give to this host, waits
 // for them to end, tells the hosts that may have gained actors from it since
-// prev, and writes the release record for t's generation unless its last
-// one implies it.
+// prev, and, unless its last recorded release implies this one, tells the
+// collectors too or writes its release record.
 func (h *Host) handOff(prev, t *placement.Table) {
 	if !h.moveAway(t) {
 		return
 	}
 	// The host holds nothing t gives away now: the gainers may know it at
-	// once; the record, which only the collectors (and hosts of protocol
-	// version 1) read, is one JetStream write behind, and not needed at all
-	// when the change took nothing from the host: its last record implies
-	// this release to every watcher.
-	if d := h.drainedAt.Load(); d == 0 || t.Generation() < d {
-		h.noticeRelease(prev, t, h.rec.incarnation())
+	// once. Every other host learns it from the settled record, which the
+	// collectors raise once they know every host's release: from the host's
+	// notice, or from its record, which only the collectors (and hosts of
+	// protocol version 1) read. Neither is needed when the change took
+	// nothing from the host: its last recorded release implies this one to
+	// every watcher.
+	gen := t.Generation()
+	implied := h.w.ReleaseImplied(h.cfg.ID, t, h.recorded.Load())
+	d := h.drainedAt.Load()
+	if d == 0 || gen < d {
+		h.noticeRelease(prev, t, h.rec.incarnation(), !implied && d == 0)
 	} // else drainActors told the gainers, and its release at d implies this one
-	if h.w.ReleaseImplied(h.cfg.ID, t, h.recorded.Load()) {
-		h.released.set(t.Generation())
-		return
+	switch {
+	case implied:
+		h.released.set(gen)
+	case d == 0 && t.MinProtocol() >= protocol.AliveRenewalVersion:
+		// The collectors have the notice: the record waits to see whether
+		// the settled record makes it needless (recordReleases).
+		h.released.set(gen)
+		h.unrecorded.set(gen)
+	default: // a drain, which Shutdown waits for, or a table with a host of version 1, which reads only records
+		if h.release(gen) {
+			h.released.set(gen)
+		}
 	}
-	h.release(t.Generation())
+}
+
+// recordAfter is how long a host gives the settled record to cover a
+// release it told the collectors of before it writes the release record.
+const recordAfter = time.Second
+
+// recordReleases writes the host's release record for a release whose
+// notices went to the collectors only when the settled record has not
+// covered it within recordAfter: when a notice was lost, or went to a host
+// that stopped collecting, or another host's release is late. Otherwise
+// the settled record, which every host reads, says all the record would
+// (the host released at the record's generation or later), and a change
+// that moves actors from every host costs no JetStream write per host.
+func (h *Host) recordReleases() {
+	var due <-chan time.Time
+	for {
+		changed, kicked := h.w.Changed(), h.unrecorded.changed()
+		gen := h.unrecorded.v.Load()
+		switch {
+		case gen <= h.recorded.Load():
+			due = nil
+		case h.w.SettledRecord() >= gen:
+			raise(&h.recorded, gen)
+			due = nil
+		case due == nil:
+			due = time.After(recordAfter)
+		}
+		select {
+		case <-h.stop:
+			return
+		case <-changed:
+		case <-kicked:
+		case <-due:
+			due = nil
+			h.release(gen)
+		}
+	}
+}
+
+// raise sets a to v unless it holds more.
+func raise(a *atomic.Uint64, v uint64) {
+	for old := a.Load(); old < v && !a.CompareAndSwap(old, v); old = a.Load() {
+	}
 }
 
 // moveAway deactivates every activation t does not give to this host and
@@ -149,12 +206,27 @@ func (h *Host) moveAway(t *placement.Table) bool {
 // type or this host stopped being one. A host left out, or a notice lost,
 // only waits for the settled record (placement.Collector), which the
 // collectors write once every host has released.
-func (h *Host) noticeRelease(prev, t *placement.Table, inc string) {
-	if prev == nil {
-		return // this host held nothing before its first table
+func (h *Host) noticeRelease(prev, t *placement.Table, inc string, collectors bool) {
+	var to []placement.HostID
+	if prev != nil { // else this host held nothing before its first table
+		to = gainers(prev, t, h.cfg.ID, h.types.names())
 	}
-	value := protocol.FormatReleased(h.cfg.ID, inc, t.Generation())
-	for _, id := range gainers(prev, t, h.cfg.ID, h.types.names()) {
+	h.tell(t, to, inc, t.Generation(), collectors)
+}
+
+// tell sends the notice of the host's release at gen to hosts to of table
+// t and, with collectors, to t's collectors too, each once; the host's own
+// collector takes it directly.
+func (h *Host) tell(t *placement.Table, to []placement.HostID, inc string, gen uint64, collectors bool) {
+	if collectors {
+		c := placement.Collectors(t)
+		if slices.Contains(c, h.cfg.ID) {
+			h.collect.Load().NoteRelease(h.cfg.ID, inc, gen)
+		}
+		to = append(to, c...)
+	}
+	value := protocol.FormatReleased(h.cfg.ID, inc, gen)
+	for _, id := range others(to, h.cfg.ID) {
 		h.sendNotice(t, id, value)
 	}
 }
@@ -206,27 +278,26 @@ func (h *Host) sendNotice(t *placement.Table, id placement.HostID, value string)
 	}
 }
 
-// release writes the host's release record, retrying until it lands, a newer
-// table supersedes it, or the host stops.
-func (h *Host) release(gen uint64) {
+// release writes the host's release record, retrying until it lands (true),
+// a newer table supersedes it, or the host stops.
+func (h *Host) release(gen uint64) bool {
 	for {
 		inc := h.rec.incarnation()
 		ctx, cancel := context.WithTimeout(context.Background(), h.lease().TTL())
 		err := placement.Release(ctx, h.js, h.members, h.cfg.ID, inc, gen, h.markerTTL())
 		cancel()
 		if err == nil {
-			h.recorded.Store(gen)
-			h.released.set(gen)
-			return
+			raise(&h.recorded, gen)
+			return true
 		}
 		h.log.Warn("release not recorded; retrying", "generation", gen, "err", err)
 		select {
 		case <-h.stop:
-			return
+			return false
 		case <-time.After(100 * time.Millisecond):
 		}
 		if h.w.Table().Generation() > gen {
-			return
+			return false
 		}
 	}
 }
@@ -299,12 +370,12 @@ func (h *Host) handOffAll(rev uint64) {
 	if !h.moveAway(t) { // every activation: the host owns nothing now
 		return
 	}
-	value := protocol.FormatReleased(h.cfg.ID, h.rec.incarnation(), rev)
 	var candidates []placement.HostID
 	for _, typ := range h.types.names() {
 		candidates = append(candidates, t.Hosts(placement.ActorType(typ))...)
 	}
-	for _, id := range others(candidates, h.cfg.ID) {
-		h.sendNotice(t, id, value)
-	}
+	// The collectors learn of it from the record, which the drain's table
+	// makes the host write: told now, they would raise the settled record
+	// while every host is still applying the drain.
+	h.tell(t, candidates, h.rec.incarnation(), rev, false)
 }

@@ -48,8 +48,11 @@ type Host struct {
 	members jetstream.KeyValue
 	store   *stateStore
 	w       *placement.Watcher
-	monitor *placement.Monitor   // removes the records of crashed peers; nil until joined
-	collect *placement.Collector // writes the settled record while this host is a collector; nil until joined
+	monitor *placement.Monitor // removes the records of crashed peers; nil until joined
+	// collect writes the settled record while this host is a collector; nil
+	// until joined. Release notices reach it from the subscription's
+	// goroutine, which starts first.
+	collect atomic.Pointer[placement.Collector]
 	router  *router.Router
 	sub     *nats.Subscription // the host's own subject
 	gw      *nats.Subscription // the gateway; nil when disabled
@@ -70,7 +73,10 @@ type Host struct {
 	eng      *engine       // what the activations share (engine.go)
 	sweeper  *sweeper      // deactivates idle activations; nil until joined
 	released *watermark    // the generation the host last released at
-	recorded atomic.Uint64 // the generation of its last release record
+	recorded atomic.Uint64 // the generation of its last release record, or of one the settled record covered
+	// unrecorded is the generation of the host's latest release that no
+	// release record may ever tell (recordReleases).
+	unrecorded *watermark
 	// drainedAt is the revision of the host's drain (0 before): every table
 	// from it on gives the host nothing, so from then on it owns nothing,
 	// whatever table its watch has brought so far.
@@ -98,8 +104,9 @@ func New(nc *nats.Conn, cfg Config) (*Host, error) {
 		types: make(catalog),
 		stop:  make(chan struct{}),
 
-		fence:    newFence(cfg.ID),
-		released: newWatermark(),
+		fence:      newFence(cfg.ID),
+		released:   newWatermark(),
+		unrecorded: newWatermark(),
 	}
 	h.eng = &engine{
 		rt:           hostRuntime{h},
@@ -271,8 +278,9 @@ func (h *Host) start(ctx context.Context) error {
 			h.log.Info("removed the record of a host whose lease expired", "peer", id)
 		},
 	})
-	h.collect = placement.StartCollector(h.members, h.w, h.cfg.ID, h.nc)
+	h.collect.Store(placement.StartCollector(h.members, h.w, h.cfg.ID, h.nc))
 	h.goLoop(h.followTable)
+	h.goLoop(h.recordReleases)
 	h.sweeper = startSweeper(h.types, h.eng.clock)
 	if err := h.startOps(); err != nil {
 		return err
@@ -464,8 +472,8 @@ func (h *Host) halt() {
 		if h.monitor != nil {
 			h.monitor.Stop()
 		}
-		if h.collect != nil {
-			h.collect.Stop()
+		if c := h.collect.Load(); c != nil {
+			c.Stop()
 		}
 		if h.w != nil {
 			h.w.Stop()

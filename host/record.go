@@ -67,6 +67,13 @@ func (w *watermark) set(v uint64) {
 	w.ch = make(chan struct{})
 }
 
+// changed returns a channel closed at the next set.
+func (w *watermark) changed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
 // wait returns once the mark is at v or above, or ctx ends.
 func (w *watermark) wait(ctx context.Context, v uint64) error {
 	for {

@@ -39,6 +39,7 @@ func (h *Host) serveFrom(msg *nats.Msg, slot *inlineSlot) {
 		}
 		if id, inc, gen, ok := protocol.ParseReleased(v[0]); ok {
 			h.w.NoteRelease(id, inc, gen) // handoff.go
+			h.collect.Load().NoteRelease(id, inc, gen)
 		}
 		return
 	}

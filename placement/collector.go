@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,6 +47,7 @@ type Collector struct {
 	w    *Watcher
 	self HostID
 	nc   *nats.Conn
+	rw   atomic.Pointer[Watcher] // the release watcher, while self collects
 	life context.Context
 	end  context.CancelFunc
 	done chan struct{}
@@ -60,6 +62,19 @@ func StartCollector(kv jetstream.KeyValue, w *Watcher, self HostID, nc *nats.Con
 	c.life, c.end = context.WithCancel(context.Background())
 	go c.loop()
 	return c
+}
+
+// NoteRelease counts a release notice (protocol.HeaderReleased) as the
+// sender's release record while self collects: hosts send their notices to
+// the collectors of their table too, and write the record itself only when
+// the settled record does not follow them soon. A nil Collector ignores it.
+func (c *Collector) NoteRelease(id HostID, incarnation string, gen uint64) {
+	if c == nil {
+		return
+	}
+	if rw := c.rw.Load(); rw != nil {
+		rw.NoteRelease(id, incarnation, gen)
+	}
 }
 
 // Stop ends the collector and waits for its goroutine.
@@ -77,6 +92,7 @@ func (c *Collector) loop() {
 	)
 	defer func() {
 		if rw != nil {
+			c.rw.Store(nil)
 			rw.Stop()
 		}
 	}()
@@ -94,10 +110,14 @@ func (c *Collector) loop() {
 			var err error
 			if rw, err = WatchReleases(c.life, c.kv); err != nil {
 				rw, retry = nil, time.After(monitorRetry)
-			} else if c.nc != nil {
+				break
+			}
+			if c.nc != nil {
 				rw.FollowReconnects(c.nc)
 			}
+			c.rw.Store(rw)
 		case !collects && rw != nil:
+			c.rw.Store(nil)
 			rw.Stop()
 			rw = nil
 		}

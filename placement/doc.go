@@ -5,7 +5,7 @@
 // the same member set computes the same owner for every actor, with no
 // coordination. Membership itself (the KV bucket, host leases renewed on
 // liveness keys, the [Monitor] that removes crashed hosts' records, the
-// [Collector] that turns the hosts' release records into the settled record,
+// [Collector] that turns the hosts' releases into the settled record,
 // and the [Watcher] that turns bucket revisions into Tables and generations)
 // lives beside this core in bucket.go, lease.go, monitor.go, collector.go and
 // watcher.go.

@@ -228,6 +228,18 @@ func pick(key uint64, cands []candidate) *Member {
 	return best
 }
 
+// MinProtocol returns the lowest protocol version among t's members, 0 for
+// an empty table.
+func (t *Table) MinProtocol() uint32 {
+	var v uint32
+	for i, m := range t.Members() {
+		if i == 0 || m.Protocol < v {
+			v = m.Protocol
+		}
+	}
+	return v
+}
+
 // Serves reports whether some non-draining member serves typ.
 func (t *Table) Serves(typ ActorType) bool {
 	if t == nil {

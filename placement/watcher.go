@@ -236,14 +236,14 @@ func (k keyWatch) Stop() error {
 // hosts do not hand off and release again after every reconnect.
 //
 // Releases learnt before (from notices) still hold for the same incarnation,
-// and a watch that does not follow the release records would not read them
-// again, so they are kept.
+// and the bucket holds no record of most of them (a host writes one only
+// when the settled record did not follow its notices), so they are kept.
 func (w *Watcher) install(v view) {
 	w.mu.Lock()
 	v.gen = max(v.gen, w.view.gen)
 	v.settled = max(v.settled, w.view.settled)
 	for id, rec := range w.view.releases {
-		if _, ok := v.releases[id]; !ok && w.follows != followReleases {
+		if was, ok := v.releases[id]; !ok || was.incarnation == rec.incarnation && was.gen < rec.gen {
 			v.releases[id] = rec
 		}
 	}
@@ -793,10 +793,8 @@ func (w *Watcher) wakeLocked(id HostID) <-chan struct{} {
 // the changes since written took nothing from id, so every watcher that
 // knows of that record counts id as released at t (releaseBounds).
 func (w *Watcher) ReleaseImplied(id HostID, t *Table, written uint64) bool {
-	for _, m := range t.Members() {
-		if m.Protocol < protocol.AliveRenewalVersion {
-			return false // a protocol-1 host waits for every host's record
-		}
+	if t.MinProtocol() < protocol.AliveRenewalVersion {
+		return false // a protocol-1 host waits for every host's record
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -805,6 +803,15 @@ func (w *Watcher) ReleaseImplied(id HostID, t *Table, written uint64) bool {
 
 // Settled is the highest generation at which every member had released.
 func (w *Watcher) Settled() uint64 { return w.settled.Load() }
+
+// SettledRecord is the generation of the latest settled record the watcher
+// read: what every host knows, where Settled also counts the release
+// notices this one received.
+func (w *Watcher) SettledRecord() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.view.settled
+}
 
 // SettledNews returns Settled, for a collector, and whether the settled
 // record needs raising to it: false when the record the watcher read last,
