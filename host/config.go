@@ -104,6 +104,9 @@ type Config struct {
 	// fireAckWait, if set, replaces the reminder consumer's ack wait
 	// (reminders.go), for tests that wait it out.
 	fireAckWait time.Duration
+	// recordAfter, if set, replaces recordAfter (handoff.go), for tests
+	// that need a bound a loaded machine keeps.
+	recordAfter time.Duration
 }
 
 // DefaultConfig returns a Config with every default filled in (and a random

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -159,7 +160,7 @@ func (h *Host) recordReleases() {
 			raise(&h.recorded, gen)
 			due = nil
 		case due == nil:
-			due = time.After(recordAfter)
+			due = time.After(cmp.Or(h.cfg.recordAfter, recordAfter))
 		}
 		select {
 		case <-h.stop:

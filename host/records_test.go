@@ -26,8 +26,10 @@ func TestReleaseRecordsOnlyWhenTheSettledRecordIsLate(t *testing.T) {
 	seen := make(chan turnSeen, 16)
 	unblock := make(chan struct{})
 	register := registerRec(seen, unblock)
-	a := startOn(t, s, Config{ID: "a"}, register)
-	b := startOn(t, s, Config{ID: "b"}, register)
+	// Long enough for the settled record to come first on a loaded machine.
+	const after = 3 * time.Second
+	a := startOn(t, s, Config{ID: "a", recordAfter: after}, register)
+	b := startOn(t, s, Config{ID: "b", recordAfter: after}, register)
 	waitTable(t, a, 2)
 	waitTable(t, b, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -59,11 +61,19 @@ func TestReleaseRecordsOnlyWhenTheSettledRecordIsLate(t *testing.T) {
 		}
 	}
 
-	startOn(t, s, Config{ID: "c"}, register)
+	startOn(t, s, Config{ID: "c", recordAfter: after}, register)
 	waitTable(t, a, 3)
 	join := a.w.Table().Generation()
 	settledRecord(join)
-	time.Sleep(recordAfter + 500*time.Millisecond) // when a record would have been written
+	for _, h := range []*Host{a, b} { // the settled record covers their releases: no record will follow
+		for h.recorded.Load() < join {
+			select {
+			case <-time.After(time.Millisecond):
+			case <-ctx.Done():
+				t.Fatalf("%s does not count its release at %d as recorded by the settled record", h.ID(), join)
+			}
+		}
+	}
 	if ra, rb := recorded("a"), recorded("b"); ra >= join || rb >= join {
 		t.Fatalf("release records at generations %d and %d after a join at %d the settled record covered", ra, rb, join)
 	}
@@ -90,7 +100,7 @@ func TestReleaseRecordsOnlyWhenTheSettledRecordIsLate(t *testing.T) {
 			break
 		}
 	}
-	startOn(t, s, Config{ID: "d"}, register)
+	startOn(t, s, Config{ID: "d", recordAfter: after}, register)
 	waitTable(t, a, 4)
 	next := a.w.Table().Generation()
 	for recorded("a") < next {
