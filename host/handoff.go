@@ -120,7 +120,7 @@ func (h *Host) handOff(prev, t *placement.Table) {
 	implied := h.w.ReleaseImplied(h.cfg.ID, t, h.recorded.Load())
 	d := h.drainedAt.Load()
 	if d == 0 || gen < d {
-		h.noticeRelease(prev, t, h.rec.incarnation(), !implied && d == 0)
+		h.noticeRelease(prev, t, h.rec.incarnation(), !implied)
 	} // else drainActors told the gainers, and its release at d implies this one
 	switch {
 	case implied:
@@ -360,7 +360,7 @@ func (h *Host) drainActors(ctx context.Context) error {
 // table from rev on gives the host nothing. From here on it activates
 // nothing (owns), so once its activations have ended it holds nothing, and
 // it tells every host that may gain its actors (the candidates of its types
-// in its current table) that it released at rev. A gainer whose table has
+// in its current table), and the collectors, that it released at rev. A gainer whose table has
 // not reached rev keeps the notice until it does
 // (placement.Watcher.NoteRelease); one the host did not know of waits for
 // the settled record. The release record follows from followTable, once the
@@ -375,8 +375,5 @@ func (h *Host) handOffAll(rev uint64) {
 	for _, typ := range h.types.names() {
 		candidates = append(candidates, t.Hosts(placement.ActorType(typ))...)
 	}
-	// The collectors learn of it from the record, which the drain's table
-	// makes the host write: told now, they would raise the settled record
-	// while every host is still applying the drain.
-	h.tell(t, candidates, h.rec.incarnation(), rev, false)
+	h.tell(t, candidates, h.rec.incarnation(), rev, true)
 }
