@@ -360,8 +360,8 @@ func (h *Host) drainActors(ctx context.Context) error {
 // table from rev on gives the host nothing. From here on it activates
 // nothing (owns), so once its activations have ended it holds nothing, and
 // it tells every host that may gain its actors (the candidates of its types
-// in its current table), and the collectors, that it released at rev. A gainer whose table has
-// not reached rev keeps the notice until it does
+// in its current table), and the collectors, that it released at rev. A
+// gainer whose table has not reached rev keeps the notice until it does
 // (placement.Watcher.NoteRelease); one the host did not know of waits for
 // the settled record. The release record follows from followTable, once the
 // table comes.

@@ -74,8 +74,8 @@ type Host struct {
 	sweeper  *sweeper      // deactivates idle activations; nil until joined
 	released *watermark    // the generation the host last released at
 	recorded atomic.Uint64 // the generation of its last release record, or of one the settled record covered
-	// unrecorded is the generation of the host's latest release that no
-	// release record may ever tell (recordReleases).
+	// unrecorded is the generation of the host's latest release that it
+	// told the collectors of without writing its record (recordReleases).
 	unrecorded *watermark
 	// drainedAt is the revision of the host's drain (0 before): every table
 	// from it on gives the host nothing, so from then on it owns nothing,
