@@ -251,25 +251,14 @@ func (s *snap) counts(r uint64) (released, stale bool) {
 	return r >= gen, r < gen && r < s.history[0].Generation()
 }
 
-// isReleased reports whether id has released at the current generation.
-func (s *snap) isReleased(id HostID) bool {
-	released, _ := s.countsOf(id)
-	return released
-}
-
 // isStale reports whether member id released (if ever) before the oldest
 // table kept, and not at the current one.
 func (s *snap) isStale(id HostID) bool {
-	_, stale := s.countsOf(id)
-	return stale
-}
-
-// countsOf is counts for id.
-func (s *snap) countsOf(id HostID) (released, stale bool) {
 	if s.current() == nil {
-		return false, false
+		return false
 	}
-	return s.counts(s.releasedAt(id))
+	_, stale := s.counts(s.releasedAt(id))
+	return stale
 }
 
 func (s *snap) current() *Table {

@@ -432,3 +432,12 @@ func revsOf(t *Table, revs map[HostID]memberRevs) []memberRevs {
 
 // push pushes t onto h with the members' revisions revs.
 func push(h *handoff, t *Table, revs map[HostID]memberRevs) { h.push(t, revsOf(t, revs)) }
+
+// isReleased reports whether id has released at the current generation.
+func (s *snap) isReleased(id HostID) bool {
+	if s.current() == nil {
+		return false
+	}
+	released, _ := s.counts(s.releasedAt(id))
+	return released
+}
