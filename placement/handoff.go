@@ -120,12 +120,12 @@ func releaseBounds(t *Table, revs []memberRevs) []uint64 {
 		return nil
 	}
 	latest := make(map[ActorType]uint64, len(t.byType))
-	for i, m := range t.members {
-		if !m.Draining {
-			for _, typ := range m.Types {
-				latest[typ] = max(latest[typ], revs[i].since)
-			}
+	for typ, th := range t.byType {
+		var l uint64
+		for _, c := range th.cands {
+			l = max(l, revs[c.idx].since)
 		}
+		latest[typ] = l
 	}
 	bound := make([]uint64, len(t.members))
 	for i, m := range t.members {
@@ -185,21 +185,38 @@ func (h *handoff) setReleased(id HostID, gen uint64, ok bool) bool {
 func (h *handoff) resetReleased(released map[HostID]uint64) {
 	h.released = released
 	if h.snap != nil {
-		h.publish(h.history, h.bound)
+		h.publish(h.history, h.bound, false)
 	}
 }
 
 // publish makes a new snapshot of history and bound, with cells filled from
 // h.released, and counts the current table's unreleased and stale members
-// afresh: once per table, not per entry.
-func (h *handoff) publish(history []*Table, bound []uint64) {
+// afresh: once per table, not per entry. With carry, h.released has not
+// changed since the last snapshot, whose cells hold it for its members:
+// those are copied along the two sorted member lists, and only members new
+// to the table are looked up.
+func (h *handoff) publish(history []*Table, bound []uint64, carry bool) {
 	s := &snap{history: history, bound: bound}
 	cur := s.current()
 	s.cells = make([]atomic.Uint64, len(cur.Members()))
+	var prev []Member
+	var prevCells []atomic.Uint64
+	if carry && h.snap != nil {
+		prev, prevCells = h.snap.current().Members(), h.snap.cells
+	}
 	h.snap, h.unreleased = s, 0
 	var stale int64
+	j := 0
 	for i, m := range cur.Members() {
-		r := h.released[m.ID]
+		for j < len(prev) && prev[j].ID < m.ID {
+			j++
+		}
+		var r uint64
+		if j < len(prev) && prev[j].ID == m.ID {
+			r = prevCells[j].Load()
+		} else {
+			r = h.released[m.ID]
+		}
 		s.cells[i].Store(r)
 		released, isStale := s.counts(s.effective(i, r))
 		if !released {
@@ -328,7 +345,7 @@ func (h *handoff) settle(s uint64, released []HostID) {
 	if h.snap == nil {
 		return
 	}
-	h.publish(h.trimmed(s), h.bound)
+	h.publish(h.trimmed(s), h.bound, false)
 }
 
 // trimmed is the history without the tables before the one in effect at
@@ -358,7 +375,7 @@ func (h *handoff) trim(s uint64) {
 		return
 	}
 	if history := h.trimmed(s); len(history) != len(h.history) {
-		h.publish(history, h.bound)
+		h.publish(history, h.bound, true)
 	}
 }
 
@@ -373,7 +390,7 @@ func (h *handoff) push(t *Table, revs []memberRevs) {
 	if len(old) == historyLen {
 		old = old[1:]
 	}
-	h.publish(append(slices.Clone(old), t), releaseBounds(t, revs))
+	h.publish(append(slices.Clone(old), t), releaseBounds(t, revs), true)
 }
 
 // implied reports whether a release of id at gen implies its release at the

@@ -124,7 +124,8 @@ func TestHandoffWaitsWhenTheHistoryIsTooShort(t *testing.T) {
 
 // TestHandoffKeepsItsCountAsAScanWould: settled, kept as a count per entry,
 // agrees with a scan of every member after any sequence of releases, host
-// departures and new tables.
+// departures and new tables; and each member's cell holds its release,
+// whether a new snapshot carried it over or looked it up.
 func TestHandoffKeepsItsCountAsAScanWould(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	ids := hostIDs(8)
@@ -134,10 +135,18 @@ func TestHandoffKeepsItsCountAsAScanWould(t *testing.T) {
 	for step := range 5000 {
 		id := ids[rng.IntN(len(ids))]
 		switch rng.IntN(10) {
-		case 0:
+		case 0: // a new table of any members: some stay, some go, some come
 			gen++
-			n := 1 + rng.IntN(len(ids))
-			h.push(NewTable(gen, membersOf(ids[:n], "c")), nil)
+			var ms []HostID
+			for _, id := range ids {
+				if rng.IntN(3) > 0 {
+					ms = append(ms, id)
+				}
+			}
+			if len(ms) == 0 {
+				ms = ids[:1]
+			}
+			h.push(NewTable(gen, membersOf(ms, "c")), nil)
 		case 1:
 			h.setReleased(id, 0, false)
 		case 2: // a settled record, of the current generation or the one before
@@ -159,7 +168,10 @@ func TestHandoffKeepsItsCountAsAScanWould(t *testing.T) {
 			h.setReleased(id, gen-uint64(rng.IntN(2)), true)
 		}
 		scan, stale := true, int64(0)
-		for _, m := range h.current().Members() {
+		for i, m := range h.current().Members() {
+			if c := h.cells[i].Load(); c != h.released[m.ID] {
+				t.Fatalf("step %d: %s's cell says %d, its release is %d", step, m.ID, c, h.released[m.ID])
+			}
 			if r := h.released[m.ID]; r < gen {
 				scan = false
 				if r < h.history[0].Generation() {

@@ -22,6 +22,8 @@ type Member struct {
 	// Protocol is the newest protocol version the host speaks (1 for a
 	// host that does not say): PROTOCOL.md, "Protocol versions".
 	Protocol uint32
+
+	hash uint64 // hostHash(ID), set where members enter a Table
 }
 
 // Table is the placement table of one generation: a pure function from the
@@ -65,7 +67,7 @@ func (t *Table) ring() []ringPoint {
 		t.ringPts = make([]ringPoint, 0, len(t.members))
 		for i := range t.members {
 			if m := &t.members[i]; m.Protocol >= protocol.AliveRenewalVersion {
-				t.ringPts = append(t.ringPts, ringPoint{hostHash(m.ID), m.ID, m})
+				t.ringPts = append(t.ringPts, ringPoint{m.hash, m.ID, m})
 			}
 		}
 		slices.SortFunc(t.ringPts, compareRing)
@@ -93,10 +95,12 @@ type typeHosts struct {
 	cands []candidate // same order as hosts
 }
 
-// candidate is a non-draining member serving a type, with its host hash.
+// candidate is a non-draining member serving a type, with its host hash
+// and its position in the table's members.
 type candidate struct {
 	hash uint64
 	m    *Member
+	idx  int
 }
 
 // NewTable builds the table of the given generation from a member set.
@@ -111,18 +115,30 @@ func NewTable(generation uint64, members []Member) *Table {
 }
 
 // newTable builds a table from members already as NewTable makes them:
-// sorted by ID, IDs distinct, each member's Types sorted and deduplicated.
-// It keeps members and their Types, which nobody may modify afterwards.
+// sorted by ID, IDs distinct, each member's Types sorted and deduplicated,
+// its hash set. It keeps members and their Types, which nobody may modify
+// afterwards. Every host builds one per table change: it counts each
+// type's candidates first, so that each list is allocated once.
 func newTable(generation uint64, members []Member) *Table {
 	t := &Table{gen: generation, members: members}
-	t.byType = make(map[ActorType]*typeHosts)
-	for i := range t.members {
-		t.addCandidate(&t.members[i])
+	sizes := make(map[ActorType]int)
+	for i := range members {
+		if !members[i].Draining {
+			for _, typ := range members[i].Types {
+				sizes[typ]++
+			}
+		}
 	}
-	for typ := range t.byType {
+	t.byType = make(map[ActorType]*typeHosts, len(sizes))
+	t.types = make([]ActorType, 0, len(sizes))
+	for typ, n := range sizes {
+		t.byType[typ] = &typeHosts{hosts: make([]HostID, 0, n), cands: make([]candidate, 0, n)}
 		t.types = append(t.types, typ)
 	}
 	slices.Sort(t.types)
+	for i := range t.members {
+		t.addCandidate(i)
+	}
 	return t
 }
 
@@ -137,6 +153,7 @@ func uniqueMembers(members []Member) []Member {
 	for i, m := range members {
 		if last[m.ID] == i {
 			m.Types = sortedTypes(m.Types)
+			m.hash = hostHash(m.ID)
 			out = append(out, m)
 		}
 	}
@@ -151,20 +168,18 @@ func sortedTypes(types []ActorType) []ActorType {
 	return slices.Compact(out)
 }
 
-// addCandidate registers m as a candidate for each type it serves, unless it
-// is draining. Members are added in ID order, so candidate lists stay sorted.
-func (t *Table) addCandidate(m *Member) {
+// addCandidate registers member i as a candidate for each type it serves,
+// unless it is draining. Members are added in ID order, so candidate lists
+// stay sorted.
+func (t *Table) addCandidate(i int) {
+	m := &t.members[i]
 	if m.Draining {
 		return
 	}
 	for _, typ := range m.Types {
 		th := t.byType[typ]
-		if th == nil {
-			th = &typeHosts{}
-			t.byType[typ] = th
-		}
 		th.hosts = append(th.hosts, m.ID)
-		th.cands = append(th.cands, candidate{hash: hostHash(m.ID), m: m})
+		th.cands = append(th.cands, candidate{hash: m.hash, m: m, idx: i})
 	}
 }
 

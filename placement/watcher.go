@@ -2,11 +2,11 @@ package placement
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -90,8 +90,8 @@ const (
 
 // view is the member set and release state read from the bucket.
 type view struct {
-	members  map[HostID]member
-	ids      []HostID // the members' IDs, sorted
+	members  map[HostID]*member
+	order    []*member // the members, sorted by ID: a table is built from it
 	releases map[HostID]release
 	// settled is the generation of the latest settled record: every member
 	// of that table had released at it. markApplied is the settled
@@ -181,7 +181,7 @@ func watch(ctx context.Context, kv jetstream.KeyValue, f follows) (*Watcher, err
 // readAll starts a new watch and reads the bucket's current entries into a
 // fresh view.
 func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, error) {
-	v := view{members: make(map[HostID]member), releases: make(map[HostID]release)}
+	v := view{members: make(map[HostID]*member), releases: make(map[HostID]release)}
 	wctx, cancel := context.WithCancel(context.Background())
 	keys := []string{protocol.HostKeys}
 	switch w.follows {
@@ -263,7 +263,7 @@ func (w *Watcher) install(v view) {
 
 // sameMembers reports whether two member sets hold the same records, by
 // meaning.
-func sameMembers(a, b map[HostID]member) bool {
+func sameMembers(a, b map[HostID]*member) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -346,15 +346,15 @@ func (w *Watcher) applySettled() {
 	}
 	w.view.markApplied = s
 	ids := w.settling[:0]
-	for id, m := range w.view.members {
+	for _, m := range w.view.order {
 		if m.since > s {
 			continue
 		}
-		inc := m.inc
-		if rel, ok := w.view.releases[id]; ok && rel.incarnation == inc && rel.gen >= s {
+		id := m.m.ID
+		if rel, ok := w.view.releases[id]; ok && rel.incarnation == m.inc && rel.gen >= s {
 			continue // released there or later already
 		}
-		w.view.noteRelease(id, inc, s)
+		w.view.releases[id] = release{incarnation: m.inc, gen: s}
 		ids = append(ids, id)
 	}
 	w.handoff.settle(s, ids) // a new snapshot, which wakes every waiter
@@ -442,7 +442,7 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 		return noEffect, id // not a record a host wrote; ignore rather than guess
 	}
 	if had && sameMeaning(old.rec, rec) {
-		v.members[id] = member{rec: rec, inc: rec.GetIncarnation(), m: old.m, raw: e.Value(), changed: old.changed, since: old.since}
+		old.rec, old.inc, old.raw = rec, rec.GetIncarnation(), e.Value()
 		return noEffect, id
 	}
 	changed := rec.GetChangedRevision()
@@ -467,24 +467,32 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 	return memberEffect, id
 }
 
-// put sets member id, keeping ids sorted.
+// put sets member id, keeping order sorted.
 func (v *view) put(id HostID, m member) {
-	if _, had := v.members[id]; !had {
-		at, _ := slices.BinarySearch(v.ids, id)
-		v.ids = slices.Insert(v.ids, at, id)
+	if p, had := v.members[id]; had {
+		*p = m
+		return
 	}
-	v.members[id] = m
+	p := &m
+	at, _ := v.position(id)
+	v.order = slices.Insert(v.order, at, p)
+	v.members[id] = p
 }
 
-// remove deletes member id, keeping ids sorted.
+// remove deletes member id, keeping order sorted.
 func (v *view) remove(id HostID) {
 	if _, had := v.members[id]; !had {
 		return
 	}
 	delete(v.members, id)
-	if at, found := slices.BinarySearch(v.ids, id); found {
-		v.ids = slices.Delete(v.ids, at, at+1)
+	if at, found := v.position(id); found {
+		v.order = slices.Delete(v.order, at, at+1)
 	}
+}
+
+// position is where member id is, or would be, in order.
+func (v *view) position(id HostID) (int, bool) {
+	return slices.BinarySearchFunc(v.order, id, func(m *member, id HostID) int { return cmp.Compare(m.m.ID, id) })
 }
 
 // applySettled reads the settled record; true when it raised the settled
@@ -642,10 +650,9 @@ func sameMeaning(a, b *pb.HostRecord) bool {
 // publish builds the table for the current member set.
 func (w *Watcher) publish() {
 	w.mu.Lock()
-	ms := make([]Member, len(w.view.ids))
-	revs := make([]memberRevs, len(w.view.ids))
-	for i, id := range w.view.ids {
-		m := w.view.members[id]
+	ms := make([]Member, len(w.view.order))
+	revs := make([]memberRevs, len(w.view.order))
+	for i, m := range w.view.order {
 		ms[i] = m.m
 		revs[i] = memberRevs{since: m.since, changed: m.changed}
 	}
@@ -850,8 +857,10 @@ func memberOf(rec *pb.HostRecord) Member {
 	}
 	slices.Sort(types)
 	types = slices.Compact(types)
+	id := HostID(rec.GetHostId())
 	return Member{
-		ID:        HostID(rec.GetHostId()),
+		ID:        id,
+		hash:      hostHash(id),
 		Subject:   rec.GetSubject(),
 		Types:     types,
 		Draining:  rec.GetState() == pb.HostState_HOST_STATE_DRAINING,
@@ -915,11 +924,10 @@ func (w *Watcher) WaitApplied(ctx context.Context, rev uint64) error {
 func (w *Watcher) Records() []*pb.HostRecord {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	recs := make([]*pb.HostRecord, 0, len(w.view.members))
-	for _, m := range w.view.members {
-		recs = append(recs, m.rec)
+	recs := make([]*pb.HostRecord, len(w.view.order))
+	for i, m := range w.view.order {
+		recs[i] = m.rec
 	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].GetHostId() < recs[j].GetHostId() })
 	return recs
 }
 
