@@ -240,25 +240,13 @@ func gainers(prev, t *placement.Table, self placement.HostID, types []string) []
 	var out []placement.HostID // most changes take nothing from self
 	for _, typ := range types {
 		typ := placement.ActorType(typ)
-		was := prev.Hosts(typ)
-		if _, held := slices.BinarySearch(was, self); !held {
-			continue // it owned nothing of typ
-		}
-		now := t.Hosts(typ)
-		if _, stays := slices.BinarySearch(now, self); !stays {
-			out = append(out, now...)
-			continue
-		}
-		// Both lists are sorted: walk them together for the hosts that
-		// became candidates, rather than search one for each of the other.
-		i := 0
-		for _, id := range now {
-			for i < len(was) && was[i] < id {
-				i++
-			}
-			if i == len(was) || was[i] != id {
-				out = append(out, id)
-			}
+		switch {
+		case !prev.IsCandidate(typ, self):
+			// it owned nothing of typ
+		case !t.IsCandidate(typ, self):
+			out = append(out, t.Hosts(typ)...)
+		default:
+			out = append(out, t.NewCandidates(prev, typ)...)
 		}
 	}
 	return others(out, self)

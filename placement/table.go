@@ -66,13 +66,29 @@ func (t *Table) ring() []ringPoint {
 	t.ringOnce.Do(func() {
 		t.ringPts = make([]ringPoint, 0, len(t.members))
 		for i := range t.members {
-			if m := &t.members[i]; m.Protocol >= protocol.AliveRenewalVersion {
+			if m := &t.members[i]; onRing(m) {
 				t.ringPts = append(t.ringPts, ringPoint{m.hash, m.ID, m})
 			}
 		}
 		slices.SortFunc(t.ringPts, compareRing)
 	})
 	return t.ringPts
+}
+
+// onRing reports whether member m is on the ring.
+func onRing(m *Member) bool { return m.Protocol >= protocol.AliveRenewalVersion }
+
+// setRing makes the ring of t from ring, the positions in t's members of
+// those on the ring, in ring order: a watcher keeps them so, and need not
+// sort them for every table.
+func (t *Table) setRing(ring []int) {
+	t.ringOnce.Do(func() {
+		t.ringPts = make([]ringPoint, len(ring))
+		for i, at := range ring {
+			m := &t.members[at]
+			t.ringPts[i] = ringPoint{m.hash, m.ID, m}
+		}
+	})
 }
 
 // walkRing returns up to k members for which ok holds, going once round the
@@ -111,15 +127,16 @@ type candidate struct {
 // deduplicated. NewTable does not validate ids: callers check them where
 // members enter the system.
 func NewTable(generation uint64, members []Member) *Table {
-	return newTable(generation, uniqueMembers(members))
+	return newTable(generation, uniqueMembers(members), nil)
 }
 
 // newTable builds a table from members already as NewTable makes them:
 // sorted by ID, IDs distinct, each member's Types sorted and deduplicated,
-// its hash set. It keeps members and their Types, which nobody may modify
-// afterwards. Every host builds one per table change: it counts each
-// type's candidates first, so that each list is allocated once.
-func newTable(generation uint64, members []Member) *Table {
+// its hash set; ring, when not nil, as for setRing. It keeps members and
+// their Types, which nobody may modify afterwards. Every host builds one per
+// table change: it counts each type's candidates first, so that each list
+// is allocated once.
+func newTable(generation uint64, members []Member, ring []int) *Table {
 	t := &Table{gen: generation, members: members}
 	sizes := make(map[ActorType]int)
 	for i := range members {
@@ -138,6 +155,9 @@ func newTable(generation uint64, members []Member) *Table {
 	slices.Sort(t.types)
 	for i := range t.members {
 		t.addCandidate(i)
+	}
+	if ring != nil {
+		t.setRing(ring)
 	}
 	return t
 }
@@ -270,6 +290,42 @@ func (t *Table) Hosts(typ ActorType) []HostID {
 		return nil
 	}
 	return slices.Clone(t.byType[typ].hosts)
+}
+
+// IsCandidate reports whether member id is among the Hosts of typ.
+func (t *Table) IsCandidate(typ ActorType, id HostID) bool {
+	if t == nil || t.byType[typ] == nil {
+		return false
+	}
+	_, ok := slices.BinarySearch(t.byType[typ].hosts, id)
+	return ok
+}
+
+// NewCandidates returns the Hosts of typ in t that are not among its Hosts
+// in prev, sorted. It walks the two sorted lists together, without copying
+// either: every host runs it on every table change.
+func (t *Table) NewCandidates(prev *Table, typ ActorType) []HostID {
+	now := t.byTypeHosts(typ)
+	was := prev.byTypeHosts(typ)
+	var out []HostID
+	i := 0
+	for _, id := range now {
+		for i < len(was) && was[i] < id {
+			i++
+		}
+		if i == len(was) || was[i] != id {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// byTypeHosts is Hosts without the copy, for reading only.
+func (t *Table) byTypeHosts(typ ActorType) []HostID {
+	if t == nil || t.byType[typ] == nil {
+		return nil
+	}
+	return t.byType[typ].hosts
 }
 
 // Types returns the actor types that some non-draining member serves, sorted:

@@ -143,6 +143,30 @@ func TestNewTableNormalises(t *testing.T) {
 	}
 }
 
+// NewCandidates lists the hosts of a type in one table that were not among
+// them in another, whatever else changed; IsCandidate answers for one host.
+func TestNewCandidatesAreTheHostsATableAdded(t *testing.T) {
+	m := func(id HostID, draining bool, types ...ActorType) Member {
+		return Member{ID: id, Types: types, Draining: draining}
+	}
+	prev := NewTable(1, []Member{m("b", false, "p"), m("d", false, "p", "q"), m("f", true, "p")})
+	now := NewTable(2, []Member{m("a", false, "p"), m("b", false, "q"), m("d", false, "p"), m("f", false, "p"), m("g", false, "q")})
+	for _, tc := range []struct {
+		typ  ActorType
+		want []HostID
+	}{{"p", []HostID{"a", "f"}}, {"q", []HostID{"b", "g"}}, {"r", nil}} {
+		if got := now.NewCandidates(prev, tc.typ); !slices.Equal(got, tc.want) {
+			t.Errorf("NewCandidates(%s) = %v, want %v", tc.typ, got, tc.want)
+		}
+	}
+	if got := now.NewCandidates(nil, "q"); !slices.Equal(got, []HostID{"b", "g"}) {
+		t.Errorf("NewCandidates from no table = %v, want every host of q", got)
+	}
+	if !prev.IsCandidate("p", "d") || prev.IsCandidate("p", "f") || prev.IsCandidate("q", "b") || prev.IsCandidate("r", "b") {
+		t.Error("IsCandidate disagrees with Hosts")
+	}
+}
+
 func TestHostsAndTypesAreCopies(t *testing.T) {
 	tb := NewTable(1, membersOf(hostIDs(3), "a"))
 	tb.Hosts("a")[0] = "mutated"

@@ -92,6 +92,7 @@ const (
 type view struct {
 	members  map[HostID]*member
 	order    []*member // the members, sorted by ID: a table is built from it
+	ring     []*member // the members on the table's ring, in its order
 	releases map[HostID]release
 	// settled is the generation of the latest settled record: every member
 	// of that table had released at it. markApplied is the settled
@@ -112,6 +113,7 @@ type member struct {
 	// write that introduced it, when the watcher saw it, else (a record read
 	// at the start) changed, which is no earlier.
 	since uint64
+	pos   int // the member's place in order, as of the last table built
 }
 
 // effect is what applying an entry changed.
@@ -467,27 +469,46 @@ func (v *view) apply(e jetstream.KeyValueEntry) (effect, HostID) {
 	return memberEffect, id
 }
 
-// put sets member id, keeping order sorted.
+// put sets member id, keeping order and ring sorted.
 func (v *view) put(id HostID, m member) {
-	if p, had := v.members[id]; had {
+	p, had := v.members[id]
+	if had {
+		v.leaveRing(p)
 		*p = m
-		return
+	} else {
+		p = &m
+		at, _ := v.position(id)
+		v.order = slices.Insert(v.order, at, p)
+		v.members[id] = p
 	}
-	p := &m
-	at, _ := v.position(id)
-	v.order = slices.Insert(v.order, at, p)
-	v.members[id] = p
+	if onRing(&p.m) {
+		at, _ := slices.BinarySearchFunc(v.ring, p, compareRingMembers)
+		v.ring = slices.Insert(v.ring, at, p)
+	}
 }
 
-// remove deletes member id, keeping order sorted.
+// remove deletes member id, keeping order and ring sorted.
 func (v *view) remove(id HostID) {
-	if _, had := v.members[id]; !had {
+	p, had := v.members[id]
+	if !had {
 		return
 	}
 	delete(v.members, id)
+	v.leaveRing(p)
 	if at, found := v.position(id); found {
 		v.order = slices.Delete(v.order, at, at+1)
 	}
+}
+
+// leaveRing takes member p off the ring, if it is on it.
+func (v *view) leaveRing(p *member) {
+	if at, found := slices.BinarySearchFunc(v.ring, p, compareRingMembers); found {
+		v.ring = slices.Delete(v.ring, at, at+1)
+	}
+}
+
+func compareRingMembers(a, b *member) int {
+	return compareRing(ringPoint{hash: a.m.hash, id: a.m.ID}, ringPoint{hash: b.m.hash, id: b.m.ID})
 }
 
 // position is where member id is, or would be, in order.
@@ -655,8 +676,13 @@ func (w *Watcher) publish() {
 	for i, m := range w.view.order {
 		ms[i] = m.m
 		revs[i] = memberRevs{since: m.since, changed: m.changed}
+		m.pos = i
 	}
-	t := newTable(w.view.gen, ms)
+	ring := make([]int, len(w.view.ring))
+	for i, m := range w.view.ring {
+		ring[i] = m.pos
+	}
+	t := newTable(w.view.gen, ms, ring)
 	w.handoff.push(t, revs)
 	w.applySettled()
 	w.applyEarly()
