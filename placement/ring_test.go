@@ -33,23 +33,24 @@ type typeRing struct {
 func newRing(vnodes int, tb *Table) *ring {
 	r := &ring{byType: map[ActorType]*typeRing{}}
 	for _, typ := range tb.Types() {
-		r.byType[typ] = buildTypeRing(vnodes, tb.byType[typ].cands)
+		r.byType[typ] = buildTypeRing(vnodes, tb, tb.byType[typ].cands)
 	}
 	return r
 }
 
 // buildTypeRing places vnodes points per candidate, at
 // fmix64(FNV-1a-64(hostID + "#" + decimal(i))).
-func buildTypeRing(vnodes int, cands []candidate) *typeRing {
+func buildTypeRing(vnodes int, tb *Table, cands []candidate) *typeRing {
 	type point struct {
 		at uint64
 		m  *Member
 	}
 	pts := make([]point, 0, vnodes*len(cands))
 	for _, c := range cands {
+		m := &tb.members[c.idx]
 		for i := range vnodes {
-			h := fnvString(fnvOffset64, string(c.m.ID)+"#"+strconv.Itoa(i))
-			pts = append(pts, point{fmix64(h), c.m})
+			h := fnvString(fnvOffset64, string(m.ID)+"#"+strconv.Itoa(i))
+			pts = append(pts, point{fmix64(h), m})
 		}
 	}
 	slices.SortFunc(pts, func(a, b point) int {

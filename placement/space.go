@@ -14,7 +14,7 @@ func (t *Table) OwnerOfKey(typ ActorType, key uint64) (*Member, bool) {
 	if th == nil {
 		return nil, false
 	}
-	return pick(key, th.cands), true
+	return &t.members[pick(key, th.cands)], true
 }
 
 // KeySpace samples the key space of typ at n evenly spaced key hashes, the

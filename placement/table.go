@@ -36,15 +36,20 @@ type Table struct {
 	types   []ActorType // keys of byType, sorted
 
 	ringOnce sync.Once
-	ringPts  []ringPoint // see ring
+	ringIdx  []int32 // see ring
 }
 
-// ringPoint is a member on the ring of monitors, collectors and reminder
-// pullers.
+// ringPoint is a place on the ring of monitors, collectors and reminder
+// pullers: a host hash, and a host id for ties.
 type ringPoint struct {
 	hash uint64
 	id   HostID
-	m    *Member
+}
+
+// point is member i's place on the ring.
+func (t *Table) point(i int32) ringPoint {
+	m := &t.members[i]
+	return ringPoint{m.hash, m.ID}
 }
 
 func compareRing(a, b ringPoint) int {
@@ -58,48 +63,44 @@ func compareRing(a, b ringPoint) int {
 // (fmix64(FNV-1a-64(id)), as in the placement hash; ties by id): the ring
 // along which hosts monitor each other (Watched) and which names the
 // collectors (Collectors) and the reminder pullers (ReminderPullers). It is
-// built once per table.
-func (t *Table) ring() []ringPoint {
+// built once per table, as the members' positions in Members: a table holds
+// no pointers it need not, for the garbage collector's sake (every host
+// builds one per change).
+func (t *Table) ring() []int32 {
 	if t == nil {
 		return nil
 	}
 	t.ringOnce.Do(func() {
-		t.ringPts = make([]ringPoint, 0, len(t.members))
+		t.ringIdx = make([]int32, 0, len(t.members))
 		for i := range t.members {
-			if m := &t.members[i]; onRing(m) {
-				t.ringPts = append(t.ringPts, ringPoint{m.hash, m.ID, m})
+			if onRing(&t.members[i]) {
+				t.ringIdx = append(t.ringIdx, int32(i))
 			}
 		}
-		slices.SortFunc(t.ringPts, compareRing)
+		slices.SortFunc(t.ringIdx, func(a, b int32) int { return compareRing(t.point(a), t.point(b)) })
 	})
-	return t.ringPts
+	return t.ringIdx
 }
 
 // onRing reports whether member m is on the ring.
 func onRing(m *Member) bool { return m.Protocol >= protocol.AliveRenewalVersion }
 
-// setRing makes the ring of t from ring, the positions in t's members of
-// those on the ring, in ring order: a watcher keeps them so, and need not
-// sort them for every table.
-func (t *Table) setRing(ring []int) {
-	t.ringOnce.Do(func() {
-		t.ringPts = make([]ringPoint, len(ring))
-		for i, at := range ring {
-			m := &t.members[at]
-			t.ringPts[i] = ringPoint{m.hash, m.ID, m}
-		}
-	})
+// setRing makes ring, the positions in t's members of those on the ring in
+// ring order, the ring of t: a watcher keeps them so, and need not sort them
+// for every table. t keeps ring.
+func (t *Table) setRing(ring []int32) {
+	t.ringOnce.Do(func() { t.ringIdx = ring })
 }
 
 // walkRing returns up to k members for which ok holds, going once round the
 // ring from the first point at or after from.
 func (t *Table) walkRing(from ringPoint, k int, ok func(*Member) bool) []HostID {
 	ring := t.ring()
-	at, _ := slices.BinarySearchFunc(ring, from, compareRing)
+	at, _ := slices.BinarySearchFunc(ring, from, func(i int32, from ringPoint) int { return compareRing(t.point(i), from) })
 	out := make([]HostID, 0, min(k, len(ring)))
 	for i := 0; len(out) < k && i < len(ring); i++ {
-		if p := ring[(at+i)%len(ring)]; ok(p.m) {
-			out = append(out, p.id)
+		if m := &t.members[ring[(at+i)%len(ring)]]; ok(m) {
+			out = append(out, m.ID)
 		}
 	}
 	return out
@@ -107,15 +108,13 @@ func (t *Table) walkRing(from ringPoint, k int, ok func(*Member) bool) []HostID 
 
 // typeHosts holds the owner candidates of one actor type.
 type typeHosts struct {
-	hosts []HostID    // sorted
-	cands []candidate // same order as hosts
+	cands []candidate // sorted by ID, as members are
 }
 
-// candidate is a non-draining member serving a type, with its host hash
-// and its position in the table's members.
+// candidate is a non-draining member serving a type: its position in the
+// table's members, and its host hash.
 type candidate struct {
 	hash uint64
-	m    *Member
 	idx  int
 }
 
@@ -132,11 +131,11 @@ func NewTable(generation uint64, members []Member) *Table {
 
 // newTable builds a table from members already as NewTable makes them:
 // sorted by ID, IDs distinct, each member's Types sorted and deduplicated,
-// its hash set; ring, when not nil, as for setRing. It keeps members and
-// their Types, which nobody may modify afterwards. Every host builds one per
-// table change: it counts each type's candidates first, so that each list
-// is allocated once.
-func newTable(generation uint64, members []Member, ring []int) *Table {
+// its hash set; ring, when not nil, as for setRing. It keeps members, their
+// Types and ring, which nobody may modify afterwards. Every host builds one
+// per table change: it counts each type's candidates first, so that each
+// list is allocated once.
+func newTable(generation uint64, members []Member, ring []int32) *Table {
 	t := &Table{gen: generation, members: members}
 	sizes := make(map[ActorType]int)
 	for i := range members {
@@ -149,7 +148,7 @@ func newTable(generation uint64, members []Member, ring []int) *Table {
 	t.byType = make(map[ActorType]*typeHosts, len(sizes))
 	t.types = make([]ActorType, 0, len(sizes))
 	for typ, n := range sizes {
-		t.byType[typ] = &typeHosts{hosts: make([]HostID, 0, n), cands: make([]candidate, 0, n)}
+		t.byType[typ] = &typeHosts{cands: make([]candidate, 0, n)}
 		t.types = append(t.types, typ)
 	}
 	slices.Sort(t.types)
@@ -198,8 +197,7 @@ func (t *Table) addCandidate(i int) {
 	}
 	for _, typ := range m.Types {
 		th := t.byType[typ]
-		th.hosts = append(th.hosts, m.ID)
-		th.cands = append(th.cands, candidate{hash: m.hash, m: m, idx: i})
+		th.cands = append(th.cands, candidate{hash: m.hash, idx: i})
 	}
 }
 
@@ -249,15 +247,15 @@ func (t *Table) Owner(typ ActorType, id ActorID) (*Member, bool) {
 	return t.OwnerOfKey(typ, KeyHash(typ, id))
 }
 
-// pick returns the candidate with the highest score for key. On equal scores
-// (equal host hashes) the earlier candidate, that is the smaller host ID,
-// wins. cands must not be empty.
-func pick(key uint64, cands []candidate) *Member {
-	best := cands[0].m
+// pick returns the position of the candidate with the highest score for
+// key. On equal scores (equal host hashes) the earlier candidate, that is
+// the smaller host ID, wins. cands must not be empty.
+func pick(key uint64, cands []candidate) int {
+	best := cands[0].idx
 	bestScore := score(key, cands[0].hash)
 	for _, c := range cands[1:] {
 		if s := score(key, c.hash); s > bestScore {
-			best, bestScore = c.m, s
+			best, bestScore = c.idx, s
 		}
 	}
 	return best
@@ -286,18 +284,22 @@ func (t *Table) Serves(typ ActorType) bool {
 // Hosts returns the IDs of the non-draining members serving typ, sorted: the
 // candidates among which Owner chooses. The caller owns the returned slice.
 func (t *Table) Hosts(typ ActorType) []HostID {
-	if t == nil || t.byType[typ] == nil {
+	cands := t.candidates(typ)
+	if cands == nil {
 		return nil
 	}
-	return slices.Clone(t.byType[typ].hosts)
+	ids := make([]HostID, len(cands))
+	for i, c := range cands {
+		ids[i] = t.members[c.idx].ID
+	}
+	return ids
 }
 
 // IsCandidate reports whether member id is among the Hosts of typ.
 func (t *Table) IsCandidate(typ ActorType, id HostID) bool {
-	if t == nil || t.byType[typ] == nil {
-		return false
-	}
-	_, ok := slices.BinarySearch(t.byType[typ].hosts, id)
+	_, ok := slices.BinarySearchFunc(t.candidates(typ), id, func(c candidate, id HostID) int {
+		return cmp.Compare(t.members[c.idx].ID, id)
+	})
 	return ok
 }
 
@@ -305,27 +307,27 @@ func (t *Table) IsCandidate(typ ActorType, id HostID) bool {
 // in prev, sorted. It walks the two sorted lists together, without copying
 // either: every host runs it on every table change.
 func (t *Table) NewCandidates(prev *Table, typ ActorType) []HostID {
-	now := t.byTypeHosts(typ)
-	was := prev.byTypeHosts(typ)
+	was := prev.candidates(typ)
 	var out []HostID
 	i := 0
-	for _, id := range now {
-		for i < len(was) && was[i] < id {
+	for _, c := range t.candidates(typ) {
+		id := t.members[c.idx].ID
+		for i < len(was) && prev.members[was[i].idx].ID < id {
 			i++
 		}
-		if i == len(was) || was[i] != id {
+		if i == len(was) || prev.members[was[i].idx].ID != id {
 			out = append(out, id)
 		}
 	}
 	return out
 }
 
-// byTypeHosts is Hosts without the copy, for reading only.
-func (t *Table) byTypeHosts(typ ActorType) []HostID {
+// candidates returns the candidates of typ, for reading only.
+func (t *Table) candidates(typ ActorType) []candidate {
 	if t == nil || t.byType[typ] == nil {
 		return nil
 	}
-	return t.byType[typ].hosts
+	return t.byType[typ].cands
 }
 
 // Types returns the actor types that some non-draining member serves, sorted:

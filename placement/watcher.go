@@ -678,9 +678,9 @@ func (w *Watcher) publish() {
 		revs[i] = memberRevs{since: m.since, changed: m.changed}
 		m.pos = i
 	}
-	ring := make([]int, len(w.view.ring))
+	ring := make([]int32, len(w.view.ring))
 	for i, m := range w.view.ring {
-		ring[i] = m.pos
+		ring[i] = int32(m.pos)
 	}
 	t := newTable(w.view.gen, ms, ring)
 	w.handoff.push(t, revs)
