@@ -191,10 +191,11 @@ func (h *handoff) resetReleased(released map[HostID]uint64) {
 
 // publish makes a new snapshot of history and bound, with cells filled from
 // h.released, and counts the current table's unreleased and stale members
-// afresh: once per table, not per entry. With carry, h.released has not
-// changed since the last snapshot, whose cells hold it for its members:
-// those are copied along the two sorted member lists, and only members new
-// to the table are looked up.
+// afresh: once per table, not per entry. With carry, h.released has changed
+// since the last snapshot only through setReleased, which keeps that
+// snapshot's cells equal to it for its members: their cells are copied
+// along the two sorted member lists, and only members new to the table are
+// looked up.
 func (h *handoff) publish(history []*Table, bound []uint64, carry bool) {
 	s := &snap{history: history, bound: bound}
 	cur := s.current()
