@@ -104,7 +104,7 @@ func (e entry) Operation() jetstream.KeyValueOp { return e.op }
 // renewalsOf returns a view with n members and, per member, the entry of
 // its next lease renewal, which repeats its record's bytes.
 func renewalsOf(b *testing.B, n int) (*Watcher, []entry) {
-	w := &Watcher{view: view{members: make(map[HostID]*member), releases: make(map[HostID]release)}}
+	w := &Watcher{view: view{members: make(map[HostID]*member), releases: make(map[HostID]*release)}}
 	var renewals []entry
 	for i, id := range hostIDs(n) {
 		rec := &pb.HostRecord{HostId: string(id), Subject: "troupe.host." + string(id), ActorTypes: []string{"counter"},

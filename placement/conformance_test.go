@@ -55,7 +55,7 @@ func TestMembershipConformance(t *testing.T) {
 	}
 	for _, c := range file.Cases {
 		t.Run(c.Name, func(t *testing.T) {
-			v := view{members: make(map[HostID]*member), releases: make(map[HostID]release)}
+			v := view{members: make(map[HostID]*member), releases: make(map[HostID]*release)}
 			for i, s := range c.Steps {
 				e := entry{key: s.Key, rev: s.Revision, op: jetstream.KeyValuePut}
 				switch s.Op {

@@ -185,7 +185,7 @@ func (h *handoff) setReleased(id HostID, gen uint64, ok bool) bool {
 func (h *handoff) resetReleased(released map[HostID]uint64) {
 	h.released = released
 	if h.snap != nil {
-		h.publish(h.history, h.bound, false)
+		h.publish(h.history, h.bound, false, nil, 0)
 	}
 }
 
@@ -193,10 +193,11 @@ func (h *handoff) resetReleased(released map[HostID]uint64) {
 // h.released, and counts the current table's unreleased and stale members
 // afresh: once per table, not per entry. With carry, h.released has changed
 // since the last snapshot only through setReleased, which keeps that
-// snapshot's cells equal to it for its members: their cells are copied
-// along the two sorted member lists, and only members new to the table are
-// looked up.
-func (h *handoff) publish(history []*Table, bound []uint64, carry bool) {
+// snapshot's cells equal to it for its members, and for the members in
+// settled (sorted by ID), whose release it now says is at: the cells of the
+// others are copied along the sorted member lists, and only members new to
+// the table are looked up.
+func (h *handoff) publish(history []*Table, bound []uint64, carry bool, settled []HostID, at uint64) {
 	s := &snap{history: history, bound: bound}
 	cur := s.current()
 	s.cells = make([]atomic.Uint64, len(cur.Members()))
@@ -207,15 +208,21 @@ func (h *handoff) publish(history []*Table, bound []uint64, carry bool) {
 	}
 	h.snap, h.unreleased = s, 0
 	var stale int64
-	j := 0
+	j, k := 0, 0
 	for i, m := range cur.Members() {
 		for j < len(prev) && prev[j].ID < m.ID {
 			j++
 		}
+		for k < len(settled) && settled[k] < m.ID {
+			k++
+		}
 		var r uint64
-		if j < len(prev) && prev[j].ID == m.ID {
+		switch {
+		case k < len(settled) && settled[k] == m.ID:
+			r = at
+		case j < len(prev) && prev[j].ID == m.ID:
 			r = prevCells[j].Load()
-		} else {
+		default:
 			r = h.released[m.ID]
 		}
 		s.cells[i].Store(r)
@@ -334,8 +341,8 @@ func (s *snap) mayActivate(self HostID, typ ActorType, id ActorID) (bool, HostID
 // settle applies the settled record of generation s: each member in
 // released has released at s (the others at s or later already), and the
 // tables before the one in effect at s are dropped (trim). It publishes
-// one snapshot with every cell filled afresh, rather than updating one
-// cell and the counts per member.
+// one snapshot and counts afresh, rather than updating one cell and the
+// counts per member.
 func (h *handoff) settle(s uint64, released []HostID) {
 	if h.released == nil {
 		h.released = make(map[HostID]uint64, len(released))
@@ -346,7 +353,10 @@ func (h *handoff) settle(s uint64, released []HostID) {
 	if h.snap == nil {
 		return
 	}
-	h.publish(h.trimmed(s), h.bound, false)
+	if !slices.IsSorted(released) {
+		released = slices.Sorted(slices.Values(released))
+	}
+	h.publish(h.trimmed(s), h.bound, true, released, s)
 }
 
 // trimmed is the history without the tables before the one in effect at
@@ -376,7 +386,7 @@ func (h *handoff) trim(s uint64) {
 		return
 	}
 	if history := h.trimmed(s); len(history) != len(h.history) {
-		h.publish(history, h.bound, true)
+		h.publish(history, h.bound, true, nil, 0)
 	}
 }
 
@@ -391,7 +401,7 @@ func (h *handoff) push(t *Table, revs []memberRevs) {
 	if len(old) == historyLen {
 		old = old[1:]
 	}
-	h.publish(append(slices.Clone(old), t), releaseBounds(t, revs), true)
+	h.publish(append(slices.Clone(old), t), releaseBounds(t, revs), true, nil, 0)
 }
 
 // implied reports whether a release of id at gen implies its release at the

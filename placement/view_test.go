@@ -21,7 +21,7 @@ import (
 func TestTheWatchersTableIsTheOneNewTableBuilds(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 8))
 	ids := hostIDs(12)
-	w := &Watcher{view: view{members: make(map[HostID]*member), releases: make(map[HostID]release)}}
+	w := &Watcher{view: view{members: make(map[HostID]*member), releases: make(map[HostID]*release)}}
 	rev := uint64(0)
 	for step := range 2000 {
 		id := ids[rng.IntN(len(ids))]

@@ -91,9 +91,9 @@ const (
 // view is the member set and release state read from the bucket.
 type view struct {
 	members  map[HostID]*member
-	order    []*member // the members, sorted by ID: a table is built from it
-	ring     []*member // the members on the table's ring, in its order
-	releases map[HostID]release
+	order    []*member           // the members, sorted by ID: a table is built from it
+	ring     []*member           // the members on the table's ring, in its order
+	releases map[HostID]*release // changed in place
 	// settled is the generation of the latest settled record: every member
 	// of that table had released at it. markApplied is the settled
 	// generation last folded into releases.
@@ -183,7 +183,7 @@ func watch(ctx context.Context, kv jetstream.KeyValue, f follows) (*Watcher, err
 // readAll starts a new watch and reads the bucket's current entries into a
 // fresh view.
 func (w *Watcher) readAll(ctx context.Context) (jetstream.KeyWatcher, view, error) {
-	v := view{members: make(map[HostID]*member), releases: make(map[HostID]release)}
+	v := view{members: make(map[HostID]*member), releases: make(map[HostID]*release)}
 	wctx, cancel := context.WithCancel(context.Background())
 	keys := []string{protocol.HostKeys}
 	switch w.follows {
@@ -246,7 +246,8 @@ func (w *Watcher) install(v view) {
 	v.settled = max(v.settled, w.view.settled)
 	for id, rec := range w.view.releases {
 		if was, ok := v.releases[id]; !ok || was.incarnation == rec.incarnation && was.gen < rec.gen {
-			v.releases[id] = rec
+			kept := *rec
+			v.releases[id] = &kept
 		}
 	}
 	same := w.handoff.current() != nil && w.table.Load().Generation() == v.gen && sameMembers(w.view.members, v.members)
@@ -353,10 +354,14 @@ func (w *Watcher) applySettled() {
 			continue
 		}
 		id := m.m.ID
-		if rel, ok := w.view.releases[id]; ok && rel.incarnation == m.inc && rel.gen >= s {
+		switch rel := w.view.releases[id]; {
+		case rel == nil:
+			w.view.releases[id] = &release{incarnation: m.inc, gen: s}
+		case rel.incarnation == m.inc && rel.gen >= s:
 			continue // released there or later already
+		default:
+			*rel = release{incarnation: m.inc, gen: s}
 		}
-		w.view.releases[id] = release{incarnation: m.inc, gen: s}
 		ids = append(ids, id)
 	}
 	w.handoff.settle(s, ids) // a new snapshot, which wakes every waiter
@@ -555,10 +560,12 @@ type release struct {
 // the view holds a later one of the same incarnation (a release notice can
 // come before the record it announces).
 func (v *view) noteRelease(id HostID, incarnation string, gen uint64) {
-	if old, ok := v.releases[id]; ok && old.incarnation == incarnation && old.gen > gen {
-		return
+	switch old := v.releases[id]; {
+	case old == nil:
+		v.releases[id] = &release{incarnation: incarnation, gen: gen}
+	case old.incarnation != incarnation || old.gen <= gen:
+		*old = release{incarnation: incarnation, gen: gen}
 	}
-	v.releases[id] = release{incarnation: incarnation, gen: gen}
 }
 
 // NoteRelease applies a release notice (protocol.HeaderReleased): host id,
