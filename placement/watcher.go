@@ -353,16 +353,9 @@ func (w *Watcher) applySettled() {
 		if m.since > s {
 			continue
 		}
-		id := m.m.ID
-		switch rel := w.view.releases[id]; {
-		case rel == nil:
-			w.view.releases[id] = &release{incarnation: m.inc, gen: s}
-		case rel.incarnation == m.inc && rel.gen >= s:
-			continue // released there or later already
-		default:
-			*rel = release{incarnation: m.inc, gen: s}
+		if w.view.noteRelease(m.m.ID, m.inc, s) { // else released there or later already
+			ids = append(ids, m.m.ID)
 		}
-		ids = append(ids, id)
 	}
 	w.handoff.settle(s, ids) // a new snapshot, which wakes every waiter
 	clear(ids)
@@ -557,15 +550,19 @@ type release struct {
 }
 
 // noteRelease keeps the release of host id, as incarnation, at gen unless
-// the view holds a later one of the same incarnation (a release notice can
-// come before the record it announces).
-func (v *view) noteRelease(id HostID, incarnation string, gen uint64) {
+// the view holds one of the same incarnation at gen or later (a release
+// notice can come before the record it announces); it reports whether it
+// kept it.
+func (v *view) noteRelease(id HostID, incarnation string, gen uint64) bool {
 	switch old := v.releases[id]; {
 	case old == nil:
 		v.releases[id] = &release{incarnation: incarnation, gen: gen}
-	case old.incarnation != incarnation || old.gen <= gen:
+	case old.incarnation != incarnation || old.gen < gen:
 		*old = release{incarnation: incarnation, gen: gen}
+	default:
+		return false
 	}
+	return true
 }
 
 // NoteRelease applies a release notice (protocol.HeaderReleased): host id,
