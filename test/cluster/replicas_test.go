@@ -67,10 +67,10 @@ func checkReplicas(t *testing.T, nc *nats.Conn, want int) {
 // startHost starts a counter host on nc; it is closed when t ends.
 //
 // A start is tried up to three times: on a freshly formed cluster
-// nats-server 2.15.2 now and then loses the reply to a JetStream request
-// made right after a replicated stream was created (the host's lease write
-// has been seen to go unanswered), and the start then fails at its
-// deadline. A retry uses a new host id, since the lost write may have
+// nats-server 2.15 (seen with 2.15.2) now and then loses the reply to a
+// JetStream request made right after a replicated stream was created (the
+// host's lease write has been seen to go unanswered), and the start then
+// fails at its deadline. A retry uses a new host id, since the lost write may have
 // succeeded and the old id would then be held until its lease expires.
 func startHost(t *testing.T, nc *nats.Conn, cfg host.Config) *host.Host {
 	t.Helper()
