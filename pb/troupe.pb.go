@@ -308,7 +308,14 @@ type HostRecord struct {
 	// reminders says that the host delivers fired reminders when it is among
 	// the reminder pullers of a table (PROTOCOL.md, "Reminders"). A host that
 	// does not say may pull firings at any time.
-	Reminders     bool `protobuf:"varint,10,opt,name=reminders,proto3" json:"reminders,omitempty"`
+	Reminders bool `protobuf:"varint,10,opt,name=reminders,proto3" json:"reminders,omitempty"`
+	// liveness_bucket names the KV bucket that holds the host's liveness key
+	// alive.<host_id> (PROTOCOL.md, "Membership bucket"); empty means the
+	// membership bucket itself, as hosts wrote it before the liveness bucket.
+	LivenessBucket string `protobuf:"bytes,11,opt,name=liveness_bucket,json=livenessBucket,proto3" json:"liveness_bucket,omitempty"`
+	// lease_ttl_ms is the TTL of the host's liveness key, in milliseconds: how
+	// long after its last renewal the host may still act on its lease.
+	LeaseTtlMs    uint64 `protobuf:"varint,12,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -411,6 +418,20 @@ func (x *HostRecord) GetReminders() bool {
 		return x.Reminders
 	}
 	return false
+}
+
+func (x *HostRecord) GetLivenessBucket() string {
+	if x != nil {
+		return x.LivenessBucket
+	}
+	return ""
+}
+
+func (x *HostRecord) GetLeaseTtlMs() uint64 {
+	if x != nil {
+		return x.LeaseTtlMs
+	}
+	return 0
 }
 
 // ReleaseRecord is the value of the key released.<host_id> in the membership
@@ -1294,7 +1315,7 @@ var File_troupe_proto protoreflect.FileDescriptor
 
 const file_troupe_proto_rawDesc = "" +
 	"\n" +
-	"\ftroupe.proto\x12\ttroupe.v1\"\xd5\x02\n" +
+	"\ftroupe.proto\x12\ttroupe.v1\"\xa0\x03\n" +
 	"\n" +
 	"HostRecord\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
@@ -1308,7 +1329,10 @@ const file_troupe_proto_rawDesc = "" +
 	"\aversion\x18\b \x01(\tR\aversion\x12\x1a\n" +
 	"\bprotocol\x18\t \x01(\rR\bprotocol\x12\x1c\n" +
 	"\treminders\x18\n" +
-	" \x01(\bR\treminders\"j\n" +
+	" \x01(\bR\treminders\x12'\n" +
+	"\x0fliveness_bucket\x18\v \x01(\tR\x0elivenessBucket\x12 \n" +
+	"\flease_ttl_ms\x18\f \x01(\x04R\n" +
+	"leaseTtlMs\"j\n" +
 	"\rReleaseRecord\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1e\n" +
