@@ -37,11 +37,12 @@ var (
 // (as BenchmarkScale does), each on its own NATS connection and doing, on
 // the server, what a host does at rest:
 //
-//   - it holds its lease with placement.Join and the default lease config:
-//     the real renewal loop, one write of its liveness key every 2 s
-//     with the 4 s TTL;
+//   - it holds its lease with placement.Join and the default lease config,
+//     its liveness key in the liveness bucket as a host's: the real renewal
+//     loop, one write of its liveness key every 2 s with the 4 s TTL;
 //   - it watches the liveness key of the next member, as its monitor does
-//     (a KV watch of one key, placement.MonitorPeers = 1);
+//     (a KV watch of one key in the liveness bucket, placement.MonitorPeers
+//     = 1);
 //   - it has one more KV watch open, as its membership watcher does. A
 //     host's watches hosts.* and settled; here it watches settled alone,
 //     because N watches of N records each would cost N² deliveries to start
@@ -177,6 +178,9 @@ func runScaleRest(tb testing.TB, cfg restConfig) restResult {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	kv, err := placement.EnsureBucket(ctx, js, placement.BucketConfig{})
+	if err == nil {
+		_, err = placement.EnsureLivenessBucket(ctx, js, placement.BucketConfig{})
+	}
 	cancel()
 	if err != nil {
 		tb.Fatal(err)
@@ -269,12 +273,20 @@ func startRestMember(url, bucket string, id, next placement.HostID, ttl time.Dur
 		if err != nil {
 			return err
 		}
-		rec := &pb.HostRecord{HostId: string(id), Subject: "troupe.host." + string(id), ActorTypes: []string{"t"}, Protocol: protocol.Version}
-		if m.lease, err = placement.Join(ctx, js, kv, rec, placement.LeaseConfig{TTL: ttl, OnRenew: onRenew}, nil); err != nil {
+		live, err := js.KeyValue(ctx, protocol.LivenessBucket(bucket))
+		if err != nil {
 			return err
 		}
-		for _, key := range []string{placement.AliveKey(next), protocol.SettledKey} {
-			w, err := kv.WatchFiltered(context.Background(), []string{key})
+		rec := &pb.HostRecord{HostId: string(id), Subject: "troupe.host." + string(id), ActorTypes: []string{"t"}, Protocol: protocol.Version}
+		if m.lease, err = placement.Join(ctx, js, kv, rec, placement.LeaseConfig{TTL: ttl, OnRenew: onRenew, Liveness: live}, nil); err != nil {
+			return err
+		}
+		for _, watched := range []struct {
+			kv  jetstream.KeyValue
+			key string
+		}{{live, placement.AliveKey(next)}, {kv, protocol.SettledKey}} {
+			key := watched.key
+			w, err := watched.kv.WatchFiltered(context.Background(), []string{key})
 			if err != nil {
 				return err
 			}

@@ -314,6 +314,9 @@ func (h *Host) leaseLost(err error) {
 	}
 	h.fence.next(end)
 	h.types.each(func(a *activation) { a.drop() })
+	if m := h.monitor.Load(); m != nil {
+		m.Rewatch() // the loss may be the liveness bucket's, with every key
+	}
 	rec := h.rec.update(func(rec *pb.HostRecord) {
 		rec.Incarnation = randomIncarnation()
 		rec.StartedUnixMs = time.Now().UnixMilli()

@@ -46,9 +46,13 @@ type Host struct {
 	// Set by Start.
 	js      jetstream.JetStream
 	members jetstream.KeyValue
-	store   *stateStore
-	w       *placement.Watcher
-	monitor *placement.Monitor // removes the records of crashed peers; nil until joined
+	// liveness is the liveness bucket (placement.EnsureLivenessBucket).
+	liveness jetstream.KeyValue
+	store    *stateStore
+	w        *placement.Watcher
+	// monitor removes the records of crashed peers; nil until joined. The
+	// lease's goroutine reads it when the lease is lost.
+	monitor atomic.Pointer[placement.Monitor]
 	// collect writes the settled record while this host is a collector; nil
 	// until joined. Release notices reach it from the subscription's
 	// goroutine, which starts first.
@@ -198,6 +202,9 @@ func (h *Host) start(ctx context.Context) error {
 		if h.members, err = placement.EnsureBucket(ctx, h.js, h.cfg.Membership); err != nil {
 			return err
 		}
+		if h.liveness, err = placement.EnsureLivenessBucket(ctx, h.js, h.cfg.Membership); err != nil {
+			return err
+		}
 		state, err := ensureStateBucket(ctx, h.js, h.cfg)
 		if err != nil {
 			return err
@@ -242,6 +249,11 @@ func (h *Host) start(ctx context.Context) error {
 	if leaseCfg.MarkerTTL == 0 {
 		leaseCfg.MarkerTTL = h.cfg.Membership.MarkerTTL
 	}
+	leaseCfg.Liveness = h.liveness
+	leaseCfg.EnsureLiveness = func(ctx context.Context) error {
+		_, err := placement.EnsureLivenessBucket(ctx, h.js, h.cfg.Membership)
+		return err
+	}
 	report, joined := h.cfg.OnLeaseValid, ""
 	leaseCfg.OnValid = func(inc string, until time.Time) {
 		if report != nil {
@@ -272,12 +284,13 @@ func (h *Host) start(ctx context.Context) error {
 	if err := h.w.WaitApplied(ctx, h.lease().Revision()); err != nil {
 		return fmt.Errorf("host: waiting to see own join: %w", err)
 	}
-	h.monitor = placement.StartMonitor(h.members, h.w, h.cfg.ID, placement.MonitorConfig{
+	h.monitor.Store(placement.StartMonitor(h.members, h.w, h.cfg.ID, placement.MonitorConfig{
 		MarkerTTL: h.markerTTL(),
+		Liveness:  h.liveness,
 		OnPurge: func(id placement.HostID) {
 			h.log.Info("removed the record of a host whose lease expired", "peer", id)
 		},
-	})
+	}))
 	h.collect.Store(placement.StartCollector(h.members, h.w, h.cfg.ID, h.nc))
 	h.goLoop(h.followTable)
 	h.goLoop(h.recordReleases)
@@ -363,7 +376,7 @@ func (h *Host) abandonStart() {
 	case h.lease() != nil:
 		err = h.lease().Leave(ctx)
 	case h.rec.get() != nil: // a join try whose answer was lost may have stored it
-		err = placement.Withdraw(ctx, h.members, h.rec.get(), h.cfg.Membership.MarkerTTL)
+		err = placement.Withdraw(ctx, h.members, h.liveness, h.rec.get(), h.cfg.Membership.MarkerTTL)
 	}
 	if err != nil {
 		h.log.Warn("host start: could not remove the record; the hosts monitoring it remove it once its lease expires", "err", err)
@@ -469,8 +482,8 @@ func (h *Host) halt() {
 		close(h.stop)
 		h.sweeper.stop()
 		h.loops.Wait()
-		if h.monitor != nil {
-			h.monitor.Stop()
+		if m := h.monitor.Load(); m != nil {
+			m.Stop()
 		}
 		if c := h.collect.Load(); c != nil {
 			c.Stop()

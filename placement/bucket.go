@@ -19,9 +19,10 @@ const (
 	DefaultBucket    = protocol.DefaultMembershipBucket
 	DefaultMarkerTTL = 24 * time.Hour
 	// DefaultMaxConsumers is the consumer limit of the membership bucket's
-	// stream: each host has two consumers on it (its watcher's and its
-	// monitor's watch), each standalone router and smart client one, so
-	// 100,000 leaves room for 10,000 hosts and as many clients again.
+	// stream and the liveness bucket's: each host has one consumer on each
+	// (its watcher's watch and its monitor's), each standalone router and
+	// smart client one on the membership bucket, so 100,000 leaves room for
+	// 10,000 hosts and many clients.
 	DefaultMaxConsumers = 100_000
 )
 
@@ -46,6 +47,12 @@ type BucketConfig struct {
 	// stream that sets none to 1,000 consumers (its default_max_consumers),
 	// which would stop the 500th host from starting.
 	MaxConsumers int
+}
+
+// LivenessName is the name of the liveness bucket that goes with the
+// membership bucket cfg describes (protocol.LivenessBucket).
+func (c BucketConfig) LivenessName() string {
+	return protocol.LivenessBucket(c.withDefaults().Name)
 }
 
 func (c BucketConfig) withDefaults() BucketConfig {
@@ -99,6 +106,34 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg BucketConfig)
 	}, cfg.MaxConsumers)
 	if err != nil {
 		return nil, fmt.Errorf("placement: membership bucket %q: %w", cfg.Name, err)
+	}
+	return kv, nil
+}
+
+// EnsureLivenessBucket creates the liveness bucket that goes with the
+// membership bucket cfg describes (BucketConfig.LivenessName), or updates it
+// to cfg, and returns it. It holds the hosts' liveness keys alive.<id>, which
+// they renew every TTL/2 (see Lease), in memory: a renewal is most of what
+// membership costs the server at rest, and a file store adds to each one a
+// write and its share of a sync every 100 ms (docs/SCALE.md) for a key that
+// no restart needs, since a lease is over by the time a server is back. A
+// single server forgets a memory stream when it restarts; hosts then create
+// the bucket again (Lease), and monitors give keys that vanished without an
+// expiry marker their hosts' TTL before removing a host (Monitor). Replicas,
+// the marker TTL and the consumer limit are those of the membership bucket.
+func EnsureLivenessBucket(ctx context.Context, js jetstream.JetStream, cfg BucketConfig) (jetstream.KeyValue, error) {
+	cfg = cfg.withDefaults()
+	name := cfg.LivenessName()
+	kv, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket:         name,
+		Description:    "troupe liveness: one key per live host, renewed with the lease TTL",
+		History:        1,
+		Storage:        jetstream.MemoryStorage,
+		Replicas:       cfg.Replicas,
+		LimitMarkerTTL: cfg.MarkerTTL,
+	}, cfg.MaxConsumers)
+	if err != nil {
+		return nil, fmt.Errorf("placement: liveness bucket %q: %w", name, err)
 	}
 	return kv, nil
 }

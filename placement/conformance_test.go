@@ -29,6 +29,8 @@ type membershipCase struct {
 			Incarnation     string   `json:"incarnation"`
 			ChangedRevision uint64   `json:"changed_revision"`
 			Protocol        uint32   `json:"protocol"`
+			LivenessBucket  string   `json:"liveness_bucket"`
+			LeaseTTLMs      uint64   `json:"lease_ttl_ms"`
 		} `json:"record"`
 		ValueHex   *string  `json:"value_hex"`
 		Generation uint64   `json:"generation"`
@@ -75,7 +77,8 @@ func TestMembershipConformance(t *testing.T) {
 				case s.Record != nil:
 					r := s.Record
 					e.val, err = proto.Marshal(&pb.HostRecord{HostId: r.HostID, Subject: r.Subject, ActorTypes: r.ActorTypes,
-						State: pb.HostState(r.State), Incarnation: r.Incarnation, ChangedRevision: r.ChangedRevision, Protocol: r.Protocol})
+						State: pb.HostState(r.State), Incarnation: r.Incarnation, ChangedRevision: r.ChangedRevision, Protocol: r.Protocol,
+						LivenessBucket: r.LivenessBucket, LeaseTtlMs: r.LeaseTTLMs})
 					if err != nil {
 						t.Fatal(err)
 					}

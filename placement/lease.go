@@ -59,6 +59,17 @@ type LeaseConfig struct {
 	// the extension: an audit log written from it never shows less than
 	// the host may act on. It runs with the lease locked and must be quick.
 	OnValid func(incarnation string, until time.Time)
+	// Liveness is the bucket of the liveness key (EnsureLivenessBucket); nil
+	// means the membership bucket itself, where hosts kept it before the
+	// liveness bucket. With a liveness bucket the host also keeps its
+	// incarnation, without a TTL, under alive.<id> in the membership bucket,
+	// which tells monitors that still look there that it lives (PROTOCOL.md,
+	// "Membership bucket").
+	Liveness jetstream.KeyValue
+	// EnsureLiveness, if set, creates the liveness bucket again; the lease
+	// calls it when a liveness write finds no bucket (a single server that
+	// restarted forgets a bucket kept in memory).
+	EnsureLiveness func(context.Context) error
 }
 
 func (c LeaseConfig) withDefaults() (LeaseConfig, error) {
@@ -94,14 +105,15 @@ func (c LeaseConfig) retry() time.Duration {
 
 // Lease keeps a host in the membership bucket. Join writes the host record
 // hosts.<id>, which carries no TTL and changes only on join, drain and leave,
-// and the liveness key alive.<id>, which carries the lease TTL and which the
-// Lease renews in a loop it owns. Only the host's monitors (see Monitor)
-// watch alive.<id>; when it expires they remove hosts.<id>, which every
-// watcher sees. Leave stops the loop and removes both keys. All methods are
-// safe for concurrent use.
+// and the liveness key alive.<id> in the liveness bucket, which carries the
+// lease TTL and which the Lease renews in a loop it owns. Only the host's
+// monitors (see Monitor) watch alive.<id>; when it expires they remove
+// hosts.<id>, which every watcher sees. Leave stops the loop and removes the
+// keys. All methods are safe for concurrent use.
 type Lease struct {
 	js     jetstream.JetStream
-	kv     jetstream.KeyValue
+	kv     jetstream.KeyValue // the membership bucket
+	live   jetstream.KeyValue // the liveness bucket: kv when it has none
 	cfg    LeaseConfig
 	key    string // hosts.<id>
 	alive  string // alive.<id>
@@ -123,7 +135,10 @@ type Lease struct {
 	rec      *pb.HostRecord // the record as last written
 	rev      uint64         // revision of our last write of hosts.<id>; 0 when not held
 	aliveRev uint64         // revision of our last write of alive.<id>
-	renewed  time.Time      // send time of the last successful liveness write
+	// stubRev is the revision of our incarnation's alive.<id> in the
+	// membership bucket, kept there when live is apart; 0 when none.
+	stubRev uint64
+	renewed time.Time // send time of the last successful liveness write
 	// forfeited is the revision of the liveness key Forfeit left behind,
 	// which the next join removes first; 0 when none.
 	forfeited uint64
@@ -172,9 +187,12 @@ func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, re
 		onLost: onLost,
 		rec:    proto.Clone(rec).(*pb.HostRecord),
 		epoch:  time.Now(),
+		live:   cfg.Liveness,
 	}
-	l.rec.ChangedRevision = 0
-	l.rec.Protocol = max(l.rec.GetProtocol(), protocol.AliveRenewalVersion)
+	if l.live == nil {
+		l.live = kv
+	}
+	l.stamp(l.rec)
 	if err := l.create(ctx); err != nil {
 		if errors.Is(err, errInUse) {
 			return nil, fmt.Errorf("%w: %s", ErrHostIDInUse, rec.GetHostId())
@@ -188,11 +206,27 @@ func Join(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, re
 // AliveKey is protocol.AliveKey: the liveness key of a host.
 func AliveKey(id HostID) string { return protocol.AliveKey(id) }
 
-// Withdraw removes rec's host record and liveness key if the bucket holds
+// apart reports whether the liveness key lives in a bucket of its own.
+func (l *Lease) apart() bool { return l.live != l.kv }
+
+// stamp sets what the lease writes into every record it writes: the
+// protocol version of liveness keys, the liveness bucket and the lease TTL,
+// and changed_revision 0 (it never renews the record itself).
+func (l *Lease) stamp(rec *pb.HostRecord) {
+	rec.ChangedRevision = 0
+	rec.Protocol = max(rec.GetProtocol(), protocol.AliveRenewalVersion)
+	rec.LivenessBucket = ""
+	if l.apart() {
+		rec.LivenessBucket = l.live.Bucket()
+	}
+	rec.LeaseTtlMs = uint64(l.cfg.TTL.Milliseconds())
+}
+
+// Withdraw removes rec's host record and liveness keys if the buckets hold
 // that very incarnation's: the cleanup of a join given up after a try whose
 // answer was lost, which may have stored them. Another incarnation's keys
-// are left alone.
-func Withdraw(ctx context.Context, kv jetstream.KeyValue, rec *pb.HostRecord, markerTTL time.Duration) error {
+// are left alone. live is the liveness bucket, nil when it is kv itself.
+func Withdraw(ctx context.Context, kv, live jetstream.KeyValue, rec *pb.HostRecord, markerTTL time.Duration) error {
 	if markerTTL == 0 {
 		markerTTL = DefaultMarkerTTL
 	}
@@ -202,18 +236,35 @@ func Withdraw(ctx context.Context, kv jetstream.KeyValue, rec *pb.HostRecord, ma
 		return err
 	}
 	if e != nil {
-		err = kv.Purge(ctx, HostKey(id), jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL))
-		if err != nil && !jsutil.IsConflict(err) {
+		if err := purgeIfLatest(ctx, kv, HostKey(id), e.Revision(), markerTTL); err != nil {
 			return fmt.Errorf("placement: withdraw %s: %w", id, err)
 		}
 	}
-	a, err := ownAlive(ctx, kv, AliveKey(id), rec.GetIncarnation())
-	if err != nil || a == nil {
-		return err
+	buckets := []jetstream.KeyValue{kv}
+	if live != nil && live != kv {
+		buckets = append(buckets, live)
 	}
-	err = kv.Purge(ctx, AliveKey(id), jetstream.LastRevision(a.Revision()), jetstream.PurgeTTL(markerTTL))
+	for _, b := range buckets {
+		a, err := ownAlive(ctx, b, AliveKey(id), rec.GetIncarnation())
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			continue
+		}
+		if err := purgeIfLatest(ctx, b, AliveKey(id), a.Revision(), markerTTL); err != nil {
+			return fmt.Errorf("placement: withdraw %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// purgeIfLatest purges key if rev is still its latest revision; a conflict
+// (someone wrote it since) is not an error.
+func purgeIfLatest(ctx context.Context, kv jetstream.KeyValue, key string, rev uint64, markerTTL time.Duration) error {
+	err := kv.Purge(ctx, key, jetstream.LastRevision(rev), jetstream.PurgeTTL(markerTTL))
 	if err != nil && !jsutil.IsConflict(err) {
-		return fmt.Errorf("placement: withdraw %s: %w", id, err)
+		return err
 	}
 	return nil
 }
@@ -320,8 +371,7 @@ func (l *Lease) Replace(rec *pb.HostRecord) {
 	defer l.mu.Unlock()
 	l.rec = proto.Clone(rec).(*pb.HostRecord)
 	l.replacing = false
-	l.rec.ChangedRevision = 0
-	l.rec.Protocol = max(l.rec.GetProtocol(), protocol.AliveRenewalVersion)
+	l.stamp(l.rec)
 }
 
 // Invalidate makes Valid false until the next successful write; Leave and
@@ -348,8 +398,7 @@ func (l *Lease) Update(ctx context.Context, rec *pb.HostRecord) (uint64, error) 
 		return 0, errors.New("placement: lease not held")
 	}
 	next := proto.Clone(rec).(*pb.HostRecord)
-	next.ChangedRevision = 0
-	next.Protocol = max(next.GetProtocol(), protocol.AliveRenewalVersion)
+	l.stamp(next)
 	data, err := proto.Marshal(next)
 	if err != nil {
 		return 0, err
@@ -363,26 +412,29 @@ func (l *Lease) Update(ctx context.Context, rec *pb.HostRecord) (uint64, error) 
 }
 
 // Leave stops renewing and removes the record, leaving a purge marker that
-// every watcher sees, then the liveness key. It is safe to call more than
+// every watcher sees, then the liveness keys. It is safe to call more than
 // once.
 func (l *Lease) Leave(ctx context.Context) error {
 	l.Invalidate()
 	l.halt()
 	l.mu.Lock()
 	l.Invalidate()
-	rev, alive := l.rev, l.aliveRev
-	l.rev, l.aliveRev = 0, 0
+	rev, alive, stub := l.rev, l.aliveRev, l.stubRev
+	l.rev, l.aliveRev, l.stubRev = 0, 0, 0
 	l.mu.Unlock()
 	if rev == 0 {
 		return nil
 	}
-	err := l.kv.Purge(ctx, l.key, jetstream.LastRevision(rev), jetstream.PurgeTTL(l.cfg.MarkerTTL))
-	if err != nil && !jsutil.IsConflict(err) {
+	if err := purgeIfLatest(ctx, l.kv, l.key, rev, l.cfg.MarkerTTL); err != nil {
 		return fmt.Errorf("placement: leave: %w", err)
 	}
-	err = l.kv.Purge(ctx, l.alive, jetstream.LastRevision(alive), jetstream.PurgeTTL(l.cfg.MarkerTTL))
-	if err != nil && !jsutil.IsConflict(err) {
+	if err := purgeIfLatest(ctx, l.live, l.alive, alive, l.cfg.MarkerTTL); err != nil {
 		return fmt.Errorf("placement: leave: %w", err)
+	}
+	if stub != 0 {
+		if err := purgeIfLatest(ctx, l.kv, l.alive, stub, l.cfg.MarkerTTL); err != nil {
+			return fmt.Errorf("placement: leave: %w", err)
+		}
 	}
 	return nil
 }
@@ -443,7 +495,9 @@ func (l *Lease) tick() bool {
 		// Valid still counts from the last answered one.
 		return false
 	}
-	lost := jsutil.IsConflict(err) || time.Since(l.Renewed()) >= l.cfg.TTL
+	// No bucket means no key: a server that kept the liveness bucket in
+	// memory restarted, and the key went with it.
+	lost := jsutil.IsConflict(err) || l.bucketGone(err) || time.Since(l.Renewed()) >= l.cfg.TTL
 	if !lost {
 		return false // transient: the next tick tries again
 	}
@@ -488,7 +542,7 @@ func (l *Lease) ownLatest(ctx context.Context) bool {
 	l.mu.Lock()
 	inc := l.rec.GetIncarnation()
 	l.mu.Unlock()
-	e, err := ownAlive(ctx, l.kv, l.alive, inc)
+	e, err := ownAlive(ctx, l.live, l.alive, inc)
 	if err != nil || e == nil {
 		return false
 	}
@@ -512,21 +566,35 @@ func (l *Lease) create(ctx context.Context) error {
 		return nil // Forfeit's onLost has not set the next record yet: the next tick
 	}
 	rec := proto.Clone(l.rec).(*pb.HostRecord)
-	rec.ChangedRevision = 0
+	l.stamp(rec)
 	if l.forfeited != 0 {
-		err := l.kv.Purge(ctx, l.alive, jetstream.LastRevision(l.forfeited), jetstream.PurgeTTL(l.cfg.MarkerTTL))
-		if err != nil && !jsutil.IsConflict(err) {
+		if err := purgeIfLatest(ctx, l.live, l.alive, l.forfeited, l.cfg.MarkerTTL); err != nil && !l.bucketGone(err) {
 			return err
 		}
 		l.forfeited = 0
 	}
 	sent, err := l.takeAliveLocked(ctx, rec.GetIncarnation())
 	if err != nil {
+		if l.cfg.EnsureLiveness != nil && l.bucketGone(err) {
+			// The next try finds the bucket. A context of its own: the
+			// failed write may have used up ctx.
+			ectx, cancel := context.WithTimeout(context.Background(), l.cfg.TTL)
+			defer cancel()
+			if eerr := l.cfg.EnsureLiveness(ectx); eerr != nil {
+				err = fmt.Errorf("%w; creating the liveness bucket again: %w", err, eerr)
+			}
+		}
 		return err
 	}
-	rev, err := l.writeRecordLocked(ctx, rec)
+	if l.apart() {
+		err = l.takeStubLocked(ctx, rec.GetIncarnation())
+	}
+	var rev uint64
+	if err == nil {
+		rev, err = l.writeRecordLocked(ctx, rec)
+	}
 	if errors.Is(err, errInUse) {
-		_ = l.kv.Purge(ctx, l.alive, jetstream.LastRevision(l.aliveRev), jetstream.PurgeTTL(l.cfg.MarkerTTL))
+		_ = l.live.Purge(ctx, l.alive, jetstream.LastRevision(l.aliveRev), jetstream.PurgeTTL(l.cfg.MarkerTTL))
 		l.aliveRev = 0
 	}
 	if err != nil {
@@ -543,7 +611,7 @@ func (l *Lease) create(ctx context.Context) error {
 // returns the send time of the write that succeeded. l.mu is held.
 func (l *Lease) takeAliveLocked(ctx context.Context, inc string) (time.Time, error) {
 	sent := time.Now()
-	rev, err := l.kv.Create(ctx, l.alive, []byte(inc), jetstream.KeyTTL(l.cfg.TTL))
+	rev, err := l.live.Create(ctx, l.alive, []byte(inc), jetstream.KeyTTL(l.cfg.TTL))
 	if err == nil {
 		l.aliveRev = rev
 		return sent, nil
@@ -551,7 +619,7 @@ func (l *Lease) takeAliveLocked(ctx context.Context, inc string) (time.Time, err
 	if !jsutil.IsConflict(err) {
 		return sent, err
 	}
-	e, gerr := ownAlive(ctx, l.kv, l.alive, inc)
+	e, gerr := ownAlive(ctx, l.live, l.alive, inc)
 	if gerr != nil {
 		return sent, gerr
 	}
@@ -625,7 +693,7 @@ func (l *Lease) renew(ctx context.Context) error {
 // expecting our own last write to be the key's latest: KV Update cannot
 // carry a TTL, so this goes to the key's subject directly. l.mu is held.
 func (l *Lease) renewAliveLocked(ctx context.Context, inc string) error {
-	ack, err := l.js.Publish(ctx, protocol.KVSubject(l.kv.Bucket(), l.alive), []byte(inc),
+	ack, err := l.js.Publish(ctx, protocol.KVSubject(l.live.Bucket(), l.alive), []byte(inc),
 		jetstream.WithMsgTTL(l.cfg.TTL),
 		jetstream.WithExpectLastSequencePerSubject(l.aliveRev))
 	if err != nil {
@@ -633,4 +701,66 @@ func (l *Lease) renewAliveLocked(ctx context.Context, inc string) error {
 	}
 	l.aliveRev = ack.Sequence
 	return nil
+}
+
+// takeStubLocked keeps the incarnation inc, without a TTL, under alive.<id>
+// in the membership bucket, once the liveness key in the liveness bucket is
+// ours: monitors that look for liveness keys there (hosts before the
+// liveness bucket) then find the host alive rather than remove it. It
+// replaces what an earlier incarnation left there, unless that is a
+// liveness key with a TTL: the key of a live host that renews it there.
+// l.mu is held.
+func (l *Lease) takeStubLocked(ctx context.Context, inc string) error {
+	for range 3 {
+		rev, err := l.kv.Create(ctx, l.alive, []byte(inc))
+		if err == nil || !jsutil.IsConflict(err) {
+			l.stubRev = rev
+			return err
+		}
+		m, err := lastMsg(ctx, l.js, l.kv.Bucket(), l.alive)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // removed meanwhile: create again
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case string(m.Data) == inc:
+			l.stubRev = m.Sequence // our own earlier try
+			return nil
+		case m.Header.Get(jetstream.MsgTTLHeader) != "":
+			return fmt.Errorf("%w: a host renews %s in the membership bucket", errInUse, l.alive)
+		}
+		rev, err = l.kv.Update(ctx, l.alive, []byte(inc), m.Sequence)
+		if err == nil || !jsutil.IsConflict(err) {
+			l.stubRev = rev
+			return err
+		}
+	}
+	return fmt.Errorf("placement: %s kept changing while joining", l.alive)
+}
+
+// lastMsg is the latest message of key in bucket, headers included (a KV
+// entry has none).
+func lastMsg(ctx context.Context, js jetstream.JetStream, bucket, key string) (*jetstream.RawStreamMsg, error) {
+	s, err := js.Stream(ctx, protocol.KVStream(bucket))
+	if err != nil {
+		return nil, err
+	}
+	return s.GetLastMsgForSubject(ctx, protocol.KVSubject(bucket, key))
+}
+
+// bucketGone reports whether the liveness write that failed with err found
+// no liveness bucket. A write to a subject no stream takes fails with "no
+// responders", which nats.go retries (a stream leader may be moving) until
+// the try's deadline; only JetStream's own answer that the stream does not
+// exist settles it.
+func (l *Lease) bucketGone(err error) bool {
+	if !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.retry())
+	defer cancel()
+	_, err = l.js.Stream(ctx, protocol.KVStream(l.live.Bucket()))
+	return errors.Is(err, jetstream.ErrStreamNotFound)
 }

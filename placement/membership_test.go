@@ -518,13 +518,13 @@ func TestWithdrawRemovesOnlyItsOwnIncarnation(t *testing.T) {
 	waitTable(t, w, "the join", members(1))
 	other := proto.Clone(rec).(*pb.HostRecord)
 	other.Incarnation = "i2"
-	if err := placement.Withdraw(context.Background(), kv, other, 0); err != nil {
+	if err := placement.Withdraw(context.Background(), kv, nil, other, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := kv.Get(context.Background(), placement.HostKey("a")); err != nil {
 		t.Fatalf("another incarnation's withdraw removed the record: %v", err)
 	}
-	if err := placement.Withdraw(context.Background(), kv, rec, 0); err != nil {
+	if err := placement.Withdraw(context.Background(), kv, nil, rec, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitTable(t, w, "the withdrawal", members(0))

@@ -33,16 +33,23 @@ const monitorRetry = time.Second
 // The hosts of protocol version 2 in the current table, ordered by their
 // host hash (fmix64(FNV-1a-64(id)), as in the placement hash; ties by id),
 // form a ring; each watches the liveness keys of the next MonitorPeers hosts
-// on it (Watched). When a watched key is removed (the server's marker for
-// an expired TTL, or a delete), the monitor purges the host's record, with
-// the record's own revision as the expected last revision, and only if the
-// record belongs to an incarnation whose liveness key is gone: a host that
-// joined again meanwhile keeps its record. Every watcher then sees the host
-// leave, as after a graceful leave.
+// on it (Watched), in the bucket each host's record names (the liveness
+// bucket, or for hosts before it the membership bucket). When a watched key
+// is removed (the server's marker for an expired TTL, or a delete), the
+// monitor purges the host's record, with the record's own revision as the
+// expected last revision, and only if the record belongs to an incarnation
+// whose liveness key is gone: a host that joined again meanwhile keeps its
+// record. Every watcher then sees the host leave, as after a graceful leave.
+//
+// A key of the liveness bucket that is missing without a marker went with
+// a server that kept the bucket in memory and restarted: its host may still
+// be acting on its lease, so the monitor looks again only after the host's
+// lease TTL, by when the host has either written its key again or stopped.
 //
 // A Monitor owns one goroutine, started by StartMonitor and ended by Stop.
 type Monitor struct {
 	kv        jetstream.KeyValue
+	live      jetstream.KeyValue // nil: no liveness bucket
 	w         *Watcher
 	self      HostID
 	markerTTL time.Duration
@@ -50,6 +57,7 @@ type Monitor struct {
 	life      context.Context
 	end       context.CancelFunc
 	done      chan struct{}
+	rewatch   chan struct{} // Rewatch asks; buffered, 1
 }
 
 // MonitorConfig configures a Monitor.
@@ -58,15 +66,20 @@ type MonitorConfig struct {
 	MarkerTTL time.Duration
 	// OnPurge, if set, is called after the monitor removed a host's record.
 	OnPurge func(HostID)
+	// Liveness is the liveness bucket (EnsureLivenessBucket), where hosts
+	// whose records name it keep their liveness keys; nil means none: such
+	// hosts go unmonitored.
+	Liveness jetstream.KeyValue
 }
 
 // StartMonitor starts monitoring, for host self, the hosts after it on the
-// ring of w's current table, following the table as it changes.
+// ring of w's current table, following the table as it changes. kv is the
+// membership bucket.
 func StartMonitor(kv jetstream.KeyValue, w *Watcher, self HostID, cfg MonitorConfig) *Monitor {
 	if cfg.MarkerTTL == 0 {
 		cfg.MarkerTTL = DefaultMarkerTTL
 	}
-	m := &Monitor{kv: kv, w: w, self: self, markerTTL: cfg.MarkerTTL, onPurge: cfg.OnPurge, done: make(chan struct{})}
+	m := &Monitor{kv: kv, live: cfg.Liveness, w: w, self: self, markerTTL: cfg.MarkerTTL, onPurge: cfg.OnPurge, done: make(chan struct{}), rewatch: make(chan struct{}, 1)}
 	m.life, m.end = context.WithCancel(context.Background())
 	go m.loop()
 	return m
@@ -78,6 +91,18 @@ func (m *Monitor) Stop() {
 	<-m.done
 }
 
+// Rewatch makes the monitor start its watches again, reading the keys it
+// monitors afresh. A host calls it when its lease was lost: the liveness
+// bucket may have been lost and created again (a single server that
+// restarted keeps no memory stream), which took every host's key and which
+// a running watch does not notice. It does not block.
+func (m *Monitor) Rewatch() {
+	select {
+	case m.rewatch <- struct{}{}:
+	default:
+	}
+}
+
 // Watched returns the hosts whose liveness keys self monitors in table t:
 // the next k hosts of protocol version 2 after self on the ring (fewer when
 // the table has fewer others). self need not be a member.
@@ -85,99 +110,182 @@ func Watched(t *Table, self HostID, k int) []HostID {
 	return t.walkRing(ringPoint{hash: hostHash(self), id: self}, k, func(m *Member) bool { return m.ID != self })
 }
 
+// bucketOf is the bucket holding the liveness key of a host whose record
+// names the bucket liveness, nil when this monitor has no such bucket.
+func (m *Monitor) bucketOf(liveness string) jetstream.KeyValue {
+	switch {
+	case liveness == "":
+		return m.kv
+	case m.live != nil && m.live.Bucket() == liveness:
+		return m.live
+	}
+	return nil
+}
+
+// peerWatch is the watch of one monitored host's liveness key.
+type peerWatch struct {
+	id    HostID
+	inMem bool          // the key is in the liveness bucket
+	grace time.Duration // the host's lease TTL
+	stop  context.CancelFunc
+	seen  bool // an entry of the key arrived
+}
+
+// peerEvent is an entry (nil: the initial entries are in) of watch w, or
+// its end.
+type peerEvent struct {
+	w     *peerWatch
+	e     jetstream.KeyValueEntry
+	ended bool
+}
+
 func (m *Monitor) loop() {
 	defer close(m.done)
 	var (
 		table   *Table
 		targets []HostID
-		kw      jetstream.KeyWatcher
-		updates <-chan jetstream.KeyValueEntry
-		seen    map[HostID]bool
-		retry   <-chan time.Time
-		pending = make(map[HostID]bool) // checks that could not finish
+		buckets []string // of targets' liveness keys, as their records name them
+		watches []*peerWatch
+		events  = make(chan peerEvent)
+		due     = make(map[HostID]time.Time) // checks to make, and when
+		timer   = time.NewTimer(time.Hour)
+		rewatch bool // a watch could not start or ended: start them again
 	)
-	check := func(id HostID) {
-		if m.check(id) {
-			delete(pending, id)
-			return
-		}
-		pending[id] = true
-		if retry == nil {
-			retry = time.After(monitorRetry)
+	defer timer.Stop()
+	at := func(id HostID, when time.Time) {
+		if old, ok := due[id]; !ok || when.Before(old) {
+			due[id] = when
 		}
 	}
-	stopWatch := func() {
-		if kw != nil {
-			old := kw
-			go func() { _ = old.Stop() }()
+	stopWatches := func() {
+		for _, pw := range watches {
+			pw.stop()
 		}
-		kw, updates = nil, nil
+		watches = nil
 	}
-	defer stopWatch()
+	defer stopWatches()
 	for {
 		changed := m.w.Changed()
-		if t := m.w.Table(); t != table || (kw == nil && retry == nil && len(targets) > 0) {
+		if t := m.w.Table(); t != table || rewatch {
 			table = t
-			if next := Watched(t, m.self, MonitorPeers); !slices.Equal(next, targets) || kw == nil {
-				stopWatch()
-				targets, seen = next, make(map[HostID]bool)
-				if len(targets) > 0 {
-					var err error
-					if kw, err = m.watch(targets); err != nil {
-						retry = time.After(monitorRetry)
-					} else {
-						updates = kw.Updates()
+			next := Watched(t, m.self, MonitorPeers)
+			nextBuckets := make([]string, len(next))
+			for i, id := range next {
+				mem, _ := t.Member(id)
+				nextBuckets[i] = mem.Liveness
+			}
+			// A host that joined again may keep its key elsewhere now.
+			if !slices.Equal(next, targets) || !slices.Equal(nextBuckets, buckets) || rewatch {
+				stopWatches()
+				targets, buckets, rewatch = next, nextBuckets, false
+				for _, id := range targets {
+					pw, err := m.watch(t, id, events)
+					switch {
+					case err != nil:
+						rewatch = true
+					case pw != nil:
+						watches = append(watches, pw)
 					}
 				}
 			}
 		}
+		for id := range due {
+			if !slices.Contains(targets, id) {
+				delete(due, id) // no longer ours: its new monitor checks it
+			}
+		}
+		next := time.Hour
+		if rewatch {
+			next = monitorRetry
+		}
+		for _, when := range due {
+			next = min(next, time.Until(when))
+		}
+		timer.Reset(max(next, 0))
 		select {
 		case <-m.life.Done():
 			return
 		case <-changed:
-		case <-retry:
-			retry = nil
-			for id := range pending {
-				check(id)
-			}
-		case e, ok := <-updates:
-			switch {
-			case !ok:
-				stopWatch()
-				retry = time.After(monitorRetry)
-			case e == nil: // the initial entries are in: a key never seen is gone
-				for _, id := range targets {
-					if !seen[id] {
-						check(id)
+		case <-m.rewatch:
+			rewatch = true
+		case <-timer.C:
+			now := time.Now()
+			for id, when := range due {
+				if !when.After(now) {
+					delete(due, id)
+					if !m.check(id) {
+						at(id, now.Add(monitorRetry))
 					}
 				}
-			default:
-				id, ok := protocol.ParseAliveKey(e.Key())
-				if !ok {
-					continue
+			}
+		case ev := <-events:
+			if !slices.Contains(watches, ev.w) {
+				continue // from a watch stopped since
+			}
+			pw := ev.w
+			switch {
+			case ev.ended:
+				rewatch = true
+			case ev.e == nil: // the initial entries are in
+				switch {
+				case pw.seen:
+				case pw.inMem:
+					// No entry, not even a marker: the bucket lost it
+					// with a server's restart, not by expiry.
+					at(pw.id, time.Now().Add(pw.grace))
+				default:
+					at(pw.id, time.Now())
 				}
-				seen[id] = true
-				if e.Operation() != jetstream.KeyValuePut || len(e.Value()) == 0 {
-					check(id)
+			default:
+				pw.seen = true
+				if ev.e.Operation() != jetstream.KeyValuePut || len(ev.e.Value()) == 0 {
+					at(pw.id, time.Now())
 				}
 			}
 		}
 	}
 }
 
-// watch starts a watch of the liveness keys of ids.
-func (m *Monitor) watch(ids []HostID) (jetstream.KeyWatcher, error) {
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = AliveKey(id)
+// watch starts a watch of the liveness key of member id of t, sending its
+// entries to events; nil when this monitor cannot watch it (its key is in a
+// bucket the monitor does not know).
+func (m *Monitor) watch(t *Table, id HostID, events chan<- peerEvent) (*peerWatch, error) {
+	mem, _ := t.Member(id)
+	kv := m.bucketOf(mem.Liveness)
+	if kv == nil {
+		return nil, nil
 	}
 	wctx, cancel := context.WithCancel(m.life)
-	kw, err := m.kv.WatchFiltered(wctx, keys)
+	kw, err := kv.WatchFiltered(wctx, []string{AliveKey(id)})
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	return keyWatch{kw, cancel}, nil
+	pw := &peerWatch{id: id, inMem: kv != m.kv, grace: mem.LeaseTTL, stop: cancel}
+	if pw.grace <= 0 {
+		pw.grace = DefaultLeaseTTL
+	}
+	go func() {
+		defer func() { _ = kw.Stop() }()
+		for {
+			var ev peerEvent
+			select {
+			case e, ok := <-kw.Updates():
+				ev = peerEvent{w: pw, e: e, ended: !ok}
+			case <-wctx.Done():
+				return
+			}
+			select {
+			case events <- ev:
+			case <-wctx.Done():
+				return
+			}
+			if ev.ended {
+				return
+			}
+		}
+	}()
+	return pw, nil
 }
 
 // check removes id's record if it is a protocol-2 record whose incarnation
@@ -200,7 +308,11 @@ func (m *Monitor) check(id HostID) bool {
 		// sets it, which a host renewing a liveness key never writes.
 		return true
 	}
-	a, err := m.kv.Get(ctx, AliveKey(id))
+	live := m.bucketOf(rec.GetLivenessBucket())
+	if live == nil {
+		return true // a liveness bucket this monitor does not know
+	}
+	a, err := live.Get(ctx, AliveKey(id))
 	switch {
 	case err == nil && string(a.Value()) == rec.GetIncarnation():
 		return true // alive
@@ -213,10 +325,17 @@ func (m *Monitor) check(id HostID) bool {
 		if m.onPurge != nil {
 			m.onPurge(id)
 		}
-		return true
 	case jsutil.IsConflict(err):
 		return true // the record changed meanwhile: a join or leave of its own
 	default:
 		return m.life.Err() != nil
 	}
+	if live != m.kv {
+		// The incarnation's own alive.<id> in the membership bucket, which
+		// tells monitors that look there that the host lives.
+		if s, err := ownAlive(ctx, m.kv, AliveKey(id), rec.GetIncarnation()); err == nil && s != nil {
+			_ = purgeIfLatest(ctx, m.kv, AliveKey(id), s.Revision(), m.markerTTL)
+		}
+	}
+	return true
 }

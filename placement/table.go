@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/troupe-dev/troupe/protocol"
 )
@@ -22,6 +23,13 @@ type Member struct {
 	// Protocol is the newest protocol version the host speaks (1 for a
 	// host that does not say): PROTOCOL.md, "Protocol versions".
 	Protocol uint32
+	// Liveness is the bucket of the host's liveness key: the liveness
+	// bucket, or "" for the membership bucket (hosts before the liveness
+	// bucket).
+	Liveness string
+	// LeaseTTL is the TTL of the host's liveness key; 0 when the host does
+	// not say.
+	LeaseTTL time.Duration
 
 	hash uint64 // hostHash(ID), set where members enter a Table
 }

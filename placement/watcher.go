@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -896,8 +897,14 @@ func memberOf(rec *pb.HostRecord) Member {
 		Draining:  rec.GetState() == pb.HostState_HOST_STATE_DRAINING,
 		Protocol:  max(rec.GetProtocol(), 1),
 		Reminders: rec.GetReminders(),
+		Liveness:  rec.GetLivenessBucket(),
+		LeaseTTL:  time.Duration(min(rec.GetLeaseTtlMs(), maxLeaseTTLMs)) * time.Millisecond,
 	}
 }
+
+// maxLeaseTTLMs bounds a record's lease_ttl_ms (a day), so that it converts
+// to a time.Duration without overflow.
+const maxLeaseTTLMs = 24 * 3600 * 1000
 
 // notify marks the view's entries applied and wakes the waiters. It runs
 // after the table for those entries is published, so that a caller of

@@ -51,6 +51,12 @@ func AliveKey(id HostID) string { return aliveKeyPrefix + string(id) }
 // ParseAliveKey returns the host id of a liveness key, like ParseHostKey.
 func ParseAliveKey(key string) (id HostID, ok bool) { return parseKey(key, aliveKeyPrefix) }
 
+// LivenessBucket is the name of the liveness bucket that goes with the
+// membership bucket membership: "<membership>_alive". It holds the liveness
+// keys alive.<hostID> of the hosts whose records name it
+// (HostRecord.liveness_bucket), in memory, since a lease outlives no server.
+func LivenessBucket(membership string) string { return membership + "_alive" }
+
 // AliveRenewalVersion is the first protocol version whose hosts renew
 // alive.<hostID> instead of their host record, and monitor each other.
 const AliveRenewalVersion = 2

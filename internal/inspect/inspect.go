@@ -14,8 +14,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/host"
+	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
 	"github.com/troupe-dev/troupe/router"
@@ -72,8 +74,9 @@ func sortedReports(m map[string]host.Report) []host.Report {
 // LeaseAges returns, for each live host in the membership bucket, how long
 // ago its lease was last renewed, by the server's clock as stored in the
 // entry, measured against now: the last write of its liveness key
-// alive.<id> (protocol version 2), or of its record for a host that renews
-// the record itself (protocol version 1).
+// alive.<id> in the bucket its record names (the liveness bucket, or the
+// membership bucket for hosts before it), or of its record for a host that
+// renews the record itself (protocol version 1).
 func LeaseAges(ctx context.Context, nc *nats.Conn, bucket string, now time.Time) (map[placement.HostID]time.Duration, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -83,27 +86,38 @@ func LeaseAges(ctx context.Context, nc *nats.Conn, bucket string, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := kv.ListKeys(ctx)
+	keys, err := kv.ListKeysFiltered(ctx, protocol.HostKeys)
 	if err != nil {
 		return nil, err
 	}
+	buckets := map[string]jetstream.KeyValue{"": kv}
 	ages := map[placement.HostID]time.Duration{}
-	alive := map[placement.HostID]time.Duration{}
 	for key := range keys.Keys() {
+		id, ok := protocol.ParseHostKey(key)
+		if !ok {
+			continue
+		}
 		e, err := kv.Get(ctx, key)
 		if err != nil {
 			continue // expired or removed since listed
 		}
-		if id, ok := protocol.ParseHostKey(key); ok {
-			ages[id] = max(now.Sub(e.Created()), 0)
+		ages[id] = max(now.Sub(e.Created()), 0)
+		rec := new(pb.HostRecord)
+		if proto.Unmarshal(e.Value(), rec) != nil || rec.GetProtocol() < protocol.AliveRenewalVersion {
+			continue
 		}
-		if id, ok := protocol.ParseAliveKey(key); ok {
-			alive[id] = max(now.Sub(e.Created()), 0)
+		live, ok := buckets[rec.GetLivenessBucket()]
+		if !ok {
+			if live, err = js.KeyValue(ctx, rec.GetLivenessBucket()); err != nil {
+				live = nil
+			}
+			buckets[rec.GetLivenessBucket()] = live
 		}
-	}
-	for id := range ages {
-		if age, ok := alive[id]; ok {
-			ages[id] = age
+		if live == nil {
+			continue
+		}
+		if a, err := live.Get(ctx, placement.AliveKey(id)); err == nil {
+			ages[id] = max(now.Sub(a.Created()), 0)
 		}
 	}
 	return ages, nil
