@@ -313,8 +313,9 @@ type HostRecord struct {
 	// alive.<host_id> (PROTOCOL.md, "Membership bucket"); empty means the
 	// membership bucket itself, as hosts wrote it before the liveness bucket.
 	LivenessBucket string `protobuf:"bytes,11,opt,name=liveness_bucket,json=livenessBucket,proto3" json:"liveness_bucket,omitempty"`
-	// lease_ttl_ms is the TTL of the host's liveness key, in milliseconds: how
-	// long after its last renewal the host may still act on its lease.
+	// lease_ttl_ms is the TTL of the host's liveness key, in milliseconds
+	// (whole seconds): the longest the host acts after sending its last
+	// renewal (it stops earlier, at the TTL less a margin).
 	LeaseTtlMs    uint64 `protobuf:"varint,12,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,7 +146,10 @@ type Lease struct {
 	// replacing is set by Forfeit until onLost calls Replace: the renewal
 	// loop must not join again with the forfeited incarnation's record.
 	replacing bool
-	stopOnce  sync.Once
+	// gaveUp holds the last incarnations Replace took the place of: this
+	// process's own, given up after a lost lease, so no longer acting.
+	gaveUp   []string
+	stopOnce sync.Once
 }
 
 // errInUse is the conflict of a join with a live host of the same id.
@@ -369,6 +373,9 @@ func (l *Lease) ValidUntil() time.Time {
 func (l *Lease) Replace(rec *pb.HostRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if old := l.rec.GetIncarnation(); old != "" && old != rec.GetIncarnation() {
+		l.gaveUp = append(l.gaveUp[max(0, len(l.gaveUp)-7):], old)
+	}
 	l.rec = proto.Clone(rec).(*pb.HostRecord)
 	l.replacing = false
 	l.stamp(l.rec)
@@ -574,16 +581,18 @@ func (l *Lease) create(ctx context.Context) error {
 		l.forfeited = 0
 	}
 	sent, err := l.takeAliveLocked(ctx, rec.GetIncarnation())
-	if err != nil {
-		if l.cfg.EnsureLiveness != nil && l.bucketGone(err) {
-			// The next try finds the bucket. A context of its own: the
-			// failed write may have used up ctx.
-			ectx, cancel := context.WithTimeout(context.Background(), l.cfg.TTL)
-			defer cancel()
-			if eerr := l.cfg.EnsureLiveness(ectx); eerr != nil {
-				err = fmt.Errorf("%w; creating the liveness bucket again: %w", err, eerr)
-			}
+	if err != nil && l.cfg.EnsureLiveness != nil && l.bucketGone(err) {
+		// A context of its own for the rest: the failed write may have
+		// used up ctx.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), l.cfg.TTL)
+		defer cancel()
+		if eerr := l.cfg.EnsureLiveness(ctx); eerr != nil {
+			return fmt.Errorf("%w; creating the liveness bucket again: %w", err, eerr)
 		}
+		sent, err = l.takeAliveLocked(ctx, rec.GetIncarnation())
+	}
+	if err != nil {
 		return err
 	}
 	if l.apart() {
@@ -610,6 +619,11 @@ func (l *Lease) create(ctx context.Context) error {
 // arriving, renewing it at once (that try's send time is unknown). It
 // returns the send time of the write that succeeded. l.mu is held.
 func (l *Lease) takeAliveLocked(ctx context.Context, inc string) (time.Time, error) {
+	if l.apart() {
+		if err := l.holdLostLocked(ctx, inc); err != nil {
+			return time.Now(), err
+		}
+	}
 	sent := time.Now()
 	rev, err := l.live.Create(ctx, l.alive, []byte(inc), jetstream.KeyTTL(l.cfg.TTL))
 	if err == nil {
@@ -703,6 +717,46 @@ func (l *Lease) renewAliveLocked(ctx context.Context, inc string) error {
 	return nil
 }
 
+// holdLostLocked refuses the id while another incarnation may still act on
+// it. A liveness key with no message at all, not even an expiry marker, was
+// lost with its bucket (a server that kept it in memory restarted) rather
+// than expired, and the incarnation whose record still stands may be acting
+// on its lease. holdLostLocked writes that incarnation's key again, with its
+// lease TTL (as a monitor waits that long, see Monitor), and refuses the
+// join as in use: a try after the server expired the key finds its marker
+// and goes ahead. An incarnation this lease gave up (Replace) is no longer
+// acting and is not waited for. l.mu is held.
+func (l *Lease) holdLostLocked(ctx context.Context, inc string) error {
+	_, err := lastMsg(ctx, l.js, l.live.Bucket(), l.alive)
+	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return err // nil: the key or its marker is there, and Create decides
+	}
+	e, err := l.kv.Get(ctx, l.key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	stored := new(pb.HostRecord)
+	if proto.Unmarshal(e.Value(), stored) != nil || stored.GetHostId() != l.rec.GetHostId() ||
+		stored.GetIncarnation() == "" || stored.GetIncarnation() == inc || slices.Contains(l.gaveUp, stored.GetIncarnation()) ||
+		stored.GetLivenessBucket() != l.live.Bucket() || stored.GetChangedRevision() != 0 {
+		return nil
+	}
+	ttl := DefaultLeaseTTL
+	if ms := stored.GetLeaseTtlMs(); ms != 0 { // whole seconds for the server, rounded up
+		ttl = max(time.Second, (time.Duration(min(ms, maxLeaseTTLMs))*time.Millisecond + time.Second - 1).Truncate(time.Second))
+	}
+	_, err = l.js.Publish(ctx, protocol.KVSubject(l.live.Bucket(), l.alive), []byte(stored.GetIncarnation()),
+		jetstream.WithMsgTTL(ttl), jetstream.WithExpectLastSequencePerSubject(0))
+	if err != nil && !jsutil.IsConflict(err) {
+		return err
+	}
+	return fmt.Errorf("%w: the liveness key of incarnation %s was lost, not expired; it holds the id until the key, written again, expires",
+		errInUse, stored.GetIncarnation())
+}
+
 // takeStubLocked keeps the incarnation inc, without a TTL, under alive.<id>
 // in the membership bucket, once the liveness key in the liveness bucket is
 // ours: monitors that look for liveness keys there (hosts before the
@@ -724,7 +778,9 @@ func (l *Lease) takeStubLocked(ctx context.Context, inc string) error {
 		if err != nil {
 			return err
 		}
+		removed := m.Header.Get(protocol.HeaderKVOperation) != "" || m.Header.Get(jetstream.MarkerReasonHeader) != ""
 		switch {
+		case removed: // a delete or an expiry marker: nobody's
 		case string(m.Data) == inc:
 			l.stubRev = m.Sequence // our own earlier try
 			return nil
@@ -756,6 +812,9 @@ func lastMsg(ctx context.Context, js jetstream.JetStream, bucket, key string) (*
 // the try's deadline; only JetStream's own answer that the stream does not
 // exist settles it.
 func (l *Lease) bucketGone(err error) bool {
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return true
+	}
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}

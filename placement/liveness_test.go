@@ -28,12 +28,19 @@ func liveness(t *testing.T, js jetstream.JetStream) jetstream.KeyValue {
 	return live
 }
 
-// joinLive joins id with its liveness key in the liveness bucket, as hosts
-// do, creating the bucket again whenever it finds it gone.
-func joinLive(t *testing.T, js jetstream.JetStream, kv, live jetstream.KeyValue, id string, onLost func(error)) *placement.Lease {
+// lossTTL is the lease TTL of the tests that lose the liveness bucket: a
+// monitor gives a key lost with it the TTL before it looks again, and a
+// live host writes its key again within a few retry intervals (TTL/8 each),
+// which must stay well inside that on a loaded machine.
+const lossTTL = 2 * time.Second
+
+// joinLive joins id with a lease of ttl and its liveness key in the
+// liveness bucket, as hosts do, creating the bucket again whenever it finds
+// it gone.
+func joinLive(t *testing.T, js jetstream.JetStream, kv, live jetstream.KeyValue, id string, ttl time.Duration, onLost func(error)) *placement.Lease {
 	t.Helper()
 	rec := &pb.HostRecord{HostId: id, Subject: "troupe.host." + id, ActorTypes: []string{"counter"}, Incarnation: "inc-" + id}
-	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: testTTL, Liveness: live, EnsureLiveness: func(ctx context.Context) error {
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: ttl, Liveness: live, EnsureLiveness: func(ctx context.Context) error {
 		_, err := placement.EnsureLivenessBucket(ctx, js, placement.BucketConfig{})
 		return err
 	}}, onLost)
@@ -149,7 +156,7 @@ func TestBothLivenessLayoutsWorkSideBySide(t *testing.T) {
 
 	// Four monitoring hosts of the new layout, then both crash.
 	for _, id := range []string{"m1", "m2", "m3", "m4"} {
-		joinLive(t, js, kv, live, id, nil)
+		joinLive(t, js, kv, live, id, testTTL, nil)
 	}
 	waitTable(t, w, "six hosts", members(6))
 	for _, id := range []placement.HostID{"m1", "m2", "m3", "m4"} {
@@ -193,7 +200,7 @@ func TestAKeyLostWithItsBucketGetsItsHostsTTL(t *testing.T) {
 	monitors := map[placement.HostID]chan *placement.Monitor{}
 	for _, id := range []placement.HostID{"a", "b", "c"} {
 		monitors[id] = make(chan *placement.Monitor, 1)
-		leases[id] = joinLive(t, js, kv, live, string(id), rewatchOnLost(monitors[id]))
+		leases[id] = joinLive(t, js, kv, live, string(id), lossTTL, rewatchOnLost(monitors[id]))
 	}
 	tab := waitTable(t, w, "three hosts", members(3))
 	purged := make(chan placement.HostID, 3)
@@ -222,14 +229,14 @@ func TestAKeyLostWithItsBucketGetsItsHostsTTL(t *testing.T) {
 		if id != victim {
 			t.Fatalf("a monitor removed %s, a live host", id)
 		}
-		if since := time.Since(lost); since < testTTL {
-			t.Fatalf("%s removed %v after its key was lost, before its lease TTL %v", id, since, testTTL)
+		if since := time.Since(lost); since < lossTTL {
+			t.Fatalf("%s removed %v after its key was lost, before its lease TTL %v", id, since, lossTTL)
 		}
 		t.Logf("%s removed %v after its key was lost", id, time.Since(lost))
-	case <-time.After(10 * time.Second):
+	case <-time.After(15 * time.Second):
 		t.Fatalf("%s was not removed", victim)
 	}
-	time.Sleep(2 * testTTL)
+	time.Sleep(lossTTL)
 	after := w.Table()
 	for _, id := range []placement.HostID{"a", "b"} {
 		if _, ok := after.Member(id); !ok {
@@ -279,7 +286,7 @@ func TestLeasesOutliveARestartOfTheServer(t *testing.T) {
 	purged := make(chan placement.HostID, 2)
 	for _, id := range []placement.HostID{"a", "b"} {
 		monitors[id] = make(chan *placement.Monitor, 1)
-		leases[id] = joinLive(t, js, kv, live, string(id), rewatchOnLost(monitors[id]))
+		leases[id] = joinLive(t, js, kv, live, string(id), lossTTL, rewatchOnLost(monitors[id]))
 	}
 	before := waitTable(t, w, "two hosts", members(2))
 	for _, id := range []placement.HostID{"a", "b"} {
@@ -305,7 +312,7 @@ func TestLeasesOutliveARestartOfTheServer(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(2 * testTTL) // past the monitors' grace
+	time.Sleep(lossTTL + time.Second) // past the monitors' grace
 	select {
 	case id := <-purged:
 		t.Fatalf("a monitor removed %s after the restart", id)
@@ -336,4 +343,98 @@ func rewatchOnLost(m chan *placement.Monitor) func(error) {
 func exists(js jetstream.JetStream, bucket string) bool {
 	_, err := js.Stream(context.Background(), protocol.KVStream(bucket))
 	return err == nil
+}
+
+// lose deletes the liveness bucket and creates it again, empty: what a
+// single server's restart does to it.
+func lose(t *testing.T, js jetstream.JetStream, live jetstream.KeyValue) {
+	t.Helper()
+	if err := js.DeleteKeyValue(context.Background(), live.Bucket()); err != nil {
+		t.Fatal(err)
+	}
+	liveness(t, js)
+}
+
+// A process that joins under an id whose liveness key was lost with its
+// bucket, while the record of the incarnation that held it stands, cannot
+// tell that incarnation from a live one: it writes that incarnation's key
+// again with its lease TTL and is refused until the server expires it.
+func TestAJoinWaitsOutAnIncarnationWhoseKeyWasLost(t *testing.T) {
+	js, kv := bucket(t)
+	live := liveness(t, js)
+	first := joinLive(t, js, kv, live, "a", lossTTL, nil)
+	first.Stop() // as if cut off: it may act until its lease runs out
+	lose(t, js, live)
+
+	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "second"}
+	cfg := placement.LeaseConfig{TTL: testTTL, Liveness: live}
+	_, err := placement.Join(context.Background(), js, kv, rec, cfg, nil)
+	if !errors.Is(err, placement.ErrHostIDInUse) {
+		t.Fatalf("join over a lost key: %v, want ErrHostIDInUse", err)
+	}
+	refused := time.Now()
+	if e, err := live.Get(context.Background(), placement.AliveKey("a")); err != nil || string(e.Value()) != "inc-a" {
+		t.Fatalf("alive.a after the refused join: %v %v, want the first incarnation's", e, err)
+	}
+	for {
+		l, err := placement.Join(context.Background(), js, kv, rec, cfg, nil)
+		if err == nil {
+			t.Cleanup(l.Stop)
+			break
+		}
+		if !errors.Is(err, placement.ErrHostIDInUse) || time.Since(refused) > 15*time.Second {
+			t.Fatalf("join after the first incarnation's key expired: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if since := time.Since(refused); since < lossTTL-200*time.Millisecond {
+		t.Fatalf("joined %v after the refusal, before the first incarnation's TTL %v ran out", since, lossTTL)
+	}
+}
+
+// A lease that lost its key with the bucket and was given a new
+// incarnation (Replace, as a host does) joins again at once: the
+// incarnation it gave up is its own and no longer acts.
+func TestALeaseDoesNotWaitForTheIncarnationItGaveUp(t *testing.T) {
+	js, kv := bucket(t)
+	live := liveness(t, js)
+	const ttl = 10 * time.Second // what a wait would cost; renewals every 0.5 s find the loss at once
+	rec := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "first"}
+	var l *placement.Lease
+	ready := make(chan struct{})
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: ttl, Renew: 500 * time.Millisecond, Liveness: live,
+		EnsureLiveness: func(ctx context.Context) error {
+			_, err := placement.EnsureLivenessBucket(ctx, js, placement.BucketConfig{})
+			return err
+		}}, func(error) {
+		<-ready
+		next := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "second"}
+		l.Replace(next)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(ready)
+	t.Cleanup(l.Stop)
+	lost := time.Now()
+	if err := js.DeleteKeyValue(context.Background(), live.Bucket()); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		e, err := kv.Get(context.Background(), placement.HostKey("a"))
+		if err == nil && l.Valid() {
+			stored := new(pb.HostRecord)
+			if err := proto.Unmarshal(e.Value(), stored); err != nil {
+				t.Fatal(err)
+			}
+			if stored.GetIncarnation() == "second" {
+				break
+			}
+		}
+		if time.Since(lost) > ttl {
+			t.Fatalf("not joined again as the second incarnation %v after the loss (a wait for the first takes %v)", time.Since(lost), ttl)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("joined again as the second incarnation %v after the loss", time.Since(lost))
 }
