@@ -276,9 +276,12 @@ func (TurnKind) EnumDescriptor() ([]byte, []int) {
 }
 
 // HostRecord is the value of the key hosts.<host_id> in the membership bucket.
-// A host writes it when it joins and re-publishes it with a per-message TTL to
-// keep its lease; when the TTL runs out the server replaces it with a purge
-// marker and every watcher drops the host.
+// A host of protocol version 1 writes it when it joins and re-publishes it
+// with a per-message TTL to keep its lease; when the TTL runs out the server
+// replaces it with a purge marker and every watcher drops the host. From
+// version 2 a host writes it without a TTL, on join, drain and leave only, and
+// keeps its lease on its liveness key alive.<host_id> (PROTOCOL.md,
+// "Membership bucket").
 type HostRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// host_id repeats the last token of the key.

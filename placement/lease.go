@@ -580,7 +580,7 @@ func (l *Lease) create(ctx context.Context) error {
 		}
 		l.forfeited = 0
 	}
-	sent, err := l.takeAliveLocked(ctx, rec.GetIncarnation())
+	sent, fresh, err := l.takeAliveLocked(ctx, rec.GetIncarnation())
 	if err != nil && l.cfg.EnsureLiveness != nil && l.bucketGone(err) {
 		// A context of its own for the rest: the failed write may have
 		// used up ctx.
@@ -590,7 +590,7 @@ func (l *Lease) create(ctx context.Context) error {
 		if eerr := l.cfg.EnsureLiveness(ctx); eerr != nil {
 			return fmt.Errorf("%w; creating the liveness bucket again: %w", err, eerr)
 		}
-		sent, err = l.takeAliveLocked(ctx, rec.GetIncarnation())
+		sent, fresh, err = l.takeAliveLocked(ctx, rec.GetIncarnation())
 	}
 	if err != nil {
 		return err
@@ -600,9 +600,9 @@ func (l *Lease) create(ctx context.Context) error {
 	}
 	var rev uint64
 	if err == nil {
-		rev, err = l.writeRecordLocked(ctx, rec)
+		rev, err = l.writeRecordLocked(ctx, rec, fresh)
 	}
-	if errors.Is(err, errInUse) {
+	if errors.Is(err, errInUse) && l.aliveRev != 0 {
 		_ = l.live.Purge(ctx, l.alive, jetstream.LastRevision(l.aliveRev), jetstream.PurgeTTL(l.cfg.MarkerTTL))
 		l.aliveRev = 0
 	}
@@ -618,35 +618,35 @@ func (l *Lease) create(ctx context.Context) error {
 // one an earlier try of the same incarnation stored without its answer
 // arriving, renewing it at once (that try's send time is unknown). It
 // returns the send time of the write that succeeded. l.mu is held.
-func (l *Lease) takeAliveLocked(ctx context.Context, inc string) (time.Time, error) {
+func (l *Lease) takeAliveLocked(ctx context.Context, inc string) (sent time.Time, fresh bool, err error) {
 	if l.apart() {
-		if err := l.holdLostLocked(ctx, inc); err != nil {
-			return time.Now(), err
+		if fresh, err = l.holdLostLocked(ctx, inc); err != nil {
+			return time.Now(), false, err
 		}
 	}
-	sent := time.Now()
+	sent = time.Now()
 	rev, err := l.live.Create(ctx, l.alive, []byte(inc), jetstream.KeyTTL(l.cfg.TTL))
 	if err == nil {
 		l.aliveRev = rev
-		return sent, nil
+		return sent, fresh, nil
 	}
 	if !jsutil.IsConflict(err) {
-		return sent, err
+		return sent, false, err
 	}
 	e, gerr := ownAlive(ctx, l.live, l.alive, inc)
 	if gerr != nil {
-		return sent, gerr
+		return sent, false, gerr
 	}
 	if e == nil {
-		return sent, fmt.Errorf("%w: %w", errInUse, err)
+		return sent, false, fmt.Errorf("%w: %w", errInUse, err)
 	}
 	l.aliveRev = e.Revision()
 	sent = time.Now()
 	if err := l.renewAliveLocked(ctx, inc); err != nil {
 		l.aliveRev = 0
-		return sent, err
+		return sent, false, err
 	}
-	return sent, nil
+	return sent, false, nil
 }
 
 // writeRecordLocked writes the host record once the liveness key is ours,
@@ -654,8 +654,11 @@ func (l *Lease) takeAliveLocked(ctx context.Context, inc string) (time.Time, err
 // incarnation (dead: its liveness key expired, or this create would have
 // failed) and takes over its own incarnation's record from an earlier try;
 // a protocol-1 host's record, which renews itself, means the id is in use.
+// fresh says that the liveness key had no message at all before this join
+// created it: a record of another incarnation written since then (it
+// joined as the bucket was lost) is waited out as holdLostLocked does.
 // l.mu is held.
-func (l *Lease) writeRecordLocked(ctx context.Context, rec *pb.HostRecord) (uint64, error) {
+func (l *Lease) writeRecordLocked(ctx context.Context, rec *pb.HostRecord, fresh bool) (uint64, error) {
 	data, err := proto.Marshal(rec)
 	if err != nil {
 		return 0, err
@@ -679,6 +682,13 @@ func (l *Lease) writeRecordLocked(ctx context.Context, rec *pb.HostRecord) (uint
 			}
 			if stored.GetProtocol() < protocol.AliveRenewalVersion {
 				return 0, fmt.Errorf("%w: a protocol-1 host holds the record", errInUse)
+			}
+			if fresh && l.apart() && l.mayActOn(stored, rec.GetIncarnation()) {
+				err := l.holdForLocked(ctx, stored, l.aliveRev)
+				if errors.Is(err, errInUse) {
+					l.aliveRev = 0 // the key is the other incarnation's now
+				}
+				return 0, err
 			}
 		}
 		rev, err = l.kv.Update(ctx, l.key, data, e.Revision())
@@ -721,35 +731,51 @@ func (l *Lease) renewAliveLocked(ctx context.Context, inc string) error {
 // it. A liveness key with no message at all, not even an expiry marker, was
 // lost with its bucket (a server that kept it in memory restarted) rather
 // than expired, and the incarnation whose record still stands may be acting
-// on its lease. holdLostLocked writes that incarnation's key again, with its
-// lease TTL (as a monitor waits that long, see Monitor), and refuses the
-// join as in use: a try after the server expired the key finds its marker
-// and goes ahead. An incarnation this lease gave up (Replace) is no longer
-// acting and is not waited for. l.mu is held.
-func (l *Lease) holdLostLocked(ctx context.Context, inc string) error {
-	_, err := lastMsg(ctx, l.js, l.live.Bucket(), l.alive)
+// on its lease: holdLostLocked writes that incarnation's key again (see
+// holdForLocked) and refuses the join as in use. A try after the server
+// expired the key finds its marker and goes ahead. It reports whether the
+// key had no message at all (fresh), which writeRecordLocked needs too.
+// l.mu is held.
+func (l *Lease) holdLostLocked(ctx context.Context, inc string) (fresh bool, err error) {
+	_, err = lastMsg(ctx, l.js, l.live.Bucket(), l.alive)
 	if !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return err // nil: the key or its marker is there, and Create decides
+		return false, err // nil: the key or its marker is there, and Create decides
 	}
 	e, err := l.kv.Get(ctx, l.key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return err
+		return true, err
 	}
 	stored := new(pb.HostRecord)
-	if proto.Unmarshal(e.Value(), stored) != nil || stored.GetHostId() != l.rec.GetHostId() ||
-		stored.GetIncarnation() == "" || stored.GetIncarnation() == inc || slices.Contains(l.gaveUp, stored.GetIncarnation()) ||
-		stored.GetLivenessBucket() != l.live.Bucket() || stored.GetChangedRevision() != 0 {
-		return nil
+	if proto.Unmarshal(e.Value(), stored) != nil || !l.mayActOn(stored, inc) {
+		return true, nil
 	}
+	return true, l.holdForLocked(ctx, stored, 0)
+}
+
+// mayActOn reports whether the record stored under the host's key belongs
+// to another incarnation that keeps its liveness key in this lease's
+// liveness bucket and that this lease did not give up itself (Replace):
+// one that may still be acting when its key was lost rather than expired.
+func (l *Lease) mayActOn(stored *pb.HostRecord, inc string) bool {
+	return stored.GetHostId() == l.rec.GetHostId() && stored.GetIncarnation() != "" && stored.GetIncarnation() != inc &&
+		!slices.Contains(l.gaveUp, stored.GetIncarnation()) &&
+		stored.GetLivenessBucket() == l.live.Bucket() && stored.GetChangedRevision() == 0
+}
+
+// holdForLocked writes the liveness key of the incarnation of record stored
+// again, with that record's lease TTL (as a monitor waits that long for a
+// lost key, see Monitor), expecting the key's last revision to be expect,
+// and returns the join's refusal as in use. l.mu is held.
+func (l *Lease) holdForLocked(ctx context.Context, stored *pb.HostRecord, expect uint64) error {
 	ttl := DefaultLeaseTTL
 	if ms := stored.GetLeaseTtlMs(); ms != 0 { // whole seconds for the server, rounded up
 		ttl = max(time.Second, (time.Duration(min(ms, maxLeaseTTLMs))*time.Millisecond + time.Second - 1).Truncate(time.Second))
 	}
-	_, err = l.js.Publish(ctx, protocol.KVSubject(l.live.Bucket(), l.alive), []byte(stored.GetIncarnation()),
-		jetstream.WithMsgTTL(ttl), jetstream.WithExpectLastSequencePerSubject(0))
+	_, err := l.js.Publish(ctx, protocol.KVSubject(l.live.Bucket(), l.alive), []byte(stored.GetIncarnation()),
+		jetstream.WithMsgTTL(ttl), jetstream.WithExpectLastSequencePerSubject(expect))
 	if err != nil && !jsutil.IsConflict(err) {
 		return err
 	}

@@ -294,30 +294,44 @@ func (m *Monitor) watch(t *Table, id HostID, events chan<- peerEvent) (*peerWatc
 func (m *Monitor) check(id HostID) bool {
 	ctx, cancel := context.WithTimeout(m.life, 5*time.Second)
 	defer cancel()
+	// A purge that meets a newer record looks again: a new incarnation's
+	// join keeps it, but so would a write of the dead one (a drain it sent
+	// as its key expired), and nothing else would bring the check back.
+	for range 3 {
+		if done, again := m.checkOnce(ctx, id); !again {
+			return done
+		}
+	}
+	return false
+}
+
+// checkOnce is one try of check; again says that the record changed
+// between its read and the purge.
+func (m *Monitor) checkOnce(ctx context.Context, id HostID) (done, again bool) {
 	e, err := m.kv.Get(ctx, HostKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return true // gone already
+		return true, false // gone already
 	}
 	if err != nil {
-		return m.life.Err() != nil
+		return m.life.Err() != nil, false
 	}
 	rec := new(pb.HostRecord)
 	if proto.Unmarshal(e.Value(), rec) != nil || rec.GetProtocol() < protocol.AliveRenewalVersion || rec.GetChangedRevision() != 0 {
 		// A protocol-1 record expires by its own TTL. So does a record
 		// with changed_revision set: only a renewal of the record itself
 		// sets it, which a host renewing a liveness key never writes.
-		return true
+		return true, false
 	}
 	live := m.bucketOf(rec.GetLivenessBucket())
 	if live == nil {
-		return true // a liveness bucket this monitor does not know
+		return true, false // a liveness bucket this monitor does not know
 	}
 	a, err := live.Get(ctx, AliveKey(id))
 	switch {
 	case err == nil && string(a.Value()) == rec.GetIncarnation():
-		return true // alive
+		return true, false // alive
 	case err != nil && !errors.Is(err, jetstream.ErrKeyNotFound):
-		return m.life.Err() != nil
+		return m.life.Err() != nil, false
 	}
 	err = m.kv.Purge(ctx, HostKey(id), jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(m.markerTTL))
 	switch {
@@ -326,9 +340,9 @@ func (m *Monitor) check(id HostID) bool {
 			m.onPurge(id)
 		}
 	case jsutil.IsConflict(err):
-		return true // the record changed meanwhile: a join or leave of its own
+		return false, true // the record changed meanwhile: look again
 	default:
-		return m.life.Err() != nil
+		return m.life.Err() != nil, false
 	}
 	if live != m.kv {
 		// The incarnation's own alive.<id> in the membership bucket, which
@@ -337,5 +351,5 @@ func (m *Monitor) check(id HostID) bool {
 			_ = purgeIfLatest(ctx, m.kv, AliveKey(id), s.Revision(), m.markerTTL)
 		}
 	}
-	return true
+	return true, false
 }
