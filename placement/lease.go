@@ -504,7 +504,11 @@ func (l *Lease) tick() bool {
 	}
 	// No bucket means no key: a server that kept the liveness bucket in
 	// memory restarted, and the key went with it.
-	lost := jsutil.IsConflict(err) || l.bucketGone(err) || time.Since(l.Renewed()) >= l.cfg.TTL
+	gone := l.bucketGone(err)
+	if gone {
+		err = fmt.Errorf("placement: the liveness bucket %s is gone (a server that kept it in memory restarted?): %w", l.live.Bucket(), err)
+	}
+	lost := jsutil.IsConflict(err) || gone || time.Since(l.Renewed()) >= l.cfg.TTL
 	if !lost {
 		return false // transient: the next tick tries again
 	}

@@ -3,7 +3,6 @@ package placement_test
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -258,13 +257,7 @@ func TestAKeyLostWithItsBucketGetsItsHostsTTL(t *testing.T) {
 // keys gone, create the bucket and their keys again, and stay in the table;
 // no monitor removes them.
 func TestLeasesOutliveARestartOfTheServer(t *testing.T) {
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	dir, addr := t.TempDir(), natstest.FreeAddr(t)
 	s, err := embedded.Start(embedded.Config{StoreDir: dir, Listen: addr})
 	if err != nil {
 		t.Fatal(err)
