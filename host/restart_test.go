@@ -11,7 +11,6 @@ import (
 
 	"github.com/troupe-dev/troupe/examples/counter"
 	"github.com/troupe-dev/troupe/host"
-	"github.com/troupe-dev/troupe/internal/embedded"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
@@ -24,10 +23,7 @@ import (
 // the same actors from their saved state: no acknowledged write is lost.
 func TestHostsServeAgainAfterTheServerRestarts(t *testing.T) {
 	dir, addr := t.TempDir(), natstest.FreeAddr(t)
-	s, err := embedded.Start(embedded.Config{StoreDir: dir, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := natstest.ServerAt(t, dir, addr)
 	hosts := []*host.Host{startHost(t, s, host.Config{}, registerCounter), startHost(t, s, host.Config{}, registerCounter)}
 	r := newRouter(t, s)
 	waitMembers(t, r, 2)
@@ -45,14 +41,7 @@ func TestHostsServeAgainAfterTheServerRestarts(t *testing.T) {
 
 	s.Shutdown()
 	s.WaitForShutdown()
-	s, err = embedded.Start(embedded.Config{StoreDir: dir, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
+	s = natstest.ServerAt(t, dir, addr)
 
 	// Both hosts come back as new incarnations.
 	js, err := jetstream.New(nc)

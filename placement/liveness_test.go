@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/troupe-dev/troupe/internal/embedded"
 	"github.com/troupe-dev/troupe/internal/natstest"
 	"github.com/troupe-dev/troupe/pb"
 	"github.com/troupe-dev/troupe/placement"
@@ -258,10 +257,7 @@ func TestAKeyLostWithItsBucketGetsItsHostsTTL(t *testing.T) {
 // no monitor removes them.
 func TestLeasesOutliveARestartOfTheServer(t *testing.T) {
 	dir, addr := t.TempDir(), natstest.FreeAddr(t)
-	s, err := embedded.Start(embedded.Config{StoreDir: dir, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := natstest.ServerAt(t, dir, addr)
 	nc := natstest.Connect(t, s)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -290,14 +286,7 @@ func TestLeasesOutliveARestartOfTheServer(t *testing.T) {
 
 	s.Shutdown()
 	s.WaitForShutdown()
-	s, err = embedded.Start(embedded.Config{StoreDir: dir, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
+	s = natstest.ServerAt(t, dir, addr)
 	deadline := time.Now().Add(15 * time.Second)
 	for !leases["a"].Valid() || !leases["b"].Valid() || !exists(js, live.Bucket()) {
 		if time.Now().After(deadline) {

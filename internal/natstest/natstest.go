@@ -29,7 +29,15 @@ func Server(t testing.TB) *server.Server {
 // it and start another on the same data.
 func ServerIn(t testing.TB, dir string) *server.Server {
 	t.Helper()
-	s, err := embedded.Start(embedded.Config{StoreDir: dir})
+	return ServerAt(t, dir, "")
+}
+
+// ServerAt starts a server on the given store directory and client address
+// (HOST:PORT; "" for a random port), so a test can stop it and start
+// another where its clients reconnect. It is shut down when t ends.
+func ServerAt(t testing.TB, dir, addr string) *server.Server {
+	t.Helper()
+	s, err := embedded.Start(embedded.Config{StoreDir: dir, Listen: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
