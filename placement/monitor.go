@@ -149,7 +149,10 @@ func (m *Monitor) loop() {
 		events  = make(chan peerEvent)
 		due     = make(map[HostID]time.Time) // checks to make, and when
 		timer   = time.NewTimer(time.Hour)
-		rewatch bool // a watch could not start or ended: start them again
+		rewatch bool // start the watches again, from rewatchAt on
+		// rewatchAt delays a start after one that failed or a watch that
+		// ended, so that a server refusing watches is not asked in a loop.
+		rewatchAt time.Time
 	)
 	defer timer.Stop()
 	at := func(id HostID, when time.Time) {
@@ -166,7 +169,7 @@ func (m *Monitor) loop() {
 	defer stopWatches()
 	for {
 		changed := m.w.Changed()
-		if t := m.w.Table(); t != table || rewatch {
+		if t := m.w.Table(); t != table || (rewatch && !time.Now().Before(rewatchAt)) {
 			table = t
 			next := Watched(t, m.self, MonitorPeers)
 			nextBuckets := make([]string, len(next))
@@ -182,7 +185,7 @@ func (m *Monitor) loop() {
 					pw, err := m.watch(t, id, events)
 					switch {
 					case err != nil:
-						rewatch = true
+						rewatch, rewatchAt = true, time.Now().Add(monitorRetry)
 					case pw != nil:
 						watches = append(watches, pw)
 					}
@@ -196,7 +199,7 @@ func (m *Monitor) loop() {
 		}
 		next := time.Hour
 		if rewatch {
-			next = monitorRetry
+			next = time.Until(rewatchAt)
 		}
 		for _, when := range due {
 			next = min(next, time.Until(when))
@@ -207,7 +210,7 @@ func (m *Monitor) loop() {
 			return
 		case <-changed:
 		case <-m.rewatch:
-			rewatch = true
+			rewatch, rewatchAt = true, time.Time{}
 		case <-timer.C:
 			now := time.Now()
 			for id, when := range due {
@@ -225,7 +228,7 @@ func (m *Monitor) loop() {
 			pw := ev.w
 			switch {
 			case ev.ended:
-				rewatch = true
+				rewatch, rewatchAt = true, time.Now().Add(monitorRetry)
 			case ev.e == nil: // the initial entries are in
 				switch {
 				case pw.seen:
