@@ -774,12 +774,8 @@ func (l *Lease) mayActOn(stored *pb.HostRecord, inc string) bool {
 // lost key, see Monitor), expecting the key's last revision to be expect,
 // and returns the join's refusal as in use. l.mu is held.
 func (l *Lease) holdForLocked(ctx context.Context, stored *pb.HostRecord, expect uint64) error {
-	ttl := DefaultLeaseTTL
-	if ms := stored.GetLeaseTtlMs(); ms != 0 { // whole seconds for the server, rounded up
-		ttl = max(time.Second, (time.Duration(min(ms, maxLeaseTTLMs))*time.Millisecond + time.Second - 1).Truncate(time.Second))
-	}
 	_, err := l.js.Publish(ctx, protocol.KVSubject(l.live.Bucket(), l.alive), []byte(stored.GetIncarnation()),
-		jetstream.WithMsgTTL(ttl), jetstream.WithExpectLastSequencePerSubject(expect))
+		jetstream.WithMsgTTL(leaseTTLOf(stored)), jetstream.WithExpectLastSequencePerSubject(expect))
 	if err != nil && !jsutil.IsConflict(err) {
 		return err
 	}

@@ -32,16 +32,21 @@ func liveness(t *testing.T, js jetstream.JetStream) jetstream.KeyValue {
 // which must stay well inside that on a loaded machine.
 const lossTTL = 2 * time.Second
 
+// ensureLiveness is a LeaseConfig.EnsureLiveness for the default buckets.
+func ensureLiveness(js jetstream.JetStream) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := placement.EnsureLivenessBucket(ctx, js, placement.BucketConfig{})
+		return err
+	}
+}
+
 // joinLive joins id with a lease of ttl and its liveness key in the
 // liveness bucket, as hosts do, creating the bucket again whenever it finds
 // it gone.
 func joinLive(t *testing.T, js jetstream.JetStream, kv, live jetstream.KeyValue, id string, ttl time.Duration, onLost func(error)) *placement.Lease {
 	t.Helper()
 	rec := &pb.HostRecord{HostId: id, Subject: "troupe.host." + id, ActorTypes: []string{"counter"}, Incarnation: "inc-" + id}
-	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: ttl, Liveness: live, EnsureLiveness: func(ctx context.Context) error {
-		_, err := placement.EnsureLivenessBucket(ctx, js, placement.BucketConfig{})
-		return err
-	}}, onLost)
+	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: ttl, Liveness: live, EnsureLiveness: ensureLiveness(js)}, onLost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,10 +390,7 @@ func TestALeaseDoesNotWaitForTheIncarnationItGaveUp(t *testing.T) {
 	var l *placement.Lease
 	ready := make(chan struct{})
 	l, err := placement.Join(context.Background(), js, kv, rec, placement.LeaseConfig{TTL: ttl, Renew: 500 * time.Millisecond, Liveness: live,
-		EnsureLiveness: func(ctx context.Context) error {
-			_, err := placement.EnsureLivenessBucket(ctx, js, placement.BucketConfig{})
-			return err
-		}}, func(error) {
+		EnsureLiveness: ensureLiveness(js)}, func(error) {
 		<-ready
 		next := &pb.HostRecord{HostId: "a", Subject: "troupe.host.a", ActorTypes: []string{"counter"}, Incarnation: "second"}
 		l.Replace(next)

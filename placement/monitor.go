@@ -265,9 +265,6 @@ func (m *Monitor) watch(t *Table, id HostID, events chan<- peerEvent) (*peerWatc
 		return nil, err
 	}
 	pw := &peerWatch{id: id, inMem: kv != m.kv, grace: mem.LeaseTTL, stop: cancel}
-	if pw.grace <= 0 {
-		pw.grace = DefaultLeaseTTL
-	}
 	go func() {
 		defer func() { _ = kw.Stop() }()
 		for {

@@ -27,8 +27,8 @@ type Member struct {
 	// bucket, or "" for the membership bucket (hosts before the liveness
 	// bucket).
 	Liveness string
-	// LeaseTTL is the TTL of the host's liveness key; 0 when the host does
-	// not say.
+	// LeaseTTL is the TTL of the host's liveness key, in whole seconds;
+	// DefaultLeaseTTL when the host does not say.
 	LeaseTTL time.Duration
 
 	hash uint64 // hostHash(ID), set where members enter a Table

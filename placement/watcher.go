@@ -898,13 +898,25 @@ func memberOf(rec *pb.HostRecord) Member {
 		Protocol:  max(rec.GetProtocol(), 1),
 		Reminders: rec.GetReminders(),
 		Liveness:  rec.GetLivenessBucket(),
-		LeaseTTL:  time.Duration(min(rec.GetLeaseTtlMs(), maxLeaseTTLMs)) * time.Millisecond,
+		LeaseTTL:  leaseTTLOf(rec),
 	}
 }
 
 // maxLeaseTTLMs bounds a record's lease_ttl_ms (a day), so that it converts
 // to a time.Duration without overflow.
 const maxLeaseTTLMs = 24 * 3600 * 1000
+
+// leaseTTLOf is the TTL of the liveness key of the host that wrote rec, as
+// the server keeps it: lease_ttl_ms rounded up to whole seconds (at most a
+// day), DefaultLeaseTTL when the record does not say.
+func leaseTTLOf(rec *pb.HostRecord) time.Duration {
+	ms := rec.GetLeaseTtlMs()
+	if ms == 0 {
+		return DefaultLeaseTTL
+	}
+	d := time.Duration(min(ms, maxLeaseTTLMs)) * time.Millisecond
+	return max(time.Second, (d + time.Second - 1).Truncate(time.Second))
+}
 
 // notify marks the view's entries applied and wakes the waiters. It runs
 // after the table for those entries is published, so that a caller of
