@@ -168,7 +168,7 @@ func (s *stateStore) save(e epoch, key string, state []byte, hdr nats.Header, re
 			return ack.Sequence, nil
 		case errors.Is(err, errFencedSave) && !unanswered:
 			return 0, s.gate.errFenced()
-		case notSent(err) && !unanswered:
+		case jsutil.NotSent(err) && !unanswered:
 			return 0, protocol.Errorf(protocol.CodeUnavailable, "saving the state of %s: not connected to NATS; the turn was discarded: %w", key, err)
 		case jsutil.IsConflict(err):
 			if unanswered {
@@ -213,7 +213,7 @@ func ask[T any](ctx context.Context, read func(context.Context) (T, error)) (T, 
 		tctx, cancel := context.WithTimeout(ctx, saveAttempt)
 		v, err := read(tctx)
 		cancel()
-		if err == nil || ctx.Err() != nil || !noAnswer(err) && !notSent(err) {
+		if err == nil || ctx.Err() != nil || !noAnswer(err) && !jsutil.NotSent(err) {
 			return v, err
 		}
 		if time.Since(sent) < saveAttempt/2 {
@@ -241,12 +241,6 @@ func (s *stateStore) try(ctx context.Context, e epoch, subject string, state []b
 	ctx, cancel := context.WithTimeout(ctx, saveAttempt)
 	defer cancel()
 	return s.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: state, Header: hdr}, jetstream.WithExpectLastSequencePerSubject(rev))
-}
-
-// notSent reports whether a publish failed before the message left the
-// client: the connection was down and the client keeps no reconnect buffer.
-func notSent(err error) bool {
-	return errors.Is(err, nats.ErrReconnectBufExceeded)
 }
 
 // noAnswer reports whether a publish failed without a word from the

@@ -56,7 +56,7 @@ func newObserver(cfg Config) (*observer, error) {
 	}
 	o.retries, err = telemetry.Register(cfg.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "troupe_router_retries_total",
-		Help: "Requests a router sent again, by actor type and reason (moved, no_responders, unavailable, state_conflict).",
+		Help: "Requests a router sent again, by actor type and reason (moved, no_responders, no_answer, not_sent, unavailable, state_conflict).",
 	}, []string{"type", "reason"}))
 	if err != nil {
 		return nil, err

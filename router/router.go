@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/troupe-dev/troupe/internal/jsutil"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/protocol"
 )
@@ -324,6 +325,11 @@ func (c *call) run(ctx context.Context) ([]byte, error) {
 		case errors.Is(err, nats.ErrNoResponders):
 			c.retried("no_responders")
 			err = c.wait(ctx, table) // the owner is gone: wait for the table to drop it
+		case jsutil.NotSent(err):
+			// This client's link is down: the request never left, so it
+			// is sent again once the link is back, until the deadline.
+			c.retried("not_sent")
+			err = c.wait(ctx, table)
 		case err != nil && c.unanswered(ctx, err):
 			// The host may have died holding it, or the link was cut: the
 			// same id again, to whoever owns the actor now, waiting twice

@@ -226,3 +226,42 @@ func TestCallsFailFastWhenNobodyCanServe(t *testing.T) {
 		t.Errorf("fast failures took %v", took)
 	}
 }
+
+// A call made while the router's link is down waits for it: the request
+// never left (the connection keeps no reconnect buffer), so it is sent once
+// the link is back, within the call's deadline, rather than failing.
+func TestACallWaitsOutALinkThatIsDown(t *testing.T) {
+	s := natstest.Server(t)
+	subject := memberSpeaking(t, s, "h", protocol.Version)
+	nc := natstest.Connect(t, s)
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond([]byte("ok")) }); err != nil {
+		t.Fatal(err)
+	}
+	proxy, pc := natstest.ConnectProxied(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := router.New(ctx, pc, router.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	for len(r.Table().Members()) != 1 {
+		select {
+		case <-r.Watcher().Changed():
+		case <-ctx.Done():
+			t.Fatal("the router never saw the host")
+		}
+	}
+	proxy.Cut()
+	for !pc.IsReconnecting() {
+		if ctx.Err() != nil {
+			t.Fatal("the connection did not notice the cut")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.AfterFunc(300*time.Millisecond, proxy.Restore)
+	reply, err := r.Call(ctx, "t", "x", "m", nil)
+	if err != nil || string(reply) != "ok" {
+		t.Fatalf("call across the cut: %q %v, want ok", reply, err)
+	}
+}

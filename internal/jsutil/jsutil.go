@@ -1,4 +1,5 @@
-// Package jsutil holds small JetStream helpers shared by placement and host.
+// Package jsutil holds small NATS and JetStream helpers shared by placement,
+// host and router.
 package jsutil
 
 import (
@@ -68,12 +69,19 @@ func Transient(err error) bool {
 		return true
 	case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return true
-	case errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, nats.ErrConnectionReconnecting),
-		errors.Is(err, nats.ErrDisconnected):
+	case NotSent(err):
 		return true
 	}
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeTemporarilyUnavailable
+}
+
+// NotSent reports whether a request or publish failed before the message
+// left the client: the connection is down and reconnecting, and the client
+// keeps no reconnect buffer. Sending it again is always safe.
+func NotSent(err error) bool {
+	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrDisconnected)
 }
 
 // Retryable marks err as transient: a condition of the caller's own that
